@@ -1,0 +1,278 @@
+"""Builds the plugin manager and the registries of stages, executors and catalog readers.
+
+The plugin manager is built inside :func:`load_registry`, never at import time. Built-in core parts (the local
+executor, the manifest readers) are plugins listed in :data:`CORE_PLUGINS`; first-party stages live in their own
+packages under ``plugins/`` and arrive through the ``imgx`` entry-point group, exactly as third-party ones do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .stage import Stage, StageParams
+
+__all__ = [
+    "AUTOLOAD_ENV",
+    "CORE_PLUGINS",
+    "EXTRA_PLUGINS_ENV",
+    "PluginConfig",
+    "PluginFailure",
+    "Registry",
+    "load_registry",
+]
+
+AUTOLOAD_ENV = "IMGX_DISABLE_PLUGIN_AUTOLOAD"
+EXTRA_PLUGINS_ENV = "IMGX_PLUGINS"
+CORE_PLUGINS: tuple[str, ...] = ("imgx.executors.local", "imgx.io.catalog")
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginConfig:
+    """How to find plugins; picklable so that worker processes rebuild the same registry.
+
+    :param plugins_dirs: folders whose ``*.py`` modules (and packages) are loaded as one-off plugins.
+    :param modules: extra importable module names to load as plugins (also read from ``IMGX_PLUGINS``).
+    :param autoload: load the ``imgx`` entry-point group; ``None`` means "unless ``IMGX_DISABLE_PLUGIN_AUTOLOAD`` is set".
+    """
+
+    plugins_dirs: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    autoload: bool | None = None
+
+    def autoload_enabled(self) -> bool:
+        if self.autoload is not None:
+            return self.autoload
+        return os.environ.get(AUTOLOAD_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}
+
+    def all_modules(self) -> tuple[str, ...]:
+        from_env = tuple(m.strip() for m in os.environ.get(EXTRA_PLUGINS_ENV, "").split(",") if m.strip())
+        return tuple(dict.fromkeys(self.modules + from_env))
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be loaded or registered something invalid; the others keep working."""
+
+    plugin: str
+    error: str
+
+
+@dataclasses.dataclass
+class Entry:
+    """One registered thing and the plugin that registered it."""
+
+    obj: Any
+    plugin: str
+
+
+@dataclasses.dataclass
+class Registry:
+    """What the loaded plugins provide. Build it with :func:`load_registry`."""
+
+    config: PluginConfig
+    plugin_manager: pluggy.PluginManager
+    stages: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    executors: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    catalog_readers: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    failures: list[PluginFailure] = dataclasses.field(default_factory=list)
+
+    def get_stage(self, name: str) -> type[Stage]:
+        """The stage class registered as ``name``; an unknown name raises listing the close names."""
+        return self._get(self.stages, name, "stage").obj
+
+    def stage_plugin(self, name: str) -> str:
+        return self._get(self.stages, name, "stage").plugin
+
+    def get_executor(self, name: str) -> Any:
+        """The executor class registered as ``name``."""
+        return self._get(self.executors, name, "executor").obj
+
+    def reader_for_suffix(self, suffix: str) -> Any | None:
+        """The catalog reader class for a manifest suffix (``".csv"``), or ``None``."""
+        entry = self.catalog_readers.get(suffix.lower())
+        return entry.obj if entry else None
+
+    def _get(self, table: dict[str, Entry], name: str, kind: str) -> Entry:
+        try:
+            return table[name]
+        except KeyError:
+            raise PluginError(unknown_name_message(name, kind, table)) from None
+
+
+def unknown_name_message(name: str, kind: str, known: Iterable[str]) -> str:
+    """``got 'x' for a <kind>; did you mean ...? known: ...`` with the close names first."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    listing = ", ".join(known) if known else "none (is a plugin missing? see `imgx stages`)"
+    return f"got unknown {kind} {name!r}.{hint} Known {kind}s: {listing}"
+
+
+def _load_dir_plugins(directory: str) -> list[tuple[str, ModuleType]]:
+    path = Path(directory)
+    if not path.is_dir():
+        raise PluginError(f"got --plugins-dir {directory!r}; expected an existing folder of plugin modules")
+    modules = []
+    for candidate in sorted(path.iterdir()):
+        if candidate.name.startswith(("_", ".")):
+            continue
+        if candidate.is_file() and candidate.suffix == ".py":
+            init = candidate
+        elif candidate.is_dir() and (candidate / "__init__.py").is_file():
+            init = candidate / "__init__.py"
+        else:
+            continue
+        stem = candidate.stem
+        module_name = f"imgx_plugins_dir.{stem}"
+        try:
+            spec = importlib.util.spec_from_file_location(
+                module_name, init, submodule_search_locations=[str(candidate)] if init.name == "__init__.py" else None
+            )
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(module_name, None)
+            modules.append((f"{candidate} ({type(exc).__name__}: {exc})", None))  # type: ignore[arg-type]
+            continue
+        modules.append((str(candidate), module))
+    return modules
+
+
+def load_registry(config: PluginConfig | None = None) -> Registry:
+    """Build the plugin manager, load every plugin and collect what they register.
+
+    A plugin that fails to import, has a misspelt hook, raises in a hook or registers something invalid is recorded
+    in ``Registry.failures`` (named) and the others keep working.
+    """
+    config = config or PluginConfig()
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    registry = Registry(config=config, plugin_manager=pm)
+
+    def register(name: str, load: Callable[[], Any]) -> None:
+        try:
+            plugin = load()
+            if pm.is_registered(plugin):
+                return
+            pm.register(plugin, name=name)
+        except Exception as exc:
+            registry.failures.append(PluginFailure(name, f"failed to load: {type(exc).__name__}: {exc}"))
+
+    for module_name in CORE_PLUGINS:
+        register(module_name, lambda m=module_name: importlib.import_module(m))
+    if config.autoload_enabled():
+        for ep in sorted(importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME), key=lambda e: e.name):
+            dist = getattr(ep.dist, "name", None) or "?"
+            register(f"{ep.name} ({dist})", ep.load)
+    for module_name in config.all_modules():
+        register(module_name, lambda m=module_name: importlib.import_module(m))
+    for directory in config.plugins_dirs:
+        for name, module in _load_dir_plugins(directory):
+            if module is None:
+                registry.failures.append(PluginFailure(name, "failed to load"))
+            else:
+                register(name, lambda m=module: m)
+
+    _drop_invalid_plugins(pm, registry)
+    _collect(pm, registry)
+    return registry
+
+
+def _drop_invalid_plugins(pm: pluggy.PluginManager, registry: Registry) -> None:
+    """``check_pending`` per plugin: a misspelt hook unregisters that plugin (named), not the whole process."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            pm.unregister(exc.plugin)
+            registry.failures.append(PluginFailure(name, f"invalid plugin: {exc}"))
+
+
+def _call_each(pm: pluggy.PluginManager, hook_name: str, registry: Registry) -> list[tuple[str, Sequence[Any]]]:
+    results = []
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        name = pm.get_name(impl.plugin) or repr(impl.plugin)
+        try:
+            provided = impl.function()
+        except Exception as exc:
+            registry.failures.append(PluginFailure(name, f"hook {hook_name} raised {type(exc).__name__}: {exc}"))
+            continue
+        results.append((name, list(provided or ())))
+    return results
+
+
+def _add(table: dict[str, Entry], key: str, entry: Entry, kind: str) -> None:
+    if key in table and table[key].obj is not entry.obj:
+        warnings.warn(
+            f"{kind} {key!r} from {entry.plugin} replaces the one from {table[key].plugin}", stacklevel=3
+        )
+    table[key] = entry
+
+
+def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
+    from .executors.base import Executor
+    from .io.catalog import CatalogReader
+
+    # pluggy calls the last registered first; reverse so that later plugins override earlier ones.
+    for plugin, stages in reversed(_call_each(pm, "imgx_stages", registry)):
+        for cls in stages:
+            problem = _stage_problem(cls)
+            if problem:
+                registry.failures.append(PluginFailure(plugin, problem))
+                continue
+            _add(registry.stages, cls.name, Entry(cls, plugin), "stage")
+    for plugin, executors in reversed(_call_each(pm, "imgx_executors", registry)):
+        for cls in executors:
+            if not (inspect.isclass(cls) and issubclass(cls, Executor) and cls.name):
+                registry.failures.append(PluginFailure(plugin, f"got {cls!r} from imgx_executors; expected an Executor"))
+                continue
+            _add(registry.executors, cls.name, Entry(cls, plugin), "executor")
+    for plugin, readers in reversed(_call_each(pm, "imgx_catalog_readers", registry)):
+        for cls in readers:
+            if not (inspect.isclass(cls) and issubclass(cls, CatalogReader) and cls.suffixes):
+                registry.failures.append(
+                    PluginFailure(plugin, f"got {cls!r} from imgx_catalog_readers; expected a CatalogReader")
+                )
+                continue
+            for suffix in cls.suffixes:
+                _add(registry.catalog_readers, suffix.lower(), Entry(cls, plugin), "catalog reader")
+
+
+def _stage_problem(cls: Any) -> str | None:
+    if not (inspect.isclass(cls) and issubclass(cls, Stage)):
+        return f"got {cls!r} from imgx_stages; expected a subclass of imgx.Stage"
+    if not cls.name or "." not in cls.name:
+        return f"got stage name {cls.name!r} for {cls.__qualname__}; expected 'group.verb'"
+    if not (inspect.isclass(cls.Params) and issubclass(cls.Params, StageParams)):
+        return f"got Params {cls.Params!r} for stage {cls.name!r}; expected a subclass of imgx.StageParams"
+    if cls.device not in ("cpu", "gpu"):
+        return f"got device {cls.device!r} for stage {cls.name!r}; expected 'cpu' or 'gpu'"
+    if not isinstance(cls.inputs, int) or cls.inputs < 1:
+        return f"got inputs={cls.inputs!r} for stage {cls.name!r}; expected an int >= 1"
+    return None
+
+
+def format_failures(failures: Sequence[PluginFailure]) -> list[str]:
+    return [f"plugin {f.plugin}: {f.error}" for f in failures]
+
+

@@ -1,0 +1,71 @@
+"""The unit of work: one catalog image and what the stages made of it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Item", "ItemRef", "freeze"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ItemRef:
+    """Where an item comes from, before anything is read: cheap to pickle and send to a worker.
+
+    :param sku: the item's SKU (untrusted text: never used as a path without checks).
+    :param source: a local path or a URI of the image.
+    :param index: position in the catalog, used for stable ordering.
+    """
+
+    sku: str
+    source: str
+    index: int = 0
+
+
+def freeze(array: np.ndarray | None) -> np.ndarray | None:
+    """Mark ``array`` read-only so a stage that writes into its input fails loudly instead of corrupting a sibling
+    branch of the DAG (several nodes may read the same upstream image)."""
+    if array is not None and array.flags.writeable:
+        array.flags.writeable = False
+    return array
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Item:
+    """One image flowing through the DAG.
+
+    :param sku: the item's SKU.
+    :param source: where it was read from.
+    :param image: ``(H, W, 3)`` uint8 RGB, read-only.
+    :param alpha: optional ``(H, W)`` uint8 alpha/mask (255 = opaque product), read-only.
+    :param meta: metadata: ``icc_profile`` (bytes, kept on encode), ``orientation`` (EXIF value that was applied),
+        ``source_mode`` (the decoder's pixel mode), ``source_size`` ((W, H) before any stage).
+    """
+
+    sku: str
+    source: str
+    image: np.ndarray
+    alpha: np.ndarray | None = None
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        image, alpha = self.image, self.alpha
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"got image {image.dtype} {image.shape} for item {self.sku!r}; expected (H, W, 3) uint8 RGB")
+        if alpha is not None and (alpha.dtype != np.uint8 or alpha.shape != image.shape[:2]):
+            raise ValueError(
+                f"got alpha {alpha.dtype} {alpha.shape} for item {self.sku!r}; expected {image.shape[:2]} uint8"
+            )
+        freeze(image)
+        freeze(alpha)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the image."""
+        return self.image.shape[1], self.image.shape[0]
+
+    def replace(self, **changes: Any) -> Item:
+        """A copy with some fields changed (``image=``, ``alpha=``, ``meta=``)."""
+        return dataclasses.replace(self, **changes)

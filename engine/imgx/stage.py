@@ -1,0 +1,107 @@
+"""The stage contract: what a plugin implements to add a step to recipes.
+
+A stage is a small class. Its parameters are a pydantic model (unknown keys rejected, every field described); its
+state (a model, a lookup table) is built once per worker in ``__init__``; ``__call__(batch)`` maps a batch of
+:class:`~imgx.item.Item` to a batch of the same length and order. The work itself should be a plain function that the
+class calls, so it can be tested and reused alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .item import Item
+
+__all__ = ["Stage", "StageContext", "StageParams"]
+
+
+class StageParams(BaseModel):
+    """Base class of every stage's parameters: unknown keys are rejected and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class StageContext:
+    """What the executor tells a stage when it is built in a worker.
+
+    :param device: ``"cpu"`` or ``"cuda"`` (already resolved from the recipe's ``auto``).
+    :param batch_size: the largest batch ``__call__`` will receive.
+    :param cache_dir: a folder for models, engines and other cached state.
+    :param worker_id: a stable name of the worker process, for logs.
+    """
+
+    device: str = "cpu"
+    batch_size: int = 1
+    cache_dir: str | None = None
+    worker_id: str = "main"
+
+
+class Stage:
+    """Base class of every stage.
+
+    Subclasses set the class attributes and either override :meth:`process` (one item at a time) or
+    ``__call__`` (a whole batch, for stages that gain from batching, e.g. models).
+
+    Class attributes:
+
+    - ``name``: the registered name used in recipes, ``"group.verb"`` (e.g. ``"color.enhance"``).
+    - ``Params``: the :class:`StageParams` subclass that validates ``with:``.
+    - ``summary``: one line for ``imgx stages``.
+    - ``device``: ``"cpu"`` or ``"gpu"``: where the executor should place the stage.
+    - ``batchable``: whether ``__call__`` gains from receiving many items at once.
+    - ``inputs``: how many upstream nodes the stage reads (``needs:``); 1 for nearly all stages.
+    """
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[StageParams]] = StageParams
+    summary: ClassVar[str] = ""
+    device: ClassVar[Literal["cpu", "gpu"]] = "cpu"
+    batchable: ClassVar[bool] = False
+    inputs: ClassVar[int] = 1
+
+    def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.context = context if context is not None else StageContext()
+
+    def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
+        """Process a batch: ``batch[i]`` (and ``more[k][i]`` for multi-input stages) become ``result[i]``."""
+        if more:
+            return [self.process(item, *others) for item, *others in zip(batch, *more, strict=True)]
+        return [self.process(item) for item in batch]
+
+    def process(self, item: Item, *others: Item) -> Item:
+        """Process one item. Override this or ``__call__``."""
+        raise NotImplementedError(f"stage {self.name!r} implements neither process() nor __call__()")
+
+    def close(self) -> None:
+        """Release resources held by the stage (models, sessions). Called once when the worker ends."""
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """Name, summary, placement and parameters (name, type, default, description) for ``imgx stages``."""
+        params = []
+        for field_name, field in cls.Params.model_fields.items():
+            annotation = field.annotation
+            type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+            params.append(
+                {
+                    "name": field_name,
+                    "type": type_name,
+                    "required": field.is_required(),
+                    "default": None if field.is_required() else field.get_default(call_default_factory=True),
+                    "description": field.description or "",
+                }
+            )
+        return {
+            "name": cls.name,
+            "summary": cls.summary,
+            "device": cls.device,
+            "batchable": cls.batchable,
+            "inputs": cls.inputs,
+            "params": params,
+        }
