@@ -48,7 +48,7 @@ class PluginConfig:
 
     :param plugins_dirs: folders whose ``*.py`` modules (and packages) are loaded as one-off plugins.
     :param modules: extra importable module names to load as plugins (also read from ``IMGX_PLUGINS``).
-    :param autoload: load the ``imgx`` entry-point group; ``None`` means "unless ``IMGX_DISABLE_PLUGIN_AUTOLOAD`` is set".
+    :param autoload: load the ``imgx`` entry-point group; ``None``: unless ``IMGX_DISABLE_PLUGIN_AUTOLOAD`` is set.
     """
 
     plugins_dirs: tuple[str, ...] = ()
@@ -223,9 +223,7 @@ def _call_each(pm: pluggy.PluginManager, hook_name: str, registry: Registry) -> 
 
 def _add(table: dict[str, Entry], key: str, entry: Entry, kind: str) -> None:
     if key in table and table[key].obj is not entry.obj:
-        warnings.warn(
-            f"{kind} {key!r} from {entry.plugin} replaces the one from {table[key].plugin}", stacklevel=3
-        )
+        warnings.warn(f"{kind} {key!r} from {entry.plugin} replaces the one from {table[key].plugin}", stacklevel=3)
     table[key] = entry
 
 
@@ -244,7 +242,9 @@ def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
     for plugin, executors in reversed(_call_each(pm, "imgx_executors", registry)):
         for cls in executors:
             if not (inspect.isclass(cls) and issubclass(cls, Executor) and cls.name):
-                registry.failures.append(PluginFailure(plugin, f"got {cls!r} from imgx_executors; expected an Executor"))
+                registry.failures.append(
+                    PluginFailure(plugin, f"got {cls!r} from imgx_executors; expected an Executor")
+                )
                 continue
             _add(registry.executors, cls.name, Entry(cls, plugin), "executor")
     for plugin, readers in reversed(_call_each(pm, "imgx_catalog_readers", registry)):
@@ -274,5 +274,3 @@ def _stage_problem(cls: Any) -> str | None:
 
 def format_failures(failures: Sequence[PluginFailure]) -> list[str]:
     return [f"plugin {f.plugin}: {f.error}" for f in failures]
-
-

@@ -17,11 +17,14 @@ class ItemRef:
     :param sku: the item's SKU (untrusted text: never used as a path without checks).
     :param source: a local path or a URI of the image.
     :param index: position in the catalog, used for stable ordering.
+    :param error: set when the catalog itself makes this item unusable (empty SKU, duplicate SKU, empty image
+        cell): the item becomes a failed ledger row without being read.
     """
 
     sku: str
     source: str
     index: int = 0
+    error: str | None = None
 
 
 def freeze(array: np.ndarray | None) -> np.ndarray | None:
@@ -53,7 +56,9 @@ class Item:
     def __post_init__(self) -> None:
         image, alpha = self.image, self.alpha
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"got image {image.dtype} {image.shape} for item {self.sku!r}; expected (H, W, 3) uint8 RGB")
+            raise ValueError(
+                f"got image {image.dtype} {image.shape} for item {self.sku!r}; expected (H, W, 3) uint8 RGB"
+            )
         if alpha is not None and (alpha.dtype != np.uint8 or alpha.shape != image.shape[:2]):
             raise ValueError(
                 f"got alpha {alpha.dtype} {alpha.shape} for item {self.sku!r}; expected {image.shape[:2]} uint8"

@@ -1,0 +1,106 @@
+"""``imgx validate`` and ``imgx plan``: check a recipe and show what a run would do, reading no image."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import ImgxError
+from ..io.catalog import open_catalog
+from ..io.encode import FORMATS
+from ..io.naming import output_path
+from ..runner import RunOptions, prepare, resolve_workers
+from ._common import Overrides, Plugin, PluginsDir, err_console, guarded, out_console, plugin_config
+
+RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file.", dir_okay=False)]
+
+
+def validate_command(
+    recipe: RecipeArg, set_: Overrides = None, plugins_dir: PluginsDir = None, plugin: Plugin = None
+) -> None:
+    """Check RECIPE (keys, types, stages, parameters, DAG) without reading any image. Exit 2 if it is invalid."""
+    options = RunOptions(overrides=tuple(set_ or ()), plugin_config=plugin_config(plugins_dir, plugin))
+    loaded, _, plan = guarded(lambda: prepare(recipe, options))
+    out_console.print(
+        f"[green]ok[/] {recipe}: {len(plan.nodes)} stage(s), {len(plan.outputs)} output(s) "
+        f"({', '.join(plan.outputs)}), recipe hash {loaded.hash[:12]}"
+    )
+
+
+def plan_command(
+    recipe: RecipeArg,
+    set_: Overrides = None,
+    count: Annotated[
+        bool, typer.Option("--count", help="Count the catalog's items (lists files; reads no image).")
+    ] = False,
+    plugins_dir: PluginsDir = None,
+    plugin: Plugin = None,
+) -> None:
+    """Show RECIPE's DAG: each node, where it runs, and what will be written. Reads no image."""
+    options = RunOptions(overrides=tuple(set_ or ()), plugin_config=plugin_config(plugins_dir, plugin))
+    loaded, registry, plan = guarded(lambda: prepare(recipe, options))
+    spec = loaded.recipe
+    execution = spec.execution
+    workers = resolve_workers(execution.workers)
+    out_dir = loaded.resolve(spec.output.dir).resolve()
+    placement = "in-process" if workers == 1 else f"process pool, {workers} workers"
+
+    out_console.print(f"[bold]{spec.name}[/]  ({recipe}, hash {loaded.hash[:12]})")
+    catalog = guarded(lambda: open_catalog(loaded, registry, skip_dirs=(out_dir,)))
+    first = list(itertools.islice(catalog, 3))
+    line = f"input: {catalog.kind} {catalog.root}"
+    if catalog.kind == "folder":
+        line += f"  pattern {', '.join(spec.input.patterns)}"
+    out_console.print(line)
+    if count:
+        out_console.print(f"items: {catalog.count():,}")
+    if first:
+        out_console.print("first items: " + ", ".join(ref.sku for ref in first))
+    out_console.print(
+        f"execution: {execution.executor} executor, {workers} worker(s), batch size {execution.batch_size}, "
+        f"device {execution.device}, max_failures {execution.max_failures:g}"
+    )
+
+    nodes = Table(title="stages (in run order)", header_style="bold")
+    for column in ("node", "stage", "plugin", "needs", "runs on", "batch"):
+        nodes.add_column(column)
+    for node in plan.nodes:
+        runs_on = f"gpu ({execution.device})" if node.device == "gpu" else f"cpu, {placement}"
+        nodes.add_row(
+            node.id,
+            node.uses,
+            node.plugin,
+            ", ".join(node.needs) or "(catalog image)",
+            runs_on,
+            "batched" if node.stage.batchable else "per item",
+        )
+    out_console.print(nodes)
+
+    outputs = Table(title=f"outputs -> {out_dir}", header_style="bold")
+    for column in ("output", "format", "computes", "example path", "hash"):
+        outputs.add_column(column)
+    ext = FORMATS[spec.output.format]
+    for out in plan.outputs:
+        example = ""
+        if first:
+            try:
+                example = str(
+                    output_path(out_dir, spec.output.naming, sku=first[0].sku, output=out, ext=ext).relative_to(out_dir)
+                )
+            except ImgxError as exc:
+                example = f"(first item fails: {exc})"
+        outputs.add_row(
+            out,
+            f"{spec.output.format} q{spec.output.quality}",
+            " -> ".join(plan.lineage[out]),
+            example,
+            plan.output_hashes[out],
+        )
+    out_console.print(outputs)
+    out_console.print(f"ledger: {out_dir / '_imgx' / 'ledger'}")
+    for failure in registry.failures:
+        err_console.print(f"[yellow]warning:[/] plugin {failure.plugin}: {failure.error}")

@@ -1,0 +1,47 @@
+"""``imgx run``: run a recipe over its catalog."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..reporter import Reporter
+from ..runner import RunOptions, run_recipe
+from ._common import Overrides, Plugin, PluginsDir, err_console, guarded, plugin_config
+
+
+def run_command(
+    recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.", dir_okay=False)],
+    resume: Annotated[bool, typer.Option("--resume", help="Skip items the ledger records as done.")] = False,
+    executor: Annotated[str | None, typer.Option(help="Executor: local | ray.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: the recipe's).")] = None,
+    max_failures: Annotated[
+        str | None, typer.Option(help="Failure budget: a fraction (0.05), a percentage (5%) or a count (10).")
+    ] = None,
+    set_: Overrides = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and count; read no image, write nothing.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show the live progress bar.")] = True,
+    plugins_dir: PluginsDir = None,
+    plugin: Plugin = None,
+) -> None:
+    """Run RECIPE: every catalog image through the stage DAG, outputs and a results ledger written.
+
+    Exit code 0 when failures are within execution.max_failures, 1 when over it (or the run failed), 2 for a bad
+    recipe or bad usage.
+    """
+    options = RunOptions(
+        overrides=tuple(set_ or ()),
+        resume=resume,
+        executor=executor,
+        workers=workers,
+        max_failures=max_failures,
+        dry_run=dry_run,
+        plugin_config=plugin_config(plugins_dir, plugin),
+    )
+    reporter = Reporter(err_console, enabled=progress and sys.stderr.isatty())
+    summary = guarded(lambda: run_recipe(recipe, options, reporter))
+    reporter.summary(summary, rerun=Reporter.rerun_command(str(recipe), tuple(set_ or ())))
+    raise typer.Exit(summary.exit_code)

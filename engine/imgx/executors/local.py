@@ -1,0 +1,113 @@
+"""The default executor: in-process with one worker, a process pool with more.
+
+Streaming and bounded: at most ``2 x workers`` batches are in flight, so memory depends on batch size and workers,
+never on catalog size. Each worker process builds its stages once and writes its own ledger journal.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.util
+import os
+import pickle
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from .._registry import PluginConfig, load_registry
+from ..errors import ImgxError
+from ..hookspecs import hookimpl
+from .base import Executor
+from .processor import BatchProcessor, BatchResult, WorkUnit
+
+__all__ = ["LocalExecutor"]
+
+_PROCESSOR: BatchProcessor | None = None
+_INIT_ERROR: ImgxError | None = None
+
+
+def _limit_threads() -> None:
+    """One worker per core: keep each library's own thread pool from oversubscribing the machine."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _init_worker(plugin_config: PluginConfig, spec_bytes: bytes) -> None:
+    global _PROCESSOR, _INIT_ERROR
+    _limit_threads()
+    try:
+        load_registry(plugin_config)  # one-off plugin modules must be importable before the plan is unpickled
+        _PROCESSOR = BatchProcessor(pickle.loads(spec_bytes), worker=f"w{os.getpid()}")
+    except ImgxError as exc:
+        _INIT_ERROR = exc  # raised from the first batch, so the run fails with this message
+        return
+    # Compact this worker's ledger journal into Parquet when the pool shuts the process down.
+    multiprocessing.util.Finalize(_PROCESSOR, _PROCESSOR.close, exitpriority=10)
+
+
+def _process(units: list[WorkUnit]) -> BatchResult:
+    if _PROCESSOR is None:
+        raise _INIT_ERROR or ImgxError("worker process was not initialised")
+    return _PROCESSOR(units)
+
+
+class LocalExecutor(Executor):
+    """In-process (``workers: 1``) or a pool of worker processes on this machine."""
+
+    name = "local"
+
+    def run(self, batches: Iterable[list[WorkUnit]], on_result: Callable[[BatchResult], None]) -> None:
+        if self.options.workers <= 1:
+            self._run_inline(batches, on_result)
+        else:
+            self._run_pool(batches, on_result)
+
+    def _run_inline(self, batches: Iterable[list[WorkUnit]], on_result: Callable[[BatchResult], None]) -> None:
+        processor = BatchProcessor(self.spec, worker="w0")
+        try:
+            for batch in batches:
+                on_result(processor(batch))
+        finally:
+            processor.close()
+
+    def _run_pool(self, batches: Iterable[list[WorkUnit]], on_result: Callable[[BatchResult], None]) -> None:
+        workers = self.options.workers
+        method = self.options.start_method or ("fork" if sys.platform.startswith("linux") else "spawn")
+        context = multiprocessing.get_context(method)
+        spec_bytes = pickle.dumps(self.spec)
+        pending: set[Future[BatchResult]] = set()
+        iterator = iter(batches)
+        exhausted = False
+        try:
+            with ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(self.options.plugin_config, spec_bytes),
+            ) as pool:
+                while True:
+                    while not exhausted and len(pending) < 2 * workers:
+                        batch = next(iterator, None)
+                        if batch is None:
+                            exhausted = True
+                        else:
+                            pending.add(pool.submit(_process, batch))
+                    if not pending:
+                        break
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        on_result(future.result())
+        except BrokenProcessPool as exc:
+            raise ImgxError(
+                "a worker process died (killed, or out of memory); the items it finished are in the ledger: "
+                "re-run with --resume to finish the rest"
+            ) from exc
+
+
+@hookimpl
+def imgx_executors() -> list[type[Executor]]:
+    return [LocalExecutor]

@@ -1,0 +1,249 @@
+"""Process one batch of items in a worker: read, decode, run the DAG, encode, write atomically, record.
+
+This is the engine's inner loop, shared by every executor. One bad item never stops a batch: read and decode errors,
+a stage raising on one item (the batch is retried item by item to find it), unsafe output names and encoder errors
+each become a failed ledger row naming the stage and the reason, while the item's other outputs still go through when
+they do not depend on the failed node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ImgxError
+from ..io.atomic import atomic_write
+from ..io.decode import decode_image
+from ..io.encode import FORMATS, encode_image
+from ..io.naming import output_path
+from ..io.source import read_source
+from ..item import Item, ItemRef
+from ..ledger import LedgerRow, LedgerWriter, StatePaths
+from ..plan import Node, Plan
+from ..recipe.model import parse_color
+from ..stage import Stage, StageContext
+
+__all__ = ["BatchProcessor", "BatchResult", "RunSpec", "WorkUnit", "describe_error"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything a worker needs to process batches of a run; picklable.
+
+    :param plan: the validated DAG.
+    :param out_dir: the resolved output folder.
+    :param run_id: this run's id (names ledger parts).
+    :param device: resolved device for stages (``cpu`` / ``cuda``).
+    :param batch_size: items per batch.
+    :param compact_rows: ledger rows per Parquet part.
+    """
+
+    plan: Plan
+    out_dir: Path
+    run_id: str
+    device: str = "cpu"
+    batch_size: int = 8
+    compact_rows: int = 5000
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkUnit:
+    """An item and the outputs still to produce for it (all of them unless ``--resume`` found some done)."""
+
+    ref: ItemRef
+    outputs: tuple[str, ...]
+
+
+@dataclasses.dataclass
+class BatchResult:
+    """What a batch produced: its ledger rows (already durable) and the seconds each node took."""
+
+    rows: list[LedgerRow]
+    stage_seconds: dict[str, float]
+    items: int
+    failed_items: int
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason for the ledger: imgx errors as they read, others with their type."""
+    text = str(exc).strip().replace("\n", " ") or repr(exc)
+    return text if isinstance(exc, ImgxError) else f"{type(exc).__name__}: {text}"
+
+
+class _ItemState:
+    __slots__ = ("elapsed", "failed", "needed", "paths", "unit", "values")
+
+    def __init__(self, unit: WorkUnit) -> None:
+        self.unit = unit
+        self.values: dict[str, Item] = {}
+        self.failed: dict[str, tuple[str, str]] = {}  # node id or "source" -> (stage, reason)
+        self.elapsed: dict[str, float] = {}  # "source" / node id -> seconds for this item
+        self.paths: dict[str, Path] = {}  # output id -> where it will be written (names already checked)
+        self.needed: set[str] = set()  # node ids to compute for the outputs still wanted
+
+
+class BatchProcessor:
+    """Holds one worker's stages (built once) and ledger writer; call it with batches of :class:`WorkUnit`."""
+
+    def __init__(self, spec: RunSpec, worker: str) -> None:
+        self.spec = spec
+        self.plan = spec.plan
+        recipe = self.plan.recipe
+        self.max_pixels = recipe.input.max_pixels
+        self.format = recipe.output.format
+        self.ext = FORMATS[self.format]
+        self.quality = recipe.output.quality
+        self.background = parse_color(recipe.output.background)
+        self.template = recipe.output.naming
+        self.paths = StatePaths(spec.out_dir)
+        context = StageContext(device=spec.device, batch_size=spec.batch_size, worker_id=worker)
+        self.stages: dict[str, Stage] = {}
+        for node in self.plan.nodes:
+            try:
+                self.stages[node.id] = node.stage(node.params, context)
+            except Exception as exc:
+                self.close()
+                raise ImgxError(f"stage {node.uses} (node {node.id!r}) failed to start: {describe_error(exc)}") from exc
+        self.ledger = LedgerWriter(self.paths, spec.run_id, worker, compact_rows=spec.compact_rows)
+
+    def close(self) -> None:
+        for stage in self.stages.values():
+            stage.close()
+        if hasattr(self, "ledger"):
+            self.ledger.close()
+
+    def __call__(self, units: Sequence[WorkUnit]) -> BatchResult:
+        states = [_ItemState(unit) for unit in units]
+        stage_seconds: dict[str, float] = {}
+        live = [s for s in states if self._prepare(s)]
+        for node in self.plan.nodes:
+            ready = [s for s in live if node.id in s.needed and self._inputs_ready(s, node)]
+            if ready:
+                stage_seconds[node.id] = self._run_node(node, ready)
+        rows: list[LedgerRow] = []
+        failed_items = 0
+        for state in states:
+            item_rows = self._finish(state)
+            self.ledger.write(item_rows)
+            rows.extend(item_rows)
+            failed_items += any(row.status == "failed" for row in item_rows)
+        return BatchResult(rows, stage_seconds, len(units), failed_items)
+
+    # -- steps ---------------------------------------------------------------------------------------------------
+
+    def _prepare(self, state: _ItemState) -> bool:
+        """Check output names, then read and decode. False if nothing is left to do for this item."""
+        ref = state.unit.ref
+        if ref.error:
+            state.failed["source"] = ("catalog", ref.error)
+            return False
+        for out in state.unit.outputs:
+            try:
+                state.paths[out] = output_path(self.spec.out_dir, self.template, sku=ref.sku, output=out, ext=self.ext)
+            except ImgxError as exc:
+                state.failed[f"name:{out}"] = ("naming", describe_error(exc))
+        wanted = [out for out in state.unit.outputs if out in state.paths]
+        state.needed = set(self.plan.needed_nodes(set(wanted)))
+        if not wanted:
+            return False
+        start = time.perf_counter()
+        try:
+            data = read_source(ref.source)
+        except Exception as exc:
+            state.failed["source"] = ("read", describe_error(exc))
+            return False
+        try:
+            state.values["source"] = decode_image(data, sku=ref.sku, source=ref.source, max_pixels=self.max_pixels)
+        except Exception as exc:
+            state.failed["source"] = ("decode", describe_error(exc))
+            return False
+        finally:
+            state.elapsed["source"] = time.perf_counter() - start
+        return True
+
+    @staticmethod
+    def _upstream(node: Node) -> tuple[str, ...]:
+        return node.needs or ("source",)
+
+    def _inputs_ready(self, state: _ItemState, node: Node) -> bool:
+        return all(up in state.values for up in self._upstream(node))
+
+    def _run_node(self, node: Node, ready: list[_ItemState]) -> float:
+        stage = self.stages[node.id]
+        inputs = [[s.values[up] for s in ready] for up in self._upstream(node)]
+        start = time.perf_counter()
+        try:
+            outputs = self._call(stage, inputs, len(ready))
+            errors: list[str | None] = [None] * len(ready)
+        except Exception:
+            outputs, errors = self._isolate(stage, inputs)
+        elapsed = time.perf_counter() - start
+        share = elapsed / len(ready)
+        for state, item, error in zip(ready, outputs, errors, strict=True):
+            state.elapsed[node.id] = share
+            if error is None:
+                state.values[node.id] = item
+            else:
+                state.failed[node.id] = (node.id, f"{node.uses}: {error}")
+        return elapsed
+
+    @staticmethod
+    def _call(stage: Stage, inputs: list[list[Item]], expected: int) -> list[Item]:
+        result = stage(*inputs)
+        if not isinstance(result, (list, tuple)) or len(result) != expected:
+            got = f"{len(result)} items" if isinstance(result, (list, tuple)) else type(result).__name__
+            raise ImgxError(f"stage {stage.name} returned {got} for a batch of {expected}; expected {expected} items")
+        for item in result:
+            if not isinstance(item, Item):
+                raise ImgxError(f"stage {stage.name} returned a {type(item).__name__}; expected imgx.Item")
+        return list(result)
+
+    def _isolate(self, stage: Stage, inputs: list[list[Item]]) -> tuple[list[Item | None], list[str | None]]:
+        """The batch raised: run item by item so only the items that fail, fail."""
+        outputs: list[Item | None] = []
+        errors: list[str | None] = []
+        for position in range(len(inputs[0])):
+            try:
+                outputs.append(self._call(stage, [[column[position]] for column in inputs], 1)[0])
+                errors.append(None)
+            except Exception as exc:
+                outputs.append(None)
+                errors.append(describe_error(exc))
+        return outputs, errors
+
+    def _finish(self, state: _ItemState) -> list[LedgerRow]:
+        """Encode and write each wanted output; one ledger row per output."""
+        ref = state.unit.ref
+        rows = []
+        base_ms = state.elapsed.get("source", 0.0) * 1000.0
+        for out in state.unit.outputs:
+            digest = self.plan.output_hashes[out]
+            lineage = self.plan.lineage[out]
+            duration = base_ms + sum(state.elapsed.get(n, 0.0) for n in lineage) * 1000.0
+            failure = state.failed.get(f"name:{out}") or state.failed.get("source")
+            if failure is None:
+                failure = next((state.failed[n] for n in lineage if n in state.failed), None)
+            if failure is not None:
+                rows.append(LedgerRow(ref.sku, ref.source, out, "", "failed", failure[0], failure[1], duration, digest))
+                continue
+            path = state.paths[out]
+            start = time.perf_counter()
+            stage, error = "encode", ""
+            try:
+                data = encode_image(
+                    state.values[out], format=self.format, quality=self.quality, background=self.background
+                )
+                stage = "write"
+                atomic_write(path, data, tmp_dir=self.paths.tmp)
+            except Exception as exc:
+                error = describe_error(exc)
+            duration += (time.perf_counter() - start) * 1000.0
+            relative = os.path.relpath(path, self.spec.out_dir).replace(os.sep, "/")
+            if error:
+                rows.append(LedgerRow(ref.sku, ref.source, out, "", "failed", stage, error, duration, digest))
+            else:
+                rows.append(LedgerRow(ref.sku, ref.source, out, relative, "ok", "", "", duration, digest))
+        return rows

@@ -1,0 +1,242 @@
+"""YAML -> typed :class:`Recipe`, with errors that name the file, the line and the key path.
+
+YAML is loaded safely; ``--set key.path=value`` overrides are applied to the parsed document before validation, so an
+override is checked exactly like the file (an error in one names ``--set key.path``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import RecipeError
+from .model import Recipe
+
+__all__ = ["LoadedRecipe", "Locator", "apply_override", "format_key_path", "load_recipe", "parse_recipe"]
+
+KeyPath = tuple[Any, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRecipe:
+    """A validated recipe and where it came from.
+
+    :param recipe: the typed recipe.
+    :param path: the recipe file (or ``"<string>"``).
+    :param base_dir: the folder that relative paths in the recipe resolve against.
+    :param locator: maps key paths to ``file:line`` for error messages after loading (plan, stage params).
+    """
+
+    recipe: Recipe
+    path: str
+    base_dir: Path
+    locator: Locator
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the recipe, resolved against the recipe's folder (``~`` expanded)."""
+        path = Path(relative).expanduser()
+        return (path if path.is_absolute() else self.base_dir / path).resolve()
+
+    def error(self, problems: Sequence[tuple[KeyPath, str]]) -> RecipeError:
+        """One :class:`RecipeError` for ``(key path, message)`` problems, each with its line."""
+        return self.locator.error(problems)
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the recipe's content (stages, outputs, output settings); execution options excluded."""
+        payload = self.recipe.model_dump(mode="json", by_alias=True, exclude={"execution", "description"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def format_key_path(key_path: KeyPath) -> str:
+    text = ""
+    for part in key_path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Locator:
+    """Where each key of a recipe was written: a line of the file, or a ``--set`` override."""
+
+    path: str
+    lines: dict[KeyPath, int]
+    overridden: frozenset[KeyPath] = frozenset()
+
+    def locate(self, key_path: KeyPath) -> str:
+        """``"file:line"`` (or ``"--set a.b"``) for the innermost known prefix of ``key_path``."""
+        for end in range(len(key_path), -1, -1):
+            prefix = tuple(key_path[:end])
+            if prefix in self.overridden:
+                return "--set " + ".".join(str(p) for p in prefix)
+            if prefix in self.lines:
+                return f"{self.path}:{self.lines[prefix]}"
+        return self.path
+
+    def error(self, problems: Sequence[tuple[KeyPath, str]]) -> RecipeError:
+        if len(problems) == 1:
+            key_path, message = problems[0]
+            return RecipeError(message, location=self.locate(key_path), key_path=format_key_path(key_path))
+        rendered = "\n  ".join(f"{self.locate(k)}: {format_key_path(k) or '(top level)'}: {m}" for k, m in problems)
+        return RecipeError(f"{len(problems)} problems in the recipe:\n  {rendered}", location=self.path)
+
+
+def _line_map(node: yaml.Node, source: str) -> dict[KeyPath, int]:
+    """Walk the composed YAML tree: key path -> line. Duplicate mapping keys are errors (PyYAML keeps the last)."""
+    lines: dict[KeyPath, int] = {(): node.start_mark.line + 1}
+
+    def walk(current: yaml.Node, prefix: KeyPath) -> None:
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, value_node in current.value:
+                key = key_node.value
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise RecipeError(
+                        f"duplicate key {key!r} (first on line {seen[key]}); remove one of them",
+                        location=f"{source}:{line}",
+                        key_path=format_key_path((*prefix, key)),
+                    )
+                seen[key] = line
+                lines[(*prefix, key)] = line
+                walk(value_node, (*prefix, key))
+        elif isinstance(current, yaml.SequenceNode):
+            for index, child in enumerate(current.value):
+                lines[(*prefix, index)] = child.start_mark.line + 1
+                walk(child, (*prefix, index))
+
+    walk(node, ())
+    return lines
+
+
+def apply_override(document: dict[str, Any], assignment: str) -> KeyPath:
+    """Apply ``key.path=value`` (value parsed as YAML) to ``document`` in place; return the key path.
+
+    List items are addressed by index (``stages.0.with.saturation=1.2``) or, in ``stages``, by node id
+    (``stages.enhanced.with.saturation=1.2``).
+    """
+    if "=" not in assignment:
+        raise RecipeError(f"got --set {assignment!r}; expected key.path=value, e.g. execution.workers=4")
+    dotted, _, raw_value = assignment.partition("=")
+    parts = [p for p in dotted.strip().split(".")]
+    if not all(parts):
+        raise RecipeError(f"got --set {assignment!r}; the key path has an empty part")
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"got --set {assignment!r}; the value is not valid YAML: {exc}") from None
+    target: Any = document
+    key_path: list[Any] = []
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(target, list):
+            index = _list_index(target, part, assignment)
+            key_path.append(index)
+            if last:
+                target[index] = value
+            else:
+                target = target[index]
+        elif isinstance(target, dict):
+            key = "with" if (part == "with_") else part
+            key_path.append(key)
+            if last:
+                target[key] = value
+            else:
+                if not isinstance(target.get(key), (dict, list)):
+                    target[key] = {}
+                target = target[key]
+        else:
+            raise RecipeError(
+                f"got --set {assignment!r}; {'.'.join(parts[:depth])} is a {type(target).__name__}, not a mapping"
+            )
+    return tuple(key_path)
+
+
+def _list_index(items: list[Any], part: str, assignment: str) -> int:
+    if part.lstrip("-").isdigit():
+        index = int(part)
+        if -len(items) <= index < len(items):
+            return index % len(items)
+        raise RecipeError(f"got --set {assignment!r}; index {index} is out of range (the list has {len(items)} items)")
+    for index, entry in enumerate(items):
+        if isinstance(entry, dict) and entry.get("id") == part:
+            return index
+    ids = [e.get("id") for e in items if isinstance(e, dict)]
+    raise RecipeError(f"got --set {assignment!r}; no item with id {part!r}; known: {', '.join(map(str, ids))}")
+
+
+def _validation_problems(exc: ValidationError) -> list[tuple[KeyPath, str]]:
+    return [(_strip_union_tags(tuple(error["loc"])), _friendly(error)) for error in exc.errors(include_url=False)]
+
+
+def _strip_union_tags(loc: KeyPath) -> KeyPath:
+    """pydantic puts the tried union member in ``loc`` (``('pattern', 'str')``); keep only the recipe's keys."""
+    tags = {"str", "int", "float", "bool", "list[str]", "literal['auto']", "dict[str,any]", "is-instance"}
+    return tuple(
+        p
+        for p in loc
+        if not (isinstance(p, str) and (p.lower().replace(" ", "") in tags or p.startswith(("function-", "union["))))
+    )
+
+
+def _friendly(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key; remove it or check its spelling (see the recipe reference in README.md)"
+    if kind == "missing":
+        return "required key is missing"
+    text = error["msg"].removeprefix("Value error, ")
+    if kind.endswith("_type") or kind.startswith(("literal", "greater", "less", "int_", "float_")):
+        return f"got {given!r}; {text[0].lower()}{text[1:]}"
+    return text
+
+
+def parse_recipe(
+    text: str, *, path: str = "<string>", base_dir: Path | None = None, overrides: Sequence[str] = ()
+) -> LoadedRecipe:
+    """Parse and validate recipe text. Raises :class:`RecipeError` naming the line and key path of each problem."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise RecipeError(f"not valid YAML: {exc.problem or exc}", location=f"{path}{line}") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"not valid YAML: {exc}", location=path) from None
+    if node is None or not isinstance(document, dict):
+        raise RecipeError(
+            "expected a mapping with version, name, input, stages; got "
+            + ("an empty file" if node is None else type(document).__name__),
+            location=path,
+        )
+    overridden = frozenset(apply_override(document, assignment) for assignment in overrides)
+    locator = Locator(path, _line_map(node, path), overridden)
+    try:
+        recipe = Recipe.model_validate(document)
+    except ValidationError as exc:
+        raise locator.error(_validation_problems(exc)) from None
+    problems = recipe.problems()
+    if problems:
+        raise locator.error(problems)
+    return LoadedRecipe(recipe=recipe, path=path, base_dir=(base_dir or Path.cwd()).resolve(), locator=locator)
+
+
+def load_recipe(path: str | Path, *, overrides: Sequence[str] = ()) -> LoadedRecipe:
+    """Read, parse and validate a recipe file; relative paths in it resolve against its folder."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"recipe file not found: {file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read recipe {file}: {exc}") from None
+    return parse_recipe(text, path=str(file), base_dir=file.parent, overrides=overrides)

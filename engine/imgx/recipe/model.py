@@ -1,0 +1,239 @@
+"""The recipe as typed models: parsed once from YAML, unknown keys rejected, every field described.
+
+Code past :func:`imgx.recipe.load_recipe` takes these objects, never raw dicts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "DEFAULT_PATTERNS",
+    "ExecutionSpec",
+    "InputSpec",
+    "OutputSpec",
+    "Recipe",
+    "StageSpec",
+    "parse_color",
+]
+
+DEFAULT_PATTERNS = ("**/*.jpg", "**/*.jpeg", "**/*.png", "**/*.webp", "**/*.tif", "**/*.tiff", "**/*.bmp")
+NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_HEX = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+
+
+def parse_color(value: str) -> tuple[int, int, int]:
+    """``"#RRGGBB"`` or ``"#RGB"`` to an ``(r, g, b)`` tuple of ints; raises ``ValueError`` otherwise."""
+    if not isinstance(value, str) or not _HEX.match(value):
+        raise ValueError(f"got colour {value!r}; expected '#RRGGBB' or '#RGB', e.g. '#FFFFFF'")
+    digits = value[1:]
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    return (int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class InputSpec(_Model):
+    """Where the catalog is and how to read it."""
+
+    path: str = Field(
+        description="A folder (searched recursively) or a manifest file (.csv, .jsonl, .parquet); "
+        "relative to the recipe's folder."
+    )
+    pattern: str | list[str] = Field(
+        default=list(DEFAULT_PATTERNS),
+        description="Folders only: glob(s) of files to take, relative to the folder ('**' spans folders).",
+    )
+    exclude: str | list[str] = Field(
+        default_factory=list, description="Folders only: glob(s) of files to leave out, e.g. '_thumbs/**'."
+    )
+    case_sensitive: bool = Field(default=False, description="Folders only: match patterns case-sensitively.")
+    sku_column: str = Field(default="sku", description="Manifests only: the column holding the SKU.")
+    image_column: str = Field(
+        default="image",
+        description="Manifests only: the column holding the image path or URI, relative to the manifest.",
+    )
+    max_pixels: int = Field(
+        default=100_000_000, ge=1, description="Images with more pixels than this fail (decompression-bomb guard)."
+    )
+    limit: int | None = Field(default=None, ge=1, description="Take only the first N catalog items (trying a recipe).")
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        return (self.pattern,) if isinstance(self.pattern, str) else tuple(self.pattern)
+
+    @property
+    def excludes(self) -> tuple[str, ...]:
+        return (self.exclude,) if isinstance(self.exclude, str) else tuple(self.exclude)
+
+
+class OutputSpec(_Model):
+    """Where and how outputs are written."""
+
+    dir: str = Field(default="out/", description="Output folder, relative to the recipe's folder.")
+    format: Literal["jpeg", "png", "webp"] = Field(
+        default="webp", description="Encoding of every output; png and webp keep alpha, jpeg flattens it."
+    )
+    quality: int = Field(default=90, ge=1, le=100, description="JPEG/WebP quality, 1..100.")
+    naming: str = Field(
+        default="{sku}/{output}.{ext}",
+        description="Output path template relative to dir; fields: {sku}, {output}, {ext}, {stem}, {sku_hash}.",
+    )
+    background: str = Field(default="#FFFFFF", description="Colour that alpha is flattened onto for JPEG outputs.")
+
+    @field_validator("background")
+    @classmethod
+    def _check_background(cls, value: str) -> str:
+        parse_color(value)
+        return value
+
+    @field_validator("naming")
+    @classmethod
+    def _check_naming(cls, value: str) -> str:
+        from ..io.naming import validate_template
+
+        validate_template(value, n_outputs=1)
+        return value
+
+
+class ExecutionSpec(_Model):
+    """How the run is executed. None of these change the output bytes, so none are part of the recipe hash."""
+
+    executor: str = Field(default="local", description="Executor name: 'local' (in-process + process pool) or 'ray'.")
+    workers: int | Literal["auto"] = Field(
+        default="auto", description="Worker processes for CPU parallelism; 'auto' uses every core."
+    )
+    batch_size: int = Field(default=8, ge=1, le=4096, description="Items per batch handed to a worker and to stages.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where GPU-capable stages run.")
+    max_failures: float | int | str = Field(
+        default=0.05,
+        description="Failure budget: a fraction of items (0.05 or '5%') or a count (10). "
+        "More failed items than this makes the run exit with code 1.",
+    )
+    start_method: Literal["fork", "spawn", "forkserver"] | None = Field(
+        default=None, description="multiprocessing start method for workers; default: fork on Linux, else spawn."
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _check_workers(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"got workers={value}; expected an integer >= 1 or 'auto'")
+        return value
+
+    @field_validator("max_failures")
+    @classmethod
+    def _check_max_failures(cls, value: float | int | str) -> float | int:
+        return parse_failure_budget(value)
+
+
+def parse_failure_budget(value: float | int | str) -> float | int:
+    """``0.05`` / ``"5%"`` -> fraction 0.05; ``10`` -> count 10. Fractions are < 1; counts are whole numbers >= 0."""
+    original = value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        except ValueError:
+            raise ValueError(
+                f"got max_failures={original!r}; expected a fraction (0.05), a percentage ('5%') or a count"
+            ) from None
+        if not text.endswith("%") and value >= 1:
+            value = int(value) if value == int(value) else value
+    if isinstance(value, bool) or value < 0:
+        raise ValueError(f"got max_failures={original!r}; expected a fraction in [0, 1), a percentage or a count >= 0")
+    if isinstance(value, float) and value >= 1:
+        if value != int(value):
+            raise ValueError(f"got max_failures={original!r}; a count must be a whole number")
+        return int(value)
+    if isinstance(value, int):
+        return value
+    return float(value)
+
+
+class StageSpec(_Model):
+    """One node of the DAG."""
+
+    id: str = Field(description="Node id, unique in the recipe; used by needs: and outputs:.")
+    uses: str = Field(description="Registered stage name (see `imgx stages`).")
+    needs: list[str] = Field(
+        default_factory=list, description="Upstream node ids; empty means the decoded catalog image."
+    )
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The stage's parameters.")
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not NODE_ID.match(value):
+            raise ValueError(f"got id {value!r}; expected letters, digits, '_' or '-', starting with a letter or '_'")
+        return value
+
+    @field_validator("needs", mode="before")
+    @classmethod
+    def _one_need(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class Recipe(_Model):
+    """A whole recipe: the catalog, the DAG of stages, which nodes are written, and how to run it."""
+
+    version: Literal[1] = Field(description="Recipe format version; 1.")
+    name: str = Field(description="A name for the run, shown in progress and the ledger.")
+    description: str = Field(default="", description="Free text.")
+    input: InputSpec = Field(description="The catalog.")
+    output: OutputSpec = Field(default_factory=OutputSpec, description="Where and how outputs are written.")
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec, description="How the run is executed.")
+    stages: list[StageSpec] = Field(min_length=1, description="The DAG's nodes.")
+    outputs: list[str] | None = Field(
+        default=None, description="Node ids whose images are written; default: every node nothing else needs."
+    )
+
+    def problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Cross-field problems as ``(key path, message)``: duplicate ids, unknown ``needs``, outputs naming no node,
+        a naming template that would collide. The loader turns each into a located :class:`RecipeError`."""
+        from ..io.naming import validate_template
+
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        seen: dict[str, int] = {}
+        for index, stage in enumerate(self.stages):
+            if stage.id in seen:
+                found.append(
+                    (("stages", index, "id"), f"duplicate id {stage.id!r}; the first is stages[{seen[stage.id]}]")
+                )
+            seen.setdefault(stage.id, index)
+        for index, stage in enumerate(self.stages):
+            for k, need in enumerate(stage.needs):
+                if need not in seen:
+                    close = difflib.get_close_matches(need, list(seen), n=1)
+                    hint = f" Did you mean {close[0]!r}?" if close else ""
+                    found.append(
+                        (
+                            ("stages", index, "needs", k),
+                            f"needs unknown node {need!r}.{hint} Known nodes: {', '.join(seen)}",
+                        )
+                    )
+        for k, out in enumerate(self.outputs or ()):
+            if out not in seen:
+                found.append((("outputs", k), f"{out!r} names no node; known nodes: {', '.join(seen)}"))
+            elif (self.outputs or []).index(out) != k:
+                found.append((("outputs", k), f"{out!r} is listed twice"))
+        try:
+            validate_template(self.output.naming, n_outputs=len(self.output_ids))
+        except ValueError as exc:
+            found.append((("output", "naming"), str(exc)))
+        return found
+
+    @property
+    def output_ids(self) -> tuple[str, ...]:
+        """The nodes that are written: ``outputs`` or every node that no other node needs."""
+        if self.outputs:
+            return tuple(self.outputs)
+        needed = {n for s in self.stages for n in s.needs}
+        return tuple(s.id for s in self.stages if s.id not in needed)

@@ -1,0 +1,138 @@
+"""Progress and the end-of-run summary, with rich.
+
+The progress bar counts images (not batches) with images/s, ETA and failures. The summary is a table (ok, failed,
+skipped, images/s, per-stage time) followed, on failures, by the first failed items, the ledger's path and how to
+re-run only what failed.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from .runner import RunSummary
+
+__all__ = ["Reporter"]
+
+
+class _RateColumn(ProgressColumn):
+    """Images per second since the start (steadier than rich's windowed speed for bursty batches)."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        rate = task.completed / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:,.1f} img/s", style="progress.data.speed")
+
+
+class Reporter:
+    """Shows progress while a run goes and prints its summary.
+
+    :param console: where to print (stderr by default, so stdout stays clean for piping).
+    :param enabled: show the live progress bar.
+    """
+
+    def __init__(self, console: Console | None = None, *, enabled: bool = True) -> None:
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled
+        self._progress: Progress | None = None
+        self._task = None
+        self._failed = 0
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+    def start(self, total: int, description: str) -> None:
+        if not self.enabled:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("images"),
+            _RateColumn(),
+            TimeRemainingColumn(),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            console=self.console,
+            transient=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total, failed=0)
+
+    def advance(self, images: int, failed: int) -> None:
+        if self._progress is None:
+            return
+        self._failed += failed
+        self._progress.update(self._task, advance=images, failed=self._failed)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def summary(self, summary: RunSummary, *, rerun: str) -> None:
+        """Print the summary table; on failures, the first failures, the ledger and the command to re-run them."""
+        table = Table(
+            title=f"imgx run {summary.run_id}" + (" (dry run)" if summary.dry_run else ""),
+            show_header=True,
+            header_style="bold",
+        )
+        table.add_column("")
+        table.add_column("items", justify="right")
+        table.add_column("outputs", justify="right")
+        table.add_row("[green]ok[/]", f"{summary.items_done:,}", f"{summary.outputs_ok:,}")
+        table.add_row("[red]failed[/]", f"{summary.items_failed:,}", f"{summary.outputs_failed:,}")
+        table.add_row("[dim]skipped (done before)[/]", f"{summary.items_skipped:,}", f"{summary.outputs_skipped:,}")
+        table.add_row("total", f"{summary.items:,}", "")
+        self.console.print(table)
+        if summary.dry_run:
+            todo = summary.items - summary.items_skipped
+            self.console.print(f"dry run: {todo:,} item(s) would be processed into {summary.out_dir}; nothing written")
+            return
+        self.console.print(
+            f"{summary.images_per_second:,.2f} images/s over {summary.seconds:,.1f} s "
+            f"({summary.executor} executor, {summary.workers} worker{'s' if summary.workers != 1 else ''})"
+        )
+        if summary.stage_seconds:
+            stages = Table(title="time per stage (summed over workers)", header_style="bold")
+            stages.add_column("node")
+            stages.add_column("seconds", justify="right")
+            stages.add_column("ms / item", justify="right")
+            processed = max(summary.items_done + summary.items_failed, 1)
+            for node_id, seconds in sorted(summary.stage_seconds.items(), key=lambda kv: -kv[1]):
+                stages.add_row(node_id, f"{seconds:,.2f}", f"{1000 * seconds / processed:,.1f}")
+            self.console.print(stages)
+        if summary.items_failed:
+            failures = Table(title=f"first failures (of {summary.outputs_failed:,})", header_style="bold")
+            for column in ("sku", "output", "stage", "error"):
+                failures.add_column(column, overflow="fold")
+            for row in summary.failures:
+                failures.add_row(row.sku, row.output, row.stage, row.error)
+            self.console.print(failures)
+            verdict = "within" if summary.within_budget else "[bold red]over[/]"
+            self.console.print(
+                f"{summary.items_failed:,} failed item(s): {verdict} the failure budget "
+                f"({summary.failure_budget:g} item(s), execution.max_failures)"
+            )
+            self.console.print(f"ledger: {summary.ledger_dir}")
+            self.console.print(f"re-run only what is not done: {rerun}", highlight=False, soft_wrap=True)
+
+    @staticmethod
+    def rerun_command(recipe: str, overrides: tuple[str, ...]) -> str:
+        parts = ["imgx", "run", recipe, "--resume"]
+        for assignment in overrides:
+            parts += ["--set", assignment]
+        return shlex.join(parts)

@@ -1,0 +1,292 @@
+"""Run a recipe: load, plan, read the catalog, skip what ``--resume`` finds done, execute, summarise.
+
+This is what ``imgx run`` calls and what benchmarks and other programs use directly::
+
+    from imgx.runner import RunOptions, run_recipe
+    summary = run_recipe("recipes/demo.yaml", RunOptions(workers=2))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ._registry import PluginConfig, Registry, load_registry
+from .errors import ImgxError, PluginError
+from .executors.base import ExecutorOptions
+from .executors.processor import BatchResult, RunSpec, WorkUnit
+from .io.catalog import Catalog, open_catalog
+from .ledger import LedgerRow, LedgerWriter, StatePaths, completed_outputs, recover_journals
+from .plan import Plan, build_plan
+from .recipe import LoadedRecipe, load_recipe
+from .reporter import Reporter
+
+__all__ = ["RunOptions", "RunSummary", "prepare", "run_recipe"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """Options of one run; the CLI flags, as a typed object.
+
+    :param overrides: ``key.path=value`` assignments applied to the recipe (``--set``).
+    :param resume: skip (sku, output) pairs the ledger records as done with the same recipe hash.
+    :param executor: overrides ``execution.executor``.
+    :param workers: overrides ``execution.workers``.
+    :param max_failures: overrides ``execution.max_failures`` (``0.05``, ``"5%"``, ``10``).
+    :param dry_run: plan, count and report what would run; read no image and write nothing.
+    :param plugin_config: where plugins come from.
+    """
+
+    overrides: tuple[str, ...] = ()
+    resume: bool = False
+    executor: str | None = None
+    workers: int | None = None
+    max_failures: str | float | None = None
+    dry_run: bool = False
+    plugin_config: PluginConfig = dataclasses.field(default_factory=PluginConfig)
+
+    def all_overrides(self) -> tuple[str, ...]:
+        extra = []
+        if self.executor is not None:
+            extra.append(f"execution.executor={self.executor}")
+        if self.workers is not None:
+            extra.append(f"execution.workers={self.workers}")
+        if self.max_failures is not None:
+            extra.append(f"execution.max_failures={self.max_failures}")
+        return (*self.overrides, *extra)
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a run did. ``exit_code`` is 0 within the failure budget, 1 over it."""
+
+    recipe: str
+    run_id: str
+    out_dir: Path
+    executor: str
+    workers: int
+    items: int = 0
+    items_done: int = 0
+    items_failed: int = 0
+    items_skipped: int = 0
+    outputs_ok: int = 0
+    outputs_failed: int = 0
+    outputs_skipped: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    failure_budget: float = 0.0
+    failures: list[LedgerRow] = dataclasses.field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def ledger_dir(self) -> Path:
+        return StatePaths(self.out_dir).ledger
+
+    @property
+    def images_per_second(self) -> float:
+        """Items processed (done or failed, not skipped) per second of the run."""
+        return (self.items_done + self.items_failed) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def within_budget(self) -> bool:
+        return self.items_failed <= self.failure_budget
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.within_budget else 1
+
+
+def resolve_workers(value: int | str) -> int:
+    if value == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return int(value)
+
+
+def resolve_device(plan: Plan) -> str:
+    requested = plan.recipe.execution.device
+    if requested != "auto":
+        return requested
+    if not any(node.device == "gpu" for node in plan.nodes):
+        return "cpu"
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def prepare(recipe: str | Path, options: RunOptions) -> tuple[LoadedRecipe, Registry, Plan]:
+    """Load and validate the recipe, load plugins and build the plan; reads no image."""
+    loaded = load_recipe(recipe, overrides=options.all_overrides())
+    registry = load_registry(options.plugin_config)
+    plan = build_plan(loaded, registry)
+    try:
+        registry.get_executor(loaded.recipe.execution.executor)
+    except PluginError as exc:
+        raise loaded.error([(("execution", "executor"), str(exc))]) from None
+    return loaded, registry, plan
+
+
+class _RunLock:
+    """One run per output folder at a time (``flock``; released by the kernel if the process is killed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: Any = None
+
+    def __enter__(self) -> _RunLock:
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise ImgxError(
+                f"another imgx run is writing to {self.path.parent.parent}; wait for it or use another output.dir"
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def _budget(max_failures: float | int, items: int) -> float:
+    return max_failures * items if isinstance(max_failures, float) else float(max_failures)
+
+
+def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: Reporter | None = None) -> RunSummary:
+    """Run a recipe end to end and return its summary. Raises :class:`imgx.RecipeError` for a bad recipe (nothing is
+    read or written) and :class:`imgx.ImgxError` if the run cannot go on (a stage cannot start, a worker died)."""
+    options = options or RunOptions()
+    reporter = reporter or Reporter(enabled=False)
+    loaded, registry, plan = prepare(recipe, options)
+    recipe_spec = loaded.recipe
+    out_dir = loaded.resolve(recipe_spec.output.dir).resolve()
+    catalog = open_catalog(loaded, registry, skip_dirs=(out_dir,))
+    workers = resolve_workers(recipe_spec.execution.workers)
+    summary = RunSummary(
+        recipe=loaded.path,
+        run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
+        out_dir=out_dir,
+        executor=recipe_spec.execution.executor,
+        workers=workers,
+        dry_run=options.dry_run,
+    )
+    for failure in registry.failures:
+        reporter.warn(f"plugin {failure.plugin}: {failure.error}")
+    if options.dry_run:
+        return _dry_run(plan, catalog, out_dir, options, summary)
+
+    paths = StatePaths(out_dir)
+    paths.make()
+    with _RunLock(paths.lock):
+        recover_journals(paths)
+        shutil.rmtree(paths.tmp, ignore_errors=True)  # partial files of a killed run
+        paths.tmp.mkdir(parents=True, exist_ok=True)
+        done = completed_outputs(out_dir, plan.output_hashes) if options.resume else {}
+        summary.items = catalog.count()
+        summary.failure_budget = _budget(recipe_spec.execution.max_failures, summary.items)
+        spec = RunSpec(
+            plan=plan,
+            out_dir=out_dir,
+            run_id=summary.run_id,
+            device=resolve_device(plan),
+            batch_size=recipe_spec.execution.batch_size,
+        )
+        executor_cls = registry.get_executor(recipe_spec.execution.executor)
+        executor = executor_cls(
+            spec,
+            ExecutorOptions(
+                workers=workers, start_method=recipe_spec.execution.start_method, plugin_config=options.plugin_config
+            ),
+        )
+        main_ledger = LedgerWriter(paths, summary.run_id, "main")
+        reporter.start(summary.items, f"{recipe_spec.name}")
+        started = time.perf_counter()
+
+        def on_result(result: BatchResult) -> None:
+            _count(summary, result)
+            reporter.advance(result.items, result.failed_items)
+
+        try:
+            executor.run(_batches(catalog, plan, done, spec.batch_size, main_ledger, summary, reporter), on_result)
+        finally:
+            summary.seconds = time.perf_counter() - started
+            reporter.stop()
+            main_ledger.close()
+            recover_journals(paths)  # workers' journals not yet compacted (a pool shut down, a worker killed)
+    return summary
+
+
+def _batches(
+    catalog: Catalog,
+    plan: Plan,
+    done: dict[str, set[str]],
+    batch_size: int,
+    ledger: LedgerWriter,
+    summary: RunSummary,
+    reporter: Reporter,
+) -> Iterator[list[WorkUnit]]:
+    batch: list[WorkUnit] = []
+    for ref in catalog:
+        finished = done.get(ref.sku, set()) if ref.error is None else set()
+        remaining = tuple(out for out in plan.outputs if out not in finished)
+        skipped = [
+            LedgerRow(
+                ref.sku, ref.source, out, "", "skipped", "", "done by an earlier run", 0.0, plan.output_hashes[out]
+            )
+            for out in plan.outputs
+            if out in finished
+        ]
+        if skipped:
+            ledger.write(skipped)
+            summary.outputs_skipped += len(skipped)
+        if not remaining:
+            summary.items_skipped += 1
+            reporter.advance(1, 0)
+            continue
+        batch.append(WorkUnit(ref, remaining))
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+_MAX_LISTED_FAILURES = 20
+
+
+def _count(summary: RunSummary, result: BatchResult) -> None:
+    summary.items_done += result.items - result.failed_items
+    summary.items_failed += result.failed_items
+    for node_id, seconds in result.stage_seconds.items():
+        summary.stage_seconds[node_id] = summary.stage_seconds.get(node_id, 0.0) + seconds
+    for row in result.rows:
+        if row.status == "ok":
+            summary.outputs_ok += 1
+        elif row.status == "failed":
+            summary.outputs_failed += 1
+            if len(summary.failures) < _MAX_LISTED_FAILURES:
+                summary.failures.append(row)
+
+
+def _dry_run(plan: Plan, catalog: Catalog, out_dir: Path, options: RunOptions, summary: RunSummary) -> RunSummary:
+    done = completed_outputs(out_dir, plan.output_hashes) if options.resume else {}
+    for ref in catalog:
+        summary.items += 1
+        finished = done.get(ref.sku, set())
+        if all(out in finished for out in plan.outputs):
+            summary.items_skipped += 1
+            summary.outputs_skipped += len(plan.outputs)
+        else:
+            summary.outputs_skipped += len(finished & set(plan.outputs))
+    summary.failure_budget = _budget(plan.recipe.execution.max_failures, summary.items)
+    return summary
