@@ -1,0 +1,95 @@
+"""Encode an :class:`imgx.Item` to JPEG, PNG or WebP bytes.
+
+Choices (speed first: this runs once per output on millions of SKUs):
+
+- JPEG: ``optimize=False``; chroma subsampling 4:4:4 at ``quality >= 90`` and 4:2:0 below (libvips' rule:
+  subsampling smears the saturated edges of product shots, and whoever asks for 90+ wants them kept); alpha
+  flattened over ``background`` with an integer "over" blend (``(rgb * a + bg * (255 - a)) / 255``, rounded).
+- PNG: lossless, RGBA when the item has alpha; ``quality`` does not apply; ``png_compress_level`` (default 6, zlib's
+  own default) trades size for speed (1 is ~3x faster and ~10-20% larger on photos).
+- WebP: lossy with ``quality`` unless ``lossless=True``; ``method=4`` (libwebp's default speed/size trade-off; 6 is
+  ~2x slower for a few % smaller files, 0 is fastest); RGBA when the item has alpha. Lossless WebP keeps the RGB
+  under fully transparent pixels (``exact=True``) so a round trip gives the same arrays back.
+- The item's RGB ICC profile (``meta["icc_profile"]``) is embedded in every format. No EXIF is written: the pixels
+  are already upright, so an orientation tag would rotate them twice.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from ..errors import OutputError
+from ..item import Item
+
+__all__ = ["FORMATS", "encode_image", "flatten_alpha"]
+
+#: Recipe output format -> file extension.
+FORMATS: dict[str, str] = {"jpeg": "jpg", "png": "png", "webp": "webp"}
+
+
+def flatten_alpha(image: np.ndarray, alpha: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """Composite ``image`` ``(H, W, 3)`` uint8 RGB with straight ``alpha`` ``(H, W)`` uint8 over a solid ``background``
+    colour: ``round((rgb * a + bg * (255 - a)) / 255)`` in integer arithmetic. Returns ``(H, W, 3)`` uint8."""
+    a = alpha.astype(np.uint16)[:, :, None]
+    bg = np.asarray(background, dtype=np.uint16)
+    blended = image.astype(np.uint16) * a + bg * (255 - a)  # <= 255 * 255: fits uint16
+    blended += 127
+    blended //= 255
+    return blended.astype(np.uint8)
+
+
+def encode_image(
+    item: Item,
+    *,
+    format: str,
+    quality: int = 90,
+    background: tuple[int, int, int] = (255, 255, 255),
+    lossless: bool = False,
+    png_compress_level: int = 6,
+) -> bytes:
+    """Encode ``item.image`` (``(H, W, 3)`` uint8 RGB) and ``item.alpha`` (``(H, W)`` uint8 or ``None``).
+
+    :param format: a key of :data:`FORMATS`: ``"jpeg"``, ``"png"`` or ``"webp"``.
+    :param quality: 1..100, for JPEG and lossy WebP (ignored by PNG and lossless WebP).
+    :param background: RGB colour the alpha is flattened over for JPEG (which has no alpha).
+    :param lossless: WebP only: encode losslessly.
+    :param png_compress_level: PNG only: zlib level 0..9.
+    :raises OutputError: unknown format, out-of-range option, or the encoder failed.
+    """
+    if format not in FORMATS:
+        raise OutputError(f"got output format {format!r}; expected one of {', '.join(FORMATS)}")
+    if not 1 <= quality <= 100:
+        raise OutputError(f"got quality {quality} for {format} output; expected 1..100")
+    if not 0 <= png_compress_level <= 9:
+        raise OutputError(f"got png_compress_level {png_compress_level}; expected 0..9")
+    if len(background) != 3 or not all(0 <= int(c) <= 255 for c in background):
+        raise OutputError(f"got background {background!r}; expected an (R, G, B) tuple of 0..255")
+
+    options: dict[str, object] = {}
+    icc = item.meta.get("icc_profile")
+    if icc:
+        options["icc_profile"] = icc
+    try:
+        if format == "jpeg":
+            rgb = item.image if item.alpha is None else flatten_alpha(item.image, item.alpha, background)
+            pil, pil_format = Image.fromarray(rgb), "JPEG"
+            # Like libvips: full-resolution chroma at quality >= 90 (sharp coloured edges on product shots).
+            options.update(quality=quality, optimize=False, subsampling=0 if quality >= 90 else 2)
+        else:
+            pil = Image.fromarray(item.image)
+            if item.alpha is not None:
+                pil.putalpha(Image.fromarray(item.alpha))
+            if format == "png":
+                pil_format = "PNG"
+                options.update(compress_level=png_compress_level, optimize=False)
+            else:
+                pil_format = "WEBP"
+                options.update(quality=quality, method=4, lossless=lossless, exact=lossless)
+        buffer = io.BytesIO()
+        pil.save(buffer, pil_format, **options)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise OutputError(f"could not encode {item.sku!r} as {format}: {exc}") from exc
+    return buffer.getvalue()
