@@ -1,0 +1,62 @@
+"""Saturation and vibrance: scale each pixel's distance from its own grey (luma is kept)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import cv2
+import numpy as np
+from imgx import Item, Stage, StageParams
+from pydantic import Field
+
+from ._checks import check_rgb
+
+__all__ = ["Saturation", "SaturationParams", "adjust_saturation"]
+
+
+def adjust_saturation(image: np.ndarray, saturation: float = 1.0, vibrance: float = 0.0) -> np.ndarray:
+    """Move each pixel away from (or towards) its grey of equal luma (BT.601 weights, as ``cv2.COLOR_RGB2GRAY``).
+
+    The per-pixel factor is ``saturation * (1 + vibrance * (1 - chroma / 255))`` where ``chroma = max(R, G, B) -
+    min(R, G, B)``: vibrance boosts dull pixels (skin, pastel backgrounds) more than already vivid ones, and a
+    negative vibrance mutes dull pixels first. Hue and luma are kept up to clipping at 0 and 255.
+
+    :param image: ``(H, W, 3)`` uint8 RGB, not modified.
+    :param saturation: global factor: 0 = greyscale, 1 = unchanged, > 1 more colourful.
+    :param vibrance: -1..1; 0 = off.
+    :return: ``(H, W, 3)`` uint8 RGB, a new array (the input itself when both are neutral).
+    """
+    check_rgb(image)
+    if saturation < 0:
+        raise ValueError(f"got {saturation!r} for saturation; expected a number >= 0")
+    if (saturation == 1.0 and vibrance == 0.0) or image.size == 0:
+        return image
+    grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    if vibrance == 0.0:  # one saturating uint8 blend: image * s + grey * (1 - s)
+        return cv2.addWeighted(image, float(saturation), grey, float(1.0 - saturation), 0.0)
+    r, g, b = cv2.split(image)
+    chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
+    factor_lut = saturation * (1.0 + vibrance * (1.0 - np.arange(256, dtype=np.float32) / 255.0))
+    factor = cv2.LUT(chroma, factor_lut.astype(np.float32).reshape(1, 256))
+    # Per-pixel blend image * k + grey * (1 - k) (weights may be negative), rounded and saturated by OpenCV.
+    return cv2.blendLinear(image, grey, factor, 1.0 - factor)
+
+
+class SaturationParams(StageParams):
+    saturation: float = Field(1.0, ge=0.0, le=4.0, description="global factor: 0 = greyscale, 1 = unchanged")
+    vibrance: float = Field(
+        0.0, ge=-1.0, le=1.0, description="extra boost for dull pixels, less for vivid ones; 0 = off, < 0 mutes"
+    )
+
+
+class Saturation(Stage):
+    """Saturation and vibrance; see :func:`adjust_saturation`. Alpha is carried through."""
+
+    name: ClassVar[str] = "color.saturation"
+    Params: ClassVar[type[StageParams]] = SaturationParams
+    summary: ClassVar[str] = "Saturation factor and vibrance (boosts dull colours more than vivid ones)."
+    params: SaturationParams
+
+    def process(self, item: Item) -> Item:
+        p = self.params
+        return item.replace(image=adjust_saturation(item.image, p.saturation, p.vibrance))

@@ -1,0 +1,37 @@
+"""imgx_geometry: first-party geometry stages (fit onto a canvas, resize).
+
+Each operation is a plain function on ``(H, W, 3)`` uint8 RGB arrays (and an optional ``(H, W)`` uint8 alpha) plus a
+thin :class:`imgx.Stage` that holds its typed parameters. The stages register through the ``imgx`` entry-point group
+like any third-party plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import imgx
+
+from ._common import parse_color
+from .fit import Fit, FitParams, fit_to_canvas
+from .resize import Resize, ResizeParams, resize_image, target_size
+
+__all__ = [
+    "STAGES",
+    "Fit",
+    "FitParams",
+    "Resize",
+    "ResizeParams",
+    "fit_to_canvas",
+    "imgx_stages",
+    "parse_color",
+    "resize_image",
+    "target_size",
+]
+
+STAGES: tuple[type[imgx.Stage], ...] = (Fit, Resize)
+
+
+@imgx.hookimpl
+def imgx_stages() -> Sequence[type[imgx.Stage]]:
+    """The geometry stages."""
+    return list(STAGES)

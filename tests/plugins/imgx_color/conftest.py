@@ -1,0 +1,65 @@
+"""Real photos for the colour-stage tests, downscaled (the effects do not need full size) and read-only, as the
+engine hands them to stages."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+from matplotlib import cbook
+from PIL import Image
+from sklearn.datasets import load_sample_images
+
+
+def _small(image: np.ndarray, long_side: int = 320) -> np.ndarray:
+    height, width = image.shape[:2]
+    scale = long_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return _frozen(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    array.flags.writeable = False
+    return array
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    """``name -> (H, W, 3)`` uint8 RGB, read-only, long side 320."""
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        hopper = np.asarray(Image.open(fh).convert("RGB"))
+    china, flower = load_sample_images().images
+    return {
+        "coffee": _small(skimage.data.coffee()),
+        "astronaut": _small(skimage.data.astronaut()),
+        "chelsea": _small(skimage.data.chelsea()),
+        "rocket": _small(skimage.data.rocket()),
+        "grace_hopper": _small(hopper),
+        "china": _small(china),
+        "flower": _small(flower),
+    }
+
+
+@pytest.fixture(scope="session")
+def coffee(photos: dict[str, np.ndarray]) -> np.ndarray:
+    return photos["coffee"]
+
+
+@pytest.fixture(scope="session")
+def rgba_pack() -> tuple[np.ndarray, np.ndarray]:
+    """Matplotlib's product-like RGBA sample (a gift pack): ``(H, W, 3)`` uint8 RGB and its ``(H, W)`` uint8 alpha."""
+    with cbook.get_sample_data("Minduka_Present_Blue_Pack.png") as fh:
+        rgba = np.asarray(Image.open(fh).convert("RGBA"))
+    return _frozen(rgba[..., :3]), _frozen(rgba[..., 3])
+
+
+@pytest.fixture(scope="session")
+def with_cast():
+    """Multiply the channels by gains (a colour cast), saturating: ``(H, W, 3)`` uint8 RGB -> same."""
+
+    def cast(image: np.ndarray, gains: tuple[float, float, float] = (1.25, 1.0, 0.75)) -> np.ndarray:
+        return _frozen(np.clip(image.astype(np.float32) * np.float32(gains), 0, 255).astype(np.uint8))
+
+    return cast
