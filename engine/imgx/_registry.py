@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -40,6 +41,7 @@ __all__ = [
 AUTOLOAD_ENV = "IMGX_DISABLE_PLUGIN_AUTOLOAD"
 EXTRA_PLUGINS_ENV = "IMGX_PLUGINS"
 CORE_PLUGINS: tuple[str, ...] = ("imgx.executors.local", "imgx.io.catalog")
+DIR_PLUGIN_PREFIX = "imgx_dirplugin_"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,8 +140,10 @@ def _load_dir_plugins(directory: str) -> list[tuple[str, ModuleType]]:
             init = candidate / "__init__.py"
         else:
             continue
-        stem = candidate.stem
-        module_name = f"imgx_plugins_dir.{stem}"
+        # A top-level name unique to this folder: classes pickle by reference, and a worker that loads the same
+        # folder gets the same name. Two folders may both have a "stages.py".
+        digest = hashlib.sha256(str(candidate.resolve()).encode()).hexdigest()[:10]
+        module_name = f"{DIR_PLUGIN_PREFIX}{digest}_{candidate.stem}"
         try:
             spec = importlib.util.spec_from_file_location(
                 module_name, init, submodule_search_locations=[str(candidate)] if init.name == "__init__.py" else None

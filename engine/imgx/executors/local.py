@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from .._registry import PluginConfig, load_registry
+from .._registry import DIR_PLUGIN_PREFIX, PluginConfig, load_registry
 from ..errors import ImgxError
 from ..hookspecs import hookimpl
 from .base import Executor
@@ -36,8 +36,25 @@ def _limit_threads() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when its parent dies (even by SIGKILL), so no orphan keeps processing,
+    and writing, after its run is gone and a ``--resume`` may have started. Under forkserver the parent is the
+    server, which exits as soon as the run's process is gone."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def _init_worker(plugin_config: PluginConfig, spec_bytes: bytes) -> None:
     global _PROCESSOR, _INIT_ERROR
+    _die_with_parent()
     _limit_threads()
     try:
         load_registry(plugin_config)  # one-off plugin modules must be importable before the plan is unpickled
@@ -76,8 +93,7 @@ class LocalExecutor(Executor):
 
     def _run_pool(self, batches: Iterable[list[WorkUnit]], on_result: Callable[[BatchResult], None]) -> None:
         workers = self.options.workers
-        method = self.options.start_method or ("fork" if sys.platform.startswith("linux") else "spawn")
-        context = multiprocessing.get_context(method)
+        context = self._context()
         spec_bytes = pickle.dumps(self.spec)
         pending: set[Future[BatchResult]] = set()
         iterator = iter(batches)
@@ -106,6 +122,21 @@ class LocalExecutor(Executor):
                 "a worker process died (killed, or out of memory); the items it finished are in the ledger: "
                 "re-run with --resume to finish the rest"
             ) from exc
+
+
+    def _context(self) -> multiprocessing.context.BaseContext:
+        """forkserver by default: workers fork from a clean, single-threaded server rather than from this process,
+        whose OpenCV / OpenMP thread pools (used by an earlier in-process run, a notebook, a test) would deadlock a
+        forked child. The server preloads the heavy modules once, so each worker starts in milliseconds."""
+        method = self.options.start_method
+        if method is None:
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            stage_modules = [n.stage.__module__ for n in self.spec.plan.nodes]
+            preload = ["imgx.executors.local", "cv2", *(m for m in stage_modules if not m.startswith(DIR_PLUGIN_PREFIX))]
+            context.set_forkserver_preload(list(dict.fromkeys(preload)))
+        return context
 
 
 @hookimpl
