@@ -72,5 +72,7 @@ class Item:
         return self.image.shape[1], self.image.shape[0]
 
     def replace(self, **changes: Any) -> Item:
-        """A copy with some fields changed (``image=``, ``alpha=``, ``meta=``)."""
+        """A copy with some fields changed (``image=``, ``alpha=``, ``meta=``). ``meta`` is copied, so a stage
+        that edits its copy never changes what a sibling branch of the DAG sees."""
+        changes.setdefault("meta", dict(self.meta))
         return dataclasses.replace(self, **changes)

@@ -126,6 +126,8 @@ def _to_table(records: list[dict[str, Any]]) -> pa.Table:
 
 
 def _write_part(table: pa.Table, path: Path, tmp_dir: Path) -> None:
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         pq.write_table(table, tmp, compression="zstd")

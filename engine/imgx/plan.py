@@ -163,7 +163,7 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
     ordered = tuple(nodes[node_id] for node_id in order)
     lineage: dict[str, tuple[str, ...]] = {}
     hashes: dict[str, str] = {}
-    out_spec = recipe.output.model_dump(mode="json")
+    out_spec = recipe.output.model_dump(mode="json", exclude={"dir"})  # where files go never changes them
     for out in recipe.output_ids:
         wanted: set[str] = set()
         stack = [out]

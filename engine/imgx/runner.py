@@ -136,7 +136,11 @@ def prepare(recipe: str | Path, options: RunOptions) -> tuple[LoadedRecipe, Regi
 
 
 class _RunLock:
-    """One run per output folder at a time (``flock``; released by the kernel if the process is killed)."""
+    """One run per output folder at a time.
+
+    A POSIX record lock (``lockf``): released by the kernel when the process dies, and, unlike ``flock``, not shared
+    with forked worker processes, so a worker can never keep a dead run's folder locked.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -145,8 +149,8 @@ class _RunLock:
     def __enter__(self) -> _RunLock:
         self.handle = open(self.path, "a+")
         try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             self.handle.close()
             raise ImgxError(
                 f"another imgx run is writing to {self.path.parent.parent}; wait for it or use another output.dir"
@@ -154,7 +158,7 @@ class _RunLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        fcntl.lockf(self.handle, fcntl.LOCK_UN)
         self.handle.close()
 
 
