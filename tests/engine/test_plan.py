@@ -1,0 +1,60 @@
+"""The plan: DAG order, lineage of each output, and per-output hashes that drive --resume."""
+
+from __future__ import annotations
+
+import pickle
+
+from imgx._registry import load_registry
+from imgx.plan import build_plan
+from imgx.recipe import parse_recipe
+
+VARIANTS = """\
+version: 1
+name: variants
+input: {path: catalog/}
+output: {dir: out/}
+stages:
+  - {id: square, uses: geometry.fit, needs: [base], with: {size: 512}}
+  - {id: base, uses: color.white_balance}
+  - {id: warm, uses: color.saturation, needs: [base], with: {saturation: 1.4}}
+  - {id: gray, uses: color.saturation, needs: [base], with: {saturation: 0.0}}
+outputs: [square, warm, gray]
+"""
+
+
+def plan_of(text: str, *overrides: str):
+    return build_plan(parse_recipe(text, overrides=overrides), load_registry())
+
+
+def test_nodes_run_after_what_they_need_whatever_the_recipe_order() -> None:
+    plan = plan_of(VARIANTS)
+    order = [n.id for n in plan.nodes]
+    assert order.index("base") < min(order.index("square"), order.index("warm"), order.index("gray"))
+    assert plan.lineage == {"square": ("base", "square"), "warm": ("base", "warm"), "gray": ("base", "gray")}
+    assert plan.needed_nodes({"warm"}) == ("base", "warm")
+    assert set(plan.needed_nodes({"warm", "gray"})) == {"base", "warm", "gray"}
+
+
+def test_output_hash_changes_only_for_the_variant_whose_lineage_changed() -> None:
+    before = plan_of(VARIANTS).output_hashes
+    warmer = plan_of(VARIANTS, "stages.warm.with.saturation=1.5").output_hashes
+    assert warmer["warm"] != before["warm"]
+    assert warmer["square"] == before["square"] and warmer["gray"] == before["gray"]
+    # A shared upstream change touches every variant; output encoding settings too.
+    assert all(a != b for a, b in zip(plan_of(VARIANTS, "stages.base.with.method=white_patch").output_hashes.values(),
+                                      before.values(), strict=True))
+    assert all(plan_of(VARIANTS, "output.quality=50").output_hashes[k] != v for k, v in before.items())
+    # Execution options never change what is produced.
+    assert plan_of(VARIANTS, "execution.workers=3", "execution.batch_size=2").output_hashes == before
+
+
+def test_default_outputs_are_the_leaves() -> None:
+    text = VARIANTS.replace("outputs: [square, warm, gray]\n", "")
+    assert set(plan_of(text).outputs) == {"square", "warm", "gray"}
+
+
+def test_the_plan_pickles_for_worker_processes() -> None:
+    plan = plan_of(VARIANTS)
+    clone = pickle.loads(pickle.dumps(plan))
+    assert [n.id for n in clone.nodes] == [n.id for n in plan.nodes]
+    assert clone.node("warm").params == plan.node("warm").params
