@@ -62,5 +62,3 @@ def basic_recipe(catalog: Path, out: Path, **execution: Any) -> dict[str, Any]:
         ],
         "outputs": ["enhanced", "square"],
     }
-
-

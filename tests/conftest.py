@@ -11,6 +11,7 @@ from PIL import Image
 
 from _support import REAL_PHOTOS, real_photo
 
+
 @pytest.fixture(scope="session")
 def photo_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder catalog of the real photos as JPEGs in two category folders (SKUs ``food/coffee`` ...)."""

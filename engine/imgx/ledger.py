@@ -78,6 +78,11 @@ class StatePaths:
     def lock(self) -> Path:
         return self.root / "lock"
 
+    @property
+    def workers_lock(self) -> Path:
+        """Held shared by every worker process of a run for its whole life (see :mod:`imgx.executors.liveness`)."""
+        return self.root / "workers.lock"
+
     def make(self) -> None:
         for folder in (self.ledger, self.journal, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from typing import Any
 from ._registry import PluginConfig, Registry, load_registry
 from .errors import ImgxError, PluginError
 from .executors.base import ExecutorOptions
+from .executors.liveness import wait_for_earlier_workers
 from .executors.processor import BatchResult, RunSpec, WorkUnit
 from .io.catalog import Catalog, open_catalog
 from .ledger import LedgerRow, LedgerWriter, StatePaths, completed_outputs, recover_journals
@@ -192,6 +193,7 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
     paths = StatePaths(out_dir)
     paths.make()
     with _RunLock(paths.lock):
+        wait_for_earlier_workers(paths.workers_lock)  # a killed run's workers may still be finishing a write
         recover_journals(paths)
         shutil.rmtree(paths.tmp, ignore_errors=True)  # partial files of a killed run
         paths.tmp.mkdir(parents=True, exist_ok=True)

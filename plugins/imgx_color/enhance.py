@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from imgx import Item, Stage, StageParams
 from pydantic import Field
+
+from imgx import Item, Stage, StageParams
 
 from ._checks import check_rgb
 from .contrast import auto_contrast

@@ -7,8 +7,9 @@ from typing import ClassVar, Literal
 
 import cv2
 import numpy as np
-from imgx import Item, Stage, StageParams
 from pydantic import Field
+
+from imgx import Item, Stage, StageParams
 
 from ._checks import check_rgb, gain_lut
 

@@ -7,8 +7,9 @@ from typing import ClassVar, Literal
 
 import cv2
 import numpy as np
-from imgx import Item, Stage, StageParams
 from pydantic import Field, field_validator
+
+from imgx import Item, Stage, StageParams
 
 from ._common import Dimension, Interpolation, check_image_alpha, parse_color, resize_plane
 

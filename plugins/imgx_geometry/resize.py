@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from imgx import Item, Stage, StageParams
 from pydantic import Field, model_validator
+
+from imgx import Item, Stage, StageParams
 
 from ._common import Dimension, Interpolation, check_image_alpha, resize_plane
 

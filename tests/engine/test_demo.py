@@ -10,8 +10,9 @@ import time
 import cv2
 import numpy as np
 import pytest
-from imgx.demo import CatalogImage, build_demo_catalog, build_synthetic_catalog
 from PIL import Image
+
+from imgx.demo import CatalogImage, build_demo_catalog, build_synthetic_catalog
 
 SIZE = 320
 SYNTHETIC = 6

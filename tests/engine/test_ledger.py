@@ -27,8 +27,20 @@ def test_rows_are_readable_while_the_writer_is_open_then_compacted(tmp_path: Pat
     assert len(parts) == 2 and not list(paths.journal.glob("*"))
     table = read_ledger(tmp_path)
     assert sorted(table["sku"].to_pylist()) == ["a", "b", "c", "d"]
-    assert set(table.column_names) >= {"sku", "source", "output", "path", "status", "stage", "error", "duration_ms",
-                                       "recipe_hash", "run_id", "worker", "finished_at"}
+    assert set(table.column_names) >= {
+        "sku",
+        "source",
+        "output",
+        "path",
+        "status",
+        "stage",
+        "error",
+        "duration_ms",
+        "recipe_hash",
+        "run_id",
+        "worker",
+        "finished_at",
+    }
     assert pq.read_table(parts[0]).num_rows == 3
 
 
@@ -51,13 +63,15 @@ def test_completed_outputs_need_ok_status_same_hash_and_the_file(tmp_path: Path)
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"png")
     writer = LedgerWriter(StatePaths(tmp_path), "run1", "w0")
-    writer.write([
-        row("a", "x", path="a/x.png"),
-        row("b", "x", status="failed", path="b/x.png"),
-        row("c", "x", digest="old", path="c/x.png"),
-        row("d", "y", path="d/y.png"),
-        row("e", "x", path="e/x.png"),  # recorded, but the file is gone
-    ])
+    writer.write(
+        [
+            row("a", "x", path="a/x.png"),
+            row("b", "x", status="failed", path="b/x.png"),
+            row("c", "x", digest="old", path="c/x.png"),
+            row("d", "y", path="d/y.png"),
+            row("e", "x", path="e/x.png"),  # recorded, but the file is gone
+        ]
+    )
     writer.close()
     assert completed_outputs(tmp_path, {"x": "h1", "y": "h1"}) == {"a": {"x"}, "d": {"y"}}
     assert completed_outputs(tmp_path / "empty", {"x": "h1"}) == {}

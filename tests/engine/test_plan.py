@@ -41,8 +41,14 @@ def test_output_hash_changes_only_for_the_variant_whose_lineage_changed() -> Non
     assert warmer["warm"] != before["warm"]
     assert warmer["square"] == before["square"] and warmer["gray"] == before["gray"]
     # A shared upstream change touches every variant; output encoding settings too.
-    assert all(a != b for a, b in zip(plan_of(VARIANTS, "stages.base.with.method=white_patch").output_hashes.values(),
-                                      before.values(), strict=True))
+    assert all(
+        a != b
+        for a, b in zip(
+            plan_of(VARIANTS, "stages.base.with.method=white_patch").output_hashes.values(),
+            before.values(),
+            strict=True,
+        )
+    )
     assert all(plan_of(VARIANTS, "output.quality=50").output_hashes[k] != v for k, v in before.items())
     # Execution options never change what is produced.
     assert plan_of(VARIANTS, "execution.workers=3", "execution.batch_size=2").output_hashes == before

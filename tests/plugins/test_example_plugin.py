@@ -12,13 +12,14 @@ import sys
 import textwrap
 from types import ModuleType
 
-import imgx
 import numpy as np
 import pydantic
 import pytest
+from PIL import Image
+
+import imgx
 from imgx._registry import PluginConfig, load_registry
 from imgx.demo import build_demo_catalog
-from PIL import Image
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PLUGIN_SOURCE = REPO / "plugins" / "imgx-example-plugin"

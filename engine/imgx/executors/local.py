@@ -18,7 +18,9 @@ from concurrent.futures.process import BrokenProcessPool
 from .._registry import DIR_PLUGIN_PREFIX, PluginConfig, load_registry
 from ..errors import ImgxError
 from ..hookspecs import hookimpl
+from ..ledger import StatePaths
 from .base import Executor
+from .liveness import hold_worker_lock, process_identity, watch_main_process
 from .processor import BatchProcessor, BatchResult, WorkUnit
 
 __all__ = ["LocalExecutor"]
@@ -52,15 +54,21 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _init_worker(plugin_config: PluginConfig, spec_bytes: bytes) -> None:
+def _init_worker(plugin_config: PluginConfig, spec_bytes: bytes, main: tuple[int, str]) -> None:
     global _PROCESSOR, _INIT_ERROR
     _die_with_parent()
+    watch_main_process(main)
     _limit_threads()
     try:
         load_registry(plugin_config)  # one-off plugin modules must be importable before the plan is unpickled
-        _PROCESSOR = BatchProcessor(pickle.loads(spec_bytes), worker=f"w{os.getpid()}")
+        spec = pickle.loads(spec_bytes)
+        hold_worker_lock(StatePaths(spec.out_dir).workers_lock)
+        _PROCESSOR = BatchProcessor(spec, worker=f"w{os.getpid()}")
     except ImgxError as exc:
         _INIT_ERROR = exc  # raised from the first batch, so the run fails with this message
+        return
+    except Exception as exc:
+        _INIT_ERROR = ImgxError(f"worker process failed to start: {type(exc).__name__}: {exc}")
         return
     # Compact this worker's ledger journal into Parquet when the pool shuts the process down.
     multiprocessing.util.Finalize(_PROCESSOR, _PROCESSOR.close, exitpriority=10)
@@ -103,7 +111,7 @@ class LocalExecutor(Executor):
                 max_workers=workers,
                 mp_context=context,
                 initializer=_init_worker,
-                initargs=(self.options.plugin_config, spec_bytes),
+                initargs=(self.options.plugin_config, spec_bytes, process_identity(os.getpid())),
             ) as pool:
                 while True:
                     while not exhausted and len(pending) < 2 * workers:
@@ -123,7 +131,6 @@ class LocalExecutor(Executor):
                 "re-run with --resume to finish the rest"
             ) from exc
 
-
     def _context(self) -> multiprocessing.context.BaseContext:
         """forkserver by default: workers fork from a clean, single-threaded server rather than from this process,
         whose OpenCV / OpenMP thread pools (used by an earlier in-process run, a notebook, a test) would deadlock a
@@ -134,7 +141,11 @@ class LocalExecutor(Executor):
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             stage_modules = [n.stage.__module__ for n in self.spec.plan.nodes]
-            preload = ["imgx.executors.local", "cv2", *(m for m in stage_modules if not m.startswith(DIR_PLUGIN_PREFIX))]
+            preload = [
+                "imgx.executors.local",
+                "cv2",
+                *(m for m in stage_modules if not m.startswith(DIR_PLUGIN_PREFIX)),
+            ]
             context.set_forkserver_preload(list(dict.fromkeys(preload)))
         return context
 

@@ -118,8 +118,9 @@ class ExecutionSpec(_Model):
         "More failed items than this makes the run exit with code 1.",
     )
     start_method: Literal["fork", "spawn", "forkserver"] | None = Field(
-        default=None, description="multiprocessing start method for workers; default forkserver (fork is unsafe once "
-        "OpenCV/OpenMP threads exist in the parent), spawn where forkserver is missing."
+        default=None,
+        description="multiprocessing start method for workers; default forkserver (fork is unsafe once "
+        "OpenCV/OpenMP threads exist in the parent), spawn where forkserver is missing.",
     )
 
     @field_validator("workers")

@@ -79,7 +79,8 @@ def test_bad_inputs_each_get_a_row_and_never_stop_the_run(tmp_path: Path, worker
     rows += [{"sku": "missing", "image": "does/not/exist.jpg"}, {"sku": "a-folder", "image": "."}]
     (catalog / "list.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     recipe = {
-        "version": 1, "name": "zoo",
+        "version": 1,
+        "name": "zoo",
         "input": {"path": str(catalog / "list.jsonl")},
         "output": {"dir": str(tmp_path / "out"), "format": "png", "naming": "{sku_hash}/{output}.{ext}"},
         "execution": {"workers": workers, "batch_size": 4, "max_failures": 1.0 * len(rows)},
@@ -107,8 +108,12 @@ def test_bad_inputs_each_get_a_row_and_never_stop_the_run(tmp_path: Path, worker
 
 def run_with_budget(catalog: Path, tmp_path: Path, budget: object, plugin_dir: Path) -> int:
     recipe = basic_recipe(catalog, tmp_path / f"out-{budget}", max_failures=budget)
-    recipe["stages"][1] = {"id": "square", "uses": "test.fail_on", "needs": ["enhanced"],
-                           "with": {"sku_contains": "coffee"}}
+    recipe["stages"][1] = {
+        "id": "square",
+        "uses": "test.fail_on",
+        "needs": ["enhanced"],
+        "with": {"sku_contains": "coffee"},
+    }
     options = RunOptions(plugin_config=PluginConfig(plugins_dirs=(str(plugin_dir),)))
     return run_recipe(write_recipe(tmp_path, recipe, f"{budget}.yaml"), options).exit_code
 
@@ -126,8 +131,9 @@ def test_a_stage_failing_on_one_item_fails_that_item_and_that_branch_only(
     photo_catalog: Path, tmp_path: Path, plugin_dir: Path, workers: int
 ) -> None:
     recipe = basic_recipe(photo_catalog, tmp_path / "out", workers=workers, batch_size=4, max_failures=5)
-    recipe["stages"].append({"id": "inverted", "uses": "test.fail_on", "needs": ["enhanced"],
-                             "with": {"sku_contains": "coffee"}})
+    recipe["stages"].append(
+        {"id": "inverted", "uses": "test.fail_on", "needs": ["enhanced"], "with": {"sku_contains": "coffee"}}
+    )
     recipe["outputs"] = ["square", "inverted"]
     options = RunOptions(plugin_config=PluginConfig(plugins_dirs=(str(plugin_dir),)))
     summary = run_recipe(write_recipe(tmp_path, recipe), options)
@@ -173,10 +179,14 @@ def test_untrusted_skus_never_write_outside_the_output_folder(photo_catalog: Pat
     rows = [{"sku": sku, "image": str(photo)} for sku in [*UNSAFE, "ok/sku-1", "café/靴-1"]]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     work = tmp_path / "work"
-    recipe = {"version": 1, "name": "unsafe", "input": {"path": str(tmp_path / "m.jsonl")},
-              "output": {"dir": str(work / "out"), "format": "png"},
-              "execution": {"max_failures": 100},
-              "stages": [{"id": "g", "uses": "color.gamma"}]}
+    recipe = {
+        "version": 1,
+        "name": "unsafe",
+        "input": {"path": str(tmp_path / "m.jsonl")},
+        "output": {"dir": str(work / "out"), "format": "png"},
+        "execution": {"max_failures": 100},
+        "stages": [{"id": "g", "uses": "color.gamma"}],
+    }
     path = write_recipe(tmp_path, recipe)
     before = {p for p in tmp_path.rglob("*")}
     summary = run_recipe(path)
@@ -240,10 +250,15 @@ def test_a_second_run_on_the_same_output_folder_is_refused(photo_catalog: Path, 
     out = tmp_path / "out"
     (out / "_imgx").mkdir(parents=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', "
-         "flush=True); time.sleep(30)", str(out / "_imgx" / "lock")],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', "
+            "flush=True); time.sleep(30)",
+            str(out / "_imgx" / "lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -305,7 +320,7 @@ def test_a_killed_pool_worker_fails_the_run_with_a_resume_hint(photo_catalog, tm
 
     killer = threading.Thread(target=kill_a_worker)
     killer.start()
-    with pytest.raises(ImgxError, match="worker process died.*--resume"):
+    with pytest.raises(ImgxError, match=r"worker process died.*--resume"):
         run_recipe(path, options)
     killer.join()
     resumed = run_recipe(path, RunOptions(resume=True, plugin_config=options.plugin_config))

@@ -10,6 +10,7 @@ import textwrap
 import threading
 
 import pytest
+
 from imgx import OutputError
 from imgx.io.atomic import atomic_write
 

@@ -47,8 +47,16 @@ def test_glob_translation(pattern: str, matches: list[str], misses: list[str]) -
 
 def test_folder_skus_are_relative_paths_without_extension_in_stable_order(tmp_path: Path) -> None:
     cat = tmp_path / "catalog"
-    touch(cat, "shoes/red-1.jpg", "shoes/blue.JPG", "bags/b.png", "café/靴.jpg", "notes.txt", ".hidden/x.jpg",
-          "_truth/m.png")
+    touch(
+        cat,
+        "shoes/red-1.jpg",
+        "shoes/blue.JPG",
+        "bags/b.png",
+        "café/靴.jpg",
+        "notes.txt",
+        ".hidden/x.jpg",
+        "_truth/m.png",
+    )
     refs = list(catalog_for(tmp_path, "{path: catalog/, exclude: '_truth/**'}"))
     assert [r.sku for r in refs] == ["bags/b", "café/靴", "shoes/blue", "shoes/red-1"]
     assert refs[3].source == str(cat / "shoes/red-1.jpg") and all(r.error is None for r in refs)

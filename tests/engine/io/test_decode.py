@@ -8,10 +8,11 @@ import struct
 
 import numpy as np
 import pytest
+from PIL import Image, ImageCms, ImageFile, features
+
 from imgx import InputError, Item
 from imgx.io.decode import decode_image
 from imgx.testing import ZooCase, write_bad_input_zoo, zoo_photo
-from PIL import Image, ImageCms, ImageFile, features
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,12 @@ import io
 
 import numpy as np
 import pytest
+from PIL import Image, ImageCms, JpegImagePlugin
+
 from imgx import Item, OutputError
 from imgx.io.decode import decode_image
 from imgx.io.encode import FORMATS, encode_image, flatten_alpha
 from imgx.testing import zoo_photo
-from PIL import Image, ImageCms, JpegImagePlugin
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 

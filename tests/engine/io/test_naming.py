@@ -7,6 +7,7 @@ import os
 import pathlib
 
 import pytest
+
 from imgx import OutputError
 from imgx.io.atomic import atomic_write
 from imgx.io.naming import TEMPLATE_FIELDS, output_path, validate_template

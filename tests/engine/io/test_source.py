@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Iterator
 
 import pytest
+
 from imgx import InputError
 from imgx.io.source import read_source
 

@@ -6,8 +6,9 @@ import pathlib
 import struct
 
 import pytest
-from imgx.testing import ZooCase, write_bad_input_zoo, zoo_photo
 from PIL import Image
+
+from imgx.testing import ZooCase, write_bad_input_zoo, zoo_photo
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import imgx
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
+import imgx
 from imgx import Item, Stage
 from imgx._registry import load_registry
 from imgx_color import (
@@ -29,7 +31,6 @@ from imgx_color import (
     unsharp_mask,
     white_balance,
 )
-from pydantic import ValidationError
 
 # (stage class, with: params, the same work as a plain function call); params chosen so that every op does work.
 CASES: list[tuple[type[Stage], dict[str, Any], Callable[[np.ndarray], np.ndarray]]] = [

@@ -5,9 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from imgx import Item
 from imgx_geometry import Fit, FitParams, fit_to_canvas, parse_color
-from pydantic import ValidationError
 
 MAGENTA = (255, 0, 255)
 

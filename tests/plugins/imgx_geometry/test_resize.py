@@ -5,9 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from imgx import Item
 from imgx_geometry import Resize, ResizeParams, resize_image, target_size
-from pydantic import ValidationError
 
 
 @pytest.mark.parametrize(
