@@ -126,18 +126,19 @@ def unknown_name_message(name: str, kind: str, known: Iterable[str]) -> str:
     return f"got unknown {kind} {name!r}.{hint} Known {kind}s: {listing}"
 
 
-def _load_dir_plugins(directory: str) -> list[tuple[str, ModuleType]]:
+def _load_dir_plugins(directory: str) -> list[tuple[str, ModuleType | None, str]]:
+    """Import each ``*.py`` module and package of ``directory``: ``(name, module or None, error)``."""
     path = Path(directory)
     if not path.is_dir():
         raise PluginError(f"got --plugins-dir {directory!r}; expected an existing folder of plugin modules")
-    modules = []
+    loaded: list[tuple[str, ModuleType | None, str]] = []
     for candidate in sorted(path.iterdir()):
         if candidate.name.startswith(("_", ".")):
             continue
         if candidate.is_file() and candidate.suffix == ".py":
-            init = candidate
+            init, search = candidate, None
         elif candidate.is_dir() and (candidate / "__init__.py").is_file():
-            init = candidate / "__init__.py"
+            init, search = candidate / "__init__.py", [str(candidate)]
         else:
             continue
         # A top-level name unique to this folder: classes pickle by reference, and a worker that loads the same
@@ -145,19 +146,17 @@ def _load_dir_plugins(directory: str) -> list[tuple[str, ModuleType]]:
         digest = hashlib.sha256(str(candidate.resolve()).encode()).hexdigest()[:10]
         module_name = f"{DIR_PLUGIN_PREFIX}{digest}_{candidate.stem}"
         try:
-            spec = importlib.util.spec_from_file_location(
-                module_name, init, submodule_search_locations=[str(candidate)] if init.name == "__init__.py" else None
-            )
+            spec = importlib.util.spec_from_file_location(module_name, init, submodule_search_locations=search)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
             spec.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(module_name, None)
-            modules.append((f"{candidate} ({type(exc).__name__}: {exc})", None))  # type: ignore[arg-type]
+            loaded.append((str(candidate), None, f"failed to load: {type(exc).__name__}: {exc}"))
             continue
-        modules.append((str(candidate), module))
-    return modules
+        loaded.append((str(candidate), module, ""))
+    return loaded
 
 
 def load_registry(config: PluginConfig | None = None) -> Registry:
@@ -189,9 +188,9 @@ def load_registry(config: PluginConfig | None = None) -> Registry:
     for module_name in config.all_modules():
         register(module_name, lambda m=module_name: importlib.import_module(m))
     for directory in config.plugins_dirs:
-        for name, module in _load_dir_plugins(directory):
+        for name, module, error in _load_dir_plugins(directory):
             if module is None:
-                registry.failures.append(PluginFailure(name, "failed to load"))
+                registry.failures.append(PluginFailure(name, error))
             else:
                 register(name, lambda m=module: m)
 
@@ -235,15 +234,16 @@ def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
     from .executors.base import Executor
     from .io.catalog import CatalogReader
 
-    # pluggy calls the last registered first; reverse so that later plugins override earlier ones.
-    for plugin, stages in reversed(_call_each(pm, "imgx_stages", registry)):
+    # get_hookimpls() is in registration order: core, entry points, IMGX_PLUGINS, --plugins-dir. A later plugin
+    # overrides an earlier one (with a warning), so a one-off plugin can replace an installed stage.
+    for plugin, stages in _call_each(pm, "imgx_stages", registry):
         for cls in stages:
             problem = _stage_problem(cls)
             if problem:
                 registry.failures.append(PluginFailure(plugin, problem))
                 continue
             _add(registry.stages, cls.name, Entry(cls, plugin), "stage")
-    for plugin, executors in reversed(_call_each(pm, "imgx_executors", registry)):
+    for plugin, executors in _call_each(pm, "imgx_executors", registry):
         for cls in executors:
             if not (inspect.isclass(cls) and issubclass(cls, Executor) and cls.name):
                 registry.failures.append(
@@ -251,7 +251,7 @@ def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
                 )
                 continue
             _add(registry.executors, cls.name, Entry(cls, plugin), "executor")
-    for plugin, readers in reversed(_call_each(pm, "imgx_catalog_readers", registry)):
+    for plugin, readers in _call_each(pm, "imgx_catalog_readers", registry):
         for cls in readers:
             if not (inspect.isclass(cls) and issubclass(cls, CatalogReader) and cls.suffixes):
                 registry.failures.append(

@@ -9,6 +9,8 @@ class calls, so it can be tested and reused alone.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -16,7 +18,25 @@ from pydantic import BaseModel, ConfigDict
 
 from .item import Item
 
-__all__ = ["Stage", "StageContext", "StageParams"]
+__all__ = ["Stage", "StageContext", "StageParams", "type_name"]
+
+
+def type_name(annotation: Any) -> str:
+    """A parameter type as a user reads it: ``int | list[int]``, ``'fit' | 'cover'``, ``float | None``."""
+    if annotation is None or annotation is type(None):
+        return "None"
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is typing.Annotated:
+        return type_name(args[0])
+    if origin is not None:
+        inner = ", ".join(type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]" if inner else getattr(origin, "__name__", "?")
+    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
 
 
 class StageParams(BaseModel):
@@ -55,6 +75,10 @@ class Stage:
     - ``device``: ``"cpu"`` or ``"gpu"``: where the executor should place the stage.
     - ``batchable``: whether ``__call__`` gains from receiving many items at once.
     - ``inputs``: how many upstream nodes the stage reads (``needs:``); 1 for nearly all stages.
+    - ``example``: parameters for a typical use (``imgx stages`` shows them; the registry smoke test runs every
+      stage with them). Stages whose parameters all have defaults may leave it empty.
+    - ``version``: bump it when the stage's output changes for the same parameters, so ``--resume`` redoes work
+      done by the older code.
     """
 
     name: ClassVar[str] = ""
@@ -63,6 +87,8 @@ class Stage:
     device: ClassVar[Literal["cpu", "gpu"]] = "cpu"
     batchable: ClassVar[bool] = False
     inputs: ClassVar[int] = 1
+    example: ClassVar[dict[str, Any]] = {}
+    version: ClassVar[str] = "1"
 
     def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -86,12 +112,10 @@ class Stage:
         """Name, summary, placement and parameters (name, type, default, description) for ``imgx stages``."""
         params = []
         for field_name, field in cls.Params.model_fields.items():
-            annotation = field.annotation
-            type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
             params.append(
                 {
                     "name": field_name,
-                    "type": type_name,
+                    "type": type_name(field.annotation),
                     "required": field.is_required(),
                     "default": None if field.is_required() else field.get_default(call_default_factory=True),
                     "description": field.description or "",
@@ -103,5 +127,7 @@ class Stage:
             "device": cls.device,
             "batchable": cls.batchable,
             "inputs": cls.inputs,
+            "version": cls.version,
+            "example": dict(cls.example),
             "params": params,
         }

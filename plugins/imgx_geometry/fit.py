@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -112,6 +112,7 @@ class Fit(Stage):
     name: ClassVar[str] = "geometry.fit"
     Params: ClassVar[type[StageParams]] = FitParams
     summary: ClassVar[str] = "Scale onto an exact canvas: fit (pad) or cover (centre-crop), optional transparent pad."
+    example: ClassVar[dict[str, Any]] = {"size": 1024, "background": "#ffffff"}
     params: FitParams
 
     def process(self, item: Item) -> Item:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -127,6 +127,7 @@ class Resize(Stage):
     name: ClassVar[str] = "geometry.resize"
     Params: ClassVar[type[StageParams]] = ResizeParams
     summary: ClassVar[str] = "Resize to a long side, short side, width, height or exact width x height."
+    example: ClassVar[dict[str, Any]] = {"long_side": 1024}
     params: ResizeParams
 
     def process(self, item: Item) -> Item:

@@ -1,0 +1,164 @@
+"""The plugin host: entry points, --plugins-dir, IMGX_PLUGINS, the autoload switch, and failing plugins named and
+isolated. Every plugin here is a real module on disk, found the way a user's would be."""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+
+from imgx import PluginError, hookspecs
+from imgx._registry import CORE_PLUGINS, PluginConfig, load_registry
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def write_plugin(folder: Path, name: str, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+GOOD = """
+    import imgx
+
+    class Tint(imgx.Stage):
+        name = "shop.tint"
+        summary = "A third-party stage."
+
+        def process(self, item):
+            return item
+
+    @imgx.hookimpl
+    def imgx_stages():
+        return [Tint]
+"""
+
+
+def test_first_party_stages_arrive_through_the_entry_point_group() -> None:
+    registry = load_registry()
+    assert registry.failures == []
+    for name in (
+        "color.enhance",
+        "color.white_balance",
+        "color.contrast",
+        "color.saturation",
+        "color.gamma",
+        "color.sharpen",
+        "color.denoise",
+        "geometry.fit",
+        "geometry.resize",
+    ):
+        assert name in registry.stages
+    assert registry.stage_plugin("color.enhance").startswith("color (imgx")
+    assert registry.stage_plugin("geometry.fit").startswith("geometry (imgx")
+    assert "local" in registry.executors and registry.reader_for_suffix(".CSV") is not None
+
+
+def test_disabling_autoload_drops_entry_points_and_imgx_plugins_brings_one_back(monkeypatch) -> None:
+    monkeypatch.setenv("IMGX_DISABLE_PLUGIN_AUTOLOAD", "1")
+    registry = load_registry()
+    assert not any(name.startswith(("color.", "geometry.")) for name in registry.stages)
+    assert "local" in registry.executors  # the core is not a plugin you can switch off
+    monkeypatch.setenv("IMGX_PLUGINS", "imgx_geometry")
+    registry = load_registry()
+    assert "geometry.fit" in registry.stages and "color.enhance" not in registry.stages
+    assert "color.gamma" in load_registry(PluginConfig(modules=("imgx_color",))).stages
+
+
+def test_plugins_dir_loads_modules_and_packages(tmp_path: Path) -> None:
+    write_plugin(tmp_path / "dir", "tint", GOOD)
+    package = tmp_path / "dir" / "shop_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(textwrap.dedent(GOOD).replace("shop.tint", "shop.pkg"))
+    registry = load_registry(PluginConfig(plugins_dirs=(str(tmp_path / "dir"),)))
+    assert {"shop.tint", "shop.pkg"} <= set(registry.stages) and registry.failures == []
+    assert registry.stage_plugin("shop.tint").endswith("tint.py")
+
+
+def test_a_missing_plugins_dir_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match="expected an existing folder"):
+        load_registry(PluginConfig(plugins_dirs=(str(tmp_path / "nope"),)))
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("import imgx\nraise ImportError('needs libfoo')\n", "ImportError: needs libfoo"),
+        ("import imgx\n\n@imgx.hookimpl\ndef imgx_stage():\n    return []\n", "imgx_stage"),
+        ("import imgx\n\n@imgx.hookimpl\ndef imgx_stages():\n    raise RuntimeError('boom')\n", "raised RuntimeError"),
+        ("import imgx\n\n@imgx.hookimpl\ndef imgx_stages():\n    return [dict]\n", "expected a subclass of imgx.Stage"),
+        (
+            "import imgx\n\nclass S(imgx.Stage):\n    name = 'nodot'\n\n@imgx.hookimpl\ndef imgx_stages():\n"
+            "    return [S]\n",
+            "expected 'group.verb'",
+        ),
+        ("import imgx\n\n@imgx.hookimpl\ndef imgx_executors():\n    return [object]\n", "expected an Executor"),
+        ("import imgx\n\n@imgx.hookimpl\ndef imgx_catalog_readers():\n    return [object]\n", "CatalogReader"),
+    ],
+)
+def test_a_failing_plugin_is_named_and_the_others_keep_working(tmp_path: Path, body: str, words: str) -> None:
+    write_plugin(tmp_path, "broken", body)
+    write_plugin(tmp_path, "tint", GOOD)
+    registry = load_registry(PluginConfig(plugins_dirs=(str(tmp_path),)))
+    assert "shop.tint" in registry.stages and "color.enhance" in registry.stages
+    assert len(registry.failures) == 1, registry.failures
+    failure = registry.failures[0]
+    assert failure.plugin.endswith("broken.py") or "broken" in failure.plugin
+    assert words in failure.error
+
+
+def test_an_entry_point_that_fails_to_import_is_named(tmp_path: Path, monkeypatch) -> None:
+    """A real installed distribution (dist-info on sys.path) whose entry point names a module that is broken."""
+    dist = tmp_path / "imgx_shop-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: imgx-shop\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[imgx]\nshop = imgx_shop_broken\n")
+    (tmp_path / "imgx_shop_broken.py").write_text("import not_installed_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = load_registry()
+    assert [f.plugin for f in registry.failures] == ["shop (imgx-shop)"]
+    assert "No module named 'not_installed_dependency'" in registry.failures[0].error
+    assert "color.enhance" in registry.stages
+
+
+def test_a_duplicate_stage_name_warns_and_the_later_plugin_wins(tmp_path: Path) -> None:
+    write_plugin(tmp_path, "override", GOOD.replace("shop.tint", "color.gamma"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = load_registry(PluginConfig(plugins_dirs=(str(tmp_path),)))
+    assert any("color.gamma" in str(w.message) and "replaces" in str(w.message) for w in caught)
+    assert registry.stage_plugin("color.gamma").endswith("override.py")
+
+
+def test_unknown_names_list_the_close_ones() -> None:
+    registry = load_registry()
+    with pytest.raises(PluginError, match=r"Did you mean 'color.enhance'") as info:
+        registry.get_stage("color.enhanse")
+    assert "geometry.fit" in str(info.value)
+    with pytest.raises(PluginError, match="Known executors: local"):
+        registry.get_executor("slurm")
+
+
+def test_the_core_plugins_are_importable_modules_with_hooks() -> None:
+    registry = load_registry()
+    names = {registry.plugin_manager.get_name(p) for p in registry.plugin_manager.get_plugins()}
+    assert set(CORE_PLUGINS) <= names
+
+
+def hook_names() -> list[str]:
+    return [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("imgx_")]
+
+
+@pytest.mark.parametrize("hook", hook_names())
+def test_every_hook_is_documented_and_tested(hook: str) -> None:
+    """The contract stays honest: a new hook needs docs (a summary and :return:) and a test plugin that implements
+    it (this file's failing-plugin cases, conftest's test stages, the example plugin's tests...)."""
+    doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
+    assert doc.split("\n")[0].strip() and ":return:" in doc, f"{hook} needs a one-line summary and :return: docs"
+    implemented = [path for path in TESTS.rglob("*.py") if f"def {hook}(" in path.read_text(encoding="utf-8")]
+    assert implemented, f"no test implements {hook}"
