@@ -8,9 +8,11 @@ re-run only what failed.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -53,7 +55,7 @@ class Reporter:
         self._failed = 0
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
     def start(self, total: int, description: str) -> None:
         if not self.enabled:
@@ -70,7 +72,7 @@ class Reporter:
             transient=False,
         )
         self._progress.start()
-        self._task = self._progress.add_task(description, total=total, failed=0)
+        self._task = self._progress.add_task(escape(description), total=total, failed=0)
 
     def advance(self, images: int, failed: int) -> None:
         if self._progress is None:
@@ -100,39 +102,45 @@ class Reporter:
         self.console.print(table)
         if summary.dry_run:
             todo = summary.items - summary.items_skipped
-            self.console.print(f"dry run: {todo:,} item(s) would be processed into {summary.out_dir}; nothing written")
+            self.console.print(
+                f"dry run: {todo:,} item(s) would be processed into {escape(str(summary.out_dir))}; nothing written",
+                soft_wrap=True,
+            )
             return
         self.console.print(
             f"{summary.images_per_second:,.2f} images/s over {summary.seconds:,.1f} s "
             f"({summary.executor} executor, {summary.workers} worker{'s' if summary.workers != 1 else ''})"
         )
         if summary.stage_seconds:
-            stages = Table(title="time per stage (summed over workers)", header_style="bold")
+            title = "time per stage (summed over workers)"
+            stages = Table(title=title, header_style="bold", min_width=len(title))
             stages.add_column("node")
             stages.add_column("seconds", justify="right")
             stages.add_column("ms / item", justify="right")
             processed = max(summary.items_done + summary.items_failed, 1)
             for node_id, seconds in sorted(summary.stage_seconds.items(), key=lambda kv: -kv[1]):
-                stages.add_row(node_id, f"{seconds:,.2f}", f"{1000 * seconds / processed:,.1f}")
+                stages.add_row(escape(node_id), f"{seconds:,.2f}", f"{1000 * seconds / processed:,.1f}")
             self.console.print(stages)
         if summary.items_failed:
             failures = Table(title=f"first failures (of {summary.outputs_failed:,})", header_style="bold")
             for column in ("sku", "output", "stage", "error"):
                 failures.add_column(column, overflow="fold")
             for row in summary.failures:
-                failures.add_row(row.sku, row.output, row.stage, row.error)
+                failures.add_row(*map(escape, (row.sku, row.output, row.stage, row.error)))
             self.console.print(failures)
             verdict = "within" if summary.within_budget else "[bold red]over[/]"
             self.console.print(
                 f"{summary.items_failed:,} failed item(s): {verdict} the failure budget "
                 f"({summary.failure_budget:g} item(s), execution.max_failures)"
             )
-            self.console.print(f"ledger: {summary.ledger_dir}")
-            self.console.print(f"re-run only what is not done: {rerun}", highlight=False, soft_wrap=True)
+            self.console.print(f"ledger: {escape(str(summary.ledger_dir))}", soft_wrap=True)
+            self.console.print(f"re-run only what is not done: {escape(rerun)}", highlight=False, soft_wrap=True)
 
     @staticmethod
-    def rerun_command(recipe: str, overrides: tuple[str, ...]) -> str:
+    def rerun_command(recipe: str, overrides: Sequence[str], options: Sequence[str] = ()) -> str:
+        """The shell command that resumes this run: the same recipe, overrides and ``options`` (the other flags that
+        shape the run, e.g. ``--plugins-dir DIR``, without which a resumed run may not even find its stages)."""
         parts = ["imgx", "run", recipe, "--resume"]
         for assignment in overrides:
             parts += ["--set", assignment]
-        return shlex.join(parts)
+        return shlex.join([*parts, *options])

@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .._registry import PluginConfig
 from ..errors import ImgxError, RecipeError
@@ -49,8 +50,17 @@ def guarded(action: Callable[[], T]) -> T:
     try:
         return action()
     except RecipeError as exc:
-        err_console.print(f"[bold red]recipe error:[/] {exc}")
+        print_error("recipe error", exc)
         raise typer.Exit(EXIT_USAGE) from None
     except ImgxError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        print_error("error", exc)
         raise typer.Exit(EXIT_FAILED) from None
+
+
+def print_error(label: str, exc: Exception) -> None:
+    """One error on stderr: the message verbatim (``imgx[tensorrt]`` is text, not markup), never hard-wrapped."""
+    err_console.print(f"[bold red]{label}:[/] {escape(str(exc))}", soft_wrap=True)
+
+
+def print_warning(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)

@@ -7,14 +7,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ImgxError
 from ..io.catalog import open_catalog
 from ..io.encode import FORMATS
 from ..io.naming import output_path
+from ..ledger import StatePaths
 from ..runner import RunOptions, prepare, resolve_workers
-from ._common import Overrides, Plugin, PluginsDir, err_console, guarded, out_console, plugin_config
+from ._common import Overrides, Plugin, PluginsDir, guarded, out_console, plugin_config, print_warning
 
 RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file.", dir_okay=False)]
 
@@ -26,8 +28,9 @@ def validate_command(
     options = RunOptions(overrides=tuple(set_ or ()), plugin_config=plugin_config(plugins_dir, plugin))
     loaded, _, plan = guarded(lambda: prepare(recipe, options))
     out_console.print(
-        f"[green]ok[/] {recipe}: {len(plan.nodes)} stage(s), {len(plan.outputs)} output(s) "
-        f"({', '.join(plan.outputs)}), recipe hash {loaded.hash[:12]}"
+        f"[green]ok[/] {escape(str(recipe))}: {len(plan.nodes)} stage(s), {len(plan.outputs)} output(s) "
+        f"({', '.join(plan.outputs)}), recipe hash {loaded.hash[:12]}",
+        soft_wrap=True,
     )
 
 
@@ -49,17 +52,17 @@ def plan_command(
     out_dir = loaded.resolve(spec.output.dir).resolve()
     placement = "in-process" if workers == 1 else f"process pool, {workers} workers"
 
-    out_console.print(f"[bold]{spec.name}[/]  ({recipe}, hash {loaded.hash[:12]})")
+    out_console.print(f"[bold]{escape(spec.name)}[/]  ({escape(str(recipe))}, hash {loaded.hash[:12]})", soft_wrap=True)
     catalog = guarded(lambda: open_catalog(loaded, registry, skip_dirs=(out_dir,)))
     first = list(itertools.islice(catalog, 3))
     line = f"input: {catalog.kind} {catalog.root}"
     if catalog.kind == "folder":
         line += f"  pattern {', '.join(spec.input.patterns)}"
-    out_console.print(line)
+    out_console.print(escape(line), soft_wrap=True)
     if count:
         out_console.print(f"items: {catalog.count():,}")
     if first:
-        out_console.print("first items: " + ", ".join(ref.sku for ref in first))
+        out_console.print("first items: " + escape(", ".join(ref.sku for ref in first)), soft_wrap=True)
     out_console.print(
         f"execution: {execution.executor} executor, {workers} worker(s), batch size {execution.batch_size}, "
         f"device {execution.device}, max_failures {execution.max_failures:g}"
@@ -71,16 +74,21 @@ def plan_command(
     for node in plan.nodes:
         runs_on = f"gpu ({execution.device})" if node.device == "gpu" else f"cpu, {placement}"
         nodes.add_row(
-            node.id,
-            node.uses,
-            node.plugin,
-            ", ".join(node.needs) or "(catalog image)",
-            runs_on,
-            "batched" if node.stage.batchable else "per item",
+            *map(
+                escape,
+                (
+                    node.id,
+                    node.uses,
+                    node.plugin,
+                    ", ".join(node.needs) or "(catalog image)",
+                    runs_on,
+                    "batched" if node.stage.batchable else "per item",
+                ),
+            )
         )
     out_console.print(nodes)
 
-    outputs = Table(title=f"outputs -> {out_dir}", header_style="bold")
+    outputs = Table(title=escape(f"outputs -> {out_dir}"), header_style="bold")
     for column in ("output", "format", "computes", "example path", "hash"):
         outputs.add_column(column)
     ext = FORMATS[spec.output.format]
@@ -94,13 +102,18 @@ def plan_command(
             except ImgxError as exc:
                 example = f"(first item fails: {exc})"
         outputs.add_row(
-            out,
-            f"{spec.output.format} q{spec.output.quality}",
-            " -> ".join(plan.lineage[out]),
-            example,
-            plan.output_hashes[out],
+            *map(
+                escape,
+                (
+                    out,
+                    f"{spec.output.format} q{spec.output.quality}",
+                    " -> ".join(plan.lineage[out]),
+                    example,
+                    plan.output_hashes[out],
+                ),
+            )
         )
     out_console.print(outputs)
-    out_console.print(f"ledger: {out_dir / '_imgx' / 'ledger'}")
+    out_console.print(f"ledger: {escape(str(StatePaths(out_dir).ledger))}", soft_wrap=True)
     for failure in registry.failures:
-        err_console.print(f"[yellow]warning:[/] plugin {failure.plugin}: {failure.error}")
+        print_warning(f"plugin {failure.plugin}: {failure.error}")

@@ -43,5 +43,25 @@ def run_command(
     )
     reporter = Reporter(err_console, enabled=progress and sys.stderr.isatty())
     summary = guarded(lambda: run_recipe(recipe, options, reporter))
-    reporter.summary(summary, rerun=Reporter.rerun_command(str(recipe), tuple(set_ or ())))
+    rerun_flags = _rerun_options(executor, workers, max_failures, plugins_dir, plugin)
+    reporter.summary(summary, rerun=Reporter.rerun_command(str(recipe), set_ or (), rerun_flags))
     raise typer.Exit(summary.exit_code)
+
+
+def _rerun_options(
+    executor: str | None,
+    workers: int | None,
+    max_failures: str | None,
+    plugins_dir: list[Path] | None,
+    plugin: list[str] | None,
+) -> list[str]:
+    """The flags a resumed run needs to repeat: without ``--plugins-dir`` it would not find the same stages."""
+    options: list[str] = []
+    for flag, value in (("--executor", executor), ("--workers", workers), ("--max-failures", max_failures)):
+        if value is not None:
+            options += [flag, str(value)]
+    for directory in plugins_dir or ():
+        options += ["--plugins-dir", str(directory)]
+    for module in plugin or ():
+        options += ["--plugin", module]
+    return options

@@ -6,10 +6,21 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .._registry import load_registry
-from ._common import Plugin, PluginsDir, err_console, guarded, out_console, plugin_config
+from ..errors import PluginError
+from ._common import (
+    EXIT_USAGE,
+    Plugin,
+    PluginsDir,
+    guarded,
+    out_console,
+    plugin_config,
+    print_error,
+    print_warning,
+)
 
 
 def stages_command(
@@ -21,7 +32,13 @@ def stages_command(
     """List every registered stage with its plugin and parameters, or show stage NAME in full."""
     registry = guarded(lambda: load_registry(plugin_config(plugins_dir, plugin)))
     for failure in registry.failures:
-        err_console.print(f"[yellow]warning:[/] plugin {failure.plugin}: {failure.error}")
+        print_warning(f"plugin {failure.plugin}: {failure.error}")
+    if name and name not in registry.stages:
+        try:
+            registry.get_stage(name)  # raises, listing the close names
+        except PluginError as exc:
+            print_error("error", exc)
+            raise typer.Exit(EXIT_USAGE) from None
     names = [name] if name else sorted(registry.stages)
     described: list[dict[str, Any]] = []
     for stage_name in names:
@@ -36,21 +53,21 @@ def stages_command(
             table.add_column(column, overflow="fold")
         for info in described:
             params = ", ".join(p["name"] for p in info["params"])
-            table.add_row(info["name"], info["plugin"], info["device"], info["summary"], params)
+            table.add_row(*map(escape, (info["name"], info["plugin"], info["device"], info["summary"], params)))
         out_console.print(table)
         out_console.print("`imgx stages NAME` shows a stage's parameters with types, defaults and descriptions.")
         return
     info = described[0]
     out_console.print(
-        f"[bold]{info['name']}[/]  (plugin {info['plugin']}, runs on {info['device']}, "
+        f"[bold]{escape(info['name'])}[/]  (plugin {escape(info['plugin'])}, runs on {info['device']}, "
         f"{'batched' if info['batchable'] else 'per item'}, {info['inputs']} input(s))"
     )
     if info["summary"]:
-        out_console.print(info["summary"])
+        out_console.print(escape(info["summary"]))
     table = Table(header_style="bold")
     for column in ("parameter", "type", "default", "description"):
         table.add_column(column, overflow="fold")
     for param in info["params"]:
         default = "(required)" if param["required"] else json.dumps(param["default"], default=str)
-        table.add_row(param["name"], param["type"], default, param["description"])
+        table.add_row(*map(escape, (param["name"], param["type"], default, param["description"])))
     out_console.print(table)
