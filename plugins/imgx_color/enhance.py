@@ -27,7 +27,7 @@ class EnhanceParams(StageParams):
     a little vibrance and crispness, no denoise."""
 
     white_balance: WhiteBalanceMethod = Field(
-        "white_patch", description="gray_world | white_patch (robust percentile) | learned | none"
+        "auto", description="auto (bright near-neutral pixels) | gray_world | white_patch (percentile) | learned | none"
     )
     white_patch_percentile: float = Field(
         99.0, ge=50.0, le=100.0, description="white_patch: channel percentile taken as white"

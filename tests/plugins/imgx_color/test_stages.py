@@ -137,7 +137,7 @@ def test_params_reject_unknown_keys(cls) -> None:
         (Denoise, {"method": "median"}),
         (Denoise, {"window": 8}),
         (Denoise, {"search_window": 20}),
-        (Enhance, {"white_balance": "auto"}),
+        (Enhance, {"white_balance": "shades_of_gray"}),
         (Enhance, {"saturation": 9}),
         (Enhance, {"sharpen": -0.5}),
         (Enhance, {"auto_contrast": "maybe"}),
