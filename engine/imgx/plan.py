@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from ._registry import Registry
 from .errors import PluginError
-from .recipe.loader import LoadedRecipe, _friendly, _strip_union_tags
+from .recipe.loader import LoadedRecipe, validation_problems
 from .stage import Stage, StageParams
 
 __all__ = ["Node", "Plan", "build_plan"]
@@ -90,14 +90,17 @@ def _param_problems(index: int, stage: type[Stage], values: dict[str, Any]) -> l
     try:
         stage.Params.model_validate(values)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False):
-            message = _friendly(error)
-            if error["type"] == "extra_forbidden":
-                known = ", ".join(stage.Params.model_fields) or "none"
-                message = f"unknown parameter of {stage.name}; its parameters are: {known}"
-            problems.append((("stages", index, "with", *_strip_union_tags(tuple(error["loc"]))), message))
-        return problems
+        problems = validation_problems(exc, values, stage.Params, ("stages", index, "with"))
+        renamed = [
+            (
+                loc,
+                msg.replace("unknown key;", f"unknown parameter of {stage.name};", 1).replace(
+                    "Known keys here:", "Its parameters are:"
+                ),
+            )
+            for loc, msg in problems
+        ]
+        return renamed
     return []
 
 

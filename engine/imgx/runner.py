@@ -27,6 +27,7 @@ from .io.catalog import Catalog, open_catalog
 from .ledger import LedgerRow, LedgerWriter, StatePaths, completed_outputs, recover_journals
 from .plan import Plan, build_plan
 from .recipe import LoadedRecipe, load_recipe
+from .recipe.loader import Override
 from .reporter import Reporter
 
 __all__ = ["RunOptions", "RunSummary", "prepare", "run_recipe"]
@@ -53,15 +54,16 @@ class RunOptions:
     dry_run: bool = False
     plugin_config: PluginConfig = dataclasses.field(default_factory=PluginConfig)
 
-    def all_overrides(self) -> tuple[str, ...]:
-        extra = []
-        if self.executor is not None:
-            extra.append(f"execution.executor={self.executor}")
-        if self.workers is not None:
-            extra.append(f"execution.workers={self.workers}")
-        if self.max_failures is not None:
-            extra.append(f"execution.max_failures={self.max_failures}")
-        return (*self.overrides, *extra)
+    def all_overrides(self) -> tuple[Override, ...]:
+        """``--set`` assignments, then the flags as assignments labelled with the flag (errors name ``--workers``)."""
+        flags = [
+            (f"execution.executor={self.executor}", "--executor") if self.executor is not None else None,
+            (f"execution.workers={self.workers}", "--workers") if self.workers is not None else None,
+            (f"execution.max_failures={self.max_failures}", "--max-failures")
+            if self.max_failures is not None
+            else None,
+        ]
+        return (*self.overrides, *(flag for flag in flags if flag is not None))
 
 
 @dataclasses.dataclass

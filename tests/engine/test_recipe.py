@@ -71,7 +71,8 @@ def test_the_issue_example_parses_into_typed_models(tmp_path: Path) -> None:
         ("  format: webp", "  format: gif", 8, "output.format", "'jpeg', 'png' or 'webp'"),
         ("  quality: 90", "  quality: 900", 9, "output.quality", "less than or equal to 100"),
         ("    uses: geometry.fit", "    uses: geometry.fitt", 22, "stages[1].uses", "did you mean 'geometry.fit'"),
-        ("saturation: 1.1}", "saturaton: 1.1}", 20, "stages[0].with.saturaton", "its parameters are:"),
+        ("saturation: 1.1}", "saturaton: 1.1}", 20, "stages[0].with.saturaton", "did you mean 'saturation'"),
+        ("  quality: 90", "  qualiti: 90", 9, "output.qualiti", "did you mean 'quality'? known keys here"),
         ("saturation: 1.1}", "saturation: lots}", 20, "stages[0].with.saturation", "'lots'"),
         ("    needs: [enhanced]", "    needs: [enhance]", 23, "stages[1].needs[0]", "did you mean 'enhanced'"),
         ("outputs: [enhanced, square]", "outputs: [enhanced, squares]", 25, "outputs[1]", "names no node"),
@@ -88,6 +89,12 @@ def test_errors_name_line_key_path_and_fix(replace: str, by: str, line: int, key
     assert f"r.yaml:{line}" in text, text
     assert key_path in text, text
     assert words.lower() in text.lower(), text
+
+
+def test_flags_are_named_as_typed() -> None:
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(GOOD, overrides=[("execution.workers=0", "--workers")])
+    assert str(info.value).startswith("--workers: execution.workers: got workers=0")
 
 
 def test_a_cycle_is_reported_with_its_path() -> None:
@@ -154,7 +161,9 @@ def test_set_overrides_any_field_and_addresses_stages_by_id_or_index() -> None:
 
 def test_an_error_from_set_names_the_override_not_a_line() -> None:
     error = str(error_of(GOOD, "stages.square.with.size=huge"))
-    assert "--set stages.1.with.size" in error and "'huge'" in error
+    assert "--set stages.square.with.size" in error and "'huge'" in error  # as the user typed it
+    # One problem per key even though size accepts an int or a pair (pydantic reports each union member).
+    assert "1 problems" not in error and "problems" not in error and "constrained" not in error
     assert "no item with id 'nope'" in str(error_of(GOOD, "stages.nope.with.size=1"))
     assert "key.path=value" in str(error_of(GOOD, "execution.workers"))
 

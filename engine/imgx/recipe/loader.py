@@ -7,21 +7,34 @@ override is checked exactly like the file (an error in one names ``--set key.pat
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..errors import RecipeError
 from .model import Recipe
 
-__all__ = ["LoadedRecipe", "Locator", "apply_override", "format_key_path", "load_recipe", "parse_recipe"]
+__all__ = [
+    "LoadedRecipe",
+    "Locator",
+    "Override",
+    "apply_override",
+    "format_key_path",
+    "load_recipe",
+    "parse_recipe",
+    "validation_problems",
+]
 
 KeyPath = tuple[Any, ...]
+# "key.path=value", or ("key.path=value", "--workers") to name the flag the user typed in errors.
+Override = str | tuple[str, str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,14 +81,14 @@ class Locator:
 
     path: str
     lines: dict[KeyPath, int]
-    overridden: frozenset[KeyPath] = frozenset()
+    overridden: dict[KeyPath, str] = dataclasses.field(default_factory=dict)  # key path -> the flag as typed
 
     def locate(self, key_path: KeyPath) -> str:
         """``"file:line"`` (or ``"--set a.b"``) for the innermost known prefix of ``key_path``."""
         for end in range(len(key_path), -1, -1):
             prefix = tuple(key_path[:end])
             if prefix in self.overridden:
-                return "--set " + ".".join(str(p) for p in prefix)
+                return self.overridden[prefix]
             if prefix in self.lines:
                 return f"{self.path}:{self.lines[prefix]}"
         return self.path
@@ -172,25 +185,85 @@ def _list_index(items: list[Any], part: str, assignment: str) -> int:
     raise RecipeError(f"got --set {assignment!r}; no item with id {part!r}; known: {', '.join(map(str, ids))}")
 
 
-def _validation_problems(exc: ValidationError) -> list[tuple[KeyPath, str]]:
-    return [(_strip_union_tags(tuple(error["loc"])), _friendly(error)) for error in exc.errors(include_url=False)]
+def validation_problems(
+    exc: ValidationError, document: Any, model: type[BaseModel], prefix: KeyPath = ()
+) -> list[tuple[KeyPath, str]]:
+    """pydantic errors as ``(key path, message)``: one problem per key (a value tried against a union gives one
+    error per member; they are merged), key paths as the user wrote them (no pydantic type tags), and the close
+    names for an unknown key.
+
+    :param document: the raw value that was validated (the recipe document, a stage's ``with:``).
+    :param model: the model it was validated against.
+    :param prefix: the key path of ``document`` within the recipe.
+    """
+    merged: dict[KeyPath, list[str]] = {}
+    for error in exc.errors(include_url=False):
+        loc = _real_loc(tuple(error["loc"]), document, missing=error["type"] == "missing")
+        message = _friendly(error)
+        if error["type"] == "extra_forbidden":
+            known = _sibling_keys(model, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+            message += f" Did you mean {close[0]!r}?" if close else ""
+            message += f" Known keys here: {', '.join(known)}." if known else ""
+        messages = merged.setdefault(prefix + loc, [])
+        if message not in messages:
+            messages.append(message)
+    return [(loc, _join_alternatives(messages)) for loc, messages in merged.items()]
 
 
-def _strip_union_tags(loc: KeyPath) -> KeyPath:
-    """pydantic puts the tried union member in ``loc`` (``('pattern', 'str')``); keep only the recipe's keys."""
-    tags = {"str", "int", "float", "bool", "list[str]", "literal['auto']", "dict[str,any]", "is-instance"}
-    return tuple(
-        p
-        for p in loc
-        if not (isinstance(p, str) and (p.lower().replace(" ", "") in tags or p.startswith(("function-", "union["))))
-    )
+def _real_loc(loc: KeyPath, document: Any, *, missing: bool) -> KeyPath:
+    """The part of pydantic's ``loc`` that names keys of the document; the rest are union-member tags
+    (``size.constrained-int``). A missing key is kept: it names what to add."""
+    real: list[Any] = []
+    current = document
+    for part in loc:
+        if (isinstance(current, dict) and part in current) or (
+            isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        ):
+            current = current[part]
+        else:
+            if missing and isinstance(part, str) and isinstance(current, dict):
+                real.append(part)
+            break
+        real.append(part)
+    return tuple(real)
+
+
+def _sibling_keys(model: type[BaseModel], loc: KeyPath) -> list[str]:
+    """The keys a model accepts at ``loc`` (for "did you mean"), following nested models through lists."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields:
+            return []
+        field = next((f for n, f in fields.items() if part in (n, f.alias)), None)
+        if field is None:
+            return []
+        current = field.annotation
+        for candidate in (current, *typing.get_args(current)):
+            inner = typing.get_args(candidate)
+            found = next((a for a in (candidate, *inner) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            if found is not None:
+                current = found
+                break
+    fields = getattr(current, "model_fields", None) or {}
+    return [f.alias or n for n, f in fields.items()]
+
+
+def _join_alternatives(messages: list[str]) -> str:
+    if len(messages) == 1:
+        return messages[0]
+    head, *rest = messages
+    return head + "".join(f"; or {m.split('; ', 1)[-1]}" for m in rest)
 
 
 def _friendly(error: dict[str, Any]) -> str:
     kind = error["type"]
     given = error.get("input")
     if kind == "extra_forbidden":
-        return "unknown key; remove it or check its spelling (see the recipe reference in README.md)"
+        return "unknown key; remove it or fix its spelling."
     if kind == "missing":
         return "required key is missing"
     text = error["msg"].removeprefix("Value error, ")
@@ -200,7 +273,7 @@ def _friendly(error: dict[str, Any]) -> str:
 
 
 def parse_recipe(
-    text: str, *, path: str = "<string>", base_dir: Path | None = None, overrides: Sequence[str] = ()
+    text: str, *, path: str = "<string>", base_dir: Path | None = None, overrides: Sequence[Override] = ()
 ) -> LoadedRecipe:
     """Parse and validate recipe text. Raises :class:`RecipeError` naming the line and key path of each problem."""
     try:
@@ -218,19 +291,23 @@ def parse_recipe(
             + ("an empty file" if node is None else type(document).__name__),
             location=path,
         )
-    overridden = frozenset(apply_override(document, assignment) for assignment in overrides)
+    overridden: dict[KeyPath, str] = {}
+    for override in overrides:
+        assignment, label = (override, "") if isinstance(override, str) else override
+        key_path = apply_override(document, assignment)
+        overridden[key_path] = label or f"--set {assignment.partition('=')[0].strip()}"
     locator = Locator(path, _line_map(node, path), overridden)
     try:
         recipe = Recipe.model_validate(document)
     except ValidationError as exc:
-        raise locator.error(_validation_problems(exc)) from None
+        raise locator.error(validation_problems(exc, document, Recipe)) from None
     problems = recipe.problems()
     if problems:
         raise locator.error(problems)
     return LoadedRecipe(recipe=recipe, path=path, base_dir=(base_dir or Path.cwd()).resolve(), locator=locator)
 
 
-def load_recipe(path: str | Path, *, overrides: Sequence[str] = ()) -> LoadedRecipe:
+def load_recipe(path: str | Path, *, overrides: Sequence[Override] = ()) -> LoadedRecipe:
     """Read, parse and validate a recipe file; relative paths in it resolve against its folder."""
     file = Path(path)
     try:
