@@ -87,11 +87,16 @@ class Reporter:
 
     def summary(self, summary: RunSummary, *, rerun: str) -> None:
         """Print the summary table; on failures, the first failures, the ledger and the command to re-run them."""
-        table = Table(
-            title=f"imgx run {summary.run_id}" + (" (dry run)" if summary.dry_run else ""),
-            show_header=True,
-            header_style="bold",
-        )
+        if summary.dry_run:
+            todo = summary.items - summary.items_skipped
+            self.console.print(
+                f"dry run: {summary.items:,} item(s) in the catalog; {todo:,} would be processed and "
+                f"{summary.items_skipped:,} skipped as done ({summary.outputs_skipped:,} output(s)); output folder "
+                f"{escape(str(summary.out_dir))}; nothing was read or written",
+                soft_wrap=True,
+            )
+            return
+        table = Table(title=f"imgx run {summary.run_id}", show_header=True, header_style="bold")
         table.add_column("")
         table.add_column("items", justify="right")
         table.add_column("outputs", justify="right")
@@ -100,13 +105,6 @@ class Reporter:
         table.add_row("[dim]skipped (done before)[/]", f"{summary.items_skipped:,}", f"{summary.outputs_skipped:,}")
         table.add_row("total", f"{summary.items:,}", "")
         self.console.print(table)
-        if summary.dry_run:
-            todo = summary.items - summary.items_skipped
-            self.console.print(
-                f"dry run: {todo:,} item(s) would be processed into {escape(str(summary.out_dir))}; nothing written",
-                soft_wrap=True,
-            )
-            return
         self.console.print(
             f"{summary.images_per_second:,.2f} images/s over {summary.seconds:,.1f} s "
             f"({summary.executor} executor, {summary.workers} worker{'s' if summary.workers != 1 else ''})"
@@ -131,7 +129,7 @@ class Reporter:
             verdict = "within" if summary.within_budget else "[bold red]over[/]"
             self.console.print(
                 f"{summary.items_failed:,} failed item(s): {verdict} the failure budget "
-                f"({summary.failure_budget:g} item(s), execution.max_failures)"
+                f"({_budget_text(summary)}, execution.max_failures)"
             )
             self.console.print(f"ledger: {escape(str(summary.ledger_dir))}", soft_wrap=True)
             self.console.print(f"re-run only what is not done: {escape(rerun)}", highlight=False, soft_wrap=True)
@@ -144,3 +142,11 @@ class Reporter:
         for assignment in overrides:
             parts += ["--set", assignment]
         return shlex.join([*parts, *options])
+
+
+def _budget_text(summary: RunSummary) -> str:
+    """``5% of 120 items = 6`` for a fraction, ``3 items`` for a count."""
+    limit = summary.max_failures
+    if isinstance(limit, float):
+        return f"{limit * 100:g}% of {summary.items:,} items = {summary.failure_budget:.4g}"
+    return f"{limit:,} item(s)"

@@ -85,6 +85,7 @@ class RunSummary:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     failure_budget: float = 0.0
+    max_failures: float | int = 0.0
     failures: list[LedgerRow] = dataclasses.field(default_factory=list)
     dry_run: bool = False
 
@@ -201,7 +202,8 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         paths.tmp.mkdir(parents=True, exist_ok=True)
         done = completed_outputs(out_dir, plan.output_hashes) if options.resume else {}
         summary.items = catalog.count()
-        summary.failure_budget = _budget(recipe_spec.execution.max_failures, summary.items)
+        summary.max_failures = recipe_spec.execution.max_failures
+        summary.failure_budget = _budget(summary.max_failures, summary.items)
         spec = RunSpec(
             plan=plan,
             out_dir=out_dir,

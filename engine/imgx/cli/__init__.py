@@ -7,6 +7,7 @@ import typer
 from .. import __version__
 from .demo import demo_catalog_command
 from .inspect import plan_command, validate_command
+from .report import report_command, sheet_command
 from .run import run_command
 from .stages import stages_command
 
@@ -23,6 +24,8 @@ app.command("run")(run_command)
 app.command("validate")(validate_command)
 app.command("plan")(plan_command)
 app.command("stages")(stages_command)
+app.command("report")(report_command)
+app.command("sheet")(sheet_command)
 app.command("demo-catalog")(demo_catalog_command)
 
 

@@ -71,3 +71,6 @@ def stages_command(
         default = "(required)" if param["required"] else json.dumps(param["default"], default=str)
         table.add_row(*map(escape, (param["name"], param["type"], default, param["description"])))
     out_console.print(table)
+    if info["example"]:
+        example = ", ".join(f"{key}: {json.dumps(value)}" for key, value in info["example"].items())
+        out_console.print(escape(f"example: {{uses: {info['name']}, with: {{{example}}}}}"), soft_wrap=True)

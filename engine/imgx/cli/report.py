@@ -1,0 +1,74 @@
+"""``imgx report`` and ``imgx sheet``: read what a run left in its output folder."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..report import contact_sheet, current_state, summarize
+from ._common import guarded, out_console
+
+OutDir = Annotated[Path, typer.Argument(help="A run's output.dir (it holds _imgx/ledger/).", file_okay=False)]
+
+
+def report_command(
+    out_dir: OutDir,
+    failed: Annotated[bool, typer.Option("--failed", help="List every failed (sku, output) with its reason.")] = False,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Write the current state (one row per sku x output) as CSV.")
+    ] = None,
+) -> None:
+    """Summarise OUT_DIR's ledger: the current state of every (sku, output) across runs, and failures by cause."""
+    report = guarded(lambda: summarize(out_dir))
+    out_console.print(
+        f"{report.items:,} items, {report.outputs:,} outputs over {report.runs} run(s): "
+        f"[green]{report.ok:,} ok[/], [red]{report.failed:,} failed[/]"
+    )
+    if report.by_cause:
+        causes = Table(title="failures by cause", header_style="bold")
+        for column in ("stage", "reason", "outputs"):
+            causes.add_column(column, overflow="fold")
+        for stage, reason, count in report.by_cause:
+            causes.add_row(escape(stage), escape(reason), f"{count:,}")
+        out_console.print(causes)
+    if report.slowest:
+        slow = Table(title="slowest outputs", header_style="bold")
+        for column in ("sku", "output", "ms"):
+            slow.add_column(column)
+        for sku, output, ms in report.slowest:
+            slow.add_row(escape(sku), escape(output), f"{ms:,.0f}")
+        out_console.print(slow)
+    if failed or csv_path:
+        state = current_state(out_dir)
+        if failed:
+            rows = [r for r in state.to_pylist() if r["status"] == "failed"]
+            listing = Table(title=f"{len(rows):,} failed", header_style="bold")
+            for column in ("sku", "output", "stage", "error", "source"):
+                listing.add_column(column, overflow="fold")
+            for row in rows:
+                listing.add_row(*(escape(str(row[c])) for c in ("sku", "output", "stage", "error", "source")))
+            out_console.print(listing)
+        if csv_path:
+            with csv_path.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=state.column_names)
+                writer.writeheader()
+                writer.writerows(state.to_pylist())
+            out_console.print(f"wrote {state.num_rows:,} rows to {escape(str(csv_path))}")
+
+
+def sheet_command(
+    out_dir: OutDir,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The sheet to write (.jpg or .png).")] = Path(
+        "contact-sheet.jpg"
+    ),
+    limit: Annotated[int, typer.Option(min=1, help="How many SKUs (failed ones first).")] = 24,
+    cell: Annotated[int, typer.Option(min=48, max=1024, help="Thumbnail size in pixels.")] = 192,
+) -> None:
+    """Draw a before/after contact sheet of OUT_DIR: each SKU's source beside its outputs, failures first."""
+    shown = guarded(lambda: contact_sheet(out_dir, output, limit=limit, cell=cell))
+    out_console.print(f"contact sheet of {shown} SKU(s): {escape(str(output))}")
