@@ -16,24 +16,44 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_PHOTOS = ("coffee", "astronaut", "chelsea", "rocket", "motorcycle", "grace_hopper", "china", "flower")
 
 
-def real_photo(name: str, long_side: int = 160) -> np.ndarray:
-    """A real photo ``(H, W, 3)`` uint8 RGB, resized so its long side is ``long_side``."""
+def load_photo(name: str) -> np.ndarray:
+    """A real photo at its shipped size, ``(H, W, 3)`` uint8 RGB: scikit-image's ``coffee``, ``astronaut``,
+    ``chelsea``, ``rocket``, ``motorcycle``; matplotlib's ``grace_hopper``; scikit-learn's ``china``, ``flower``."""
     if name == "grace_hopper":
         from matplotlib import cbook
 
         with cbook.get_sample_data("grace_hopper.jpg") as handle:
-            image = Image.open(handle).convert("RGB")
-    elif name in ("china", "flower"):
+            return np.asarray(Image.open(handle).convert("RGB"))
+    if name in ("china", "flower"):
         from sklearn.datasets import load_sample_images
 
         images = load_sample_images()
-        index = [Path(f).stem for f in images.filenames].index(name)
-        image = Image.fromarray(images.images[index])
-    else:
-        from skimage import data
+        return images.images[[Path(f).stem for f in images.filenames].index(name)]
+    from skimage import data
 
-        array = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
-        image = Image.fromarray(array)
+    return data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
+
+
+def load_rgba_pack() -> tuple[np.ndarray, np.ndarray]:
+    """Matplotlib's product-like RGBA sample (a gift pack, 128 x 128): ``(H, W, 3)`` uint8 RGB and its ``(H, W)``
+    uint8 alpha, a real matte."""
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("Minduka_Present_Blue_Pack.png") as handle:
+        rgba = np.asarray(Image.open(handle).convert("RGBA"))
+    return rgba[..., :3], rgba[..., 3]
+
+
+def frozen(array: np.ndarray) -> np.ndarray:
+    """A contiguous read-only copy, as the engine hands images to stages."""
+    array = np.ascontiguousarray(array)
+    array.flags.writeable = False
+    return array
+
+
+def real_photo(name: str, long_side: int = 160) -> np.ndarray:
+    """A real photo ``(H, W, 3)`` uint8 RGB, resized (Lanczos) so its long side is ``long_side``."""
+    image = Image.fromarray(load_photo(name))
     scale = long_side / max(image.size)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     return np.asarray(image.resize(size, Image.Resampling.LANCZOS))

@@ -24,6 +24,7 @@ from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
 from .executors.processor import BatchResult, RunSpec, WorkUnit
 from .io.catalog import Catalog, open_catalog
+from .item import ItemRef
 from .ledger import LedgerRow, LedgerWriter, StatePaths, completed_outputs, recover_journals
 from .plan import Plan, build_plan
 from .recipe import LoadedRecipe, load_recipe
@@ -247,14 +248,12 @@ def _batches(
 ) -> Iterator[list[WorkUnit]]:
     batch: list[WorkUnit] = []
     for ref in catalog:
-        finished = done.get(ref.sku, set()) if ref.error is None else set()
-        remaining = tuple(out for out in plan.outputs if out not in finished)
+        remaining, finished = _split(ref, plan, done)
         skipped = [
             LedgerRow(
                 ref.sku, ref.source, out, "", "skipped", "", "done by an earlier run", 0.0, plan.output_hashes[out]
             )
-            for out in plan.outputs
-            if out in finished
+            for out in finished
         ]
         if skipped:
             ledger.write(skipped)
@@ -288,15 +287,22 @@ def _count(summary: RunSummary, result: BatchResult) -> None:
                 summary.failures.append(row)
 
 
+def _split(ref: ItemRef, plan: Plan, done: dict[str, set[str]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(outputs still to make, outputs done by an earlier run)`` for one catalog item."""
+    finished = done.get(ref.sku, set()) if ref.error is None else set()
+    return (
+        tuple(out for out in plan.outputs if out not in finished),
+        tuple(out for out in plan.outputs if out in finished),
+    )
+
+
 def _dry_run(plan: Plan, catalog: Catalog, out_dir: Path, options: RunOptions, summary: RunSummary) -> RunSummary:
     done = completed_outputs(out_dir, plan.output_hashes) if options.resume else {}
     for ref in catalog:
+        remaining, finished = _split(ref, plan, done)
         summary.items += 1
-        finished = done.get(ref.sku, set())
-        if all(out in finished for out in plan.outputs):
-            summary.items_skipped += 1
-            summary.outputs_skipped += len(plan.outputs)
-        else:
-            summary.outputs_skipped += len(finished & set(plan.outputs))
-    summary.failure_budget = _budget(plan.recipe.execution.max_failures, summary.items)
+        summary.items_skipped += not remaining
+        summary.outputs_skipped += len(finished)
+    summary.max_failures = plan.recipe.execution.max_failures
+    summary.failure_budget = _budget(summary.max_failures, summary.items)
     return summary

@@ -39,6 +39,7 @@ T = TypeVar("T")
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def plugin_config(plugins_dir: list[Path] | None, plugin: list[str] | None) -> PluginConfig:

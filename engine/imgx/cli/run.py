@@ -10,7 +10,7 @@ import typer
 
 from ..reporter import Reporter
 from ..runner import RunOptions, run_recipe
-from ._common import Overrides, Plugin, PluginsDir, err_console, guarded, plugin_config
+from ._common import EXIT_INTERRUPTED, Overrides, Plugin, PluginsDir, err_console, guarded, plugin_config, print_error
 
 
 def run_command(
@@ -42,9 +42,15 @@ def run_command(
         plugin_config=plugin_config(plugins_dir, plugin),
     )
     reporter = Reporter(err_console, enabled=progress and sys.stderr.isatty())
-    summary = guarded(lambda: run_recipe(recipe, options, reporter))
     rerun_flags = _rerun_options(executor, workers, max_failures, plugins_dir, plugin)
-    reporter.summary(summary, rerun=Reporter.rerun_command(str(recipe), set_ or (), rerun_flags))
+    rerun = Reporter.rerun_command(str(recipe), set_ or (), rerun_flags)
+    try:
+        summary = guarded(lambda: run_recipe(recipe, options, reporter))
+    except KeyboardInterrupt:
+        reporter.stop()
+        print_error("interrupted", Exception("every finished item is in the ledger; to finish the run: " + rerun))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    reporter.summary(summary, rerun=rerun)
     raise typer.Exit(summary.exit_code)
 
 

@@ -6,12 +6,14 @@ never on catalog size. Each worker process builds its stages once and writes its
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.util
 import os
 import pickle
+import signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -56,6 +58,9 @@ def _die_with_parent() -> None:
 
 def _init_worker(plugin_config: PluginConfig, spec_bytes: bytes, main: tuple[int, str]) -> None:
     global _PROCESSOR, _INIT_ERROR
+    # Ctrl-C reaches the whole process group; the run's main process alone decides how to stop (finish what is in
+    # flight, cancel the rest), so a worker never dies mid-batch from it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     watch_main_process(main)
     _limit_threads()
@@ -101,18 +106,22 @@ class LocalExecutor(Executor):
 
     def _run_pool(self, batches: Iterable[list[WorkUnit]], on_result: Callable[[BatchResult], None]) -> None:
         workers = self.options.workers
-        context = self._context()
+        method = self._start_method()
+        context = self._context(method)
         spec_bytes = pickle.dumps(self.spec)
         pending: set[Future[BatchResult]] = set()
         iterator = iter(batches)
         exhausted = False
         try:
-            with ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=context,
-                initializer=_init_worker,
-                initargs=(self.options.plugin_config, spec_bytes, process_identity(os.getpid())),
-            ) as pool:
+            with (
+                _opencv_quiesced(method == "fork"),
+                ProcessPoolExecutor(
+                    max_workers=workers,
+                    mp_context=context,
+                    initializer=_init_worker,
+                    initargs=(self.options.plugin_config, spec_bytes, process_identity(os.getpid())),
+                ) as pool,
+            ):
                 while True:
                     while not exhausted and len(pending) < 2 * workers:
                         batch = next(iterator, None)
@@ -122,7 +131,17 @@ class LocalExecutor(Executor):
                             pending.add(pool.submit(_process, batch))
                     if not pending:
                         break
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    try:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    except KeyboardInterrupt:
+                        # Batches not started are cancelled; those in flight finish and are recorded (bounded by
+                        # 2 x workers batches), so the ledger says exactly what was done.
+                        for future in pending:
+                            future.cancel()
+                        for future in wait(pending).done:
+                            if not future.cancelled() and future.exception() is None:
+                                on_result(future.result())
+                        raise
                     for future in done:
                         on_result(future.result())
         except BrokenProcessPool as exc:
@@ -131,23 +150,43 @@ class LocalExecutor(Executor):
                 "re-run with --resume to finish the rest"
             ) from exc
 
-    def _context(self) -> multiprocessing.context.BaseContext:
-        """forkserver by default: workers fork from a clean, single-threaded server rather than from this process,
-        whose OpenCV / OpenMP thread pools (used by an earlier in-process run, a notebook, a test) would deadlock a
-        forked child. The server preloads the heavy modules once, so each worker starts in milliseconds."""
-        method = self.options.start_method
-        if method is None:
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    def _start_method(self) -> str:
+        """``execution.start_method``, else: fork for plans of CPU stages (workers start at once and share the parent's
+        imported modules), forkserver for plans with a model stage (batchable or GPU), whose CUDA or OpenMP state
+        must never be forked; spawn where neither exists."""
+        if self.options.start_method:
+            return self.options.start_method
+        available = multiprocessing.get_all_start_methods()
+        models = any(node.stage.batchable or node.device == "gpu" for node in self.spec.plan.nodes)
+        if not models and "fork" in available and sys.platform.startswith("linux"):
+            return "fork"
+        return "forkserver" if "forkserver" in available else "spawn"
+
+    def _context(self, method: str) -> multiprocessing.context.BaseContext:
         context = multiprocessing.get_context(method)
-        if method == "forkserver":
-            stage_modules = [n.stage.__module__ for n in self.spec.plan.nodes]
-            preload = [
-                "imgx.executors.local",
-                "cv2",
-                *(m for m in stage_modules if not m.startswith(DIR_PLUGIN_PREFIX)),
-            ]
-            context.set_forkserver_preload(list(dict.fromkeys(preload)))
+        if method == "forkserver":  # the server imports the heavy modules once; each worker forks from it ready
+            importable = [n.stage.__module__ for n in self.spec.plan.nodes]
+            importable = [m for m in importable if not m.startswith(DIR_PLUGIN_PREFIX)]  # loaded by path instead
+            context.set_forkserver_preload(list(dict.fromkeys(["imgx.executors.local", "cv2", *importable])))
         return context
+
+
+@contextlib.contextmanager
+def _opencv_quiesced(active: bool) -> Iterator[None]:
+    """OpenCV's thread pool, once used in this process (an earlier in-process run, a notebook, a test), deadlocks a
+    forked child on its first OpenCV call. With one thread the pool holds no threads, so forking is safe; the old
+    setting is restored when the pool is gone. This process runs no stage while its workers do."""
+    if not active:
+        yield
+        return
+    import cv2
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
 
 
 @hookimpl

@@ -119,8 +119,8 @@ class ExecutionSpec(_Model):
     )
     start_method: Literal["fork", "spawn", "forkserver"] | None = Field(
         default=None,
-        description="multiprocessing start method for workers; default forkserver (fork is unsafe once "
-        "OpenCV/OpenMP threads exist in the parent), spawn where forkserver is missing.",
+        description="multiprocessing start method of workers; default fork for CPU-only plans, forkserver for "
+        "plans with a model stage (CUDA and OpenMP state must not be forked).",
     )
 
     @field_validator("workers")

@@ -108,3 +108,36 @@ def test_sigkill_mid_run_then_resume_does_every_item_exactly_once(
     ]
     assert not leftovers and not list((out / "_imgx" / "tmp").iterdir())
     assert not list((out / "_imgx" / "journal").glob("*.jsonl"))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_stops_cleanly_and_resume_finishes(
+    photo_catalog: Path, tmp_path: Path, plugin_dir: Path, workers: int
+) -> None:
+    """Ctrl-C reaches the whole foreground process group, as a terminal sends it."""
+    skus = make_catalog(photo_catalog, tmp_path / "catalog", copies=4)  # 32 items
+    out = tmp_path / "out"
+    recipe = basic_recipe(tmp_path / "catalog", out, workers=workers, batch_size=2)
+    recipe["stages"].insert(1, {"id": "slow", "uses": "test.slow", "needs": ["enhanced"], "with": {"seconds": 0.1}})
+    recipe["stages"][2]["needs"] = ["slow"]
+    path = write_recipe(tmp_path, recipe)
+    command = [sys.executable, "-m", "imgx", "run", str(path), "--plugins-dir", str(plugin_dir), "--no-progress"]
+
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(ok_rows(out)) < 6 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    helpers = descendants(run.pid)
+    os.killpg(run.pid, signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    time.sleep(0.5)
+    assert not {pid for pid in helpers if _running(pid)}, "a worker outlived the interrupted run"
+    stopped = ok_rows(out)
+    assert len(stopped) < 2 * len(skus)
+
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    ok = [(r["sku"], r["output"]) for r in ok_rows(out)]
+    assert len(ok) == len(set(ok)) == 2 * len(skus)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -59,10 +60,14 @@ def test_every_item_gets_its_outputs_and_a_ledger_row_each(photo_catalog: Path, 
     assert not list((out / "_imgx" / "tmp").iterdir())
 
 
-def test_one_worker_and_a_pool_write_the_same_bytes(photo_catalog: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_one_worker_and_a_pool_write_the_same_bytes(photo_catalog: Path, tmp_path: Path, method: str) -> None:
+    """In-process first (OpenCV's thread pool is then live in this process), then a pool: a forked child of a live
+    pool would deadlock, so this also proves the pool start is safe after in-process work."""
     one, pool = tmp_path / "one", tmp_path / "pool"
     run_recipe(write_recipe(tmp_path, basic_recipe(photo_catalog, one), "a.yaml"))
-    summary = run_recipe(write_recipe(tmp_path, basic_recipe(photo_catalog, pool, workers=2), "b.yaml"))
+    recipe = basic_recipe(photo_catalog, pool, workers=2, start_method=method)
+    summary = run_recipe(write_recipe(tmp_path, recipe, "b.yaml"))
     assert summary.workers == 2 and summary.items_done == 8
     assert output_files(one) == output_files(pool)
     key = lambda r: (r["sku"], r["output"], r["status"], r["path"], r["recipe_hash"])  # noqa: E731
@@ -296,22 +301,21 @@ def test_the_executor_streams_a_bounded_number_of_batches(photo_catalog, tmp_pat
     assert in_flight_max <= 2 * workers + 1, in_flight_max
 
 
-def test_a_killed_pool_worker_fails_the_run_with_a_resume_hint(photo_catalog, tmp_path, plugin_dir) -> None:
-    recipe = basic_recipe(photo_catalog, tmp_path / "out", workers=2, batch_size=1)
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_a_killed_pool_worker_fails_the_run_with_a_resume_hint(photo_catalog, tmp_path, plugin_dir, method) -> None:
+    recipe = basic_recipe(photo_catalog, tmp_path / "out", workers=2, batch_size=1, start_method=method)
     recipe["stages"] = [{"id": "slow", "uses": "test.slow", "with": {"seconds": 0.4}}]
     recipe["outputs"] = ["slow"]
     path = write_recipe(tmp_path, recipe)
     options = RunOptions(plugin_config=PluginConfig(plugins_dirs=(str(plugin_dir),)))
-
-    import threading
+    lock = str(tmp_path / "out" / "_imgx" / "workers.lock")
 
     def kill_a_worker() -> None:
-        # Workers fork from the forkserver, itself a child of this process: kill a grandchild.
+        # Workers are the processes holding the run's worker lock open (children under fork, grandchildren under
+        # forkserver).
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-            children = {p for p in pids if _parent(p) == os.getpid()}
-            workers = [p for p in pids if _parent(p) in children]
+            workers = [pid for pid in _pids() if _holds(pid, lock)]
             if len(workers) >= 2:
                 time.sleep(0.5)
                 os.kill(workers[0], 9)
@@ -329,9 +333,12 @@ def test_a_killed_pool_worker_fails_the_run_with_a_resume_hint(photo_catalog, tm
     assert len(ok) == len(set(ok)) == 8 and resumed.items_failed == 0
 
 
-def _parent(pid: int) -> int | None:
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _holds(pid: int, path: str) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == path for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False

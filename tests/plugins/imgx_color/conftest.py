@@ -8,40 +8,22 @@ import json
 import cv2
 import numpy as np
 import pytest
-import skimage.data
-from matplotlib import cbook
-from PIL import Image
-from sklearn.datasets import load_sample_images
+
+from _support import frozen, load_photo, load_rgba_pack
 
 
 def _small(image: np.ndarray, long_side: int = 320) -> np.ndarray:
     height, width = image.shape[:2]
     scale = long_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return _frozen(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    array.flags.writeable = False
-    return array
+    return frozen(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
 
 
 @pytest.fixture(scope="session")
 def photos() -> dict[str, np.ndarray]:
     """``name -> (H, W, 3)`` uint8 RGB, read-only, long side 320."""
-    with cbook.get_sample_data("grace_hopper.jpg") as fh:
-        hopper = np.asarray(Image.open(fh).convert("RGB"))
-    china, flower = load_sample_images().images
-    return {
-        "coffee": _small(skimage.data.coffee()),
-        "astronaut": _small(skimage.data.astronaut()),
-        "chelsea": _small(skimage.data.chelsea()),
-        "rocket": _small(skimage.data.rocket()),
-        "grace_hopper": _small(hopper),
-        "china": _small(china),
-        "flower": _small(flower),
-    }
+    names = ("coffee", "astronaut", "chelsea", "rocket", "grace_hopper", "china", "flower")
+    return {name: _small(load_photo(name)) for name in names}
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +34,8 @@ def coffee(photos: dict[str, np.ndarray]) -> np.ndarray:
 @pytest.fixture(scope="session")
 def rgba_pack() -> tuple[np.ndarray, np.ndarray]:
     """Matplotlib's product-like RGBA sample (a gift pack): ``(H, W, 3)`` uint8 RGB and its ``(H, W)`` uint8 alpha."""
-    with cbook.get_sample_data("Minduka_Present_Blue_Pack.png") as fh:
-        rgba = np.asarray(Image.open(fh).convert("RGBA"))
-    return _frozen(rgba[..., :3]), _frozen(rgba[..., 3])
+    image, alpha = load_rgba_pack()
+    return frozen(image), frozen(alpha)
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +43,7 @@ def with_cast():
     """Multiply the channels by gains (a colour cast), saturating: ``(H, W, 3)`` uint8 RGB -> same."""
 
     def cast(image: np.ndarray, gains: tuple[float, float, float] = (1.25, 1.0, 0.75)) -> np.ndarray:
-        return _frozen(np.clip(image.astype(np.float32) * np.float32(gains), 0, 255).astype(np.uint8))
+        return frozen(np.clip(image.astype(np.float32) * np.float32(gains), 0, 255).astype(np.uint8))
 
     return cast
 
@@ -82,7 +63,7 @@ def catalog_shots(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
             continue
         mask = cv2.imread(str(entry.mask_path), cv2.IMREAD_GRAYSCALE)
         background = cv2.erode((mask < 8).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        shots.append({"sku": entry.sku, "image": _frozen(cv2.cvtColor(cv2.imread(str(entry.path)), cv2.COLOR_BGR2RGB)),
+        shots.append({"sku": entry.sku, "image": frozen(cv2.cvtColor(cv2.imread(str(entry.path)), cv2.COLOR_BGR2RGB)),
                       "background": background})  # fmt: skip
     truth = {r["sku"]: r["truth"] for r in json.loads((directory / "_truth" / "catalog.json").read_text())["images"]}
     for shot in shots:
