@@ -31,6 +31,25 @@ def make_catalog(photo_catalog: Path, folder: Path, copies: int) -> list[str]:
     return skus
 
 
+def slow_run(
+    photo_catalog: Path, tmp_path: Path, plugin_dir: Path, workers: int, *, copies: int, seconds: float
+) -> tuple[list[str], Path, list[str]]:
+    """A catalog of ``8 x copies`` real photos and the ``imgx run`` command of the demo DAG with a slow stage in it
+    (so a run can be stopped mid-way): ``(skus, output folder, command)``."""
+    skus = make_catalog(photo_catalog, tmp_path / "catalog", copies=copies)
+    out = tmp_path / "out"
+    recipe = basic_recipe(tmp_path / "catalog", out, workers=workers, batch_size=2)
+    slow = {"id": "slow", "uses": "test.slow", "needs": ["enhanced"], "with": {"seconds": seconds}}
+    recipe["stages"].insert(1, slow)
+    recipe["stages"][2]["needs"] = ["slow"]
+    path = write_recipe(tmp_path, recipe)
+    return (
+        skus,
+        out,
+        [sys.executable, "-m", "imgx", "run", str(path), "--plugins-dir", str(plugin_dir), "--no-progress"],
+    )
+
+
 def ok_rows(out: Path) -> list[dict]:
     return [r for r in read_ledger(out).to_pylist() if r["status"] == "ok"]
 
@@ -63,13 +82,7 @@ def _running(pid: int) -> bool:
 def test_sigkill_mid_run_then_resume_does_every_item_exactly_once(
     photo_catalog: Path, tmp_path: Path, plugin_dir: Path, workers: int
 ) -> None:
-    skus = make_catalog(photo_catalog, tmp_path / "catalog", copies=6)  # 48 items
-    out = tmp_path / "out"
-    recipe = basic_recipe(tmp_path / "catalog", out, workers=workers, batch_size=2)
-    recipe["stages"].insert(1, {"id": "slow", "uses": "test.slow", "needs": ["enhanced"], "with": {"seconds": 0.08}})
-    recipe["stages"][2]["needs"] = ["slow"]
-    path = write_recipe(tmp_path, recipe)
-    command = [sys.executable, "-m", "imgx", "run", str(path), "--plugins-dir", str(plugin_dir), "--no-progress"]
+    skus, out, command = slow_run(photo_catalog, tmp_path, plugin_dir, workers, copies=6, seconds=0.08)  # 48 items
 
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
@@ -115,13 +128,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(
     photo_catalog: Path, tmp_path: Path, plugin_dir: Path, workers: int
 ) -> None:
     """Ctrl-C reaches the whole foreground process group, as a terminal sends it."""
-    skus = make_catalog(photo_catalog, tmp_path / "catalog", copies=4)  # 32 items
-    out = tmp_path / "out"
-    recipe = basic_recipe(tmp_path / "catalog", out, workers=workers, batch_size=2)
-    recipe["stages"].insert(1, {"id": "slow", "uses": "test.slow", "needs": ["enhanced"], "with": {"seconds": 0.1}})
-    recipe["stages"][2]["needs"] = ["slow"]
-    path = write_recipe(tmp_path, recipe)
-    command = [sys.executable, "-m", "imgx", "run", str(path), "--plugins-dir", str(plugin_dir), "--no-progress"]
+    skus, out, command = slow_run(photo_catalog, tmp_path, plugin_dir, workers, copies=4, seconds=0.1)  # 32 items
 
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
