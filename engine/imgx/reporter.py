@@ -40,6 +40,14 @@ class _RateColumn(ProgressColumn):
         return Text(f"{rate:,.1f} img/s", style="progress.data.speed")
 
 
+class _FailedColumn(ProgressColumn):
+    """Failures so far: red once there is one, quiet while there are none."""
+
+    def render(self, task: Task) -> Text:
+        failed = task.fields.get("failed", 0)
+        return Text(f"{failed:,} failed", style="bold red" if failed else "dim")
+
+
 class Reporter:
     """Shows progress while a run goes and prints its summary.
 
@@ -67,7 +75,7 @@ class Reporter:
             TextColumn("images"),
             _RateColumn(),
             TimeRemainingColumn(),
-            TextColumn("[red]{task.fields[failed]} failed"),
+            _FailedColumn(),
             console=self.console,
             transient=False,
         )
