@@ -234,32 +234,36 @@ def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
     from .executors.base import Executor
     from .io.catalog import CatalogReader
 
+    def executor_problem(cls: Any) -> str | None:
+        ok = inspect.isclass(cls) and issubclass(cls, Executor) and cls.name
+        return None if ok else f"got {cls!r} from imgx_executors; expected an Executor"
+
+    def reader_problem(cls: Any) -> str | None:
+        ok = inspect.isclass(cls) and issubclass(cls, CatalogReader) and cls.suffixes
+        return None if ok else f"got {cls!r} from imgx_catalog_readers; expected a CatalogReader"
+
     # get_hookimpls() is in registration order: core, entry points, IMGX_PLUGINS, --plugins-dir. A later plugin
     # overrides an earlier one (with a warning), so a one-off plugin can replace an installed stage.
-    for plugin, stages in _call_each(pm, "imgx_stages", registry):
-        for cls in stages:
-            problem = _stage_problem(cls)
-            if problem:
-                registry.failures.append(PluginFailure(plugin, problem))
-                continue
-            _add(registry.stages, cls.name, Entry(cls, plugin), "stage")
-    for plugin, executors in _call_each(pm, "imgx_executors", registry):
-        for cls in executors:
-            if not (inspect.isclass(cls) and issubclass(cls, Executor) and cls.name):
-                registry.failures.append(
-                    PluginFailure(plugin, f"got {cls!r} from imgx_executors; expected an Executor")
-                )
-                continue
-            _add(registry.executors, cls.name, Entry(cls, plugin), "executor")
-    for plugin, readers in _call_each(pm, "imgx_catalog_readers", registry):
-        for cls in readers:
-            if not (inspect.isclass(cls) and issubclass(cls, CatalogReader) and cls.suffixes):
-                registry.failures.append(
-                    PluginFailure(plugin, f"got {cls!r} from imgx_catalog_readers; expected a CatalogReader")
-                )
-                continue
-            for suffix in cls.suffixes:
-                _add(registry.catalog_readers, suffix.lower(), Entry(cls, plugin), "catalog reader")
+    kinds = (
+        ("imgx_stages", registry.stages, "stage", _stage_problem, lambda cls: (cls.name,)),
+        ("imgx_executors", registry.executors, "executor", executor_problem, lambda cls: (cls.name,)),
+        (
+            "imgx_catalog_readers",
+            registry.catalog_readers,
+            "catalog reader",
+            reader_problem,
+            lambda cls: tuple(s.lower() for s in cls.suffixes),
+        ),
+    )
+    for hook, table, kind, problem_of, keys_of in kinds:
+        for plugin, provided in _call_each(pm, hook, registry):
+            for cls in provided:
+                problem = problem_of(cls)
+                if problem:
+                    registry.failures.append(PluginFailure(plugin, problem))
+                    continue
+                for key in keys_of(cls):
+                    _add(table, key, Entry(cls, plugin), kind)
 
 
 def _stage_problem(cls: Any) -> str | None:
