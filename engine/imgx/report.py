@@ -25,9 +25,9 @@ from .ledger import StatePaths, read_ledger
 __all__ = ["LedgerReport", "contact_sheet", "current_state", "summarize"]
 
 
-def current_state(out_dir: Path) -> pa.Table:
-    """One row per (sku, output): the latest non-skipped ledger row."""
-    table = read_ledger(out_dir)
+def current_state(out_dir: Path, ledger: pa.Table | None = None) -> pa.Table:
+    """One row per (sku, output): the latest non-skipped ledger row (of ``ledger``, when it was read already)."""
+    table = read_ledger(out_dir) if ledger is None else ledger
     if table.num_rows == 0:
         raise ImgxError(f"no ledger in {out_dir}; expected the output.dir of a run (it holds _imgx/ledger/)")
     table = table.filter(pc.not_equal(table["status"], "skipped"))
@@ -50,6 +50,7 @@ class LedgerReport:
     runs: int
     by_cause: list[tuple[str, str, int]]  # (stage, reason, count), commonest first
     slowest: list[tuple[str, str, float]]  # (sku, output, duration_ms)
+    state: pa.Table  # the current state itself, one row per (sku, output)
 
 
 def _reason(error: str) -> str:
@@ -59,13 +60,14 @@ def _reason(error: str) -> str:
 
 
 def summarize(out_dir: Path, *, top: int = 10) -> LedgerReport:
-    """Summarise the current state of ``out_dir``'s ledger."""
-    state = current_state(out_dir)
+    """Summarise the current state of ``out_dir``'s ledger (read once)."""
+    ledger = read_ledger(out_dir)
+    state = current_state(out_dir, ledger)
     rows = state.select(["sku", "output", "status", "stage", "error", "duration_ms"]).to_pylist()
     causes = Counter((r["stage"], _reason(r["error"])) for r in rows if r["status"] == "failed")
     ok = [r for r in rows if r["status"] == "ok"]
     slowest = sorted(ok, key=lambda r: -(r["duration_ms"] or 0.0))[:top]
-    runs = len(set(read_ledger(out_dir, columns=["run_id"])["run_id"].to_pylist()))
+    runs = len(pc.unique(ledger["run_id"]))
     return LedgerReport(
         out_dir=out_dir,
         items=len({r["sku"] for r in rows}),
@@ -75,6 +77,7 @@ def summarize(out_dir: Path, *, top: int = 10) -> LedgerReport:
         runs=runs,
         by_cause=[(stage, reason, count) for (stage, reason), count in causes.most_common(top)],
         slowest=[(r["sku"], r["output"], r["duration_ms"]) for r in slowest],
+        state=state,
     )
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..report import contact_sheet, current_state, summarize
+from ..report import contact_sheet, summarize
 from ._common import guarded, out_console
 
 OutDir = Annotated[Path, typer.Argument(help="A run's output.dir (it holds _imgx/ledger/).", file_okay=False)]
@@ -44,7 +44,7 @@ def report_command(
             slow.add_row(escape(sku), escape(output), f"{ms:,.0f}")
         out_console.print(slow)
     if failed or csv_path:
-        state = current_state(out_dir)
+        state = report.state
         if failed:
             rows = [r for r in state.to_pylist() if r["status"] == "failed"]
             listing = Table(title=f"{len(rows):,} failed", header_style="bold")
