@@ -92,6 +92,9 @@ class Registry:
     stages: dict[str, Entry] = dataclasses.field(default_factory=dict)
     executors: dict[str, Entry] = dataclasses.field(default_factory=dict)
     catalog_readers: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    models: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    model_sources: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    backends: dict[str, Entry] = dataclasses.field(default_factory=dict)
     failures: list[PluginFailure] = dataclasses.field(default_factory=list)
 
     def get_stage(self, name: str) -> type[Stage]:
@@ -104,6 +107,19 @@ class Registry:
     def get_executor(self, name: str) -> Any:
         """The executor class registered as ``name``."""
         return self._get(self.executors, name, "executor").obj
+
+    def get_model(self, name: str) -> Any:
+        """The :class:`imgx.models.ModelSpec` registered as ``name``."""
+        return self._get(self.models, name, "model").obj
+
+    def get_backend(self, name: str) -> Any:
+        """The backend class registered as ``name``."""
+        return self._get(self.backends, name, "backend").obj
+
+    def source_for_scheme(self, scheme: str) -> Any | None:
+        """The model source class for a URI scheme (``"pip"``, ``"https"``, ``""`` for a plain path), or ``None``."""
+        entry = self.model_sources.get(scheme.lower())
+        return entry.obj if entry else None
 
     def reader_for_suffix(self, suffix: str) -> Any | None:
         """The catalog reader class for a manifest suffix (``".csv"``), or ``None``."""
@@ -233,6 +249,8 @@ def _add(table: dict[str, Entry], key: str, entry: Entry, kind: str) -> None:
 def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
     from .executors.base import Executor
     from .io.catalog import CatalogReader
+    from .models.spec import ModelSource, ModelSpec
+    from .runtime.base import Backend
 
     def executor_problem(cls: Any) -> str | None:
         ok = inspect.isclass(cls) and issubclass(cls, Executor) and cls.name
@@ -241,6 +259,18 @@ def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
     def reader_problem(cls: Any) -> str | None:
         ok = inspect.isclass(cls) and issubclass(cls, CatalogReader) and cls.suffixes
         return None if ok else f"got {cls!r} from imgx_catalog_readers; expected a CatalogReader"
+
+    def model_problem(spec: Any) -> str | None:
+        ok = isinstance(spec, ModelSpec) and spec.name and spec.files and callable(spec.build)
+        return None if ok else f"got {spec!r} from imgx_models; expected a ModelSpec with a name, files and build"
+
+    def source_problem(cls: Any) -> str | None:
+        ok = inspect.isclass(cls) and issubclass(cls, ModelSource) and cls.schemes
+        return None if ok else f"got {cls!r} from imgx_model_sources; expected a ModelSource with schemes"
+
+    def backend_problem(cls: Any) -> str | None:
+        ok = inspect.isclass(cls) and issubclass(cls, Backend) and cls.name
+        return None if ok else f"got {cls!r} from imgx_backends; expected a Backend with a name"
 
     # get_hookimpls() is in registration order: core, entry points, IMGX_PLUGINS, --plugins-dir. A later plugin
     # overrides an earlier one (with a warning), so a one-off plugin can replace an installed stage.
@@ -254,6 +284,15 @@ def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
             reader_problem,
             lambda cls: tuple(s.lower() for s in cls.suffixes),
         ),
+        ("imgx_models", registry.models, "model", model_problem, lambda spec: (spec.name,)),
+        (
+            "imgx_model_sources",
+            registry.model_sources,
+            "model source",
+            source_problem,
+            lambda cls: tuple(s.lower() for s in cls.schemes),
+        ),
+        ("imgx_backends", registry.backends, "backend", backend_problem, lambda cls: (cls.name,)),
     )
     for hook, table, kind, problem_of, keys_of in kinds:
         for plugin, provided in _call_each(pm, hook, registry):

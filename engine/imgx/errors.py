@@ -11,6 +11,7 @@ __all__ = [
     "BackendError",
     "ImgxError",
     "InputError",
+    "ModelError",
     "OutputError",
     "PluginError",
     "RecipeError",
@@ -61,3 +62,10 @@ class OutputError(ImgxError):
 
 class BackendError(ImgxError):
     """A compute backend is missing or failed; the message says which extra to install."""
+
+
+class ModelError(ImgxError):
+    """Model weights cannot be had: no source reachable, a wrong checksum, a file missing from its package.
+
+    The message names the model, the file and the source, and says what to do (including placing the file by hand).
+    """

@@ -16,6 +16,8 @@ import pluggy
 if TYPE_CHECKING:
     from .executors.base import Executor
     from .io.catalog import CatalogReader
+    from .models.spec import ModelSource, ModelSpec
+    from .runtime.base import Backend
     from .stage import Stage
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
@@ -56,4 +58,38 @@ def imgx_catalog_readers() -> Sequence[type[CatalogReader]]:
     yields ``(sku, image)`` rows from a manifest.
 
     :return: the reader classes.
+    """
+
+
+@hookspec
+def imgx_models() -> Sequence[ModelSpec]:
+    """Pretrained models this plugin provides: named weight files with pinned sha256s, their sources, and how to
+    build the reference ``torch.nn.Module`` from them.
+
+    ``imgx models list`` shows them, ``imgx models pull NAME`` fetches them into the cache, and model stages and
+    ``imgx bench --model NAME`` load them by name. A name registered twice warns and the later registration wins.
+
+    :return: the :class:`imgx.models.ModelSpec` instances.
+    """
+
+
+@hookspec
+def imgx_model_sources() -> Sequence[type[ModelSource]]:
+    """Ways to fetch weight files, chosen by the scheme of a source URI (``pip:``, ``https://``, ``file://``, ...).
+
+    Each is an :class:`imgx.models.ModelSource` subclass whose ``schemes`` it handles; a plugin can add, say, an
+    internal artifact store.
+
+    :return: the source classes.
+    """
+
+
+@hookspec
+def imgx_backends() -> Sequence[type[Backend]]:
+    """Inference backends this plugin provides (``eager``, ``compile``, ``onnxruntime``, ``tensorrt``, ...).
+
+    Each is an :class:`imgx.runtime.Backend` subclass whose ``name`` is what ``execution.backend`` and
+    ``imgx bench --backends`` select.
+
+    :return: the backend classes.
     """

@@ -211,6 +211,8 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
             run_id=summary.run_id,
             device=resolve_device(plan),
             batch_size=recipe_spec.execution.batch_size,
+            backend=recipe_spec.execution.backend,
+            precision=recipe_spec.execution.precision,
         )
         executor_cls = registry.get_executor(recipe_spec.execution.executor)
         executor = executor_cls(

@@ -53,12 +53,16 @@ class StageContext:
     :param batch_size: the largest batch ``__call__`` will receive.
     :param cache_dir: a folder for models, engines and other cached state.
     :param worker_id: a stable name of the worker process, for logs.
+    :param backend: inference backend for model stages (``"auto"``, ``"eager"``, ``"compile"``, ...).
+    :param precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` for model stages.
     """
 
     device: str = "cpu"
     batch_size: int = 1
     cache_dir: str | None = None
     worker_id: str = "main"
+    backend: str = "auto"
+    precision: str = "fp32"
 
 
 class Stage:

@@ -39,6 +39,8 @@ class RunSpec:
     :param device: resolved device for stages (``cpu`` / ``cuda``).
     :param batch_size: items per batch.
     :param compact_rows: ledger rows per Parquet part.
+    :param backend: inference backend of model stages (``execution.backend``).
+    :param precision: numeric precision of model stages (``execution.precision``).
     """
 
     plan: Plan
@@ -47,6 +49,8 @@ class RunSpec:
     device: str = "cpu"
     batch_size: int = 8
     compact_rows: int = 5000
+    backend: str = "auto"
+    precision: str = "fp32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +103,13 @@ class BatchProcessor:
         self.background = parse_color(recipe.output.background)
         self.template = recipe.output.naming
         self.paths = StatePaths(spec.out_dir)
-        context = StageContext(device=spec.device, batch_size=spec.batch_size, worker_id=worker)
+        context = StageContext(
+            device=spec.device,
+            batch_size=spec.batch_size,
+            worker_id=worker,
+            backend=spec.backend,
+            precision=spec.precision,
+        )
         self.stages: dict[str, Stage] = {}
         for node in self.plan.nodes:
             try:

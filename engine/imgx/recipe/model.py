@@ -112,6 +112,14 @@ class ExecutionSpec(_Model):
     )
     batch_size: int = Field(default=8, ge=1, le=4096, description="Items per batch handed to a worker and to stages.")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where GPU-capable stages run.")
+    backend: str = Field(
+        default="auto",
+        description="Inference backend of model stages: 'auto' (fastest installed and correct here), 'eager' "
+        "(PyTorch, the reference), 'compile' (torch.compile), 'onnxruntime' or 'tensorrt'.",
+    )
+    precision: Literal["fp32", "fp16", "bf16"] = Field(
+        default="fp32", description="Numeric precision of model stages; fp16/bf16 need a backend and device that run it."
+    )
     max_failures: float | int | str = Field(
         default=0.05,
         description="Failure budget: a fraction of items (0.05 or '5%') or a count (10). "

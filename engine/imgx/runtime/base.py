@@ -1,0 +1,82 @@
+"""The backend contract: how a model stage runs a network, whatever runs it underneath.
+
+A backend wraps one reference ``torch.nn.Module`` (eval mode, float32, CPU, one ``(B, C, H, W)`` float32 input and
+one tensor output) and runs it on a device at a precision: ``eager`` (PyTorch, the reference), ``compile``
+(``torch.compile``), ``onnxruntime`` (ONNX exported from the module, cached), ``tensorrt`` (an engine built from that
+ONNX). Each lives in its own file and is registered through the ``imgx_backends`` hook.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Backend", "BackendOptions"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendOptions:
+    """How to run a model.
+
+    :param device: ``"cpu"`` or ``"cuda"`` (or ``"cuda:N"``).
+    :param precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
+    :param cache_dir: where exported graphs, engines and timing caches are kept (``$IMGX_HOME/engines``).
+    :param model_key: identifies the module's weights (the sha256 of its state dict or weight files); part of every
+        cache key, with the shape profile, precision, device and library versions.
+    :param threads: intra-op threads for CPU backends; ``None`` leaves the library default.
+    """
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    cache_dir: Path | None = None
+    model_key: str = ""
+    threads: int | None = None
+
+
+class Backend(abc.ABC):
+    """Runs one module. Lifecycle: ``load()`` once, ``warmup(shape)`` per shape bucket, ``infer(x)`` many times,
+    ``close()`` once.
+
+    Class attributes: ``name`` (what ``execution.backend`` and ``imgx bench --backends`` select) and ``precisions``
+    (those it can run at all; :meth:`unavailable` says whether it can run here).
+    """
+
+    name: ClassVar[str] = ""
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
+        self.module = module
+        self.options = options
+
+    @classmethod
+    @abc.abstractmethod
+    def unavailable(cls, options: BackendOptions) -> str | None:
+        """``None`` if this backend can run with these options here, else one line saying why not and what to
+        install (``"tensorrt is not installed; pip install 'imgx[tensorrt]'"``)."""
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Prepare to run (move to device, export or load a cached graph/engine). Called once."""
+
+    def warmup(self, shape: tuple[int, int, int, int]) -> float:
+        """Build or load what this input shape needs and run it once; return the seconds it took."""
+        import time
+
+        import torch
+
+        start = time.perf_counter()
+        self.infer(torch.zeros(shape, dtype=torch.float32))
+        return time.perf_counter() - start
+
+    @abc.abstractmethod
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """Run a ``(B, C, H, W)`` float32 tensor (on the CPU or on the backend's device); return the float32 output on
+        the same device as ``x``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release device memory, sessions and engines."""
