@@ -7,6 +7,7 @@ import typer
 from .. import __version__
 from .demo import demo_catalog_command
 from .inspect import plan_command, validate_command
+from .models import app as models_app
 from .report import report_command, sheet_command
 from .run import run_command
 from .stages import stages_command
@@ -27,6 +28,7 @@ app.command("stages")(stages_command)
 app.command("report")(report_command)
 app.command("sheet")(sheet_command)
 app.command("demo-catalog")(demo_catalog_command)
+app.add_typer(models_app, name="models")
 
 
 def _version(value: bool) -> None:
