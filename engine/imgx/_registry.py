@@ -40,7 +40,12 @@ __all__ = [
 
 AUTOLOAD_ENV = "IMGX_DISABLE_PLUGIN_AUTOLOAD"
 EXTRA_PLUGINS_ENV = "IMGX_PLUGINS"
-CORE_PLUGINS: tuple[str, ...] = ("imgx.executors.local", "imgx.io.catalog", "imgx.models.sources")
+CORE_PLUGINS: tuple[str, ...] = (
+    "imgx.executors.local",
+    "imgx.io.catalog",
+    "imgx.models.sources",
+    "imgx.runtime.builtin",
+)
 DIR_PLUGIN_PREFIX = "imgx_dirplugin_"
 
 

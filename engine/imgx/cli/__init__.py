@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
+from .bench import bench_command
 from .demo import demo_catalog_command
 from .inspect import plan_command, validate_command
 from .models import app as models_app
@@ -28,6 +29,7 @@ app.command("stages")(stages_command)
 app.command("report")(report_command)
 app.command("sheet")(sheet_command)
 app.command("demo-catalog")(demo_catalog_command)
+app.command("bench")(bench_command)
 app.add_typer(models_app, name="models")
 
 

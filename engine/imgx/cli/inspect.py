@@ -15,7 +15,7 @@ from ..io.catalog import open_catalog
 from ..io.encode import FORMATS
 from ..io.naming import output_path
 from ..ledger import StatePaths
-from ..runner import RunOptions, prepare, resolve_workers
+from ..runner import RunOptions, prepare, resolve_device, resolve_workers
 from ._common import Overrides, Plugin, PluginsDir, guarded, out_console, plugin_config, print_warning
 
 RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file.", dir_okay=False)]
@@ -87,6 +87,7 @@ def plan_command(
             )
         )
     out_console.print(nodes)
+    _print_model_nodes(plan, registry, catalog)
 
     outputs = Table(title=escape(f"outputs -> {out_dir}"), header_style="bold")
     for column in ("output", "format", "computes", "example path", "hash"):
@@ -117,3 +118,30 @@ def plan_command(
     out_console.print(f"ledger: {escape(str(StatePaths(out_dir).ledger))}", soft_wrap=True)
     for failure in registry.failures:
         print_warning(f"plugin {failure.plugin}: {failure.error}")
+
+
+def _print_model_nodes(plan, registry, catalog) -> None:
+    """Model stages: the backend ``auto`` (or the recipe) picks here and the shape buckets of the catalog's images."""
+    from ..runtime.planning import HEADER_LIMIT, plan_model_nodes
+
+    if not any(node.stage.batchable and node.device == "gpu" for node in plan.nodes):
+        return
+    models = plan_model_nodes(plan, registry, catalog, device=resolve_device(plan))
+    if not models:
+        return
+    table = Table(title="model stages", header_style="bold")
+    for column in ("node", "model", "backend", "shapes (H x W: images)", "why this backend"):
+        table.add_column(column)
+    for m in models:
+        buckets = ", ".join(f"{h}x{w}: {n}" for (h, w), n in m.buckets.items()) or "(no image sizes read)"
+        if not m.bucketed:
+            buckets = f"any size, padded to the stride ({len(m.buckets)} shapes): {buckets}"
+        table.add_row(*map(escape, (m.node, m.model, f"{m.backend} {m.precision} on {m.device}", buckets, m.reason)))
+    out_console.print(table)
+    first = models[0]
+    note = f"shapes from the headers of {first.read} image(s)"
+    if first.read + first.unread >= HEADER_LIMIT:
+        note += f" (the first {HEADER_LIMIT} catalog items)"
+    if first.unread:
+        note += f"; {first.unread} item(s) not local or unreadable"
+    out_console.print(escape(note), soft_wrap=True)

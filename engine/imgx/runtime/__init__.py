@@ -1,0 +1,29 @@
+"""The model runtime: backends behind one interface, ``auto`` selection, shape buckets, parity and model stages.
+
+Importing this package does not import torch; backends import it when they load.
+"""
+
+from __future__ import annotations
+
+from .base import Backend, BackendOptions
+from .buckets import bucket_shape, crop, pad_to
+from .factory import AUTO_ORDER, BackendChoice, choose_backend, create_backend, resolve_backend
+from .keys import cache_key, engines_dir
+from .stage import ModelStage, model_spec
+
+__all__ = [
+    "AUTO_ORDER",
+    "Backend",
+    "BackendChoice",
+    "BackendOptions",
+    "ModelStage",
+    "bucket_shape",
+    "cache_key",
+    "choose_backend",
+    "create_backend",
+    "crop",
+    "engines_dir",
+    "model_spec",
+    "pad_to",
+    "resolve_backend",
+]

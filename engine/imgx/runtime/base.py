@@ -29,6 +29,8 @@ class BackendOptions:
     :param model_key: identifies the module's weights (the sha256 of its state dict or weight files); part of every
         cache key, with the shape profile, precision, device and library versions.
     :param threads: intra-op threads for CPU backends; ``None`` leaves the library default.
+    :param max_batch: the largest batch the caller will send; backends that build per shape (TensorRT optimisation
+        profiles) cover batches 1..``max_batch``, and a larger batch builds again.
     """
 
     device: str = "cpu"
@@ -36,18 +38,23 @@ class BackendOptions:
     cache_dir: Path | None = None
     model_key: str = ""
     threads: int | None = None
+    max_batch: int = 8
 
 
 class Backend(abc.ABC):
     """Runs one module. Lifecycle: ``load()`` once, ``warmup(shape)`` per shape bucket, ``infer(x)`` many times,
     ``close()`` once.
 
-    Class attributes: ``name`` (what ``execution.backend`` and ``imgx bench --backends`` select) and ``precisions``
-    (those it can run at all; :meth:`unavailable` says whether it can run here).
+    Class attributes: ``name`` (what ``execution.backend`` and ``imgx bench --backends`` select), ``precisions``
+    (those it can run at all; :meth:`unavailable` says whether it can run here) and ``dynamic_shapes`` (True when any
+    input size runs at no extra cost, as in eager PyTorch or an ONNX graph with dynamic axes: model stages then run
+    each image at its own size, padded to the network's stride only; False when each shape is compiled or built, as
+    in ``torch.compile`` and TensorRT: images are padded to shape buckets so a run builds a handful).
     """
 
     name: ClassVar[str] = ""
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    dynamic_shapes: ClassVar[bool] = False
 
     def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
         self.module = module

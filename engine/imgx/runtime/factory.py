@@ -1,0 +1,114 @@
+"""The way in: :func:`create_backend` by name, and what ``auto`` picks for a device and precision.
+
+``auto`` takes the first backend of its preference list that can run here, else eager FP32 (always available), and
+says why in one line. On CUDA: TensorRT, then ``torch.compile``, then eager. On the CPU the order comes from
+``imgx bench`` of the style network on the 2-core CI machine (``benchmarks/results/bench-multistyle26-vm-*.json``):
+in the quietest of the interleaved runs (the machine was shared, so medians are noisy) ``torch.compile`` was 1.7-2.0x
+eager at FP32 and ONNX Runtime 1.3-1.8x, so compile was 10-30 % ahead of ONNX Runtime in steady state. ``auto`` still
+puts ONNX Runtime first at FP32, because the two are not equal in what a run gets: ONNX Runtime takes any image size
+(dynamic axes) with a build of under 2 s, so every image runs at its own size; ``torch.compile`` builds per shape (5-40
+s per shape bucket and batch size, cold), so images are padded to shape buckets, and for networks with instance norm
+(the style network) that padding changes the output (mean absolute difference 0.03-0.06 for photos 25-45 % smaller
+than their bucket). ``execution.backend: compile`` is there for long runs of bucket-sized images. At BF16/FP16 on the
+CPU eager (any size) comes first for the same reason, then compile (3.9-4.4x eager FP32 at BF16 on that CPU's AMX).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BackendError
+from .base import Backend, BackendOptions
+
+if TYPE_CHECKING:
+    import torch
+
+    from .._registry import Registry
+
+__all__ = ["AUTO_ORDER", "BackendChoice", "choose_backend", "create_backend", "resolve_backend"]
+
+# (device kind, precision) -> backends auto tries, fastest first
+AUTO_ORDER: dict[tuple[str, str], tuple[str, ...]] = {
+    ("cuda", "fp32"): ("tensorrt", "compile", "eager"),
+    ("cuda", "fp16"): ("tensorrt", "compile", "eager"),
+    ("cuda", "bf16"): ("tensorrt", "compile", "eager"),
+    ("cpu", "fp32"): ("onnxruntime", "eager", "compile"),
+    ("cpu", "fp16"): ("eager", "compile"),
+    ("cpu", "bf16"): ("eager", "compile"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendChoice:
+    """What runs a model: the backend name, the options it runs with (a fallback may change device or precision)
+    and one line saying why."""
+
+    name: str
+    options: BackendOptions
+    reason: str
+
+    @property
+    def fell_back(self) -> bool:
+        return self.reason.startswith("auto: fell back")
+
+
+def _registry(registry: Registry | None) -> Registry:
+    if registry is not None:
+        return registry
+    from .._registry import PluginConfig, load_registry
+
+    return load_registry(PluginConfig())
+
+
+def choose_backend(name: str, options: BackendOptions, registry: Registry | None = None) -> BackendChoice:
+    """Resolve ``name`` (``"auto"`` or a registered backend) for ``options``.
+
+    A named backend that cannot run here raises :class:`BackendError` with its reason; ``auto`` falls back to eager
+    FP32 (on the CPU if the device cannot be used) and says what it skipped.
+    """
+    registry = _registry(registry)
+    if name != "auto":
+        problem = registry.get_backend(name).unavailable(options)
+        if problem:
+            raise BackendError(
+                f"got backend {name!r} at {options.precision} on {options.device}, which cannot run here: {problem}. "
+                "Use execution.backend: auto to fall back, or another backend (imgx bench shows which run here)"
+            )
+        return BackendChoice(name, options, f"{name} (requested)")
+    kind = "cuda" if options.device.startswith("cuda") else "cpu"
+    skipped = []
+    for candidate in AUTO_ORDER.get((kind, options.precision), ("eager",)):
+        if candidate not in registry.backends:
+            continue
+        problem = registry.get_backend(candidate).unavailable(options)
+        if problem is None:
+            note = f"; skipped {'; '.join(skipped)}" if skipped else ""
+            return BackendChoice(
+                candidate, options, f"auto: {candidate}, the fastest that runs {options.precision} on {kind} here{note}"
+            )
+        skipped.append(f"{candidate} ({problem})")
+    fallback = dataclasses.replace(options, precision="fp32")
+    if registry.get_backend("eager").unavailable(fallback):
+        fallback = dataclasses.replace(fallback, device="cpu")
+    why = "; ".join(skipped) or f"no backend runs {options.precision} on {options.device}"
+    return BackendChoice("eager", fallback, f"auto: fell back to eager fp32 on {fallback.device}: {why}")
+
+
+def resolve_backend(name: str, options: BackendOptions, registry: Registry | None = None) -> str:
+    """The backend name ``name`` resolves to (what ``auto`` picks here); :func:`choose_backend` gives the reason."""
+    return choose_backend(name, options, registry).name
+
+
+def create_backend(
+    name: str, module: torch.nn.Module, options: BackendOptions, registry: Registry | None = None
+) -> Backend:
+    """The backend ``name`` (or what ``auto`` picks) wrapping ``module``, not yet loaded: call ``load()``.
+
+    The returned backend's ``choice`` attribute is the :class:`BackendChoice` (with the reason) it was made from.
+    """
+    registry = _registry(registry)
+    choice = choose_backend(name, options, registry)
+    backend: Any = registry.get_backend(choice.name)(module, choice.options)
+    backend.choice = choice
+    return backend

@@ -1,0 +1,96 @@
+"""``onnxruntime``: the module exported to ONNX once (cached on disk by its key) and run by ONNX Runtime.
+
+The export is FP32 with dynamic batch, height and width, so one file serves every shape bucket. CPU execution
+provider on the CPU (intra-op threads = the cores this process may use, all graph optimisations on); the CUDA
+execution provider on a CUDA device when ``onnxruntime-gpu`` provides it. FP16/BF16 would need a converted graph,
+which imgx does not build: those precisions are reported unavailable rather than run at FP32 under their name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .base import Backend, BackendOptions
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["OnnxRuntimeBackend"]
+
+
+class OnnxRuntimeBackend(Backend):
+    """An ``onnxruntime.InferenceSession`` over the cached ONNX export of the module."""
+
+    name: ClassVar[str] = "onnxruntime"
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    dynamic_shapes: ClassVar[bool] = True
+
+    def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
+        super().__init__(module, options)
+        self.session: Any = None
+        self.onnx_file: Path | None = None
+        self.exported = False  # whether this instance exported the graph (False: loaded from the cache)
+
+    @classmethod
+    def unavailable(cls, options: BackendOptions) -> str | None:
+        import importlib.util
+
+        from ._common import cuda_problem
+
+        if importlib.util.find_spec("onnxruntime") is None:
+            return "onnxruntime is not installed; pip install onnxruntime (or onnxruntime-gpu for CUDA)"
+        if options.precision not in cls.precisions:
+            return (
+                f"onnxruntime runs the exported FP32 graph only; got precision {options.precision!r} "
+                "(imgx builds no FP16/BF16 graphs; use tensorrt, compile or eager)"
+            )
+        problem = cuda_problem(options.device)
+        if problem:
+            return problem
+        if options.device.startswith("cuda"):
+            import onnxruntime
+
+            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                return "onnxruntime has no CUDA execution provider here; pip install onnxruntime-gpu"
+        return None
+
+    def load(self) -> None:
+        """Nothing to do until the first input: the export needs the channel count, which the input gives."""
+
+    def _session(self, channels: int) -> Any:
+        if self.session is not None:
+            return self.session
+        import onnxruntime
+
+        from ._common import ExportCounter, cpu_threads, export_onnx, onnx_path
+
+        path = onnx_path(self.module, self.options.model_key, self.options.cache_dir, channels)
+        before = ExportCounter.count
+        export_onnx(self.module, path, channels)
+        self.exported = ExportCounter.count > before
+        self.onnx_file = path
+        so = onnxruntime.SessionOptions()
+        so.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = self.options.threads or cpu_threads()
+        so.log_severity_level = 3
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if self.options.device.startswith("cuda"):
+            import torch
+
+            index = torch.device(self.options.device).index or 0
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
+        self.session = onnxruntime.InferenceSession(str(path), so, providers=providers)
+        return self.session
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        import numpy as np
+        import torch
+
+        session = self._session(int(x.shape[1]))
+        batch = np.ascontiguousarray(x.detach().to(device="cpu", dtype=torch.float32).numpy())
+        (out,) = session.run(["y"], {"x": batch})
+        return torch.from_numpy(out).to(x.device)
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,116 @@
+"""What ``imgx plan`` shows for model stages: the backend ``auto`` picks and the shape buckets of the catalog.
+
+Image sizes come from file headers only (Pillow opens a file lazily; EXIF orientations 5-8 swap width and height, as
+decoding will); no pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..errors import ImgxError
+from .base import BackendOptions
+from .factory import choose_backend
+from .stage import ModelStage, model_spec
+
+if TYPE_CHECKING:
+    from .._registry import Registry
+    from ..item import ItemRef
+    from ..plan import Plan
+
+__all__ = ["HEADER_LIMIT", "ModelNodePlan", "header_size", "plan_model_nodes"]
+
+HEADER_LIMIT = 1000  # catalog items whose headers imgx plan reads
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelNodePlan:
+    """One model stage of a plan: its model, the backend it will run on (and why), and its shape buckets.
+
+    :param buckets: ``(H, W)`` -> how many of the headers read run at that padded shape.
+    :param bucketed: whether the backend builds per shape (shape buckets) or takes any size (padded to the stride).
+    :param read: how many image headers were read; ``unread``: catalog items whose size could not be read there.
+    """
+
+    node: str
+    model: str
+    backend: str
+    precision: str
+    device: str
+    reason: str
+    buckets: dict[tuple[int, int], int]
+    bucketed: bool
+    read: int
+    unread: int
+
+
+def header_size(source: str) -> tuple[int, int] | None:
+    """``(h, w)`` of a local image file as decoding will orient it, from its header; ``None`` if unreadable or not
+    a local file."""
+    from PIL import Image, UnidentifiedImageError
+
+    if "://" in source and not source.startswith("file://"):
+        return None
+    path = source.removeprefix("file://")
+    try:
+        with Image.open(path) as image:
+            w, h = image.size
+            orientation = image.getexif().get(0x0112, 1)
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
+def plan_model_nodes(
+    plan: Plan, registry: Registry, refs: Iterable[ItemRef], *, device: str, limit: int = HEADER_LIMIT
+) -> list[ModelNodePlan]:
+    """For each model stage of ``plan``: the backend chosen for the recipe's ``execution`` on ``device`` and the
+    buckets that the first ``limit`` catalog images fall into."""
+    nodes = [node for node in plan.nodes if isinstance(node.stage, type) and issubclass(node.stage, ModelStage)]
+    if not nodes:
+        return []
+    sizes, unread = [], 0
+    for index, ref in enumerate(refs):
+        if index >= limit:
+            break
+        size = header_size(ref.source) if not ref.error else None
+        if size is None:
+            unread += 1
+        else:
+            sizes.append(size)
+    execution = plan.recipe.execution
+    result = []
+    for node in nodes:
+        stage: type[ModelStage] = node.stage  # type: ignore[assignment]
+        options = BackendOptions(device=device, precision=execution.precision)
+        bucketed = True
+        try:
+            choice = choose_backend(execution.backend, options, registry)
+            backend, reason = choice.name, choice.reason
+            precision, where = choice.options.precision, choice.options.device
+            bucketed = not registry.get_backend(backend).dynamic_shapes
+        except ImgxError as exc:
+            backend, reason, precision, where = "error", str(exc), execution.precision, device
+        try:
+            spec = model_spec(stage.model, registry)
+            buckets = collections.Counter(stage.bucket_of(spec, node.params, h, w, buckets=bucketed) for h, w in sizes)
+        except ImgxError as exc:
+            buckets, reason = collections.Counter(), f"{reason}; model: {exc}"
+        result.append(
+            ModelNodePlan(
+                node=node.id,
+                model=stage.model,
+                backend=backend,
+                precision=precision,
+                device=where,
+                reason=reason,
+                buckets=dict(buckets.most_common()),
+                bucketed=bucketed,
+                read=len(sizes),
+                unread=unread,
+            )
+        )
+    return result

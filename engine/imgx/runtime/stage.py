@@ -1,0 +1,200 @@
+"""``ModelStage``: the base class of stages that run a registered network through a backend.
+
+The base loads the reference module by its registry name, binds the stage's conditioning (``build_module``), picks
+the backend from the run's ``execution.backend`` / ``device`` / ``precision`` and offers
+:meth:`ModelStage.infer_images`, which groups a batch by shape bucket, pads, stacks, runs and crops back. A subclass
+only converts colours, alpha and sizes around it.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import hashlib
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..stage import Stage, StageContext, StageParams
+from .base import Backend, BackendOptions
+from .buckets import bucket_shape, crop, pad_to, round_up
+from .keys import engines_dir
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from .._registry import Registry
+    from ..models.spec import ModelSpec
+    from .factory import BackendChoice
+
+__all__ = ["ModelStage", "model_spec"]
+
+
+@functools.lru_cache(maxsize=32)
+def _default_registry_spec(name: str) -> ModelSpec:
+    from .._registry import PluginConfig, load_registry
+
+    return load_registry(PluginConfig()).get_model(name)
+
+
+def model_spec(name: str, registry: Registry | None = None) -> ModelSpec:
+    """The :class:`imgx.models.ModelSpec` registered as ``name`` (from the default plugin registry unless given)."""
+    return registry.get_model(name) if registry is not None else _default_registry_spec(name)
+
+
+def run_device(context: StageContext) -> str:
+    """The torch device a model stage runs on: the context's CUDA device when torch sees one, else the CPU."""
+    if context.device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return context.device
+    return "cpu"
+
+
+class ModelStage(Stage):
+    """Base class of model stages.
+
+    Class attributes (besides :class:`imgx.Stage`'s): ``model`` (registry name of the network), ``multiple`` (pad
+    inputs to a multiple of this; 0 takes the model's ``stride``). Model stages are ``batchable`` and placed on the
+    ``gpu`` (they run on the CPU where there is none).
+
+    Subclasses implement ``__call__`` (colour, alpha, resizing around :meth:`infer_images`) and may override
+    :meth:`build_module`, :meth:`model_key_extra` and :meth:`input_size`.
+    """
+
+    model: ClassVar[str] = ""
+    batchable: ClassVar[bool] = True
+    device: ClassVar = "gpu"
+    multiple: ClassVar[int] = 0
+
+    def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:
+        super().__init__(params, context)
+        from ..models import load_module, weights_key
+        from .factory import create_backend
+
+        self.spec = model_spec(self.model)
+        base = load_module(self.spec)
+        self.module = self.build_module(base).eval()
+        extra = self.model_key_extra()
+        model_key = weights_key(self.spec)
+        if extra:
+            model_key = hashlib.sha256(f"{model_key}:{extra}".encode()).hexdigest()
+        cache_dir = Path(self.context.cache_dir) / "engines" if self.context.cache_dir else engines_dir()
+        options = BackendOptions(
+            device=run_device(self.context),
+            precision=self.context.precision,
+            cache_dir=cache_dir,
+            model_key=model_key,
+            max_batch=max(1, self.context.batch_size),
+        )
+        self.backend: Backend = create_backend(self.context.backend, self.module, options)
+        self.choice: BackendChoice = self.backend.choice  # type: ignore[attr-defined]
+        if self.choice.fell_back and self.context.precision != "fp32":
+            warnings.warn(f"{self.name}: {self.choice.reason}", RuntimeWarning, stacklevel=2)
+        self.backend.load()
+        self.shapes_seen: collections.Counter[tuple[int, ...]] = collections.Counter()
+
+    # -- what subclasses override ------------------------------------------------------------------------------------
+
+    def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
+        """The single-input module the backend runs, built from the registry's reference ``base`` (bind conditioning
+        such as a style vector here). Default: ``base``."""
+        return base
+
+    def model_key_extra(self) -> str:
+        """Text that, with the weights' hash, keys cached graphs and engines (the bound style weights).
+
+        Default ``""``."""
+        return ""
+
+    @classmethod
+    def input_size(cls, params: StageParams, h: int, w: int) -> tuple[int, int]:
+        """The ``(h, w)`` an ``(h, w)`` image is resized to before padding (e.g. limited by ``max_side``)."""
+        return h, w
+
+    # -- what subclasses call ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def padded_shape(cls, spec: ModelSpec, h: int, w: int, *, buckets: bool = True) -> tuple[int, int]:
+        """The ``(H, W)`` an ``(h, w)`` network input is padded to: its shape bucket, or (``buckets=False``, for
+        backends with dynamic shapes) the next multiple of the stride."""
+        multiple = cls.multiple or max(1, spec.stride)
+        if buckets:
+            return bucket_shape(h, w, sides=spec.sides, multiple=multiple)
+        return round_up(h, multiple), round_up(w, multiple)
+
+    @classmethod
+    def bucket_of(
+        cls, spec: ModelSpec, params: StageParams, h: int, w: int, *, buckets: bool = True
+    ) -> tuple[int, int]:
+        """The padded ``(H, W)`` that an ``(h, w)`` catalog image runs at in this stage."""
+        ih, iw = cls.input_size(params, h, w)
+        return cls.padded_shape(spec, ih, iw, buckets=buckets)
+
+    @classmethod
+    def plan_buckets(
+        cls,
+        params: StageParams,
+        sizes: Iterable[tuple[int, int]],
+        registry: Registry | None = None,
+        *,
+        buckets: bool = True,
+    ) -> collections.Counter[tuple[int, int]]:
+        """How many of the ``(h, w)`` catalog image sizes run at each padded shape ``(H, W)`` (for ``imgx plan``)."""
+        spec = model_spec(cls.model, registry)
+        return collections.Counter(cls.bucket_of(spec, params, h, w, buckets=buckets) for h, w in sizes)
+
+    @property
+    def uses_buckets(self) -> bool:
+        """Whether this stage's backend builds per shape (so inputs are padded to shape buckets)."""
+        return not type(self.backend).dynamic_shapes
+
+    def infer_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run the network on images of any sizes.
+
+        :param images: ``(h, w, C)`` float32 arrays in the model's value range (0..1), ``C`` its input channels.
+        :return: per image, the ``(h * r, w * r, C_out)`` float32 output, ``r`` the network's output/input size ratio.
+
+        Images are grouped by padded shape, reflect-padded to it (bottom and right), stacked into batches of at most
+        the context's ``batch_size`` as ``(B, C, H, W)`` float32 tensors, run by the backend, and cropped back. The
+        padded shape is the image's shape bucket on backends that build per shape (``compile``, ``tensorrt``), and
+        its own size rounded up to the stride on backends with dynamic shapes (``eager``, ``onnxruntime``): a
+        network with instance norm sees the padding in its statistics, so no more is added than a build needs.
+        """
+        import numpy as np
+        import torch
+
+        buckets = self.uses_buckets
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            if image.ndim != 3 or image.shape[2] != self.spec.in_channels or image.dtype != np.float32:
+                raise ValueError(
+                    f"got image {image.dtype} {image.shape} for model {self.model!r}; expected (h, w, "
+                    f"{self.spec.in_channels}) float32"
+                )
+            key = self.padded_shape(self.spec, image.shape[0], image.shape[1], buckets=buckets)
+            groups.setdefault(key, []).append(index)
+        results: list[Any] = [None] * len(images)
+        size = max(1, self.context.batch_size)
+        for (H, W), indices in groups.items():
+            for start in range(0, len(indices), size):
+                chunk = indices[start : start + size]
+                batch = torch.stack(
+                    [pad_to(torch.from_numpy(np.ascontiguousarray(images[i].transpose(2, 0, 1))), H, W) for i in chunk]
+                )
+                self.shapes_seen[tuple(batch.shape)] += 1
+                out = self.backend.infer(batch)
+                out_h, out_w = out.shape[-2:]
+                for row, i in enumerate(chunk):
+                    h, w = images[i].shape[:2]
+                    kept = crop(out[row], round(h * out_h / H), round(w * out_w / W))
+                    results[i] = np.ascontiguousarray(kept.permute(1, 2, 0).float().cpu().numpy())
+        return results
+
+    def close(self) -> None:
+        backend = getattr(self, "backend", None)
+        if backend is not None:
+            backend.close()

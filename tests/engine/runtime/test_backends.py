@@ -1,0 +1,202 @@
+"""Every registered backend against eager FP32 on real photos, honest unavailability, ``auto``, and the disk cache.
+
+The network is a small real conv net of the style network's kind (reflection padding, instance norm, residual
+blocks, nearest upsampling); the registered models go through every backend in test_models_smoke.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from imgx import BackendError, PluginError
+from imgx._registry import PluginConfig, load_registry
+from imgx.runtime import BackendOptions, choose_backend, create_backend, resolve_backend
+from imgx.runtime._common import ExportCounter
+from imgx.runtime.keys import cache_key
+from imgx.runtime.parity import compare
+
+from .conftest import photo_tensor
+
+PHOTOS = ("coffee", "astronaut")
+# max abs difference from eager FP32 (0..1 outputs): FP32 backends reorder sums only; BF16 keeps 8 mantissa bits
+TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 6e-2}
+MEAN_TOLERANCE = {"fp32": 1e-5, "fp16": 2e-3, "bf16": 1e-2}
+
+
+def cases() -> list[tuple[str, str]]:
+    registry = load_registry()
+    return [(name, p) for name, entry in registry.backends.items() for p in ("fp32", "fp16", "bf16")]
+
+
+@pytest.mark.parametrize(("backend", "precision"), cases())
+def test_every_backend_matches_eager_fp32_on_real_photos_or_says_why_not(
+    backend: str, precision: str, tiny_net, tmp_path: Path
+) -> None:
+    options = BackendOptions(device="cpu", precision=precision, cache_dir=tmp_path, model_key="tiny")
+    registry = load_registry()
+    problem = registry.get_backend(backend).unavailable(options)
+    if problem is not None:
+        assert problem.strip() and "\n" not in problem
+        with pytest.raises(BackendError, match="cannot run here"):
+            create_backend(backend, tiny_net, options, registry)
+        pytest.skip(f"{backend} {precision}: {problem}")
+    x = photo_tensor(PHOTOS)
+    with torch.inference_mode():
+        reference = tiny_net(x)
+    runner = create_backend(backend, tiny_net, options, registry)
+    runner.load()
+    seconds = runner.warmup(tuple(x.shape))
+    out = runner.infer(x)
+    runner.close()
+    assert seconds > 0 and out.dtype == torch.float32 and out.shape == reference.shape
+    result = compare(reference, out)
+    assert result["nonfinite"] == 0
+    assert result["max_abs"] <= TOLERANCE[precision], result
+    assert result["mean_abs"] <= MEAN_TOLERANCE[precision], result
+    # the reference module is left as it was (backends work on copies)
+    assert next(tiny_net.parameters()).dtype == torch.float32
+
+
+def test_tensorrt_says_what_to_install_or_that_it_needs_a_gpu() -> None:
+    import importlib.util
+
+    from imgx.runtime.tensorrt import TensorRTBackend
+
+    cpu = TensorRTBackend.unavailable(BackendOptions(device="cpu"))
+    if importlib.util.find_spec("tensorrt") is None:
+        assert cpu == "tensorrt is not installed; pip install 'imgx[tensorrt]'"
+    else:
+        assert cpu is not None and "needs a CUDA GPU" in cpu
+
+
+def test_auto_on_the_cpu_picks_onnxruntime_at_fp32_and_eager_at_bf16() -> None:
+    registry = load_registry()
+    assert resolve_backend("auto", BackendOptions(precision="fp32"), registry) == "onnxruntime"
+    choice = choose_backend("auto", BackendOptions(precision="bf16"), registry)
+    assert choice.name == "eager" and choice.options.precision == "bf16" and "auto: eager" in choice.reason
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback of a machine without a CUDA GPU")
+def test_auto_on_a_missing_gpu_falls_back_to_eager_fp32_on_the_cpu_with_one_line() -> None:
+    choice = choose_backend("auto", BackendOptions(device="cuda", precision="fp16"), load_registry())
+    assert choice.name == "eager" and choice.fell_back
+    assert choice.options.precision == "fp32" and choice.options.device == "cpu"
+    assert "needs a CUDA GPU" in choice.reason and "\n" not in choice.reason
+    with pytest.raises(BackendError, match=r"got backend 'eager' at fp32 on cuda.*needs a CUDA GPU"):
+        choose_backend("eager", BackendOptions(device="cuda"), load_registry())
+
+
+def test_an_unknown_backend_lists_the_known_ones() -> None:
+    with pytest.raises(PluginError, match=r"Did you mean 'eager'.*Known backends: compile, eager, onnxruntime"):
+        choose_backend("eagre", BackendOptions(), load_registry())
+
+
+def test_an_unchanged_key_loads_the_export_from_disk_and_a_changed_key_rebuilds(tiny_net, tmp_path: Path) -> None:
+    x = photo_tensor(("chelsea",))
+    options = BackendOptions(cache_dir=tmp_path, model_key="weights-a")
+    first = create_backend("onnxruntime", tiny_net, options)
+    before = ExportCounter.count
+    out_first = first.infer(x)
+    assert first.exported and ExportCounter.count == before + 1
+    path = first.onnx_file
+    assert path is not None and path.is_file() and path.parent.parent == tmp_path
+    stamp = path.stat().st_mtime_ns
+
+    again = create_backend("onnxruntime", tiny_net, options)
+    out_again = again.infer(x)
+    assert not again.exported and ExportCounter.count == before + 1
+    assert again.onnx_file == path and path.stat().st_mtime_ns == stamp
+    assert torch.equal(out_first, out_again)
+
+    changed = create_backend("onnxruntime", tiny_net, dataclasses.replace(options, model_key="weights-b"))
+    changed.infer(x)
+    assert changed.exported and ExportCounter.count == before + 2 and changed.onnx_file != path
+    assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == sorted([path.name, changed.onnx_file.name])
+
+
+def test_the_cache_key_covers_every_part() -> None:
+    base = ("tensorrt", "weights", "1-4x3x768x1024", "fp16", "cpu")
+    keys = {cache_key(*base)}
+    for index, changed in enumerate(("onnxruntime", "weights2", "1-4x3x1024x1024", "bf16")):
+        parts = list(base)
+        parts[index] = changed
+        keys.add(cache_key(*parts))
+    keys.add(cache_key(*base, "trt 10.1"))
+    assert len(keys) == 6 and cache_key(*base) == cache_key(*base)
+
+
+def test_a_backend_from_a_plugin_registers_and_runs(tiny_net, tmp_path: Path) -> None:
+    """A third-party backend through the imgx_backends hook: eager at float64, a real (slow, exact) backend."""
+    (tmp_path / "double.py").write_text(
+        textwrap.dedent(
+            '''
+            import torch
+
+            import imgx
+            from imgx.runtime import Backend
+
+
+            class DoubleBackend(Backend):
+                """The module at float64 on the CPU."""
+
+                name = "eager64"
+
+                @classmethod
+                def unavailable(cls, options):
+                    return None if options.device == "cpu" else "eager64 runs on the CPU only"
+
+                def load(self):
+                    import copy
+
+                    self.runner = copy.deepcopy(self.module).double()
+
+                def infer(self, x):
+                    with torch.inference_mode():
+                        return self.runner(x.double()).float()
+
+
+            @imgx.hookimpl
+            def imgx_backends():
+                return [DoubleBackend]
+            '''
+        )
+    )
+    registry = load_registry(PluginConfig(plugins_dirs=(str(tmp_path),)))
+    assert registry.failures == [] and "eager64" in registry.backends
+    x = photo_tensor(("rocket",))
+    runner = create_backend("eager64", tiny_net, BackendOptions(), registry)
+    runner.load()
+    with torch.inference_mode():
+        assert compare(tiny_net(x), runner.infer(x))["max_abs"] < 1e-5
+    assert "eager64" not in load_registry().backends
+    assert os.environ.get("IMGX_PLUGINS") is None
+
+
+def test_compile_works_after_something_looked_for_pip(tmp_path: Path) -> None:
+    """``importlib.util.find_spec("pip")`` (the registry's pip source does it) switches setuptools' distutils shim off
+    on Python < 3.12, after which Inductor's import of setuptools failed; a fresh process shows the backend copes."""
+    import subprocess
+    import sys
+
+    script = textwrap.dedent(
+        """
+        import importlib.util
+        import torch
+        from imgx.runtime import BackendOptions, create_backend
+
+        importlib.util.find_spec("pip")
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Sigmoid()).eval()
+        x = torch.rand(1, 3, 16, 16)
+        out = create_backend("compile", net, BackendOptions()).infer(x)
+        print("max diff", float((out - net(x)).abs().max()))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.split("max diff")[1]) < 1e-5

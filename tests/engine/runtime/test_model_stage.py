@@ -1,0 +1,127 @@
+"""ModelStage: a model registered by a real plugin (real weights file, fetched into IMGX_HOME), a batch of real
+photos of mixed sizes grouped into shape buckets, batched runs equal to one-image runs."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+
+import imgx
+from _support import real_photo
+from imgx.runtime import ModelStage
+from imgx.runtime.buckets import bucket_shape
+
+# (photo, long side) -> (h, w) -> bucket (sides 128, 256, 512; stride 4):
+# coffee 167x250, chelsea 153x230, china 167x250 -> 192x256; astronaut 240x240 -> 256x256; rocket 80x120,
+# motorcycle 67x100 -> 96x128. Six sizes, three buckets; with batches of 2: four batches (2 + 1, 1, 2).
+SIZES = (("coffee", 250), ("astronaut", 240), ("chelsea", 230), ("rocket", 120), ("motorcycle", 100), ("china", 250))
+
+
+class TinyStyle(ModelStage):
+    """A model stage as a plugin writes one: uint8 RGB in, the network in between, uint8 RGB out."""
+
+    name: ClassVar[str] = "test.tiny_style"
+    summary: ClassVar[str] = "The tiny style network (test)."
+    model: ClassVar[str] = "tiny-style"
+
+    def __call__(self, batch, *more):
+        images = [item.image.astype(np.float32) / 255 for item in batch]
+        outputs = self.infer_images(images)
+        return [
+            item.replace(image=np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8))
+            for item, out in zip(batch, outputs, strict=True)
+        ]
+
+
+def photos() -> list[np.ndarray]:
+    return [real_photo(name, long_side=side).astype(np.float32) / 255 for name, side in SIZES]
+
+
+def make(batch_size: int = 4, backend: str = "eager", tmp_path=None) -> TinyStyle:
+    context = imgx.StageContext(batch_size=batch_size, backend=backend, cache_dir=str(tmp_path) if tmp_path else None)
+    return TinyStyle(context=context)
+
+
+def test_mixed_sizes_run_in_buckets_and_match_one_image_runs(tiny_model_plugin: str, tiny_net) -> None:
+    """On a backend that builds per shape (here eager declared static by the test plugin) images are bucketed."""
+    images = photos()
+    stage = make(batch_size=2, backend="eager-static")
+    assert stage.choice.name == "eager-static" and stage.uses_buckets and stage.spec.name == tiny_model_plugin
+    outputs = stage.infer_images(images)
+
+    assert [im.shape[:2] for im in images] == [(167, 250), (240, 240), (153, 230), (80, 120), (67, 100), (167, 250)]
+    assert {bucket_shape(*im.shape[:2], sides=(128, 256, 512), multiple=4) for im in images} == {
+        (192, 256),
+        (256, 256),
+        (96, 128),
+    }
+    assert dict(stage.shapes_seen) == {
+        (2, 3, 192, 256): 1,
+        (1, 3, 192, 256): 1,
+        (1, 3, 256, 256): 1,
+        (2, 3, 96, 128): 1,
+    }
+
+    single = make(batch_size=1, backend="eager-static")
+    for image, out in zip(images, outputs, strict=True):
+        assert out.shape == image.shape and out.dtype == np.float32
+        (alone,) = single.infer_images([image])
+        assert np.abs(alone - out).max() < 1e-5
+        # the network really ran: the output is neither the input nor constant
+        assert np.abs(out - image).mean() > 0.02 and out.std() > 0.01
+    stage.close()
+    single.close()
+
+
+def test_a_padded_run_matches_the_network_at_the_bucket_size(tiny_model_plugin: str, tiny_net) -> None:
+    """The stage pads by reflection and crops back: a photo already at its bucket size is the network's output."""
+    image = real_photo("astronaut", long_side=256).astype(np.float32) / 255  # 256 x 256, its own bucket
+    (out,) = make(backend="eager-static").infer_images([image])
+    with torch.inference_mode():
+        direct = tiny_net(torch.from_numpy(image.transpose(2, 0, 1).copy())[None])[0].permute(1, 2, 0).numpy()
+    assert np.abs(out - direct).max() < 1e-5
+
+
+def test_dynamic_shape_backends_run_each_image_at_its_own_size(tiny_model_plugin: str, tiny_net) -> None:
+    """eager takes any size: each image is padded to a multiple of the stride (4) only, so its output is the
+    network's on that padded image, and only images of the same padded size share a batch."""
+    images = photos()
+    stage = make(batch_size=4, backend="eager")
+    assert not stage.uses_buckets
+    outputs = stage.infer_images(images)
+    assert dict(stage.shapes_seen) == {
+        (2, 3, 168, 252): 1,  # coffee and china
+        (1, 3, 240, 240): 1,
+        (1, 3, 156, 232): 1,
+        (1, 3, 80, 120): 1,
+        (1, 3, 68, 100): 1,
+    }
+    for image, out in zip(images, outputs, strict=True):
+        h, w = image.shape[:2]
+        x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
+        padded = torch.nn.functional.pad(x, (0, -w % 4, 0, -h % 4), mode="reflect")
+        with torch.inference_mode():
+            direct = tiny_net(padded)[0, :, :h, :w].permute(1, 2, 0).numpy()
+        assert out.shape == image.shape and np.abs(out - direct).max() < 1e-5
+
+
+def test_the_stage_runs_items_through_onnxruntime_with_its_cache_under_the_context_dir(
+    tiny_model_plugin: str, tmp_path
+) -> None:
+    stage = make(backend="auto", tmp_path=tmp_path)
+    assert stage.choice.name == "onnxruntime", stage.choice.reason
+    items = [imgx.Item(sku=name, source=name, image=real_photo(name, long_side=side)) for name, side in SIZES[:3]]
+    out = stage(items)
+    assert [o.image.shape for o in out] == [i.image.shape for i in items]
+    assert list((tmp_path / "engines" / "onnx").glob("*.onnx"))
+    reference = make(backend="eager")(items)
+    for a, b in zip(out, reference, strict=True):
+        assert np.abs(a.image.astype(int) - b.image).max() <= 1
+
+
+def test_a_wrong_image_layout_is_refused(tiny_model_plugin: str) -> None:
+    with pytest.raises(ValueError, match=r"expected \(h, w, 3\) float32"):
+        make().infer_images([np.zeros((32, 32, 3), np.uint8)])

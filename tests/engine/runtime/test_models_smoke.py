@@ -1,0 +1,62 @@
+"""Every registered model through every backend that runs here, against eager FP32 on real photos.
+
+The weights come through the registry (pulled into the default ``IMGX_HOME`` once, verified by sha256)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imgx._registry import load_registry
+from imgx.models import load_module, weights_key
+from imgx.runtime import BackendOptions, create_backend
+from imgx.runtime.buckets import round_up
+from imgx.runtime.parity import compare
+
+from .conftest import photo_tensor
+
+# the issue's bar for a port of an FP32 network; reduced precisions are held to a mean that keeps the look
+MAX_ABS_FP32 = 2e-4
+MEAN_ABS_REDUCED = 1e-2
+
+
+def cases() -> list[tuple[str, str, str]]:
+    registry = load_registry()
+    return [(m, b, p) for m in registry.models for b in registry.backends for p in ("fp32", "bf16")]
+
+
+@pytest.fixture(scope="module")
+def modules() -> dict[str, torch.nn.Module]:
+    return {}
+
+
+@pytest.mark.parametrize(("model", "backend", "precision"), cases())
+def test_every_model_on_every_backend_matches_eager_fp32(
+    model: str, backend: str, precision: str, modules: dict, tmp_path
+) -> None:
+    registry = load_registry()
+    spec = registry.get_model(model)
+    options = BackendOptions(precision=precision, cache_dir=tmp_path, model_key=weights_key(spec), max_batch=2)
+    problem = registry.get_backend(backend).unavailable(options)
+    if problem:
+        pytest.skip(f"{backend} {precision}: {problem}")
+    if model not in modules:
+        modules[model] = load_module(spec, registry=registry)
+    module = modules[model]
+    side = round_up(96, max(1, spec.stride))
+    x = photo_tensor(("coffee", "chelsea"), side)
+    if spec.in_channels == 1:
+        x = x.mean(dim=1, keepdim=True)
+    with torch.inference_mode():
+        reference = module(x)
+    runner = create_backend(backend, module, options, registry)
+    runner.load()
+    runner.warmup(tuple(x.shape))
+    out = runner.infer(x)
+    runner.close()
+    result = compare(reference, out)
+    assert out.shape == reference.shape and result["nonfinite"] == 0
+    if precision == "fp32":
+        assert result["max_abs"] <= MAX_ABS_FP32, result
+    else:
+        assert result["mean_abs"] <= MEAN_ABS_REDUCED, result
