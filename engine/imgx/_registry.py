@@ -42,6 +42,7 @@ AUTOLOAD_ENV = "IMGX_DISABLE_PLUGIN_AUTOLOAD"
 EXTRA_PLUGINS_ENV = "IMGX_PLUGINS"
 CORE_PLUGINS: tuple[str, ...] = (
     "imgx.executors.local",
+    "imgx.executors.ray_executor",
     "imgx.io.catalog",
     "imgx.models.sources",
     "imgx.runtime.builtin",

@@ -43,6 +43,7 @@ class RunOptions:
     :param executor: overrides ``execution.executor``.
     :param workers: overrides ``execution.workers``.
     :param max_failures: overrides ``execution.max_failures`` (``0.05``, ``"5%"``, ``10``).
+    :param address: overrides ``execution.ray.address``: the Ray cluster the ``ray`` executor joins.
     :param dry_run: plan, count and report what would run; read no image and write nothing.
     :param plugin_config: where plugins come from.
     """
@@ -52,6 +53,7 @@ class RunOptions:
     executor: str | None = None
     workers: int | None = None
     max_failures: str | float | None = None
+    address: str | None = None
     dry_run: bool = False
     plugin_config: PluginConfig = dataclasses.field(default_factory=PluginConfig)
 
@@ -63,6 +65,7 @@ class RunOptions:
             (f"execution.max_failures={self.max_failures}", "--max-failures")
             if self.max_failures is not None
             else None,
+            (f"execution.ray.address={self.address}", "--address") if self.address is not None else None,
         ]
         return (*self.overrides, *(flag for flag in flags if flag is not None))
 

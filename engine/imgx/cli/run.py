@@ -21,6 +21,10 @@ def run_command(
     max_failures: Annotated[
         str | None, typer.Option(help="Failure budget: a fraction (0.05), a percentage (5%) or a count (10).")
     ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join with --executor ray (default: RAY_ADDRESS, else a local Ray)."),
+    ] = None,
     set_: Overrides = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan and count; read no image, write nothing.")] = False,
     progress: Annotated[bool, typer.Option(help="Show the live progress bar.")] = True,
@@ -38,11 +42,12 @@ def run_command(
         executor=executor,
         workers=workers,
         max_failures=max_failures,
+        address=address,
         dry_run=dry_run,
         plugin_config=plugin_config(plugins_dir, plugin),
     )
     reporter = Reporter(err_console, enabled=progress and sys.stderr.isatty())
-    rerun_flags = _rerun_options(executor, workers, max_failures, plugins_dir, plugin)
+    rerun_flags = _rerun_options(executor, workers, max_failures, plugins_dir, plugin, address)
     rerun = Reporter.rerun_command(str(recipe), set_ or (), rerun_flags)
     try:
         summary = guarded(lambda: run_recipe(recipe, options, reporter))
@@ -60,10 +65,12 @@ def _rerun_options(
     max_failures: str | None,
     plugins_dir: list[Path] | None,
     plugin: list[str] | None,
+    address: str | None = None,
 ) -> list[str]:
     """The flags a resumed run needs to repeat: without ``--plugins-dir`` it would not find the same stages."""
     options: list[str] = []
-    for flag, value in (("--executor", executor), ("--workers", workers), ("--max-failures", max_failures)):
+    flags = (("--executor", executor), ("--workers", workers), ("--max-failures", max_failures), ("--address", address))
+    for flag, value in flags:
         if value is not None:
             options += [flag, str(value)]
     for directory in plugins_dir or ():

@@ -108,6 +108,8 @@ class LocalExecutor(Executor):
         method = self._start_method()
         context = self._context(method)
         spec_bytes = pickle.dumps(self.spec)
+        if method == "fork":
+            _warm_arrow()
         pending: set[Future[BatchResult]] = set()
         iterator = iter(batches)
         exhausted = False
@@ -168,6 +170,14 @@ class LocalExecutor(Executor):
             importable = [m for m in importable if not m.startswith(DIR_PLUGIN_PREFIX)]  # loaded by path instead
             context.set_forkserver_preload(list(dict.fromkeys(["imgx.executors.local", "cv2", *importable])))
         return context
+
+
+def _warm_arrow() -> None:
+    """pyarrow imports pandas on its first conversion of Python objects (0.2-0.5 s). Done once here, forked workers
+    inherit it instead of each paying it when they compact their ledger journal at shutdown (the whole pool waits)."""
+    import pyarrow as pa
+
+    pa.array([0])
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from ..errors import ImgxError
@@ -26,7 +26,7 @@ from ..plan import Node, Plan
 from ..recipe.model import parse_color
 from ..stage import Stage, StageContext
 
-__all__ = ["BatchProcessor", "BatchResult", "RunSpec", "WorkUnit", "describe_error"]
+__all__ = ["BatchProcessor", "BatchResult", "ItemState", "RunSpec", "WorkUnit", "describe_error"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +77,11 @@ def describe_error(exc: BaseException) -> str:
     return text if isinstance(exc, ImgxError) else f"{type(exc).__name__}: {text}"
 
 
-class _ItemState:
+class ItemState:
+    """One item on its way through the DAG: the images computed so far, failures, timings and output paths.
+
+    Picklable, so an executor can hand it from one stage group to the next (the Ray executor does)."""
+
     __slots__ = ("elapsed", "failed", "needed", "paths", "unit", "values")
 
     def __init__(self, unit: WorkUnit) -> None:
@@ -92,7 +96,8 @@ class _ItemState:
 class BatchProcessor:
     """Holds one worker's stages (built once) and ledger writer; call it with batches of :class:`WorkUnit`."""
 
-    def __init__(self, spec: RunSpec, worker: str) -> None:
+    def __init__(self, spec: RunSpec, worker: str, nodes: Collection[str] | None = None) -> None:
+        """Build the stages of ``nodes`` (node ids; ``None``: every node of the plan) and this worker's ledger."""
         self.spec = spec
         self.plan = spec.plan
         recipe = self.plan.recipe
@@ -112,6 +117,8 @@ class BatchProcessor:
         )
         self.stages: dict[str, Stage] = {}
         for node in self.plan.nodes:
+            if nodes is not None and node.id not in nodes:
+                continue
             try:
                 self.stages[node.id] = node.stage(node.params, context)
             except Exception as exc:
@@ -136,23 +143,46 @@ class BatchProcessor:
         rows: list[LedgerRow] = []
         failed_items = 0
         for group in groups:
-            states = [_ItemState(unit) for unit in group]
-            live = [s for s in states if self._prepare(s)]
-            for node in self.plan.nodes:
-                ready = [s for s in live if node.id in s.needed and self._inputs_ready(s, node)]
-                if ready:
-                    stage_seconds[node.id] = stage_seconds.get(node.id, 0.0) + self._run_node(node, ready)
-            for state in states:
-                item_rows = self._finish(state)
-                state.values.clear()
-                self.ledger.write(item_rows)
-                rows.extend(item_rows)
-                failed_items += any(row.status == "failed" for row in item_rows)
+            states = self.prepare(group)
+            for node_id, seconds in self.run_nodes(states, self.plan.nodes).items():
+                stage_seconds[node_id] = stage_seconds.get(node_id, 0.0) + seconds
+            group_rows, group_failed = self.finish(states)
+            rows.extend(group_rows)
+            failed_items += group_failed
         return BatchResult(rows, stage_seconds, len(units), failed_items)
+
+    def prepare(self, units: Sequence[WorkUnit]) -> list[ItemState]:
+        """Check output names, read and decode each unit (failures are recorded in its state, never raised)."""
+        states = [ItemState(unit) for unit in units]
+        for state in states:
+            self._prepare(state)
+        return states
+
+    def run_nodes(self, states: Sequence[ItemState], nodes: Sequence[Node]) -> dict[str, float]:
+        """Run ``nodes`` (in plan order; their stages must be built here) on the states whose inputs are ready;
+        returns the seconds each node took."""
+        seconds: dict[str, float] = {}
+        for node in nodes:
+            ready = [s for s in states if node.id in s.needed and self._inputs_ready(s, node)]
+            if ready:
+                seconds[node.id] = seconds.get(node.id, 0.0) + self._run_node(node, ready)
+        return seconds
+
+    def finish(self, states: Sequence[ItemState]) -> tuple[list[LedgerRow], int]:
+        """Encode and write each state's outputs and journal their rows: ``(rows, failed items)``."""
+        rows: list[LedgerRow] = []
+        failed_items = 0
+        for state in states:
+            item_rows = self._finish(state)
+            state.values.clear()
+            self.ledger.write(item_rows)
+            rows.extend(item_rows)
+            failed_items += any(row.status == "failed" for row in item_rows)
+        return rows, failed_items
 
     # -- steps ---------------------------------------------------------------------------------------------------
 
-    def _prepare(self, state: _ItemState) -> bool:
+    def _prepare(self, state: ItemState) -> bool:
         """Check output names, then read and decode. False if nothing is left to do for this item."""
         ref = state.unit.ref
         if ref.error:
@@ -186,10 +216,10 @@ class BatchProcessor:
     def _upstream(node: Node) -> tuple[str, ...]:
         return node.needs or ("source",)
 
-    def _inputs_ready(self, state: _ItemState, node: Node) -> bool:
+    def _inputs_ready(self, state: ItemState, node: Node) -> bool:
         return all(up in state.values for up in self._upstream(node))
 
-    def _run_node(self, node: Node, ready: list[_ItemState]) -> float:
+    def _run_node(self, node: Node, ready: list[ItemState]) -> float:
         stage = self.stages[node.id]
         inputs = [[s.values[up] for s in ready] for up in self._upstream(node)]
         start = time.perf_counter()
@@ -232,7 +262,7 @@ class BatchProcessor:
                 errors.append(describe_error(exc))
         return outputs, errors
 
-    def _finish(self, state: _ItemState) -> list[LedgerRow]:
+    def _finish(self, state: ItemState) -> list[LedgerRow]:
         """Encode and write each wanted output; one ledger row per output."""
         ref = state.unit.ref
         rows = []
