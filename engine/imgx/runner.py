@@ -216,6 +216,8 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
             batch_size=recipe_spec.execution.batch_size,
             backend=recipe_spec.execution.backend,
             precision=recipe_spec.execution.precision,
+            # each worker's share of the cores: two workers with an all-core thread pool each would oversubscribe
+            threads=max(1, resolve_workers("auto") // workers),
         )
         executor_cls = registry.get_executor(recipe_spec.execution.executor)
         executor = executor_cls(

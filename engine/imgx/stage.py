@@ -55,6 +55,7 @@ class StageContext:
     :param worker_id: a stable name of the worker process, for logs.
     :param backend: inference backend for model stages (``"auto"``, ``"eager"``, ``"compile"``, ...).
     :param precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` for model stages.
+    :param threads: CPU threads this worker may use for inference (its share of the cores); ``None``: all of them.
     """
 
     device: str = "cpu"
@@ -63,6 +64,7 @@ class StageContext:
     worker_id: str = "main"
     backend: str = "auto"
     precision: str = "fp32"
+    threads: int | None = None
 
 
 class Stage:

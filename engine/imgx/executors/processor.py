@@ -41,6 +41,7 @@ class RunSpec:
     :param compact_rows: ledger rows per Parquet part.
     :param backend: inference backend of model stages (``execution.backend``).
     :param precision: numeric precision of model stages (``execution.precision``).
+    :param threads: CPU threads per worker for model inference (the cores divided among the workers); ``None``: all.
     """
 
     plan: Plan
@@ -51,6 +52,7 @@ class RunSpec:
     compact_rows: int = 5000
     backend: str = "auto"
     precision: str = "fp32"
+    threads: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +107,7 @@ class BatchProcessor:
         self.format = recipe.output.format
         self.ext = FORMATS[self.format]
         self.quality = recipe.output.quality
+        self.png_compression = recipe.output.png_compression
         self.background = parse_color(recipe.output.background)
         self.template = recipe.output.naming
         self.paths = StatePaths(spec.out_dir)
@@ -114,6 +117,7 @@ class BatchProcessor:
             worker_id=worker,
             backend=spec.backend,
             precision=spec.precision,
+            threads=spec.threads,
         )
         self.stages: dict[str, Stage] = {}
         for node in self.plan.nodes:
@@ -282,7 +286,11 @@ class BatchProcessor:
             stage, error = "encode", ""
             try:
                 data = encode_image(
-                    state.values[out], format=self.format, quality=self.quality, background=self.background
+                    state.values[out],
+                    format=self.format,
+                    quality=self.quality,
+                    background=self.background,
+                    png_compress_level=self.png_compression,
                 )
                 stage = "write"
                 atomic_write(path, data, tmp_dir=self.paths.tmp)

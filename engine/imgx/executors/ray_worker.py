@@ -87,7 +87,7 @@ def _limit_threads(cpus: float) -> None:
 def _build(payload: Payload, index: int, cpus: float) -> BatchProcessor:
     _limit_threads(cpus)
     load_registry(payload.plugin_config)  # one-off plugin modules must be importable before the plan is unpickled
-    spec = pickle.loads(payload.spec_bytes)
+    spec = dataclasses.replace(pickle.loads(payload.spec_bytes), threads=max(1, int(cpus)))
     return BatchProcessor(spec, worker=_worker_name(), nodes=payload.groups[index].nodes)
 
 

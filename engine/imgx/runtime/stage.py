@@ -89,6 +89,7 @@ class ModelStage(Stage):
             cache_dir=cache_dir,
             model_key=model_key,
             max_batch=max(1, self.context.batch_size),
+            threads=self.context.threads,
         )
         self.backend: Backend = create_backend(self.context.backend, self.module, options)
         self.choice: BackendChoice = self.backend.choice  # type: ignore[attr-defined]

@@ -125,3 +125,17 @@ def test_the_stage_runs_items_through_onnxruntime_with_its_cache_under_the_conte
 def test_a_wrong_image_layout_is_refused(tiny_model_plugin: str) -> None:
     with pytest.raises(ValueError, match=r"expected \(h, w, 3\) float32"):
         make().infer_images([np.zeros((32, 32, 3), np.uint8)])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_workers_share_of_the_cores_reaches_the_onnxruntime_session(
+    tiny_model_plugin: str, tmp_path, threads: int
+) -> None:
+    """The executor gives each worker ``cores // workers`` threads; an all-core pool per worker would oversubscribe."""
+    context = imgx.StageContext(backend="onnxruntime", cache_dir=str(tmp_path), threads=threads)
+    stage = TinyStyle(context=context)
+    try:
+        stage.infer_images(photos()[:1])
+        assert stage.backend.session.get_session_options().intra_op_num_threads == threads
+    finally:
+        stage.close()
