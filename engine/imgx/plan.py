@@ -167,6 +167,8 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
     lineage: dict[str, tuple[str, ...]] = {}
     hashes: dict[str, str] = {}
     out_spec = recipe.output.model_dump(mode="json", exclude={"dir"})  # where files go never changes them
+    if out_spec["png_compression"] == 6:  # hashes from before the key existed stay valid for --resume
+        del out_spec["png_compression"]
     for out in recipe.output_ids:
         wanted: set[str] = set()
         stack = [out]

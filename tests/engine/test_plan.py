@@ -64,3 +64,9 @@ def test_the_plan_pickles_for_worker_processes() -> None:
     clone = pickle.loads(pickle.dumps(plan))
     assert [n.id for n in clone.nodes] == [n.id for n in plan.nodes]
     assert clone.node("warm").params == plan.node("warm").params
+
+
+def test_png_compression_changes_the_hash_but_its_default_keeps_hashes_from_before_the_key() -> None:
+    before = plan_of(VARIANTS).output_hashes
+    assert plan_of(VARIANTS, "output.png_compression=6").output_hashes == before
+    assert all(plan_of(VARIANTS, "output.png_compression=1").output_hashes[k] != v for k, v in before.items())

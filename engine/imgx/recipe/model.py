@@ -84,6 +84,13 @@ class OutputSpec(_Model):
         default="webp", description="Encoding of every output; png and webp keep alpha, jpeg flattens it."
     )
     quality: int = Field(default=90, ge=1, le=100, description="JPEG/WebP quality, 1..100.")
+    png_compression: int = Field(
+        default=6,
+        ge=0,
+        le=9,
+        description="PNG zlib level 0..9: the pixels are the same at every level; 6 is the usual default, 1-3 encode "
+        "3-4x faster for files ~10% larger.",
+    )
     naming: str = Field(
         default="{sku}/{output}.{ext}",
         description="Output path template relative to dir; fields: {sku}, {output}, {ext}, {stem}, {sku_hash}.",

@@ -342,3 +342,18 @@ def _holds(pid: int, path: str) -> bool:
         return any(os.readlink(f"/proc/{pid}/fd/{fd}") == path for fd in os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return False
+
+
+def test_png_compression_changes_the_files_but_not_their_pixels(photo_catalog: Path, tmp_path: Path) -> None:
+    sizes: dict[int, dict[str, int]] = {}
+    pixels: dict[int, dict[str, bytes]] = {}
+    for level in (1, 9):
+        out = tmp_path / f"out-{level}"
+        body = basic_recipe(photo_catalog, out)
+        body["output"]["png_compression"] = level
+        run_recipe(write_recipe(tmp_path, body, f"recipe-{level}.yaml"), RunOptions())
+        files = output_files(out)
+        sizes[level] = {name: len(data) for name, data in files.items()}
+        pixels[level] = {name: np.asarray(Image.open(out / name)).tobytes() for name in files}
+    assert pixels[1] == pixels[9] and len(pixels[1]) > 0
+    assert sum(sizes[1].values()) > sum(sizes[9].values())
