@@ -260,18 +260,27 @@ def _connected(ray: ModuleType, settings: RaySpec, workers: int, plan: Plan) -> 
 @contextlib.contextmanager
 def _quiet_ray_data(ray: ModuleType) -> Iterator[None]:
     """imgx draws its own progress bar and summary: Ray Data's bars and per-dataset log lines are turned off for the
-    run, and restored after it."""
+    run (and its per-operator resource reservation, see below), and restored after it."""
     with warnings.catch_warnings():  # reading the context warns about its own deprecated fields
         warnings.simplefilter("ignore", DeprecationWarning)
         context = ray.data.DataContext.get_current()
-    saved = (context.enable_progress_bars, {name: logging.getLogger(name).level for name in _QUIET_LOGGERS})
+    saved = (
+        context.enable_progress_bars,
+        {name: logging.getLogger(name).level for name in _QUIET_LOGGERS},
+        context.op_resource_reservation_enabled,
+    )
     context.enable_progress_bars = False
+    # Ray Data's per-operator resource reservation keeps part of a small cluster for operators that never need it:
+    # on 2 CPUs it ran one map task at a time (16 blocks of 0.18 s: 2.8 s instead of 1.5). imgx's pipelines are a
+    # chain of fused CPU groups and fixed-size actor pools, which need no reservation to make progress.
+    context.op_resource_reservation_enabled = False
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         yield
     finally:
         context.enable_progress_bars = saved[0]
+        context.op_resource_reservation_enabled = saved[2]
         for name, level in saved[1].items():
             logging.getLogger(name).setLevel(level)
 

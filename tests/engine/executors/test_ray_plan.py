@@ -129,3 +129,17 @@ def test_ray_options_are_typed_and_checked(tmp_path: Path, photo_catalog: Path, 
     recipe["execution"]["ray"] = {"no_such_option": 1}
     with pytest.raises(RecipeError, match=r"execution\.ray\.no_such_option"):
         prepare(write_recipe(tmp_path, recipe), RunOptions())
+
+
+@pytest.mark.ray
+def test_ray_data_runs_without_its_resource_reservation_and_gets_it_back_after() -> None:
+    """On a small cluster the reservation held a CPU back (one task at a time on 2 CPUs; benchmarks/README.md)."""
+    ray = pytest.importorskip("ray", reason="needs Ray: pip install 'imgx[ray]'")
+    from imgx.executors.ray_executor import _quiet_ray_data
+
+    context = ray.data.DataContext.get_current()
+    before = context.op_resource_reservation_enabled
+    with _quiet_ray_data(ray):
+        assert context.op_resource_reservation_enabled is False
+        assert context.enable_progress_bars is False
+    assert context.op_resource_reservation_enabled == before
