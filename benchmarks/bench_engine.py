@@ -27,7 +27,6 @@ import dataclasses
 import datetime as dt
 import gc
 import hashlib
-import importlib.metadata
 import json
 import multiprocessing
 import os
@@ -41,6 +40,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from imgx.bench import git_output, package_version
+from imgx.runtime.keys import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = REPO / "recipes" / "demo.yaml"
@@ -222,16 +224,6 @@ def warm_page_cache(catalog: Path) -> None:
 # Machine info
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _memory_gib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -240,22 +232,6 @@ def _memory_gib() -> float | None:
     except OSError:
         pass
     return None
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _git(*args: str) -> str | None:
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never refresh the index
-    try:
-        result = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, env=env)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def _cpu_times() -> tuple[int, int] | None:
@@ -272,11 +248,11 @@ def machine_info() -> dict[str, Any]:
     import numpy
 
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = git_output("status", "--porcelain", "--untracked-files=no")
     return {
         "host": socket.gethostname(),
         "platform": platform.platform(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": affinity,
         "memory_gib": _memory_gib(),
@@ -284,13 +260,13 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
         "versions": {
-            "imgx": _version("imgx"),
+            "imgx": package_version("imgx"),
             "numpy": numpy.__version__,
             "opencv": cv2.__version__,
-            "pillow": _version("pillow"),
-            "pyarrow": _version("pyarrow"),
+            "pillow": package_version("pillow"),
+            "pyarrow": package_version("pyarrow"),
         },
-        "imgx_commit": _git("rev-parse", "HEAD"),
+        "imgx_commit": git_output("rev-parse", "HEAD"),
         "imgx_tree_dirty": None if status is None else bool(status),
     }
 

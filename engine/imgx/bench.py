@@ -96,14 +96,16 @@ class _Config:
 # Machine
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
+    """The installed version of a distribution, or ``None``."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
 
 
-def _git(*args: str) -> str | None:
+def git_output(*args: str) -> str | None:
+    """``git ARGS`` in imgx's checkout (stdout stripped), or ``None`` outside one."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never refresh the index
     try:
         result = subprocess.run(
@@ -137,7 +139,7 @@ def machine_info(device: str) -> dict[str, Any]:
                 memory = round(int(line.split()[1]) / 1024**2, 1)
     except OSError:
         pass
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = git_output("status", "--porcelain", "--untracked-files=no")
     return {
         "host": socket.gethostname(),
         "platform": platform.platform(),
@@ -150,10 +152,10 @@ def machine_info(device: str) -> dict[str, Any]:
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "versions": {
-            name: _version(name)
+            name: package_version(name)
             for name in ("imgx", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "numpy")
         },
-        "imgx_commit": _git("rev-parse", "HEAD"),
+        "imgx_commit": git_output("rev-parse", "HEAD"),
         "imgx_tree_dirty": None if status is None else bool(status),
     }
 
