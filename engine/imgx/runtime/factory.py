@@ -3,14 +3,14 @@
 ``auto`` takes the first backend of its preference list that can run here, else eager FP32 (always available), and
 says why in one line. On CUDA: TensorRT, then ``torch.compile``, then eager. On the CPU the order comes from
 ``imgx bench`` of the style network on the 2-core CI machine (``benchmarks/results/bench-multistyle26-vm-*.json``):
-in the quietest of the interleaved runs (the machine was shared, so medians are noisy) ``torch.compile`` was 1.7-2.0x
-eager at FP32 and ONNX Runtime 1.3-1.8x, so compile was 10-30 % ahead of ONNX Runtime in steady state. ``auto`` still
-puts ONNX Runtime first at FP32, because the two are not equal in what a run gets: ONNX Runtime takes any image size
-(dynamic axes) with a build of under 2 s, so every image runs at its own size; ``torch.compile`` builds per shape (5-40
-s per shape bucket and batch size, cold), so images are padded to shape buckets, and for networks with instance norm
-(the style network) that padding changes the output (mean absolute difference 0.03-0.06 for photos 25-45 % smaller
-than their bucket). ``execution.backend: compile`` is there for long runs of bucket-sized images. At BF16/FP16 on the
-CPU eager (any size) comes first for the same reason, then compile (3.9-4.4x eager FP32 at BF16 on that CPU's AMX).
+on a quiet machine ``torch.compile`` was 1.8-2.1x eager at FP32 and ONNX Runtime 1.5-2.0x, so compile was 5-18 %
+ahead of ONNX Runtime in steady state. ``auto`` still puts ONNX Runtime first at FP32, because the two are not equal
+in what a run gets: ONNX Runtime takes any image size (dynamic axes) with a build of under 2 s, so every image runs at
+its own size; ``torch.compile`` builds per shape (5-40 s per shape bucket and batch size, cold), so images are padded
+to shape buckets, and for networks with instance norm (the style network) that padding changes the output (mean
+absolute difference 0.03-0.06 for photos 25-45 % smaller than their bucket). ``execution.backend: compile`` is there
+for long runs of bucket-sized images. At BF16/FP16 on the CPU eager (any size) comes first for the same reason, then
+compile (3.8-5.0x eager FP32 at BF16 on that CPU's AMX).
 """
 
 from __future__ import annotations
@@ -85,7 +85,9 @@ def choose_backend(name: str, options: BackendOptions, registry: Registry | None
         if problem is None:
             note = f"; skipped {'; '.join(skipped)}" if skipped else ""
             return BackendChoice(
-                candidate, options, f"auto: {candidate}, the fastest that runs {options.precision} on {kind} here{note}"
+                candidate,
+                options,
+                f"auto: {candidate}, the first of auto's order for {options.precision} on {kind} that runs here{note}",
             )
         skipped.append(f"{candidate} ({problem})")
     fallback = dataclasses.replace(options, precision="fp32")
