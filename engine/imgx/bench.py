@@ -96,6 +96,11 @@ class _Config:
 # Machine
 
 
+def _sig(seconds: float) -> float:
+    """Seconds to 6 significant digits: fixed decimals would cost sub-millisecond timings their precision."""
+    return float(f"{seconds:.6g}")
+
+
 def package_version(dist: str) -> str | None:
     """The installed version of a distribution, or ``None``."""
     try:
@@ -378,9 +383,9 @@ def run_bench(
         median = statistics.median(c.runs)
         reference = medians.get((c.size, c.batch))
         row.update(
-            median_seconds=round(median, 5),
-            p90_seconds=round(float(np.percentile(c.runs, 90)), 5),
-            min_seconds=round(min(c.runs), 5),
+            median_seconds=_sig(median),
+            p90_seconds=_sig(float(np.percentile(c.runs, 90))),
+            min_seconds=_sig(min(c.runs)),
             images_per_second=round(c.batch / median, 4),
             megapixels_per_second=round(c.batch * c.size * c.size / 1e6 / median, 4),
             speedup_vs_eager_fp32=round(reference / median, 3) if reference else None,
@@ -388,7 +393,7 @@ def run_bench(
             peak_memory_mb=c.peak_memory_mb,
             added_memory_mb=c.added_memory_mb,
             parity=c.parity,
-            runs_seconds=[round(t, 5) for t in c.runs],
+            runs_seconds=[_sig(t) for t in c.runs],
         )
         rows.append(row)
     return {
