@@ -66,6 +66,13 @@ class Backend(abc.ABC):
         """``None`` if this backend can run with these options here, else one line saying why not and what to
         install (``"tensorrt is not installed; pip install 'imgx[tensorrt]'"``)."""
 
+    @classmethod
+    def precision_problem(cls, options: BackendOptions) -> str | None:
+        """``None`` if ``options.precision`` is one of :attr:`precisions`, else the line :meth:`unavailable` says."""
+        if options.precision in cls.precisions:
+            return None
+        return f"{cls.name} runs {', '.join(cls.precisions)}; got precision {options.precision!r}"
+
     @abc.abstractmethod
     def load(self) -> None:
         """Prepare to run (move to device, export or load a cached graph/engine). Called once."""

@@ -11,12 +11,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from .base import Backend, BackendOptions
-
-if TYPE_CHECKING:
-    import torch
+from .base import BackendOptions
+from .eager import EagerBackend
 
 __all__ = ["CompileBackend"]
 
@@ -45,24 +43,22 @@ def _import_cpp_extension() -> None:
                 os.environ["SETUPTOOLS_USE_DISTUTILS"] = previous
 
 
-class CompileBackend(Backend):
-    """``torch.compile(module, mode="default", dynamic=False)`` under ``torch.inference_mode``."""
+class CompileBackend(EagerBackend):
+    """``torch.compile(module, mode="default", dynamic=False)`` under ``torch.inference_mode``: the eager backend's
+    module, compiled."""
 
     name: ClassVar[str] = "compile"
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "bf16")
+    dynamic_shapes: ClassVar[bool] = False
     mode: ClassVar[str] = "default"
 
-    def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
-        super().__init__(module, options)
-        self._runner: torch.nn.Module | None = None
+    @property
+    def channels_last(self) -> bool:
+        return False  # Inductor picks its own layouts
 
     @classmethod
     def unavailable(cls, options: BackendOptions) -> str | None:
-        from ._common import cuda_problem
-
-        if options.precision not in cls.precisions:
-            return f"compile runs {', '.join(cls.precisions)}; got precision {options.precision!r}"
-        problem = cuda_problem(options.device)
+        problem = super().unavailable(options)
         if problem:
             return problem
         if options.device.startswith("cuda"):
@@ -75,31 +71,11 @@ class CompileBackend(Backend):
     def load(self) -> None:
         import torch
 
-        from ._common import module_copy
-
         if not self.options.device.startswith("cuda"):
             _import_cpp_extension()
         dynamo = torch._dynamo.config
         for knob in ("recompile_limit", "cache_size_limit"):
             if hasattr(dynamo, knob):
                 setattr(dynamo, knob, max(getattr(dynamo, knob), RECOMPILE_LIMIT))
-        if self.options.threads and not self.options.device.startswith("cuda"):
-            torch.set_num_threads(self.options.threads)
-        runner = module_copy(self.module, self.options.device, self.options.precision)
-        self._runner = torch.compile(runner, mode=self.mode, dynamic=False)
-
-    def infer(self, x: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        from ._common import torch_dtype
-
-        if self._runner is None:
-            self.load()
-        assert self._runner is not None
-        batch = x.to(device=self.options.device, dtype=torch_dtype(self.options.precision)).contiguous()
-        with torch.inference_mode():
-            out = self._runner(batch)
-        return out.to(device=x.device, dtype=torch.float32).contiguous()
-
-    def close(self) -> None:
-        self._runner = None
+        super().load()
+        self._runner = torch.compile(self._runner, mode=self.mode, dynamic=False)

@@ -32,9 +32,7 @@ class EagerBackend(Backend):
     def unavailable(cls, options: BackendOptions) -> str | None:
         from ._common import cuda_problem
 
-        if options.precision not in cls.precisions:
-            return f"eager runs {', '.join(cls.precisions)}; got precision {options.precision!r}"
-        return cuda_problem(options.device)
+        return cls.precision_problem(options) or cuda_problem(options.device)
 
     @property
     def channels_last(self) -> bool:
@@ -61,8 +59,7 @@ class EagerBackend(Backend):
             self.load()
         assert self._runner is not None
         batch = x.to(device=self.options.device, dtype=torch_dtype(self.options.precision))
-        if self.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
+        batch = batch.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         with torch.inference_mode():
             out = self._runner(batch)
         return out.to(device=x.device, dtype=torch.float32).contiguous()

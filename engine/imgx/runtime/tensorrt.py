@@ -58,8 +58,9 @@ class TensorRTBackend(Backend):
 
         if importlib.util.find_spec("tensorrt") is None:
             return "tensorrt is not installed; pip install 'imgx[tensorrt]'"
-        if options.precision not in cls.precisions:
-            return f"tensorrt runs {', '.join(cls.precisions)}; got precision {options.precision!r}"
+        problem = cls.precision_problem(options)
+        if problem:
+            return problem
         if not options.device.startswith("cuda"):
             return f"tensorrt needs a CUDA GPU; got device {options.device!r}"
         return cuda_problem(options.device)
