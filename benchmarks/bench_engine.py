@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from imgx.bench import git_output, package_version
+from imgx.bench import git_output, memory_gib, package_version
 from imgx.runtime.keys import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -224,16 +224,6 @@ def warm_page_cache(catalog: Path) -> None:
 # Machine info
 
 
-def _memory_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024**2, 2)
-    except OSError:
-        pass
-    return None
-
-
 def _cpu_times() -> tuple[int, int] | None:
     """``(total, steal)`` jiffies from ``/proc/stat``: steal is time the hypervisor gave our vCPUs to someone else."""
     try:
@@ -255,7 +245,7 @@ def machine_info() -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": affinity,
-        "memory_gib": _memory_gib(),
+        "memory_gib": memory_gib(),
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),

@@ -101,6 +101,17 @@ def _sig(seconds: float) -> float:
     return float(f"{seconds:.6g}")
 
 
+def memory_gib() -> float | None:
+    """This machine's memory in GiB (``/proc/meminfo``), or ``None`` where that cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024**2, 2)
+    except OSError:
+        pass
+    return None
+
+
 def package_version(dist: str) -> str | None:
     """The installed version of a distribution, or ``None``."""
     try:
@@ -137,13 +148,6 @@ def machine_info(device: str) -> dict[str, Any]:
             "memory_gib": round(props.total_memory / 1024**3, 1),
             "cuda": torch.version.cuda,
         }
-    memory = None
-    try:
-        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("MemTotal:"):
-                memory = round(int(line.split()[1]) / 1024**2, 1)
-    except OSError:
-        pass
     status = git_output("status", "--porcelain", "--untracked-files=no")
     return {
         "host": socket.gethostname(),
@@ -152,7 +156,7 @@ def machine_info(device: str) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "torch_threads": torch.get_num_threads(),
-        "memory_gib": memory,
+        "memory_gib": memory_gib(),
         "gpu": gpu,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
