@@ -1,4 +1,5 @@
-"""The model runtime: backends behind one interface, ``auto`` selection, shape buckets, parity and model stages.
+"""The model runtime: backends behind one interface, ``auto`` selection, shape buckets, tiling, parity and model
+stages.
 
 Importing this package does not import torch; backends import it when they load.
 """
@@ -10,6 +11,7 @@ from .buckets import bucket_shape, crop, pad_to
 from .factory import AUTO_ORDER, BackendChoice, choose_backend, create_backend, resolve_backend
 from .keys import cache_key, engines_dir
 from .stage import ModelStage, model_spec
+from .tiling import run_tiled, tile_boxes
 
 __all__ = [
     "AUTO_ORDER",
@@ -26,4 +28,6 @@ __all__ = [
     "model_spec",
     "pad_to",
     "resolve_backend",
+    "run_tiled",
+    "tile_boxes",
 ]
