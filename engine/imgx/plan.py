@@ -166,10 +166,12 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
     ordered = tuple(nodes[node_id] for node_id in order)
     lineage: dict[str, tuple[str, ...]] = {}
     hashes: dict[str, str] = {}
-    out_spec = recipe.output.model_dump(mode="json", exclude={"dir"})  # where files go never changes them
-    if out_spec["png_compression"] == 6:  # hashes from before the key existed stay valid for --resume
-        del out_spec["png_compression"]
     for out in recipe.output_ids:
+        # where files go never changes them; the output's own encoding does (its override applied)
+        out_spec = recipe.output.model_dump(mode="json", exclude={"dir", "overrides"})
+        out_spec.update(recipe.output.settings(out).model_dump(mode="json"))
+        if out_spec["png_compression"] == 6:  # hashes from before the key existed stay valid for --resume
+            del out_spec["png_compression"]
         wanted: set[str] = set()
         stack = [out]
         while stack:

@@ -70,3 +70,12 @@ def test_png_compression_changes_the_hash_but_its_default_keeps_hashes_from_befo
     before = plan_of(VARIANTS).output_hashes
     assert plan_of(VARIANTS, "output.png_compression=6").output_hashes == before
     assert all(plan_of(VARIANTS, "output.png_compression=1").output_hashes[k] != v for k, v in before.items())
+
+
+def test_an_output_override_changes_only_that_outputs_hash_and_one_equal_to_the_defaults_none() -> None:
+    before = plan_of(VARIANTS).output_hashes
+    png = plan_of(VARIANTS, "output.overrides.warm.format=png").output_hashes
+    assert png["warm"] != before["warm"]
+    assert {k: png[k] for k in ("square", "gray")} == {k: before[k] for k in ("square", "gray")}
+    same = plan_of(VARIANTS, "output.overrides.warm.format=webp", "output.overrides.gray.quality=90").output_hashes
+    assert same == before

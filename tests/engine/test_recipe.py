@@ -187,3 +187,17 @@ def test_recipe_hash_ignores_execution_options_but_not_params() -> None:
     base = parse_recipe(GOOD).hash
     assert parse_recipe(GOOD, overrides=["execution.workers=7"]).hash == base
     assert parse_recipe(GOOD, overrides=["stages.enhanced.with.saturation=1.2"]).hash != base
+
+
+def test_output_overrides_give_one_output_its_own_encoding_and_name_bad_keys() -> None:
+    text = GOOD.replace(
+        '  naming: "{sku}/{output}.{ext}"\n',
+        '  naming: "{sku}/{output}.{ext}"\n  overrides:\n    square: {format: png}\n',
+    )
+    output = parse_recipe(text).recipe.output
+    assert output.settings("square").format == "png" and output.settings("square").quality == 90
+    assert output.settings("enhanced").format == "webp"
+    error = str(error_of(text.replace("    square: {format: png}", "    sqare: {format: png}")))
+    assert "r.yaml:12" in error and "'sqare' is not a written node; written: enhanced, square" in error
+    error = str(error_of(text.replace("{format: png}", "{format: gif}")))
+    assert "r.yaml:12" in error and "output.overrides.square.format" in error

@@ -92,8 +92,9 @@ def plan_command(
     outputs = Table(title=escape(f"outputs -> {out_dir}"), header_style="bold")
     for column in ("output", "format", "computes", "example path", "hash"):
         outputs.add_column(column)
-    ext = FORMATS[spec.output.format]
     for out in plan.outputs:
+        settings = spec.output.settings(out)
+        ext = FORMATS[settings.format]
         example = ""
         if first:
             try:
@@ -107,7 +108,7 @@ def plan_command(
                 escape,
                 (
                     out,
-                    f"{spec.output.format} q{spec.output.quality}",
+                    f"{settings.format} q{settings.quality}" if settings.format != "png" else "png",
                     " -> ".join(plan.lineage[out]),
                     example,
                     plan.output_hashes[out],

@@ -104,11 +104,7 @@ class BatchProcessor:
         self.plan = spec.plan
         recipe = self.plan.recipe
         self.max_pixels = recipe.input.max_pixels
-        self.format = recipe.output.format
-        self.ext = FORMATS[self.format]
-        self.quality = recipe.output.quality
-        self.png_compression = recipe.output.png_compression
-        self.background = parse_color(recipe.output.background)
+        self.encoding = {out: recipe.output.settings(out) for out in self.plan.outputs}
         self.template = recipe.output.naming
         self.paths = StatePaths(spec.out_dir)
         context = StageContext(
@@ -194,7 +190,8 @@ class BatchProcessor:
             return False
         for out in state.unit.outputs:
             try:
-                state.paths[out] = output_path(self.spec.out_dir, self.template, sku=ref.sku, output=out, ext=self.ext)
+                ext = FORMATS[self.encoding[out].format]
+                state.paths[out] = output_path(self.spec.out_dir, self.template, sku=ref.sku, output=out, ext=ext)
             except ImgxError as exc:
                 state.failed[f"name:{out}"] = ("naming", describe_error(exc))
         wanted = [out for out in state.unit.outputs if out in state.paths]
@@ -285,12 +282,13 @@ class BatchProcessor:
             start = time.perf_counter()
             stage, error = "encode", ""
             try:
+                settings = self.encoding[out]
                 data = encode_image(
                     state.values[out],
-                    format=self.format,
-                    quality=self.quality,
-                    background=self.background,
-                    png_compress_level=self.png_compression,
+                    format=settings.format,
+                    quality=settings.quality,
+                    background=parse_color(settings.background),
+                    png_compress_level=settings.png_compression,
                 )
                 stage = "write"
                 atomic_write(path, data, tmp_dir=self.paths.tmp)

@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "DEFAULT_PATTERNS",
+    "EncodeSettings",
     "ExecutionSpec",
     "InputSpec",
+    "OutputOverride",
     "OutputSpec",
     "RayRuntimeEnvSpec",
     "RaySpec",
@@ -76,6 +78,35 @@ class InputSpec(_Model):
         return (self.exclude,) if isinstance(self.exclude, str) else tuple(self.exclude)
 
 
+class OutputOverride(_Model):
+    """How one written node differs from ``output``'s defaults (e.g. a transparent PNG cut-out next to JPEG main
+    images). Keys left out take the defaults."""
+
+    format: Literal["jpeg", "png", "webp"] | None = Field(default=None, description="Encoding of this output.")
+    quality: int | None = Field(default=None, ge=1, le=100, description="JPEG/WebP quality of this output, 1..100.")
+    png_compression: int | None = Field(default=None, ge=0, le=9, description="PNG zlib level of this output, 0..9.")
+    background: str | None = Field(
+        default=None, description="Colour that alpha is flattened onto if this output is JPEG."
+    )
+
+    @field_validator("background")
+    @classmethod
+    def _check_background(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_color(value)
+        return value
+
+
+class EncodeSettings(BaseModel):
+    """The effective encoding of one output: ``output``'s defaults with its override applied."""
+
+    model_config = ConfigDict(frozen=True)
+    format: Literal["jpeg", "png", "webp"]
+    quality: int
+    png_compression: int
+    background: str
+
+
 class OutputSpec(_Model):
     """Where and how outputs are written."""
 
@@ -96,12 +127,24 @@ class OutputSpec(_Model):
         description="Output path template relative to dir; fields: {sku}, {output}, {ext}, {stem}, {sku_hash}.",
     )
     background: str = Field(default="#FFFFFF", description="Colour that alpha is flattened onto for JPEG outputs.")
+    overrides: dict[str, OutputOverride] = Field(
+        default_factory=dict,
+        description="Per written node id, encoding that differs from the defaults above, e.g. {cutout: {format: png}}.",
+    )
 
     @field_validator("background")
     @classmethod
     def _check_background(cls, value: str) -> str:
         parse_color(value)
         return value
+
+    def settings(self, output: str) -> EncodeSettings:
+        """The encoding of output ``output``: these defaults with ``overrides[output]``'s set keys applied."""
+        values = self.model_dump(include={"format", "quality", "png_compression", "background"})
+        override = self.overrides.get(output)
+        if override is not None:
+            values.update(override.model_dump(exclude_none=True))
+        return EncodeSettings(**values)
 
     @field_validator("naming")
     @classmethod
@@ -313,6 +356,10 @@ class Recipe(_Model):
                 found.append((("outputs", k), f"{out!r} names no node; known nodes: {', '.join(seen)}"))
             elif (self.outputs or []).index(out) != k:
                 found.append((("outputs", k), f"{out!r} is listed twice"))
+        for key in self.output.overrides:
+            if key not in self.output_ids:
+                written = ", ".join(self.output_ids)
+                found.append((("output", "overrides", key), f"{key!r} is not a written node; written: {written}"))
         try:
             validate_template(self.output.naming, n_outputs=len(self.output_ids))
         except ValueError as exc:

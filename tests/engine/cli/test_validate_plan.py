@@ -107,7 +107,7 @@ def test_plan_shows_nodes_placement_outputs_and_hashes(imgx, photo_catalog, tmp_
     assert f"outputs -> {tmp_path / 'out'}" in text
     for output, lineage in (("enhanced", "enhanced"), ("square", "enhanced -> square")):
         assert re.search(
-            rf"│ {output}\s*│ png q\d+\s*│ {lineage}\s*│ {first}/{output}\.png\s*│ {plan.output_hashes[output]} │", text
+            rf"│ {output}\s*│ png\s*│ {lineage}\s*│ {first}/{output}\.png\s*│ {plan.output_hashes[output]} │", text
         ), text
     assert f"ledger: {tmp_path / 'out' / '_imgx' / 'ledger'}" in text
     assert not (tmp_path / "out").exists()

@@ -357,3 +357,17 @@ def test_png_compression_changes_the_files_but_not_their_pixels(photo_catalog: P
         pixels[level] = {name: np.asarray(Image.open(out / name)).tobytes() for name in files}
     assert pixels[1] == pixels[9] and len(pixels[1]) > 0
     assert sum(sizes[1].values()) > sum(sizes[9].values())
+
+
+def test_an_output_override_writes_that_output_in_its_own_format(photo_catalog: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    body = basic_recipe(photo_catalog, out)
+    body["output"].update(format="jpeg", quality=85, overrides={"square": {"format": "webp", "quality": 70}})
+    summary = run_recipe(write_recipe(tmp_path, body), RunOptions())
+    assert summary.outputs_failed == 0 and summary.outputs_ok == 2 * summary.items > 0
+    rows = ledger_rows(out)
+    kinds = {(row["output"], Path(row["path"]).suffix) for row in rows}
+    assert kinds == {("enhanced", ".jpg"), ("square", ".webp")}
+    for row in rows:
+        with Image.open(out / row["path"]) as image:
+            assert image.format == ("JPEG" if row["output"] == "enhanced" else "WEBP")
