@@ -179,9 +179,14 @@ def default_out(model: str, folder: Path = Path("benchmarks/results")) -> Path:
 # Inputs, memory, timing
 
 
+#: The value of input channels past RGB in benchmarks: 0.1 is a noise level of about 25/255 for a denoiser.
+CONDITION_FILL = 0.1
+
+
 def bench_input(size: int, batch: int, channels: int = 3) -> torch.Tensor:
     """Real photos resized (Lanczos, short side ``size``) and centre-cropped: ``(batch, channels, size, size)``
-    float32 in 0..1, a different photo per batch element."""
+    float32 in 0..1, a different photo per batch element. One channel is the photo's grey; channels past RGB (a
+    conditioning plane such as a noise level) are filled with :data:`CONDITION_FILL`."""
     import numpy as np
     import torch
     from PIL import Image
@@ -199,6 +204,8 @@ def bench_input(size: int, batch: int, channels: int = 3) -> torch.Tensor:
         array = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255
         if channels == 1:
             array = array.mean(axis=2, keepdims=True)
+        elif channels > 3:
+            array = np.concatenate([array, np.full((size, size, channels - 3), CONDITION_FILL, np.float32)], axis=2)
         arrays.append(array.transpose(2, 0, 1))
     return torch.from_numpy(np.ascontiguousarray(np.stack(arrays)))
 
