@@ -9,7 +9,7 @@ from __future__ import annotations
 from .errors import BackendError, ImgxError, InputError, OutputError, PluginError, RecipeError, StageError
 from .hookspecs import hookimpl
 from .item import Item, ItemRef
-from .stage import Stage, StageContext, StageParams
+from .stage import Stage, StageContext, StageParams, recipe_path
 
 __version__ = "0.1.0"
 
@@ -28,4 +28,5 @@ __all__ = [
     "StageParams",
     "__version__",
     "hookimpl",
+    "recipe_path",
 ]

@@ -85,10 +85,12 @@ class Plan:
         return tuple(n.id for n in self.nodes if n.id in wanted)
 
 
-def _param_problems(index: int, stage: type[Stage], values: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+def _param_problems(
+    index: int, stage: type[Stage], values: dict[str, Any], context: dict[str, Any]
+) -> list[tuple[tuple[Any, ...], str]]:
     """Validate ``with:`` against the stage's Params; problems as (key path, message)."""
     try:
-        stage.Params.model_validate(values)
+        stage.Params.model_validate(values, context=context)
     except ValidationError as exc:
         problems = validation_problems(exc, values, stage.Params, ("stages", index, "with"))
         renamed = [
@@ -153,11 +155,12 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
                 )
             )
             continue
-        param_problems = _param_problems(index, stage, spec.with_)
+        context = {"base_dir": loaded.base_dir}  # file path parameters resolve against the recipe's folder
+        param_problems = _param_problems(index, stage, spec.with_, context)
         if param_problems:
             problems.extend(param_problems)
             continue
-        params = stage.Params.model_validate(spec.with_)
+        params = stage.Params.model_validate(spec.with_, context=context)
         nodes[spec.id] = Node(spec.id, spec.uses, stage, params, tuple(spec.needs), registry.stage_plugin(spec.uses))
     if problems:
         raise loaded.error(problems)

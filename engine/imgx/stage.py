@@ -12,13 +12,14 @@ import dataclasses
 import types
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo
 
 from .item import Item
 
-__all__ = ["Stage", "StageContext", "StageParams", "type_name"]
+__all__ = ["Stage", "StageContext", "StageParams", "recipe_path", "type_name"]
 
 
 def type_name(annotation: Any) -> str:
@@ -40,9 +41,28 @@ def type_name(annotation: Any) -> str:
 
 
 class StageParams(BaseModel):
-    """Base class of every stage's parameters: unknown keys are rejected and values are immutable."""
+    """Base class of every stage's parameters: unknown keys are rejected and values are immutable.
+
+    The plan validates ``with:`` with the validation context ``{"base_dir": <the recipe's folder>}``, so a file path
+    parameter resolves against the recipe like ``input.path`` does: call :func:`recipe_path` in a field validator.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def recipe_path(value: str, info: ValidationInfo) -> Path:
+    """A file path parameter resolved as a recipe user means it: ``~`` expanded, and a relative path taken against the
+    recipe's folder (the validation context's ``base_dir``), or the working directory when params are validated
+    outside a recipe (``Params.model_validate(values)`` in a test or a script).
+
+    Use it in a ``field_validator(..., mode="after")`` that takes ``info`` and stores ``str(path)``, so the stage,
+    pickled to a worker, holds an absolute path.
+    """
+    path = Path(value).expanduser()
+    base = (info.context or {}).get("base_dir")
+    if not path.is_absolute():
+        path = Path(base) / path if base is not None else Path.cwd() / path
+    return path
 
 
 @dataclasses.dataclass(frozen=True)

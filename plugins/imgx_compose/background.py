@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from imgx import Item, Stage, StageContext, StageError, StageParams
+from imgx import Item, Stage, StageContext, StageError, StageParams, recipe_path
 
 from ._common import check_alpha, check_rgb, parse_color, solid
 from .backdrop import cover, load_backdrop
@@ -47,7 +46,7 @@ class BackgroundParams(StageParams):
     )
     image: str | None = Field(
         None,
-        description="backdrop image file (absolute, or relative to the working directory), scaled to cover "
+        description="backdrop image file (absolute, or relative to the recipe's folder), scaled to cover "
         "the frame and centre-cropped; replaces color and gradient",
     )
     shadow: bool = Field(False, description="add a soft drop shadow derived from the mask under the product")
@@ -93,13 +92,13 @@ class BackgroundParams(StageParams):
 
     @field_validator("image")
     @classmethod
-    def _readable_image(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(
-                f"got {value!r} for image; expected an existing image file (absolute, or relative to "
-                f"the working directory {Path.cwd()})"
-            )
-        return value
+    def _readable_image(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = recipe_path(value, info)
+        if not path.is_file():
+            raise ValueError(f"got {value!r} for image; expected an existing image file (looked for {path})")
+        return str(path)
 
     @model_validator(mode="after")
     def _consistent(self) -> BackgroundParams:

@@ -273,3 +273,28 @@ def test_a_run_fails_only_the_item_without_alpha(pack, tmp_path) -> None:
     assert written.shape == (128, 128, 4) and (written[..., 3] == 255).all()  # opaque
     assert (written[alpha == 0][:, :3] == (0, 255, 0)).all()
     np.testing.assert_array_equal(written[alpha == 255][:, :3], rgb[alpha == 255])
+
+
+def test_a_relative_backdrop_path_resolves_against_the_recipes_folder_not_the_working_directory(
+    tmp_path, monkeypatch
+) -> None:
+    from imgx import RecipeError
+    from imgx.plan import build_plan
+    from imgx.recipe import load_recipe
+
+    recipes = tmp_path / "brand"
+    (recipes / "assets").mkdir(parents=True)
+    Image.fromarray(real_photo("chelsea", 64)).save(recipes / "assets" / "backdrop.jpg")
+    text = (
+        "version: 1\nname: t\ninput: {path: catalog/}\nstages:\n"
+        "  - {id: masked, uses: compose.background, with: {image: assets/backdrop.jpg}}\n"
+    )
+    (recipes / "recipe.yaml").write_text(text)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    plan = build_plan(load_recipe(recipes / "recipe.yaml"), load_registry())
+    assert plan.node("masked").params.image == str(recipes / "assets" / "backdrop.jpg")
+    (recipes / "recipe.yaml").write_text(text.replace("assets/backdrop.jpg", "assets/missing.jpg"))
+    with pytest.raises(RecipeError, match=r"recipe\.yaml:5.*looked for .*brand/assets/missing\.jpg"):
+        build_plan(load_recipe(recipes / "recipe.yaml"), load_registry())
