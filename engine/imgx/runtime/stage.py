@@ -58,7 +58,9 @@ class ModelStage(Stage):
     """Base class of model stages.
 
     Class attributes (besides :class:`imgx.Stage`'s): ``model`` (registry name of the network), ``multiple`` (pad
-    inputs to a multiple of this; 0 takes the model's ``stride``). Model stages are ``batchable`` and placed on the
+    inputs to a multiple of this; 0 takes the model's ``stride``), ``in_channels`` (channels of the module that
+    :meth:`build_module` returns, when it takes conditioning planes the registry's module does not, e.g. a noise
+    level; 0 takes the model's). Model stages are ``batchable`` and placed on the
     ``gpu`` (they run on the CPU where there is none).
 
     Subclasses implement ``__call__`` (colour, alpha, resizing around :meth:`infer_images`) and may override
@@ -69,6 +71,7 @@ class ModelStage(Stage):
     batchable: ClassVar[bool] = True
     device: ClassVar = "gpu"
     multiple: ClassVar[int] = 0
+    in_channels: ClassVar[int] = 0
 
     def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:
         super().__init__(params, context)
@@ -156,7 +159,8 @@ class ModelStage(Stage):
     def infer_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run the network on images of any sizes.
 
-        :param images: ``(h, w, C)`` float32 arrays in the model's value range (0..1), ``C`` its input channels.
+        :param images: ``(h, w, C)`` float32 arrays in the model's value range (0..1), ``C`` the module's input
+            channels (``in_channels``, else the model's).
         :return: per image, the ``(h * r, w * r, C_out)`` float32 output, ``r`` the network's output/input size ratio.
 
         Images are grouped by padded shape, reflect-padded to it (bottom and right), stacked into batches of at most
@@ -169,12 +173,13 @@ class ModelStage(Stage):
         import torch
 
         buckets = self.uses_buckets
+        channels = self.in_channels or self.spec.in_channels
         groups: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(images):
-            if image.ndim != 3 or image.shape[2] != self.spec.in_channels or image.dtype != np.float32:
+            if image.ndim != 3 or image.shape[2] != channels or image.dtype != np.float32:
                 raise ValueError(
-                    f"got image {image.dtype} {image.shape} for model {self.model!r}; expected (h, w, "
-                    f"{self.spec.in_channels}) float32"
+                    f"got image {image.dtype} {image.shape} for model {self.model!r}; expected (h, w, {channels}) "
+                    "float32"
                 )
             key = self.padded_shape(self.spec, image.shape[0], image.shape[1], buckets=buckets)
             groups.setdefault(key, []).append(index)

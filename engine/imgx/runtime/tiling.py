@@ -20,27 +20,42 @@ __all__ = ["Box", "run_tiled", "tile_boxes", "tile_starts"]
 Box = tuple[int, int, int, int]
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
     """Start offsets of tiles of size ``min(tile, length)`` covering ``0..length`` with neighbours overlapping by at
     least ``overlap`` pixels, spread evenly so the last tile ends at ``length``.
 
-    :raises ValueError: ``tile`` < 1, ``overlap`` < 0, or ``overlap`` >= ``tile`` while one tile is not enough.
+    :param align: every start is a multiple of this (a network that works on a 2x2 grid, such as FFDNet's pixel
+        unshuffle, needs even offsets to see the same grid in every tile); ``length - tile`` must then be one too.
+    :raises ValueError: ``tile`` < 1, ``overlap`` < 0, ``align`` < 1, or no aligned step fits in ``tile - overlap``
+        while one tile is not enough.
     """
-    if tile < 1 or overlap < 0:
-        raise ValueError(f"got tile={tile}, overlap={overlap}; expected tile >= 1 and overlap >= 0")
+    if tile < 1 or overlap < 0 or align < 1:
+        raise ValueError(
+            f"got tile={tile}, overlap={overlap}, align={align}; expected tile >= 1, overlap >= 0, align >= 1"
+        )
     if length <= tile:
         return [0]
-    if overlap >= tile:
-        raise ValueError(f"got overlap={overlap} for tile={tile}; expected overlap < tile")
-    count = math.ceil((length - tile) / (tile - overlap)) + 1
-    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+    span = length - tile
+    step = (tile - overlap) // align * align  # the largest aligned step that keeps the overlap
+    if step < 1:
+        raise ValueError(f"got overlap={overlap} for tile={tile}, align={align}; expected overlap <= tile - align")
+    if span % align:
+        raise ValueError(f"got length {length} and tile {tile}; expected length - tile to be a multiple of {align}")
+    count = math.ceil(span / step) + 1
+    units = span // align  # aligned starts are align * round(i * units / (count - 1)): gaps never exceed step
+    return [align * round(i * units / (count - 1)) for i in range(count)]
 
 
-def tile_boxes(h: int, w: int, tile: int, overlap: int) -> list[Box]:
+def tile_boxes(h: int, w: int, tile: int, overlap: int, align: int = 1) -> list[Box]:
     """The tiles, row by row, that cover an ``h x w`` image: ``(y0, y1, x0, x1)``, all ``min(tile, h) x min(tile,
-    w)``, neighbours overlapping by at least ``overlap`` pixels (see :func:`tile_starts`)."""
+    w)``, neighbours overlapping by at least ``overlap`` pixels, starts multiples of ``align`` (see
+    :func:`tile_starts`)."""
     th, tw = min(tile, h), min(tile, w)
-    return [(y, y + th, x, x + tw) for y in tile_starts(h, tile, overlap) for x in tile_starts(w, tile, overlap)]
+    return [
+        (y, y + th, x, x + tw)
+        for y in tile_starts(h, tile, overlap, align)
+        for x in tile_starts(w, tile, overlap, align)
+    ]
 
 
 def _ramp(length: int, start: int, stop: int, extent: int, feather: int) -> np.ndarray:
@@ -63,6 +78,7 @@ def run_tiled(
     overlap: int,
     scale: int = 1,
     chunk: int = 16,
+    align: int = 1,
 ) -> list[np.ndarray]:
     """Run ``infer`` on overlapping tiles of each image and blend the results.
 
@@ -74,11 +90,19 @@ def run_tiled(
     :param scale: output pixels per input pixel (4 for a 4x upscaler).
     :param chunk: at most this many tiles per ``infer`` call (tiles of several images share a call), which bounds
         memory for any image size.
+    :param align: tile starts are multiples of this (``tile`` must be one too); an image whose sides are not is
+        edge-padded to them for tiling and cropped after.
     :return: per image, the ``(h * scale, w * scale, C_out)`` float32 blend of its tiles.
     """
     if scale < 1 or chunk < 1:
         raise ValueError(f"got scale={scale}, chunk={chunk}; expected both >= 1")
-    jobs = [(index, box) for index, image in enumerate(images) for box in tile_boxes(*image.shape[:2], tile, overlap)]
+    if align > 1 and tile % align:
+        raise ValueError(f"got tile={tile} for align={align}; expected a tile that is a multiple of align")
+    sizes = [image.shape[:2] for image in images]
+    images = [_pad_to_multiple(image, align) for image in images]
+    jobs = [
+        (index, box) for index, image in enumerate(images) for box in tile_boxes(*image.shape[:2], tile, overlap, align)
+    ]
     sums: list[np.ndarray | None] = [None] * len(images)
     weights = [np.zeros((image.shape[0] * scale, image.shape[1] * scale, 1), np.float32) for image in images]
     for first in range(0, len(jobs), chunk):
@@ -97,4 +121,14 @@ def run_tiled(
             weight = wy[:, None, None] * wx[None, :, None]
             sums[i][y0 * scale : y1 * scale, x0 * scale : x1 * scale] += out * weight  # type: ignore[index]
             weights[i][y0 * scale : y1 * scale, x0 * scale : x1 * scale] += weight
-    return [total / weight for total, weight in zip(sums, weights, strict=True)]  # type: ignore[operator]
+    blended = [total / weight for total, weight in zip(sums, weights, strict=True)]  # type: ignore[operator]
+    return [out[: h * scale, : w * scale] for out, (h, w) in zip(blended, sizes, strict=True)]
+
+
+def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """``image`` edge-padded at the bottom and right to sides that are multiples of ``multiple`` (or itself)."""
+    h, w = image.shape[:2]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if not pad_h and not pad_w:
+        return image
+    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")

@@ -36,7 +36,7 @@ def test_tiles_cover_the_image_with_one_shape_and_the_overlap(h: int, w: int, ti
 
 
 def test_bad_tiling_parameters_say_what_is_expected() -> None:
-    with pytest.raises(ValueError, match="expected overlap < tile"):
+    with pytest.raises(ValueError, match="expected overlap <= tile - align"):
         tile_boxes(100, 100, 16, 16)
     with pytest.raises(ValueError, match="expected tile >= 1"):
         tile_boxes(100, 100, 0, 0)
@@ -87,3 +87,37 @@ def test_a_local_filter_tiled_with_enough_overlap_matches_the_untiled_one_on_a_r
 def test_a_wrong_output_size_is_an_error_naming_the_scale() -> None:
     with pytest.raises(ValueError, match="expected scale=2"):
         run_tiled([np.zeros((8, 8, 3), np.float32)], lambda tiles: tiles, tile=4, overlap=1, scale=2)
+
+
+@pytest.mark.parametrize(("length", "tile", "overlap", "align"), [(300, 64, 16, 2), (302, 64, 33, 2), (515, 96, 8, 4)])
+def test_aligned_starts_are_multiples_and_keep_the_overlap(length: int, tile: int, overlap: int, align: int) -> None:
+    starts = tile_starts(length + (-(length - tile) % align), tile, overlap, align)
+    assert all(start % align == 0 for start in starts)
+    assert all(b - a <= tile - overlap for a, b in itertools.pairwise(starts)), starts
+    with pytest.raises(ValueError, match=f"multiple of {align}"):
+        tile_starts(length - (length - tile) % align + 1, tile, overlap, align)
+
+
+def test_a_2x2_grid_function_is_unchanged_by_aligned_tiling_only() -> None:
+    """Like FFDNet's pixel unshuffle: each 2x2 block is averaged, so a tile starting on an odd pixel sees other
+    blocks."""
+    image = as_float(real_photo("coffee", 151))  # odd sides: padded to even for the aligned tiling
+
+    def blocks(tiles: list[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for t in tiles:
+            h, w = t.shape[0] // 2 * 2, t.shape[1] // 2 * 2
+            mean = t[:h, :w].reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))
+            full = np.repeat(np.repeat(mean, 2, axis=0), 2, axis=1)
+            out.append(np.pad(full, ((0, t.shape[0] - h), (0, t.shape[1] - w), (0, 0)), mode="edge"))
+        return out
+
+    even = np.pad(image, ((0, 1), (0, 1), (0, 0)), mode="edge")
+    whole = blocks([even])[0][: image.shape[0], : image.shape[1]]
+    (aligned,) = run_tiled([image], blocks, tile=40, overlap=9, align=2)
+    (unaligned,) = run_tiled([image], blocks, tile=40, overlap=9)
+    assert aligned.shape == image.shape
+    np.testing.assert_allclose(aligned, whole, atol=1e-6)
+    assert np.abs(unaligned - whole).max() > 0.05
+    with pytest.raises(ValueError, match="expected a tile that is a multiple of align"):
+        run_tiled([image], blocks, tile=41, overlap=9, align=2)
