@@ -16,10 +16,26 @@ from collections.abc import Sequence
 import imgx
 from imgx.models import ModelSpec
 
-__all__ = ["imgx_models", "imgx_stages"]
+from .denoise import FFDNET_COLOR, Denoise, DenoiseParams, denoise_arrays
+from .exposure import ZERO_DCE, ExposureLearned, ExposureLearnedParams, enhance_arrays
+from .noise import estimate_sigma
 
-STAGES: tuple[type[imgx.Stage], ...] = ()
-MODELS: tuple[ModelSpec, ...] = ()
+__all__ = [
+    "FFDNET_COLOR",
+    "ZERO_DCE",
+    "Denoise",
+    "DenoiseParams",
+    "ExposureLearned",
+    "ExposureLearnedParams",
+    "denoise_arrays",
+    "enhance_arrays",
+    "estimate_sigma",
+    "imgx_models",
+    "imgx_stages",
+]
+
+STAGES: tuple[type[imgx.Stage], ...] = (Denoise, ExposureLearned)
+MODELS: tuple[ModelSpec, ...] = (FFDNET_COLOR, ZERO_DCE)
 
 
 @imgx.hookimpl

@@ -1,0 +1,56 @@
+"""Array helpers shared by the restoration stages (numpy only, no torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_rgb", "is_gray", "keep_gray", "luma", "mean_luma", "to_float", "to_uint8"]
+
+# Rec. 601 luma weights (Pillow's "L" conversion), for RGB 0..1 or 0..255.
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def check_rgb(image: np.ndarray, what: str) -> None:
+    """Raise ``ValueError`` unless ``image`` is ``(H, W, 3)`` uint8 with both sides >= 1."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape[:2]:
+        raise ValueError(f"got image {image.dtype} {image.shape} for {what}; expected (H, W, 3) uint8 RGB, H, W >= 1")
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> ``(H, W, 3)`` float32 in 0..1 (``/ 255``, as ``torchvision``'s ``to_tensor``)."""
+    return np.multiply(image, np.float32(1.0 / 255.0), dtype=np.float32)
+
+
+def to_uint8(x: np.ndarray, *, rounding: bool = True) -> np.ndarray:
+    """``(H, W, C)`` float32 in 0..1 -> uint8: ``clip(x, 0, 1) * 255``, rounded (``rounding``) or truncated."""
+    out = np.clip(x, 0.0, 1.0, dtype=np.float32)
+    out *= 255.0
+    if rounding:
+        out += 0.5
+    return out.astype(np.uint8)
+
+
+def is_gray(image: np.ndarray) -> bool:
+    """Whether an ``(H, W, 3)`` image has three equal channels (a grayscale photo decoded as RGB)."""
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+
+
+def keep_gray(x: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` float -> the same with every channel set to their mean: a colour network's output for a grayscale
+    input, kept grayscale (the networks here treat channels separately and may tint a little)."""
+    return np.repeat(x.mean(axis=2, keepdims=True, dtype=np.float32), 3, axis=2)
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` RGB (uint8 or float) -> ``(H, W)`` float32 Rec. 601 luma on the input's scale."""
+    return image.astype(np.float32, copy=False) @ LUMA
+
+
+def mean_luma(image: np.ndarray, alpha: np.ndarray | None = None) -> float:
+    """Mean Rec. 601 luma of an ``(H, W, 3)`` uint8 RGB image on 0..1, weighted by ``alpha`` (``(H, W)`` uint8) when
+    given (the product, not its transparent background); unweighted when the alpha is all 0."""
+    y = luma(image) / 255.0
+    if alpha is not None and alpha.any():
+        weights = alpha.astype(np.float32)
+        return float((y * weights).sum() / weights.sum())
+    return float(y.mean())

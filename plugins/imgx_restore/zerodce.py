@@ -1,0 +1,107 @@
+"""Zero-DCE (neuro-low-light 0.1.0's ``ZeroDCEPP``) as a PyTorch module, loaded strictly from the ``model_state_dict``
+of the original ``best_model.pth`` training checkpoint.
+
+The network, read from neuro-low-light's ``model.py`` and ``inference.py``:
+
+- curve estimation (``dce_net``) at the full input resolution, no downsampling: seven conv 3x3 layers (zero padding 1,
+  bias), 32 channels, ReLU after the first six: ``x1 = conv1(x)``, ``x2 = conv2(x1)``, ``x3 = conv3(x2)``,
+  ``x4 = conv4(x3)``, then skip connections by concatenation ``x5 = conv5([x4, x3])``, ``x6 = conv6([x5, x2])`` and
+  ``r = tanh(conv7([x6, x1]))``: 24 channels, a 3-channel curve map per iteration;
+- 8 iterations of the light-enhancement curve, each clamped to 0..1: ``e = clamp(e - r_i * e * (1 - e), 0, 1)``. Note
+  the sign: this checkpoint was trained with ``e - r e (1 - e)`` (the paper writes ``+``), so its curve maps are
+  mostly negative where it brightens.
+
+The input is ``(B, 3, H, W)`` float32 RGB in 0..1 (any H, W: the network is fully convolutional, receptive field 15
+pixels); the output is the enhanced ``(B, 3, H, W)`` float32 in 0..1. The original then converts with
+``(clip(out, 0, 1) * 255).astype(uint8)`` (truncation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["ITERATIONS", "WIDTH", "CurveNet", "ZeroDCE", "apply_curves", "load_zerodce"]
+
+WIDTH = 32
+ITERATIONS = 8
+CHECKPOINT_KEY = "model_state_dict"
+
+
+class CurveNet(nn.Module):
+    """``dce_net``: ``(B, 3, H, W)`` float32 RGB in 0..1 -> ``(B, 3 * iterations, H, W)`` curve maps in -1..1."""
+
+    def __init__(self, width: int = WIDTH, iterations: int = ITERATIONS) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv3 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv4 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv5 = nn.Conv2d(width * 2, width, 3, padding=1)
+        self.conv6 = nn.Conv2d(width * 2, width, 3, padding=1)
+        self.conv7 = nn.Conv2d(width * 2, 3 * iterations, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = F.relu(self.conv1(x))
+        x2 = F.relu(self.conv2(x1))
+        x3 = F.relu(self.conv3(x2))
+        x4 = F.relu(self.conv4(x3))
+        x5 = F.relu(self.conv5(torch.cat([x4, x3], dim=1)))
+        x6 = F.relu(self.conv6(torch.cat([x5, x2], dim=1)))
+        return torch.tanh(self.conv7(torch.cat([x6, x1], dim=1)))
+
+
+def apply_curves(x: torch.Tensor, curves: torch.Tensor) -> torch.Tensor:
+    """The iterated light-enhancement curve: ``(B, 3, H, W)`` float32 in 0..1 and ``(B, 3 * n, H, W)`` curve maps ->
+    ``(B, 3, H, W)`` float32 in 0..1 (``e = clamp(e - r_i e (1 - e), 0, 1)`` for i = 0..n-1)."""
+    enhanced = x
+    for i in range(curves.shape[1] // 3):
+        curve = curves[:, 3 * i : 3 * i + 3]
+        enhanced = torch.clamp(enhanced - curve * (enhanced * (1 - enhanced)), 0, 1)
+    return enhanced
+
+
+class ZeroDCE(nn.Module):
+    """The whole model, one input and one output: ``(B, 3, H, W)`` float32 RGB in 0..1 -> the enhanced ``(B, 3, H,
+    W)`` float32 in 0..1 (the original's ``forward`` also returns the curve maps; :class:`CurveNet` gives them)."""
+
+    def __init__(self, iterations: int = ITERATIONS) -> None:
+        super().__init__()
+        self.dce_net = CurveNet(iterations=iterations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return apply_curves(x, self.dce_net(x))
+
+
+def load_state(net: ZeroDCE, state: Mapping[str, torch.Tensor]) -> ZeroDCE:
+    """Fill ``net`` from ``state``; strict: the same keys, equal shapes (a message naming what differs)."""
+    expected = net.state_dict()
+    missing, unused = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unused:
+        raise ValueError(f"got state missing {missing} and unused {unused}; expected exactly ZeroDCE's keys")
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise ValueError(f"got shape {tuple(value.shape)} for {key}; expected {tuple(expected[key].shape)}")
+    net.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
+    return net
+
+
+def load_zerodce(path: str | Path) -> ZeroDCE:
+    """The model from a verified copy of ``best_model.pth``, in eval mode, float32, on the CPU.
+
+    The file is a training checkpoint (epoch, losses, optimizer, scheduler and AMP scaler states besides
+    ``model_state_dict``), saved from CUDA tensors. All of it is plain tensors, numbers and dicts, so
+    ``torch.load(weights_only=True)`` (no arbitrary unpickling) reads it; ``map_location="cpu"`` maps the CUDA storages.
+    Only ``model_state_dict`` is used.
+
+    :raises ValueError: the file is not a checkpoint of this network.
+    """
+    checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get(CHECKPOINT_KEY), Mapping):
+        got = sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
+        raise ValueError(f"got {got} in {path}; expected a checkpoint dict with {CHECKPOINT_KEY!r}")
+    return load_state(ZeroDCE(), checkpoint[CHECKPOINT_KEY]).eval().requires_grad_(False)
