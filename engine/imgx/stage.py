@@ -101,6 +101,8 @@ class Stage:
     - ``device``: ``"cpu"`` or ``"gpu"``: where the executor should place the stage.
     - ``batchable``: whether ``__call__`` gains from receiving many items at once.
     - ``inputs``: how many upstream nodes the stage reads (``needs:``); 1 for nearly all stages.
+    - ``needs_alpha``: the stage works on a product mask (``Item.alpha``, e.g. from ``segment.product``) and fails an
+      item without one, alone, with a :class:`~imgx.errors.StageError` that says so.
     - ``example``: parameters for a typical use (``imgx stages`` shows them; the registry smoke test runs every
       stage with them). Stages whose parameters all have defaults may leave it empty.
     - ``version``: bump it when the stage's output changes for the same parameters, so ``--resume`` redoes work
@@ -113,6 +115,7 @@ class Stage:
     device: ClassVar[Literal["cpu", "gpu"]] = "cpu"
     batchable: ClassVar[bool] = False
     inputs: ClassVar[int] = 1
+    needs_alpha: ClassVar[bool] = False
     example: ClassVar[dict[str, Any]] = {}
     version: ClassVar[str] = "1"
 
@@ -153,6 +156,7 @@ class Stage:
             "device": cls.device,
             "batchable": cls.batchable,
             "inputs": cls.inputs,
+            "needs_alpha": cls.needs_alpha,
             "version": cls.version,
             "example": dict(cls.example),
             "params": params,

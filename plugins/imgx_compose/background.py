@@ -189,8 +189,8 @@ class Background(Stage):
         "shadow": True,
         "shadow_offset": [0.0, 1.0],
         "shadow_blur": 2.0,
-        "missing_alpha": "opaque",
     }
+    needs_alpha: ClassVar[bool] = True  # unless missing_alpha: opaque
     params: BackgroundParams
 
     def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:

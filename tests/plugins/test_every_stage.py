@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from _support import real_photo
-from imgx import Item, StageContext
+from imgx import Item, StageContext, StageError
 from imgx._registry import load_registry
 
 REGISTRY = load_registry()
@@ -43,6 +43,11 @@ def test_stage_runs_on_a_real_photo_with_its_example_params(name: str, with_alph
             alpha[image.shape[0] // 4 : -image.shape[0] // 4, image.shape[1] // 4 : -image.shape[1] // 4] = 255
         items.append(Item(f"sku-{index}", "memory", image, alpha))
     inputs = [items] * cls.inputs
+    if cls.needs_alpha and not with_alpha:
+        with pytest.raises(StageError, match="alpha"):
+            stage(*inputs)
+        stage.close()
+        return
     result = stage(*inputs)
     assert len(result) == 2
     for before, after in zip(items, result, strict=True):

@@ -60,7 +60,8 @@ def stages_command(
     info = described[0]
     out_console.print(
         f"[bold]{escape(info['name'])}[/]  (plugin {escape(info['plugin'])}, runs on {info['device']}, "
-        f"{'batched' if info['batchable'] else 'per item'}, {info['inputs']} input(s))"
+        f"{'batched' if info['batchable'] else 'per item'}, {info['inputs']} input(s)"
+        f"{', needs a mask (alpha)' if info['needs_alpha'] else ''})"
     )
     if info["summary"]:
         out_console.print(escape(info["summary"]))

@@ -53,6 +53,8 @@ class ModelSpec:
     :param sides: canonical long sides of the shape buckets (inputs are resized or padded to one of them).
     :param value_range: the range of the input the module expects, ``(0.0, 1.0)`` unless stated.
     :param bench_sides: input long sides ``imgx bench`` uses by default for this model.
+    :param precisions: the precisions whose output keeps the model's result (measured against eager FP32); a stage
+        asked for another one runs this model at FP32, with a warning, and ``imgx plan`` says so.
     """
 
     name: str
@@ -66,6 +68,16 @@ class ModelSpec:
     sides: tuple[int, ...] = (256, 512, 768, 1024, 1536, 2048)
     value_range: tuple[float, float] = (0.0, 1.0)
     bench_sides: tuple[int, ...] = (512, 1024)
+    precisions: tuple[str, ...] = ("fp32", "fp16", "bf16")
+
+    def precision_for(self, requested: str) -> tuple[str, str]:
+        """The precision this model runs at when ``requested`` is asked for, and why if it differs (else ``""``)."""
+        if requested in self.precisions:
+            return requested, ""
+        return (
+            "fp32",
+            f"{self.name} runs fp32: {requested} is not accurate enough for it (it runs {', '.join(self.precisions)})",
+        )
 
 
 class ModelSource:

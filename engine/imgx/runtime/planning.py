@@ -19,6 +19,7 @@ from .stage import ModelStage, model_spec
 if TYPE_CHECKING:
     from .._registry import Registry
     from ..item import ItemRef
+    from ..models import ModelSpec
     from ..plan import Plan
 
 __all__ = ["HEADER_LIMIT", "ModelNodePlan", "header_size", "plan_model_nodes"]
@@ -85,20 +86,31 @@ def plan_model_nodes(
     result = []
     for node in nodes:
         stage: type[ModelStage] = node.stage  # type: ignore[assignment]
-        options = BackendOptions(device=device, precision=execution.precision)
         bucketed = True
+        spec: ModelSpec | None = None
+        try:
+            spec = model_spec(stage.model, registry)
+            wanted, why = spec.precision_for(execution.precision)  # a model may keep fewer precisions than asked
+        except ImgxError as exc:
+            wanted, why, model_problem = execution.precision, "", str(exc)
+        options = BackendOptions(device=device, precision=wanted)
         try:
             choice = choose_backend(execution.backend, options, registry)
             backend, reason = choice.name, choice.reason
             precision, where = choice.options.precision, choice.options.device
             bucketed = not registry.get_backend(backend).dynamic_shapes
         except ImgxError as exc:
-            backend, reason, precision, where = "error", str(exc), execution.precision, device
+            backend, reason, precision, where = "error", str(exc), wanted, device
+        if why:
+            reason = f"{why}; {reason}"
+        buckets: collections.Counter[tuple[int, int]] = collections.Counter()
         try:
-            spec = model_spec(stage.model, registry)
-            buckets = collections.Counter(stage.bucket_of(spec, node.params, h, w, buckets=bucketed) for h, w in sizes)
+            if spec is not None:
+                buckets.update(stage.bucket_of(spec, node.params, h, w, buckets=bucketed) for h, w in sizes)
+            else:
+                reason = f"{reason}; model: {model_problem}"
         except ImgxError as exc:
-            buckets, reason = collections.Counter(), f"{reason}; model: {exc}"
+            reason = f"{reason}; model: {exc}"
         result.append(
             ModelNodePlan(
                 node=node.id,

@@ -86,9 +86,12 @@ class ModelStage(Stage):
         if extra:
             model_key = hashlib.sha256(f"{model_key}:{extra}".encode()).hexdigest()
         cache_dir = Path(self.context.cache_dir) / "engines" if self.context.cache_dir else engines_dir()
+        precision, why = self.spec.precision_for(self.context.precision)
+        if why:
+            warnings.warn(f"{self.name}: {why}", RuntimeWarning, stacklevel=2)
         options = BackendOptions(
             device=run_device(self.context),
-            precision=self.context.precision,
+            precision=precision,
             cache_dir=cache_dir,
             model_key=model_key,
             max_batch=max(1, self.context.batch_size),
@@ -96,7 +99,7 @@ class ModelStage(Stage):
         )
         self.backend: Backend = create_backend(self.context.backend, self.module, options)
         self.choice: BackendChoice = self.backend.choice  # type: ignore[attr-defined]
-        if self.choice.fell_back and self.context.precision != "fp32":
+        if self.choice.fell_back and precision != "fp32":
             warnings.warn(f"{self.name}: {self.choice.reason}", RuntimeWarning, stacklevel=2)
         self.backend.load()
         self.shapes_seen: collections.Counter[tuple[int, ...]] = collections.Counter()

@@ -40,6 +40,8 @@ def test_every_model_on_every_backend_matches_eager_fp32(
     problem = registry.get_backend(backend).unavailable(options)
     if problem:
         pytest.skip(f"{backend} {precision}: {problem}")
+    if precision not in spec.precisions:
+        pytest.skip(spec.precision_for(precision)[1])
     if model not in modules:
         modules[model] = load_module(spec, registry=registry)
     module = modules[model]
