@@ -1,0 +1,134 @@
+"""``segment.product``: the product mask of each photo, from U2-Netp, written to ``Item.alpha``.
+
+What a catalog user gets: the image unchanged and its alpha set to the mask of the salient object (255 = product), so
+``segment.cutout``, ``compose.background`` or ``geometry.center`` downstream read it from ``Item.alpha``. The mask is
+rembg's U2-Netp mask (320 x 320 network input, min-max normalised output, bicubic upsampling: see
+:mod:`imgx_segment.preprocess`), optionally cleaned up (:mod:`imgx_segment.refine`): small islands or everything but
+the largest object removed, holes filled, edges snapped to the image with a guided filter, a threshold for a hard mask.
+
+No product: a flat image (every pixel the same colour) or one where the network's peak saliency stays under
+``min_confidence`` gets an empty mask (all 0) rather than min-max-amplified noise; ``segment.cutout`` then fails that
+item with a clear message. An input that already has alpha follows ``existing_alpha``: ``replace`` (default: the
+network's mask), ``keep`` (the item passes through untouched, no inference), ``intersect`` (the per-pixel minimum of
+both, e.g. to trim an existing rough matte).
+
+Every image, whatever its size, runs at 320 x 320: a batch of mixed sizes is one network shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from imgx import Item, StageParams
+from imgx.runtime import ModelStage
+
+from .models import INPUT_SIDE
+from .preprocess import network_input, normalise_prediction, to_uint8, upsample_mask
+from .refine import refine
+
+__all__ = ["SegmentProduct", "SegmentProductParams", "mask_from_prediction", "segment_arrays"]
+
+
+class SegmentProductParams(StageParams):
+    """Parameters of ``segment.product``."""
+
+    threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description="null = soft alpha (0..255); a level in (0, 1) = hard mask (0 or 255)"
+    )
+    min_confidence: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="peak raw saliency below which no product is found (empty mask); 0 = always normalise as rembg",
+    )
+    min_island: float = Field(
+        0.0, ge=0.0, le=1.0, description="remove objects smaller than this fraction of the largest one (0 = keep all)"
+    )
+    largest_only: bool = Field(False, description="keep only the largest object")
+    fill_holes: bool = Field(False, description="fill background regions enclosed by the product")
+    refine_radius: int = Field(
+        0, ge=0, le=64, description="guided-filter radius in pixels that snaps mask edges to the image (0 = off)"
+    )
+    refine_eps: float = Field(
+        1e-2, gt=0.0, le=1.0, description="guided-filter regularisation (0..1 colour scale): smaller follows edges more"
+    )
+    existing_alpha: Literal["replace", "keep", "intersect"] = Field(
+        "replace",
+        description="input that already has alpha: replace it, keep it (no inference), or intersect with the new mask",
+    )
+
+
+def mask_from_prediction(image: np.ndarray, prediction: np.ndarray, params: SegmentProductParams) -> np.ndarray:
+    """The alpha of one image from the network's output.
+
+    :param image: ``(H, W, 3)`` uint8 RGB, the photo.
+    :param prediction: ``(320, 320)`` or ``(320, 320, 1)`` float32, U2-Netp's first output (0..1).
+    :return: ``(H, W)`` uint8 alpha, 255 = product; all 0 when no product is found.
+    """
+    h, w = image.shape[:2]
+    prediction = np.asarray(prediction, np.float32).reshape(prediction.shape[0], prediction.shape[1])
+    if image.min() == image.max() or float(prediction.max()) < params.min_confidence:
+        return np.zeros((h, w), np.uint8)
+    mask = upsample_mask(normalise_prediction(prediction), h, w)
+    mask = refine(
+        mask,
+        image,
+        min_island=params.min_island,
+        largest_only=params.largest_only,
+        holes=params.fill_holes,
+        guided_radius=params.refine_radius,
+        guided_eps=params.refine_eps,
+        level=params.threshold,
+    )
+    return to_uint8(mask)
+
+
+def segment_arrays(
+    images: Sequence[np.ndarray],
+    params: SegmentProductParams,
+    infer: Callable[[list[np.ndarray]], list[np.ndarray]],
+) -> list[np.ndarray]:
+    """Masks of ``(H, W, 3)`` uint8 RGB arrays; the work of the stage without the item bookkeeping.
+
+    :param infer: runs U2-Netp on ``(320, 320, 3)`` float32 network inputs, returning ``(320, 320, 1)`` float32
+        (``ModelStage.infer_images``).
+    :return: ``(H, W)`` uint8 alphas, one per image.
+    """
+    if not images:
+        return []
+    predictions = infer([network_input(image) for image in images])
+    return [mask_from_prediction(image, pred, params) for image, pred in zip(images, predictions, strict=True)]
+
+
+class SegmentProduct(ModelStage):
+    """Product (salient object) mask by U2-Netp into ``Item.alpha``; see :mod:`imgx_segment.product`."""
+
+    name: ClassVar[str] = "segment.product"
+    Params: ClassVar[type[StageParams]] = SegmentProductParams
+    summary: ClassVar[str] = "Mask the product (U2-Netp, rembg's model) into the alpha channel; the image is unchanged."
+    example: ClassVar[dict] = {"min_island": 0.05, "refine_radius": 2}
+    version: ClassVar[str] = "1"
+    model: ClassVar[str] = "u2netp"
+    multiple: ClassVar[int] = 1
+    params: SegmentProductParams
+
+    @classmethod
+    def input_size(cls, params: StageParams, h: int, w: int) -> tuple[int, int]:
+        """Every image runs at 320 x 320."""
+        return INPUT_SIDE, INPUT_SIDE
+
+    def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
+        mode = self.params.existing_alpha
+        todo = [i for i, item in enumerate(batch) if item.alpha is None or mode != "keep"]
+        masks = segment_arrays([batch[i].image for i in todo], self.params, self.infer_images)
+        results = list(batch)
+        for i, mask in zip(todo, masks, strict=True):
+            item = batch[i]
+            if mode == "intersect" and item.alpha is not None:
+                mask = np.minimum(mask, item.alpha)
+            results[i] = item.replace(alpha=mask)
+        return results
