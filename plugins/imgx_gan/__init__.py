@@ -15,10 +15,26 @@ from collections.abc import Sequence
 import imgx
 from imgx.models import ModelSpec
 
-__all__ = ["imgx_models", "imgx_stages"]
+from .upscale import Upscale, UpscaleParams, upscale_arrays
+from .upscale_model import REALESRGAN_X4PLUS
+from .vintage import VintageLook, VintageParams, vintage_arrays
+from .vintage_model import CYCLEGAN_VINTAGE
 
-STAGES: tuple[type[imgx.Stage], ...] = ()
-MODELS: tuple[ModelSpec, ...] = ()
+__all__ = [
+    "CYCLEGAN_VINTAGE",
+    "REALESRGAN_X4PLUS",
+    "Upscale",
+    "UpscaleParams",
+    "VintageLook",
+    "VintageParams",
+    "imgx_models",
+    "imgx_stages",
+    "upscale_arrays",
+    "vintage_arrays",
+]
+
+STAGES: tuple[type[imgx.Stage], ...] = (VintageLook, Upscale)
+MODELS: tuple[ModelSpec, ...] = (CYCLEGAN_VINTAGE, REALESRGAN_X4PLUS)
 
 
 @imgx.hookimpl

