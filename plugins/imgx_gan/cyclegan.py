@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from imgx.models import load_state_strict
+
 __all__ = ["BLOCKS", "FILTERS", "ResidualBlock", "ResnetGenerator", "UnitRangeGenerator", "load_generator"]
 
 FILTERS = 64
@@ -90,20 +92,7 @@ class ResnetGenerator(nn.Module):
             KEY; expected ..." (checked before ``load_state_dict(strict=True)``, which would say the same less
             plainly).
         """
-        expected = self.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        if missing or unexpected:
-            raise ValueError(
-                f"got missing {missing} and unexpected {unexpected} keys in the state dict; expected exactly the "
-                f"{len(expected)} tensors of a {FILTERS}-filter, {BLOCKS}-block ResnetGenerator"
-            )
-        for key, value in state.items():
-            if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(expected[key].shape):
-                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ValueError(f"got shape {shape} for {key}; expected {tuple(expected[key].shape)}")
-        self.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
-        return self
+        return load_state_strict(self, state, f"a {FILTERS}-filter, {BLOCKS}-block ResnetGenerator")
 
 
 class UnitRangeGenerator(nn.Module):

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgx.models import load_state_strict
+
 __all__ = ["CHANNELS", "DEFAULT_SIGMA", "LAYERS", "BoundSigma", "FFDNet", "SigmaPlane", "load_ffdnet"]
 
 CHANNELS = 96
@@ -93,15 +95,7 @@ class BoundSigma(nn.Module):
 
 def load_state(net: FFDNet, state: Mapping[str, torch.Tensor]) -> FFDNet:
     """Fill ``net`` from ``state``; strict: the same keys, equal shapes (a message naming what differs)."""
-    expected = net.state_dict()
-    missing, unused = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unused:
-        raise ValueError(f"got state missing {missing} and unused {unused}; expected exactly FFDNet's keys")
-    for key, value in state.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise ValueError(f"got shape {tuple(value.shape)} for {key}; expected {tuple(expected[key].shape)}")
-    net.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
-    return net
+    return load_state_strict(net, state, f"FFDNet ({LAYERS} convs x {CHANNELS} channels)")
 
 
 def load_ffdnet(path: str | Path) -> FFDNet:

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgx.models import load_state_strict
+
 __all__ = ["ITERATIONS", "WIDTH", "CurveNet", "ZeroDCE", "apply_curves", "load_zerodce"]
 
 WIDTH = 32
@@ -79,15 +81,7 @@ class ZeroDCE(nn.Module):
 
 def load_state(net: ZeroDCE, state: Mapping[str, torch.Tensor]) -> ZeroDCE:
     """Fill ``net`` from ``state``; strict: the same keys, equal shapes (a message naming what differs)."""
-    expected = net.state_dict()
-    missing, unused = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unused:
-        raise ValueError(f"got state missing {missing} and unused {unused}; expected exactly ZeroDCE's keys")
-    for key, value in state.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise ValueError(f"got shape {tuple(value.shape)} for {key}; expected {tuple(expected[key].shape)}")
-    net.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
-    return net
+    return load_state_strict(net, state, "Zero-DCE++ (7 convs x 32 channels)")
 
 
 def load_zerodce(path: str | Path) -> ZeroDCE:

@@ -17,6 +17,7 @@ from ..errors import ImgxError, ModelError
 from ._cache import imgx_home, models_dir
 from ._pull import Fetched, FileStatus, fetch_model, file_statuses, one_line
 from .spec import ModelSource, ModelSpec, WeightFile
+from .state import load_state_strict
 
 if TYPE_CHECKING:
     import torch
@@ -35,6 +36,7 @@ __all__ = [
     "get_spec",
     "imgx_home",
     "load_module",
+    "load_state_strict",
     "models_dir",
     "weights_key",
 ]
