@@ -40,7 +40,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_style import CommandFailed, build_catalog, imgx_command, run_timed  # noqa: E402
+from bench_style import build_catalog, imgx_command, timed_rounds, warm_up  # noqa: E402
 
 SCHEMA = 1
 TARGET_RATIO = 1.5
@@ -183,38 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{config['label'].replace(' ', '-')}-{out.name}.yaml"
         return imgx_command(write_recipe(runs / name, source, out, config["backend"], args.workers, args.batch_size))
 
-    print(f"warming up {len(configs)} configurations on {warm} ...", flush=True)
-    for config in configs:
-        out = runs / "warm"
-        try:
-            config["warmup_seconds"] = round(run_timed(command(config, warm, out), env)[0], 3)
-        except CommandFailed as exc:
-            config["error"] = str(exc)
-            print(f"  {config['label']}: failed, left out: {exc}", flush=True)
-        shutil.rmtree(out, ignore_errors=True)
+    failed = warm_up(configs, command, warm, runs, env)
     if "error" in configs[0]:
         raise SystemExit(f"the hand-written loop failed: {configs[0]['error']}")
-    failed = [config for config in configs if "error" in config]
     configs = [config for config in configs if "error" not in config]
-
-    outputs: dict[str, Path] = {}
-    for config in configs:
-        config["raw_seconds"], config["raw_cpu_seconds"], config["load_average_before"] = [], [], []
     started = time.perf_counter()
-    for repeat in range(args.repeats):
-        shift = repeat % len(configs)
-        for config in configs[shift:] + configs[:shift]:
-            out = runs / f"{config['label'].replace(' ', '-')}-{repeat}"
-            config["load_average_before"].append(round(os.getloadavg()[0], 2))
-            seconds, cpu = run_timed(command(config, catalog, out), env)
-            config["raw_seconds"].append(round(seconds, 3))
-            config["raw_cpu_seconds"].append(round(cpu, 3))
-            print(f"  repeat {repeat}: {config['label']:<24} {seconds:7.2f} s  {cpu:7.2f} CPU s", flush=True)
-            if repeat == 0:
-                outputs[config["label"]] = out
-            else:
-                shutil.rmtree(out, ignore_errors=True)
-            os.sync()
+    outputs = timed_rounds(configs, command, catalog, runs, env, args.repeats)
 
     reference = outputs["onnxruntime loop"]
     loop_median = statistics.median(configs[0]["raw_seconds"])

