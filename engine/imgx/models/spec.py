@@ -76,7 +76,8 @@ class ModelSpec:
             return requested, ""
         return (
             "fp32",
-            f"{self.name} runs fp32: {requested} is not accurate enough for it (it runs {', '.join(self.precisions)})",
+            f"{self.name} runs fp32: {requested} is not accurate enough for it "
+            f"(its precisions: {', '.join(self.precisions)})",
         )
 
 
