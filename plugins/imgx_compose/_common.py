@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
+
+from imgx.recipe import parse_color as recipe_color
 
 __all__ = ["check_alpha", "check_rgb", "linear_to_srgb", "parse_color", "solid", "srgb_to_linear"]
 
-_HEX = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
-
 
 def parse_color(value: str) -> tuple[int, int, int]:
-    """``"#RRGGBB"`` or ``"#RGB"`` (case-insensitive) -> ``(r, g, b)`` in 0..255."""
-    text = value.strip() if isinstance(value, str) else None
-    if text is None or not _HEX.fullmatch(text):
-        raise ValueError(f"got {value!r} for a colour; expected '#RRGGBB' or '#RGB'")
-    digits = text[1:] if len(text) == 7 else "".join(c * 2 for c in text[1:])
-    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+    """``"#RRGGBB"`` or ``"#RGB"`` (case-insensitive, surrounding spaces ignored) -> ``(r, g, b)`` in 0..255: the
+    recipe's own colour syntax (:func:`imgx.recipe.parse_color`)."""
+    return recipe_color(value.strip() if isinstance(value, str) else value)
 
 
 def solid(height: int, width: int, color: np.ndarray | tuple) -> np.ndarray:

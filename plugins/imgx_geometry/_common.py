@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 import cv2
 import numpy as np
 from pydantic import Field
+
+from imgx.recipe import parse_color as recipe_color
 
 __all__ = ["Dimension", "Interpolation", "check_image_alpha", "parse_color", "resize_plane"]
 
@@ -21,7 +22,6 @@ _CV2_INTERPOLATION = {
     "lanczos": cv2.INTER_LANCZOS4,
     "nearest": cv2.INTER_NEAREST,
 }
-_HEX = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 COLOR_FORMS = "'#RRGGBB', '#RGB' or 'transparent'"
 
 
@@ -32,12 +32,10 @@ def parse_color(value: str) -> tuple[int, int, int] | None:
     text = value.strip()
     if text.lower() == "transparent":
         return None
-    if not _HEX.fullmatch(text):
-        raise ValueError(f"got {value!r} for a colour; expected {COLOR_FORMS}")
-    digits = text[1:]
-    if len(digits) == 3:
-        digits = "".join(c * 2 for c in digits)
-    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+    try:
+        return recipe_color(text)  # the recipe's own colour syntax
+    except ValueError:
+        raise ValueError(f"got {value!r} for a colour; expected {COLOR_FORMS}") from None
 
 
 def check_image_alpha(image: np.ndarray, alpha: np.ndarray | None) -> None:
