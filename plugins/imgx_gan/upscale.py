@@ -22,9 +22,9 @@ from PIL import Image
 from pydantic import Field, model_validator
 
 from imgx import Item, StageError, StageParams
-from imgx.runtime import ModelStage, run_tiled
+from imgx.runtime import ModelStage, run_tiled, to_float
 
-__all__ = ["NET_SCALE", "Upscale", "UpscaleParams", "resize_plane", "to_float", "to_uint8", "upscale_arrays"]
+__all__ = ["NET_SCALE", "Upscale", "UpscaleParams", "resize_plane", "to_uint8", "upscale_arrays"]
 
 NET_SCALE = 4  # Real-ESRGAN x4plus enlarges 4x
 _RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "area": Image.Resampling.BOX}
@@ -60,11 +60,6 @@ class UpscaleParams(StageParams):
     def wants(self, h: int, w: int) -> bool:
         """Whether an ``h x w`` image is upscaled (its long side is below ``only_below``, or that is unset)."""
         return self.only_below is None or max(h, w) < self.only_below
-
-
-def to_float(image: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB -> ``(H, W, 3)`` float32 in 0..1."""
-    return np.multiply(image, np.float32(1.0 / 255.0), dtype=np.float32)
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from PIL import Image
 from pydantic import Field, Strict, model_validator
 
 from imgx import Item, StageParams
-from imgx.runtime import ModelStage, run_tiled
+from imgx.runtime import ModelStage, pad_min, run_tiled, to_uint8, working_size
 
 __all__ = [
     "VintageLook",
@@ -86,15 +86,6 @@ class VintageParams(StageParams):
         return self
 
 
-def working_size(h: int, w: int, max_side: int | None) -> tuple[int, int]:
-    """The ``(h, w)`` the network sees: unchanged when the long side is within ``max_side`` (or it is ``None``), else
-    scaled so the long side is ``max_side`` (sides rounded, at least 1)."""
-    if max_side is None or max(h, w) <= max_side:
-        return h, w
-    scale = max_side / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
 def tile_side(h: int, w: int, tile: str | int) -> int | None:
     """The tile side an ``h x w`` working image runs in, or ``None`` to run it whole."""
     if tile == "none":
@@ -103,24 +94,6 @@ def tile_side(h: int, w: int, tile: str | int) -> int | None:
         return AUTO_TILE if max(h, w) > AUTO_TILE_ABOVE else None
     assert isinstance(tile, int)
     return tile if max(h, w) > tile else None
-
-
-def pad_min(image: np.ndarray, side: int) -> np.ndarray:
-    """Mirror-pad (bottom and right) an ``(H, W, C)`` array until both sides are at least ``side``; a 1-pixel side
-    is repeated. The input itself when it is large enough."""
-    while image.shape[0] < side or image.shape[1] < side:
-        h, w = image.shape[:2]
-        pad_h = max(0, min(side - h, h - 1) if h > 1 else side - h)
-        pad_w = max(0, min(side - w, w - 1) if w > 1 else side - w)
-        mode = "reflect" if h > 1 and w > 1 else "edge"
-        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
-    return image
-
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` float32 in 0..1 -> uint8 as ``torchvision.utils.save_image`` rounds: ``clip(x * 255 + 0.5, 0,
-    255)``, truncated."""
-    return np.clip(x * np.float32(255.0) + np.float32(0.5), 0.0, 255.0).astype(np.uint8)
 
 
 def _resize(image: np.ndarray, h: int, w: int, method: Image.Resampling) -> np.ndarray:

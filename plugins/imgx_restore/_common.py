@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_rgb", "is_gray", "keep_gray", "luma", "mean_luma", "to_float", "to_uint8"]
+__all__ = ["check_rgb", "is_gray", "keep_gray", "luma", "mean_luma"]
 
 # Rec. 601 luma weights (Pillow's "L" conversion), for RGB 0..1 or 0..255.
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -14,20 +14,6 @@ def check_rgb(image: np.ndarray, what: str) -> None:
     """Raise ``ValueError`` unless ``image`` is ``(H, W, 3)`` uint8 with both sides >= 1."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape[:2]:
         raise ValueError(f"got image {image.dtype} {image.shape} for {what}; expected (H, W, 3) uint8 RGB, H, W >= 1")
-
-
-def to_float(image: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB -> ``(H, W, 3)`` float32 in 0..1 (``/ 255``, as ``torchvision``'s ``to_tensor``)."""
-    return np.multiply(image, np.float32(1.0 / 255.0), dtype=np.float32)
-
-
-def to_uint8(x: np.ndarray, *, rounding: bool = True) -> np.ndarray:
-    """``(H, W, C)`` float32 in 0..1 -> uint8: ``clip(x, 0, 1) * 255``, rounded (``rounding``) or truncated."""
-    out = np.clip(x, 0.0, 1.0, dtype=np.float32)
-    out *= 255.0
-    if rounding:
-        out += 0.5
-    return out.astype(np.uint8)
 
 
 def is_gray(image: np.ndarray) -> bool:

@@ -28,9 +28,9 @@ from pydantic import Field, field_validator, model_validator
 
 from imgx import Item, StageError, StageParams
 from imgx.models import ModelSpec, WeightFile
-from imgx.runtime import ModelStage
+from imgx.runtime import ModelStage, run_tiled, to_float, to_uint8
 
-from ._common import check_rgb, is_gray, keep_gray, to_float, to_uint8
+from ._common import check_rgb, is_gray, keep_gray
 from .noise import estimate_sigma
 
 if TYPE_CHECKING:
@@ -136,7 +136,6 @@ def denoise_arrays(
     :return: ``(H, W, 3)`` uint8 RGB arrays, each the size of its input.
     :raises ValueError: an image that is not ``(H, W, 3)`` uint8, or a sigma outside 0..75.
     """
-    from imgx.runtime.tiling import run_tiled
 
     if len(images) != len(sigmas):
         raise ValueError(f"got {len(images)} images and {len(sigmas)} sigmas; expected one sigma per image")

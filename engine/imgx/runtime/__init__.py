@@ -6,6 +6,7 @@ Importing this package does not import torch; backends import it when they load.
 
 from __future__ import annotations
 
+from .arrays import pad_min, to_float, to_uint8, working_size
 from .base import Backend, BackendOptions
 from .buckets import bucket_shape, crop, pad_to
 from .factory import AUTO_ORDER, BackendChoice, choose_backend, create_backend, resolve_backend
@@ -26,8 +27,12 @@ __all__ = [
     "crop",
     "engines_dir",
     "model_spec",
+    "pad_min",
     "pad_to",
     "resolve_backend",
     "run_tiled",
     "tile_boxes",
+    "to_float",
+    "to_uint8",
+    "working_size",
 ]
