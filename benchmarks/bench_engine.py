@@ -41,8 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from imgx.bench import git_output, memory_gib, package_version
-from imgx.runtime.keys import cpu_model
+from imgx.machine import cpu_model, git_output, memory_gib, package_version
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = REPO / "recipes" / "demo.yaml"

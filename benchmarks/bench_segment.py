@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.loop:
         hand_loop(*args.loop)
         return 0
-    from imgx.bench import machine_info
+    from imgx.machine import machine_info
 
     machine = machine_info("cpu")
     machine["load_average_at_start"] = list(os.getloadavg())

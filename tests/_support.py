@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 import textwrap
 import types
@@ -102,7 +103,7 @@ def pinned_source(member: str, sha256: str, size: int) -> Path:
         files={"py": WeightFile(filename=filename, sha256=sha256, sources=(member,), size=size)},
         build=lambda paths: None,  # type: ignore[arg-type,return-value]
     )
-    return ensure_files(spec)["py"]
+    return ensure_files(spec, registry=default_registry())["py"]
 
 
 def load_original(path: Path, module: str, allowed_imports: Collection[str]) -> types.ModuleType:
@@ -132,3 +133,12 @@ def load_original(path: Path, module: str, allowed_imports: Collection[str]) -> 
         setattr(sys.modules[".".join(parts[:-1])], parts[-1], loaded)
     exec(compile(source, str(path), "exec"), loaded.__dict__)  # the pinned, hash-checked original code
     return loaded
+
+
+@functools.cache
+def default_registry():
+    """The registry of the installed plugins (entry points, nothing extra), built once per test session: what a run
+    of a recipe with no ``--plugins-dir``/``-p`` gets. Stages built outside a run take it through their context."""
+    from imgx.registry import PluginConfig, load_registry
+
+    return load_registry(PluginConfig(autoload=True))

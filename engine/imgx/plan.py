@@ -1,23 +1,29 @@
 """The plan: a recipe resolved against the registry into a DAG of frozen nodes, validated before any image is read.
 
-Nodes describe work; executors decide where it runs. Everything here is picklable so a plan can be sent to workers.
+Nodes describe work; executors decide where it runs. The plan is the one thing executors read: the nodes, what each
+output depends on, and :class:`RunSettings` (encoding per output, naming, pixel limit, batch size, backend,
+precision, the executor's own typed options), all resolved here. Everything here is picklable so a plan can be sent
+to workers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from ._registry import Registry
 from .errors import PluginError
-from .recipe.loader import LoadedRecipe, validation_problems
+from .recipe.loader import KeyPath, LoadedRecipe, validation_problems
+from .recipe.model import EncodeSettings
+from .registry import Registry, unknown_name_message
 from .stage import Stage, StageParams
 
-__all__ = ["Node", "Plan", "build_plan"]
+__all__ = ["Node", "Plan", "RunSettings", "build_plan"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +49,11 @@ class Node:
     def device(self) -> str:
         return self.stage.device
 
+    @property
+    def holds_model(self) -> bool:
+        """Whether the node runs a model (:attr:`imgx.Stage.holds_model`): the one rule executors use."""
+        return bool(self.stage.holds_model)
+
     def fingerprint(self) -> dict[str, Any]:
         """What determines this node's output for a given input (stage name, version, params, inputs)."""
         return {
@@ -55,26 +66,65 @@ class Node:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """How the plan runs, resolved from the recipe's ``input``, ``output`` and ``execution`` sections.
+
+    :param encodings: output id -> its encoding (``output``'s defaults with its override applied).
+    :param naming: the output path template (relative to the output folder).
+    :param max_pixels: images with more pixels fail (decompression-bomb guard).
+    :param batch_size: items per batch handed to a worker and to stages.
+    :param device: where GPU-capable stages run as asked (``auto``, ``cpu``, ``cuda``); the runner resolves ``auto``.
+    :param backend: inference backend of model stages (a registered name or ``auto``).
+    :param precision: numeric precision of model stages.
+    :param executor: the registered executor that runs the plan.
+    :param executor_options: that executor's typed options (its ``Options`` model, from ``execution.<executor>``),
+        or ``None`` for an executor without options.
+    :param workers: worker processes (``"auto"``: every core).
+    :param start_method: multiprocessing start method of local workers, ``None`` for the default.
+    :param max_failures: the failure budget (a fraction of items, or a count).
+    """
+
+    encodings: Mapping[str, EncodeSettings]
+    naming: str
+    max_pixels: int
+    batch_size: int
+    device: str
+    backend: str
+    precision: str
+    executor: str
+    executor_options: Any
+    workers: int | str
+    start_method: str | None
+    max_failures: float | int
+
+
+@dataclasses.dataclass(frozen=True)
 class Plan:
     """A validated DAG: nodes in topological order, the nodes written, and what each output depends on.
 
-    :param loaded: the recipe it came from.
+    :param name: the recipe's name.
     :param nodes: nodes in a topological order (each after everything it needs).
     :param outputs: ids of the nodes that are written.
     :param lineage: output id -> ids of the nodes it needs computed (itself and its ancestors), in plan order.
     :param output_hashes: output id -> hash of its lineage and encoding settings (the ledger's ``recipe_hash``):
         changing one variant's parameters redoes that variant only on ``--resume``.
+    :param settings: how it runs, resolved.
+    :param notes: things a user should read before running (a deprecated stage name), shown by ``imgx validate``,
+        ``imgx plan`` and ``imgx run``.
     """
 
-    loaded: LoadedRecipe
+    name: str
     nodes: tuple[Node, ...]
     outputs: tuple[str, ...]
     lineage: dict[str, tuple[str, ...]]
     output_hashes: dict[str, str]
+    settings: RunSettings
+    notes: tuple[str, ...] = ()
 
     @property
-    def recipe(self):
-        return self.loaded.recipe
+    def holds_model(self) -> bool:
+        """Whether any node runs a model."""
+        return any(node.holds_model for node in self.nodes)
 
     def node(self, node_id: str) -> Node:
         return next(n for n in self.nodes if n.id == node_id)
@@ -130,21 +180,74 @@ def _topological(loaded: LoadedRecipe, needs: dict[str, tuple[str, ...]]) -> lis
     return order
 
 
-def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
-    """Resolve stages, validate parameters, order the DAG and hash each output's lineage.
+def _settings_problems(loaded: LoadedRecipe, registry: Registry) -> tuple[Any, list[tuple[KeyPath, str]]]:
+    """The chosen executor's typed options, and the problems of the ``execution`` section that need the registry:
+    an unknown executor or backend, an ``execution.<name>`` section that names no executor or breaks its options."""
+    execution = loaded.recipe.execution
+    problems: list[tuple[KeyPath, str]] = []
+    options: Any = None
+    try:
+        registry.get_executor(execution.executor)
+    except PluginError as exc:
+        problems.append((("execution", "executor"), str(exc)))
+    if execution.backend != "auto" and execution.backend not in registry.backends:
+        message = unknown_name_message(execution.backend, "backend", [*registry.backends, "auto"])
+        problems.append((("execution", "backend"), message))
+    for key, value in execution.executor_sections().items():
+        if key not in registry.executors:
+            fields = [f.alias or n for n, f in type(execution).model_fields.items()]
+            close = difflib.get_close_matches(key, [*fields, *registry.executors], n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                (
+                    ("execution", key),
+                    f"unknown key; remove it or fix its spelling.{hint} Known keys here: {', '.join(fields)}, and "
+                    f"the executors' own sections: {', '.join(sorted(registry.executors))}.",
+                )
+            )
+            continue
+        model: type[BaseModel] | None = registry.get_executor(key).Options
+        if model is None:
+            problems.append((("execution", key), f"executor {key!r} takes no options; remove execution.{key}"))
+            continue
+        try:
+            validated = model.model_validate(value if value is not None else {})
+        except ValidationError as exc:
+            problems.extend(validation_problems(exc, value, model, ("execution", key)))
+            continue
+        if key == execution.executor:
+            options = validated
+    if options is None and not problems:
+        model = registry.get_executor(execution.executor).Options
+        options = model() if model is not None else None
+    return options, problems
 
-    Raises :class:`RecipeError` naming the line for an unknown stage (with close names), a bad parameter, a wrong
-    number of inputs, or a cycle.
+
+def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
+    """Resolve stages, validate parameters and settings, order the DAG and hash each output's lineage.
+
+    Raises one :class:`RecipeError` naming the line of every problem found: an unknown stage (with close names), a
+    bad parameter, a wrong number of inputs, a model that no plugin registers, an unknown executor or backend, bad
+    executor options, or a cycle.
     """
     recipe = loaded.recipe
     nodes: dict[str, Node] = {}
     problems: list[tuple[tuple[Any, ...], str]] = []
+    notes: list[str] = []
+    executor_options, setting_problems = _settings_problems(loaded, registry)
+    problems.extend(setting_problems)
     for index, spec in enumerate(recipe.stages):
         try:
             stage = registry.get_stage(spec.uses)
         except PluginError as exc:
             problems.append((("stages", index, "uses"), str(exc)))
             continue
+        renamed = registry.renamed_stage(spec.uses)
+        if renamed:
+            notes.append(
+                f"{loaded.locator.locate(('stages', index, 'uses'))}: stage {spec.uses!r} is now called {renamed!r}; "
+                f"the old name still works but is deprecated: write uses: {renamed}"
+            )
         expected = stage.inputs
         given = max(len(spec.needs), 1)
         if given != expected:
@@ -161,6 +264,11 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
             problems.extend(param_problems)
             continue
         params = stage.Params.model_validate(spec.with_, context=context)
+        for model in stage.models(params):
+            if model not in registry.models:
+                problems.append(
+                    (("stages", index, "uses"), f"{spec.uses}: {unknown_name_message(model, 'model', registry.models)}")
+                )
         nodes[spec.id] = Node(spec.id, spec.uses, stage, params, tuple(spec.needs), registry.stage_plugin(spec.uses))
     if problems:
         raise loaded.error(problems)
@@ -185,4 +293,27 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
         lineage[out] = tuple(node_id for node_id in order if node_id in wanted)
         payload = {"nodes": [nodes[n].fingerprint() for n in lineage[out]], "output": out_spec, "id": out}
         hashes[out] = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-    return Plan(loaded=loaded, nodes=ordered, outputs=recipe.output_ids, lineage=lineage, output_hashes=hashes)
+    execution = recipe.execution
+    settings = RunSettings(
+        encodings={out: recipe.output.settings(out) for out in recipe.output_ids},
+        naming=recipe.output.naming,
+        max_pixels=recipe.input.max_pixels,
+        batch_size=execution.batch_size,
+        device=execution.device,
+        backend=execution.backend,
+        precision=execution.precision,
+        executor=execution.executor,
+        executor_options=executor_options,
+        workers=execution.workers,
+        start_method=execution.start_method,
+        max_failures=execution.max_failures,
+    )
+    return Plan(
+        name=recipe.name,
+        nodes=ordered,
+        outputs=recipe.output_ids,
+        lineage=lineage,
+        output_hashes=hashes,
+        settings=settings,
+        notes=tuple(notes),
+    )

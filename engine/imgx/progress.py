@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from .runner import RunSummary
+    from .summary import RunSummary
 
 __all__ = ["Reporter"]
 

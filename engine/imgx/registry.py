@@ -1,8 +1,15 @@
-"""Builds the plugin manager and the registries of stages, executors and catalog readers.
+"""The plugin host: builds the plugin manager and the registries of everything plugins provide.
 
-The plugin manager is built inside :func:`load_registry`, never at import time. Built-in core parts (the local
-executor, the manifest readers) are plugins listed in :data:`CORE_PLUGINS`; first-party stages live in their own
-packages under ``plugins/`` and arrive through the ``imgx`` entry-point group, exactly as third-party ones do.
+This module is the bottom layer of imgx: it imports no executor, catalog, model or runtime module. What each kind of
+registered thing must look like is checked by the thing itself (its base class): a registered object says which
+kind it is (``registers_as``), whether it is valid (``registration_problem()``) and under which names it is found
+(``registry_keys()``), so a new kind of plugin needs a line in :data:`KINDS` and a base class, not an import here.
+
+The plugin manager is built inside :func:`load_registry`, never at import time. Built-in core parts (the local and
+Ray executors, the manifest readers, the model sources, the backends) are plugins listed in :data:`CORE_PLUGINS`;
+first-party stages live in their own packages under ``plugins/`` and arrive through the ``imgx`` entry-point group,
+exactly as third-party ones do. The registry built for a run travels down to every stage in
+:class:`imgx.StageContext`; nothing below the host builds a second one.
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
-import inspect
 import os
 import sys
 import warnings
@@ -26,16 +32,21 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-from .stage import Stage, StageParams
 
 __all__ = [
     "AUTOLOAD_ENV",
     "CORE_PLUGINS",
     "EXTRA_PLUGINS_ENV",
+    "KINDS",
+    "Entry",
+    "Kind",
     "PluginConfig",
     "PluginFailure",
     "Registry",
+    "format_failures",
+    "is_dir_plugin",
     "load_registry",
+    "unknown_name_message",
 ]
 
 AUTOLOAD_ENV = "IMGX_DISABLE_PLUGIN_AUTOLOAD"
@@ -48,6 +59,37 @@ CORE_PLUGINS: tuple[str, ...] = (
     "imgx.runtime.builtin",
 )
 DIR_PLUGIN_PREFIX = "imgx_dirplugin_"
+
+
+def is_dir_plugin(module_name: str) -> bool:
+    """Whether ``module_name`` is a module loaded by path from a ``--plugins-dir`` folder (not importable by name)."""
+    return module_name.startswith(DIR_PLUGIN_PREFIX)
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """One kind of registered thing.
+
+    :param hook: the hook that provides them (``imgx_stages``).
+    :param label: what a user calls one (``"stage"``); a registered object's ``registers_as`` must equal it.
+    :param table: the :class:`Registry` attribute that holds them, by name.
+    :param expected: what a wrong object is told it should have been.
+    """
+
+    hook: str
+    label: str
+    table: str
+    expected: str
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("imgx_stages", "stage", "stages", "a subclass of imgx.Stage"),
+    Kind("imgx_executors", "executor", "executors", "a subclass of imgx.executors.Executor"),
+    Kind("imgx_catalog_readers", "catalog reader", "catalog_readers", "a subclass of imgx.io.CatalogReader"),
+    Kind("imgx_models", "model", "models", "an imgx.models.ModelSpec"),
+    Kind("imgx_model_sources", "model source", "model_sources", "a subclass of imgx.models.ModelSource"),
+    Kind("imgx_backends", "backend", "backends", "a subclass of imgx.runtime.Backend"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,9 +131,10 @@ class Entry:
     plugin: str
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Registry:
-    """What the loaded plugins provide. Build it with :func:`load_registry`."""
+    """What the loaded plugins provide. Build it with :func:`load_registry`; a run builds one and hands it down
+    (``StageContext.registry``), so a model or backend of a ``--plugins-dir`` plugin is found everywhere."""
 
     config: PluginConfig
     plugin_manager: pluggy.PluginManager
@@ -101,21 +144,28 @@ class Registry:
     models: dict[str, Entry] = dataclasses.field(default_factory=dict)
     model_sources: dict[str, Entry] = dataclasses.field(default_factory=dict)
     backends: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    stage_aliases: dict[str, str] = dataclasses.field(default_factory=dict)
     failures: list[PluginFailure] = dataclasses.field(default_factory=list)
 
-    def get_stage(self, name: str) -> type[Stage]:
-        """The stage class registered as ``name``; an unknown name raises listing the close names."""
-        return self._get(self.stages, name, "stage").obj
+    def get_stage(self, name: str) -> Any:
+        """The stage class registered as ``name`` (or a deprecated alias of it); an unknown name raises listing the
+        close names."""
+        return self._get(self.stages, self.stage_aliases.get(name, name), "stage").obj
 
     def stage_plugin(self, name: str) -> str:
-        return self._get(self.stages, name, "stage").plugin
+        return self._get(self.stages, self.stage_aliases.get(name, name), "stage").plugin
+
+    def renamed_stage(self, name: str) -> str | None:
+        """The current name of a stage registered under the old name ``name`` (a deprecated alias), else ``None``."""
+        return self.stage_aliases.get(name)
 
     def get_executor(self, name: str) -> Any:
         """The executor class registered as ``name``."""
         return self._get(self.executors, name, "executor").obj
 
     def get_model(self, name: str) -> Any:
-        """The :class:`imgx.models.ModelSpec` registered as ``name``."""
+        """The :class:`imgx.models.ModelSpec` registered as ``name``; an unknown name raises listing the close names
+        and pointing at ``imgx models list``."""
         return self._get(self.models, name, "model").obj
 
     def get_backend(self, name: str) -> Any:
@@ -139,13 +189,17 @@ class Registry:
             raise PluginError(unknown_name_message(name, kind, table)) from None
 
 
+_LISTING_HINTS = {"stage": "imgx stages", "model": "imgx models list"}
+
+
 def unknown_name_message(name: str, kind: str, known: Iterable[str]) -> str:
-    """``got 'x' for a <kind>; did you mean ...? known: ...`` with the close names first."""
+    """``got unknown <kind> 'x'. Did you mean ...? Known <kind>s: ...`` with the close names first."""
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     listing = ", ".join(known) if known else "none (is a plugin missing? see `imgx stages`)"
-    return f"got unknown {kind} {name!r}.{hint} Known {kind}s: {listing}"
+    where = f" (see `{_LISTING_HINTS[kind]}`)" if kind in _LISTING_HINTS else ""
+    return f"got unknown {kind} {name!r}.{hint} Known {kind}s: {listing}{where}"
 
 
 def _load_dir_plugins(directory: str) -> list[tuple[str, ModuleType | None, str]]:
@@ -234,8 +288,19 @@ def _drop_invalid_plugins(pm: pluggy.PluginManager, registry: Registry) -> None:
 
 
 def _call_each(pm: pluggy.PluginManager, hook_name: str, registry: Registry) -> list[tuple[str, Sequence[Any]]]:
+    """Call every implementation of a registration hook, one at a time, in pluggy's order of precedence.
+
+    Why not ``pm.hook.<name>()``: that call stops at the first implementation that raises (one broken plugin would
+    hide every other plugin's stages) and returns bare results that no longer say which plugin gave them (needed for
+    ``imgx stages``, override warnings and failure messages). ``get_hookimpls()`` lists implementations from the
+    lowest precedence to the highest (``trylast`` ones, then by registration, then ``tryfirst``), and a later result
+    replaces an earlier one under the same name: ``tryfirst`` wins, as in a pluggy call. Hook wrappers do not apply
+    to these registration hooks (``hookspecs.py`` says so).
+    """
     results = []
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:
+            continue
         name = pm.get_name(impl.plugin) or repr(impl.plugin)
         try:
             provided = impl.function()
@@ -252,77 +317,34 @@ def _add(table: dict[str, Entry], key: str, entry: Entry, kind: str) -> None:
     table[key] = entry
 
 
+def registration_problem(obj: Any, kind: Kind) -> str | None:
+    """Why ``obj`` cannot be registered as a ``kind``, or ``None``. The object's own ``registration_problem()``
+    (its base class's) checks the details."""
+    if getattr(obj, "registers_as", None) != kind.label or not callable(getattr(obj, "registry_keys", None)):
+        return f"got {obj!r} from {kind.hook}; expected {kind.expected}"
+    try:
+        return obj.registration_problem()
+    except Exception as exc:
+        return f"got {obj!r} from {kind.hook}, whose check raised {type(exc).__name__}: {exc}"
+
+
 def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
-    from .executors.base import Executor
-    from .io.catalog import CatalogReader
-    from .models.spec import ModelSource, ModelSpec
-    from .runtime.base import Backend
-
-    def executor_problem(cls: Any) -> str | None:
-        ok = inspect.isclass(cls) and issubclass(cls, Executor) and cls.name
-        return None if ok else f"got {cls!r} from imgx_executors; expected an Executor"
-
-    def reader_problem(cls: Any) -> str | None:
-        ok = inspect.isclass(cls) and issubclass(cls, CatalogReader) and cls.suffixes
-        return None if ok else f"got {cls!r} from imgx_catalog_readers; expected a CatalogReader"
-
-    def model_problem(spec: Any) -> str | None:
-        ok = isinstance(spec, ModelSpec) and spec.name and spec.files and callable(spec.build)
-        return None if ok else f"got {spec!r} from imgx_models; expected a ModelSpec with a name, files and build"
-
-    def source_problem(cls: Any) -> str | None:
-        ok = inspect.isclass(cls) and issubclass(cls, ModelSource) and cls.schemes
-        return None if ok else f"got {cls!r} from imgx_model_sources; expected a ModelSource with schemes"
-
-    def backend_problem(cls: Any) -> str | None:
-        ok = inspect.isclass(cls) and issubclass(cls, Backend) and cls.name
-        return None if ok else f"got {cls!r} from imgx_backends; expected a Backend with a name"
-
-    # get_hookimpls() is in registration order: core, entry points, IMGX_PLUGINS, --plugins-dir. A later plugin
+    # Implementations run in registration order (core, entry points, IMGX_PLUGINS, --plugins-dir): a later plugin
     # overrides an earlier one (with a warning), so a one-off plugin can replace an installed stage.
-    kinds = (
-        ("imgx_stages", registry.stages, "stage", _stage_problem, lambda cls: (cls.name,)),
-        ("imgx_executors", registry.executors, "executor", executor_problem, lambda cls: (cls.name,)),
-        (
-            "imgx_catalog_readers",
-            registry.catalog_readers,
-            "catalog reader",
-            reader_problem,
-            lambda cls: tuple(s.lower() for s in cls.suffixes),
-        ),
-        ("imgx_models", registry.models, "model", model_problem, lambda spec: (spec.name,)),
-        (
-            "imgx_model_sources",
-            registry.model_sources,
-            "model source",
-            source_problem,
-            lambda cls: tuple(s.lower() for s in cls.schemes),
-        ),
-        ("imgx_backends", registry.backends, "backend", backend_problem, lambda cls: (cls.name,)),
-    )
-    for hook, table, kind, problem_of, keys_of in kinds:
-        for plugin, provided in _call_each(pm, hook, registry):
-            for cls in provided:
-                problem = problem_of(cls)
+    for kind in KINDS:
+        table: dict[str, Entry] = getattr(registry, kind.table)
+        for plugin, provided in _call_each(pm, kind.hook, registry):
+            for obj in provided:
+                problem = registration_problem(obj, kind)
                 if problem:
                     registry.failures.append(PluginFailure(plugin, problem))
                     continue
-                for key in keys_of(cls):
-                    _add(table, key, Entry(cls, plugin), kind)
-
-
-def _stage_problem(cls: Any) -> str | None:
-    if not (inspect.isclass(cls) and issubclass(cls, Stage)):
-        return f"got {cls!r} from imgx_stages; expected a subclass of imgx.Stage"
-    if not cls.name or "." not in cls.name:
-        return f"got stage name {cls.name!r} for {cls.__qualname__}; expected 'group.verb'"
-    if not (inspect.isclass(cls.Params) and issubclass(cls.Params, StageParams)):
-        return f"got Params {cls.Params!r} for stage {cls.name!r}; expected a subclass of imgx.StageParams"
-    if cls.device not in ("cpu", "gpu"):
-        return f"got device {cls.device!r} for stage {cls.name!r}; expected 'cpu' or 'gpu'"
-    if not isinstance(cls.inputs, int) or cls.inputs < 1:
-        return f"got inputs={cls.inputs!r} for stage {cls.name!r}; expected an int >= 1"
-    return None
+                for key in obj.registry_keys():
+                    _add(table, key, Entry(obj, plugin), kind.label)
+                for alias in getattr(obj, "aliases", ()) if kind.label == "stage" else ():
+                    registry.stage_aliases[alias] = obj.name
+    for alias in [a for a in registry.stage_aliases if a in registry.stages]:
+        del registry.stage_aliases[alias]  # a stage registered under the old name itself takes precedence
 
 
 def format_failures(failures: Sequence[PluginFailure]) -> list[str]:

@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._registry import PluginConfig, Registry, load_registry
-from .errors import ImgxError, PluginError
+from .errors import ImgxError
 from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
 from .executors.processor import BatchResult, RunSpec, WorkUnit
@@ -27,9 +26,11 @@ from .io.catalog import Catalog, open_catalog
 from .item import ItemRef
 from .ledger import LedgerRow, LedgerWriter, StatePaths, completed_outputs, recover_journals
 from .plan import Plan, build_plan
+from .progress import Reporter
 from .recipe import LoadedRecipe, load_recipe
 from .recipe.loader import Override
-from .reporter import Reporter
+from .registry import PluginConfig, Registry, load_registry
+from .summary import RunSummary
 
 __all__ = ["RunOptions", "RunSummary", "prepare", "run_recipe"]
 
@@ -70,47 +71,6 @@ class RunOptions:
         return (*self.overrides, *(flag for flag in flags if flag is not None))
 
 
-@dataclasses.dataclass
-class RunSummary:
-    """What a run did. ``exit_code`` is 0 within the failure budget, 1 over it."""
-
-    recipe: str
-    run_id: str
-    out_dir: Path
-    executor: str
-    workers: int
-    items: int = 0
-    items_done: int = 0
-    items_failed: int = 0
-    items_skipped: int = 0
-    outputs_ok: int = 0
-    outputs_failed: int = 0
-    outputs_skipped: int = 0
-    seconds: float = 0.0
-    stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
-    failure_budget: float = 0.0
-    max_failures: float | int = 0.0
-    failures: list[LedgerRow] = dataclasses.field(default_factory=list)
-    dry_run: bool = False
-
-    @property
-    def ledger_dir(self) -> Path:
-        return StatePaths(self.out_dir).ledger
-
-    @property
-    def images_per_second(self) -> float:
-        """Items processed (done or failed, not skipped) per second of the run."""
-        return (self.items_done + self.items_failed) / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def within_budget(self) -> bool:
-        return self.items_failed <= self.failure_budget
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.within_budget else 1
-
-
 def resolve_workers(value: int | str) -> int:
     if value == "auto":
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -118,7 +78,9 @@ def resolve_workers(value: int | str) -> int:
 
 
 def resolve_device(plan: Plan) -> str:
-    requested = plan.recipe.execution.device
+    """The device stages run on: the plan's, with ``auto`` resolved to ``cuda`` when a stage is placed on the GPU and
+    torch sees one, else ``cpu``."""
+    requested = plan.settings.device
     if requested != "auto":
         return requested
     if not any(node.device == "gpu" for node in plan.nodes):
@@ -136,10 +98,6 @@ def prepare(recipe: str | Path, options: RunOptions) -> tuple[LoadedRecipe, Regi
     loaded = load_recipe(recipe, overrides=options.all_overrides())
     registry = load_registry(options.plugin_config)
     plan = build_plan(loaded, registry)
-    try:
-        registry.get_executor(loaded.recipe.execution.executor)
-    except PluginError as exc:
-        raise loaded.error([(("execution", "executor"), str(exc))]) from None
     return loaded, registry, plan
 
 
@@ -183,17 +141,19 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
     recipe_spec = loaded.recipe
     out_dir = loaded.resolve(recipe_spec.output.dir).resolve()
     catalog = open_catalog(loaded, registry, skip_dirs=(out_dir,))
-    workers = resolve_workers(recipe_spec.execution.workers)
+    workers = resolve_workers(plan.settings.workers)
     summary = RunSummary(
         recipe=loaded.path,
         run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
         out_dir=out_dir,
-        executor=recipe_spec.execution.executor,
+        executor=plan.settings.executor,
         workers=workers,
         dry_run=options.dry_run,
     )
     for failure in registry.failures:
         reporter.warn(f"plugin {failure.plugin}: {failure.error}")
+    for note in plan.notes:
+        reporter.warn(note)
     if options.dry_run:
         return _dry_run(plan, catalog, out_dir, options, summary)
 
@@ -206,26 +166,18 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         paths.tmp.mkdir(parents=True, exist_ok=True)
         done = completed_outputs(out_dir, plan.output_hashes) if options.resume else {}
         summary.items = catalog.count()
-        summary.max_failures = recipe_spec.execution.max_failures
+        summary.max_failures = plan.settings.max_failures
         summary.failure_budget = _budget(summary.max_failures, summary.items)
         spec = RunSpec(
             plan=plan,
             out_dir=out_dir,
             run_id=summary.run_id,
             device=resolve_device(plan),
-            batch_size=recipe_spec.execution.batch_size,
-            backend=recipe_spec.execution.backend,
-            precision=recipe_spec.execution.precision,
             # each worker's share of the cores: two workers with an all-core thread pool each would oversubscribe
             threads=max(1, resolve_workers("auto") // workers),
         )
-        executor_cls = registry.get_executor(recipe_spec.execution.executor)
-        executor = executor_cls(
-            spec,
-            ExecutorOptions(
-                workers=workers, start_method=recipe_spec.execution.start_method, plugin_config=options.plugin_config
-            ),
-        )
+        executor_cls = registry.get_executor(plan.settings.executor)
+        executor = executor_cls(spec, ExecutorOptions(workers=workers, plugin_config=options.plugin_config), registry)
         main_ledger = LedgerWriter(paths, summary.run_id, "main")
         reporter.start(summary.items, f"{recipe_spec.name}")
         started = time.perf_counter()
@@ -310,6 +262,6 @@ def _dry_run(plan: Plan, catalog: Catalog, out_dir: Path, options: RunOptions, s
         summary.items += 1
         summary.items_skipped += not remaining
         summary.outputs_skipped += len(finished)
-    summary.max_failures = plan.recipe.execution.max_failures
+    summary.max_failures = plan.settings.max_failures
     summary.failure_budget = _budget(summary.max_failures, summary.items)
     return summary

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, ValidationInfo
 
 from .item import Item
+from .registry import Registry
 
 __all__ = ["Stage", "StageContext", "StageParams", "recipe_path", "type_name"]
 
@@ -76,6 +77,10 @@ class StageContext:
     :param backend: inference backend for model stages (``"auto"``, ``"eager"``, ``"compile"``, ...).
     :param precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` for model stages.
     :param threads: CPU threads this worker may use for inference (its share of the cores); ``None``: all of them.
+    :param registry: the run's plugin registry (models, backends, model sources), built once per worker from the
+        run's plugin settings; a stage that loads a model or picks a backend looks names up here, so a plugin given
+        with ``--plugins-dir`` or ``-p`` is found. Outside a run (a test, a script), pass
+        ``imgx.load_registry()``.
     """
 
     device: str = "cpu"
@@ -85,6 +90,18 @@ class StageContext:
     backend: str = "auto"
     precision: str = "fp32"
     threads: int | None = None
+    registry: Registry | None = None
+
+    def require_registry(self, stage: str) -> Registry:
+        """The run's registry; :class:`~imgx.errors.PluginError` saying how to pass one when the context has none."""
+        if self.registry is None:
+            from .errors import PluginError
+
+            raise PluginError(
+                f"stage {stage} looks up models and backends in the run's registry, and got a StageContext without "
+                "one; expected StageContext(registry=imgx.load_registry(...)) outside a run"
+            )
+        return self.registry
 
 
 class Stage:
@@ -107,7 +124,13 @@ class Stage:
       stage with them). Stages whose parameters all have defaults may leave it empty.
     - ``version``: bump it when the stage's output changes for the same parameters, so ``--resume`` redoes work
       done by the older code.
+    - ``aliases``: former names of the stage; recipes that use one keep working, with a deprecation note.
+    - ``holds_model``: the stage runs a model (loaded once per worker, gaining from batches): executors give it a
+      process that may hold a model (forkserver, never fork) and the Ray executor an actor pool. The one rule for
+      "is this a model stage"; unless a class sets it, it is ``batchable or device == "gpu"``.
     """
+
+    registers_as: ClassVar[str] = "stage"
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[StageParams]] = StageParams
@@ -118,6 +141,13 @@ class Stage:
     needs_alpha: ClassVar[bool] = False
     example: ClassVar[dict[str, Any]] = {}
     version: ClassVar[str] = "1"
+    aliases: ClassVar[tuple[str, ...]] = ()
+    holds_model: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "holds_model" not in cls.__dict__:  # unless the class says: a batchable or GPU stage holds a model
+            cls.holds_model = bool(cls.batchable or cls.device == "gpu")
 
     def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -135,6 +165,31 @@ class Stage:
 
     def close(self) -> None:
         """Release resources held by the stage (models, sessions). Called once when the worker ends."""
+
+    @classmethod
+    def models(cls, params: StageParams) -> tuple[str, ...]:
+        """Registry names of the models this stage loads with ``params`` (checked by ``imgx validate`` before any
+        image is read). Default: none."""
+        return ()
+
+    @classmethod
+    def registration_problem(cls) -> str | None:
+        """Why this class cannot be registered as a stage, or ``None`` (the registry calls it for each stage)."""
+        if not (isinstance(cls, type) and issubclass(cls, Stage)):
+            return f"got {cls!r} from imgx_stages; expected a subclass of imgx.Stage"
+        if not cls.name or "." not in cls.name:
+            return f"got stage name {cls.name!r} for {cls.__qualname__}; expected 'group.verb'"
+        if not (isinstance(cls.Params, type) and issubclass(cls.Params, StageParams)):
+            return f"got Params {cls.Params!r} for stage {cls.name!r}; expected a subclass of imgx.StageParams"
+        if cls.device not in ("cpu", "gpu"):
+            return f"got device {cls.device!r} for stage {cls.name!r}; expected 'cpu' or 'gpu'"
+        if not isinstance(cls.inputs, int) or cls.inputs < 1:
+            return f"got inputs={cls.inputs!r} for stage {cls.name!r}; expected an int >= 1"
+        return None
+
+    @classmethod
+    def registry_keys(cls) -> tuple[str, ...]:
+        return (cls.name,)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
@@ -158,6 +213,8 @@ class Stage:
             "inputs": cls.inputs,
             "needs_alpha": cls.needs_alpha,
             "version": cls.version,
+            "holds_model": cls.holds_model,
+            "aliases": list(cls.aliases),
             "example": dict(cls.example),
             "params": params,
         }

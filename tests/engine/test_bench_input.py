@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imgx.bench import CONDITION_FILL, bench_input
+from imgx.runtime.bench import CONDITION_FILL, bench_input
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])

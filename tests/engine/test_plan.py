@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pickle
 
-from imgx._registry import load_registry
 from imgx.plan import build_plan
 from imgx.recipe import parse_recipe
+from imgx.registry import load_registry
 
 VARIANTS = """\
 version: 1

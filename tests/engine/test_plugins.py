@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from imgx import PluginError, hookspecs
-from imgx._registry import CORE_PLUGINS, PluginConfig, load_registry
+from imgx.registry import CORE_PLUGINS, PluginConfig, load_registry
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,10 @@ def test_a_missing_plugins_dir_is_a_clear_error(tmp_path: Path) -> None:
             "    return [S]\n",
             "expected 'group.verb'",
         ),
-        ("import imgx\n\n@imgx.hookimpl\ndef imgx_executors():\n    return [object]\n", "expected an Executor"),
+        (
+            "import imgx\n\n@imgx.hookimpl\ndef imgx_executors():\n    return [object]\n",
+            "expected a subclass of imgx.executors.Executor",
+        ),
         ("import imgx\n\n@imgx.hookimpl\ndef imgx_catalog_readers():\n    return [object]\n", "CatalogReader"),
     ],
 )

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from imgx import RecipeError
-from imgx._registry import load_registry
 from imgx.plan import build_plan
 from imgx.recipe import load_recipe, parse_recipe
 from imgx.recipe.model import parse_failure_budget
+from imgx.registry import load_registry
 
 GOOD = """\
 version: 1

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _support import real_photo
+from _support import default_registry, real_photo
 from imgx import Item, StageContext, StageError
-from imgx._registry import load_registry
+from imgx.registry import load_registry
 
 REGISTRY = load_registry()
 STAGES = sorted(REGISTRY.stages)
@@ -33,7 +33,7 @@ def test_stage_documents_every_parameter(name: str) -> None:
 @pytest.mark.parametrize("with_alpha", [False, True])
 def test_stage_runs_on_a_real_photo_with_its_example_params(name: str, with_alpha: bool) -> None:
     cls = REGISTRY.get_stage(name)
-    stage = cls(cls.Params.model_validate(cls.example), StageContext(batch_size=2))
+    stage = cls(cls.Params.model_validate(cls.example), StageContext(batch_size=2, registry=default_registry()))
     photos = [real_photo("coffee", 96), real_photo("astronaut", 64)]
     items = []
     for index, image in enumerate(photos):

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .._registry import PluginConfig
 from ..errors import ImgxError, RecipeError
+from ..registry import PluginConfig
 
 PluginsDir = Annotated[
     list[Path] | None,

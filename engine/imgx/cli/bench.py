@@ -51,8 +51,8 @@ def bench_command(
     plugin: Plugin = None,
 ) -> None:
     """Time warm inference of MODEL on each backend, size, batch and precision, with parity against eager fp32."""
-    from .._registry import load_registry
-    from ..bench import TABLE_COLUMNS, BenchOptions, default_out, reasons, run_bench, table_rows, write_chart
+    from ..registry import load_registry
+    from ..runtime.bench import TABLE_COLUMNS, BenchOptions, default_out, reasons, run_bench, table_rows, write_chart
 
     options = guarded(
         lambda: BenchOptions(

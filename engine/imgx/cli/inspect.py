@@ -27,6 +27,8 @@ def validate_command(
     """Check RECIPE (keys, types, stages, parameters, DAG) without reading any image. Exit 2 if it is invalid."""
     options = RunOptions(overrides=tuple(set_ or ()), plugin_config=plugin_config(plugins_dir, plugin))
     loaded, _, plan = guarded(lambda: prepare(recipe, options))
+    for note in plan.notes:
+        print_warning(note)
     out_console.print(
         f"[green]ok[/] {escape(str(recipe))}: {len(plan.nodes)} stage(s), {len(plan.outputs)} output(s) "
         f"({', '.join(plan.outputs)}), recipe hash {loaded.hash[:12]}",
@@ -47,8 +49,9 @@ def plan_command(
     options = RunOptions(overrides=tuple(set_ or ()), plugin_config=plugin_config(plugins_dir, plugin))
     loaded, registry, plan = guarded(lambda: prepare(recipe, options))
     spec = loaded.recipe
-    execution = spec.execution
-    workers = resolve_workers(execution.workers)
+    settings = plan.settings
+    workers = resolve_workers(settings.workers)
+    device = resolve_device(plan)
     out_dir = loaded.resolve(spec.output.dir).resolve()
     placement = "in-process" if workers == 1 else f"process pool, {workers} workers"
 
@@ -63,16 +66,17 @@ def plan_command(
         out_console.print(f"items: {catalog.count():,}")
     if first:
         out_console.print("first items: " + escape(", ".join(ref.sku for ref in first)), soft_wrap=True)
+    asked = f" ({settings.device})" if settings.device != device else ""
     out_console.print(
-        f"execution: {execution.executor} executor, {workers} worker(s), batch size {execution.batch_size}, "
-        f"device {execution.device}, max_failures {execution.max_failures:g}"
+        f"execution: {settings.executor} executor, {workers} worker(s), batch size {settings.batch_size}, "
+        f"device {device}{asked}, max_failures {settings.max_failures:g}"
     )
 
     nodes = Table(title="stages (in run order)", header_style="bold")
     for column in ("node", "stage", "plugin", "needs", "runs on", "batch"):
         nodes.add_column(column)
     for node in plan.nodes:
-        runs_on = f"gpu ({execution.device})" if node.device == "gpu" else f"cpu, {placement}"
+        runs_on = f"{device} (a model stage)" if node.device == "gpu" else f"cpu, {placement}"
         nodes.add_row(
             *map(
                 escape,
@@ -93,13 +97,13 @@ def plan_command(
     for column in ("output", "format", "computes", "example path", "hash"):
         outputs.add_column(column)
     for out in plan.outputs:
-        settings = spec.output.settings(out)
-        ext = FORMATS[settings.format]
+        encoding = settings.encodings[out]
+        ext = FORMATS[encoding.format]
         example = ""
         if first:
             try:
                 example = str(
-                    output_path(out_dir, spec.output.naming, sku=first[0].sku, output=out, ext=ext).relative_to(out_dir)
+                    output_path(out_dir, settings.naming, sku=first[0].sku, output=out, ext=ext).relative_to(out_dir)
                 )
             except ImgxError as exc:
                 example = f"(first item fails: {exc})"
@@ -108,7 +112,7 @@ def plan_command(
                 escape,
                 (
                     out,
-                    f"{settings.format} q{settings.quality}" if settings.format != "png" else "png",
+                    f"{encoding.format} q{encoding.quality}" if encoding.format != "png" else "png",
                     " -> ".join(plan.lineage[out]),
                     example,
                     plan.output_hashes[out],
@@ -119,13 +123,15 @@ def plan_command(
     out_console.print(f"ledger: {escape(str(StatePaths(out_dir).ledger))}", soft_wrap=True)
     for failure in registry.failures:
         print_warning(f"plugin {failure.plugin}: {failure.error}")
+    for note in plan.notes:
+        print_warning(note)
 
 
 def _print_model_nodes(plan, registry, catalog) -> None:
     """Model stages: the backend ``auto`` (or the recipe) picks here and the shape buckets of the catalog's images."""
-    from ..runtime.planning import HEADER_LIMIT, plan_model_nodes
+    from ..runtime.shape_report import HEADER_LIMIT, plan_model_nodes
 
-    if not any(node.stage.batchable and node.device == "gpu" for node in plan.nodes):
+    if not plan.holds_model:
         return
     models = plan_model_nodes(plan, registry, catalog, device=resolve_device(plan))
     if not models:

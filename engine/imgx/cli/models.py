@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .._registry import Registry, load_registry
 from ..errors import ModelError
 from ..models import FileStatus, fetch_model, file_statuses, get_spec, models_dir
+from ..registry import Registry, load_registry
 from ._common import (
     EXIT_FAILED,
     EXIT_USAGE,

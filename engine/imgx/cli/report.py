@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..report import contact_sheet, summarize
+from ..ledger_report import contact_sheet, summarize
 from ._common import guarded, out_console
 
 OutDir = Annotated[Path, typer.Argument(help="A run's output.dir (it holds _imgx/ledger/).", file_okay=False)]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..reporter import Reporter
+from ..progress import Reporter
 from ..runner import RunOptions, run_recipe
 from ._common import EXIT_INTERRUPTED, Overrides, Plugin, PluginsDir, err_console, guarded, plugin_config, print_error
 

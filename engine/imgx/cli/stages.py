@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .._registry import load_registry
 from ..errors import PluginError
+from ..registry import load_registry
 from ._common import (
     EXIT_USAGE,
     Plugin,

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from .._registry import DIR_PLUGIN_PREFIX, PluginConfig, load_registry
 from ..errors import ImgxError
 from ..hookspecs import hookimpl
 from ..ledger import StatePaths
+from ..registry import PluginConfig, is_dir_plugin, load_registry
 from .base import Executor
 from .liveness import hold_worker_lock, process_identity, watch_main_process
 from .processor import BatchProcessor, BatchResult, WorkUnit
@@ -64,10 +64,11 @@ def _init_worker(plugin_config: PluginConfig, spec_bytes: bytes, main: tuple[int
     watch_main_process(main)
     _limit_threads()
     try:
-        load_registry(plugin_config)  # one-off plugin modules must be importable before the plan is unpickled
+        # loaded before the plan is unpickled, so one-off plugin modules are importable; stages look names up in it
+        registry = load_registry(plugin_config)
         spec = pickle.loads(spec_bytes)
         hold_worker_lock(StatePaths(spec.out_dir).workers_lock)
-        _PROCESSOR = BatchProcessor(spec, worker=f"w{os.getpid()}")
+        _PROCESSOR = BatchProcessor(spec, worker=f"w{os.getpid()}", registry=registry)
     except ImgxError as exc:
         _INIT_ERROR = exc  # raised from the first batch, so the run fails with this message
         return
@@ -96,7 +97,8 @@ class LocalExecutor(Executor):
             self._run_pool(batches, on_result)
 
     def _run_inline(self, batches: Iterable[list[WorkUnit]], on_result: Callable[[BatchResult], None]) -> None:
-        processor = BatchProcessor(self.spec, worker="w0")
+        registry = self.registry or load_registry(self.options.plugin_config)
+        processor = BatchProcessor(self.spec, worker="w0", registry=registry)
         try:
             for batch in batches:
                 on_result(processor(batch))
@@ -153,13 +155,12 @@ class LocalExecutor(Executor):
 
     def _start_method(self) -> str:
         """``execution.start_method``, else: fork for plans of CPU stages (workers start at once and share the parent's
-        imported modules), forkserver for plans with a model stage (batchable or GPU), whose CUDA or OpenMP state
+        imported modules), forkserver for plans with a model stage (``Node.holds_model``), whose CUDA or OpenMP state
         must never be forked; spawn where neither exists."""
-        if self.options.start_method:
-            return self.options.start_method
+        if self.spec.plan.settings.start_method:
+            return self.spec.plan.settings.start_method
         available = multiprocessing.get_all_start_methods()
-        models = any(node.stage.batchable or node.device == "gpu" for node in self.spec.plan.nodes)
-        if not models and "fork" in available and sys.platform.startswith("linux"):
+        if not self.spec.plan.holds_model and "fork" in available and sys.platform.startswith("linux"):
             return "fork"
         return "forkserver" if "forkserver" in available else "spawn"
 
@@ -167,7 +168,7 @@ class LocalExecutor(Executor):
         context = multiprocessing.get_context(method)
         if method == "forkserver":  # the server imports the heavy modules once; each worker forks from it ready
             importable = [n.stage.__module__ for n in self.spec.plan.nodes]
-            importable = [m for m in importable if not m.startswith(DIR_PLUGIN_PREFIX)]  # loaded by path instead
+            importable = [m for m in importable if not is_dir_plugin(m)]  # loaded by path instead
             context.set_forkserver_preload(list(dict.fromkeys(["imgx.executors.local", "cv2", *importable])))
         return context
 

@@ -24,6 +24,7 @@ from ..item import Item, ItemRef
 from ..ledger import LedgerRow, LedgerWriter, StatePaths
 from ..plan import Node, Plan
 from ..recipe.model import parse_color
+from ..registry import Registry
 from ..stage import Stage, StageContext
 
 __all__ = ["BatchProcessor", "BatchResult", "ItemState", "RunSpec", "WorkUnit", "describe_error"]
@@ -31,16 +32,14 @@ __all__ = ["BatchProcessor", "BatchResult", "ItemState", "RunSpec", "WorkUnit", 
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """Everything a worker needs to process batches of a run; picklable.
+    """Everything a worker needs to process batches of a run; picklable. The plan's settings say how (batch size,
+    backend, precision, encodings); this says where and as which run.
 
-    :param plan: the validated DAG.
+    :param plan: the validated DAG with its resolved settings.
     :param out_dir: the resolved output folder.
     :param run_id: this run's id (names ledger parts).
-    :param device: resolved device for stages (``cpu`` / ``cuda``).
-    :param batch_size: items per batch.
+    :param device: the device stages run on, resolved from the plan's ``auto`` (``cpu`` / ``cuda``).
     :param compact_rows: ledger rows per Parquet part.
-    :param backend: inference backend of model stages (``execution.backend``).
-    :param precision: numeric precision of model stages (``execution.precision``).
     :param threads: CPU threads per worker for model inference (the cores divided among the workers); ``None``: all.
     """
 
@@ -48,11 +47,12 @@ class RunSpec:
     out_dir: Path
     run_id: str
     device: str = "cpu"
-    batch_size: int = 8
     compact_rows: int = 5000
-    backend: str = "auto"
-    precision: str = "fp32"
     threads: int | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.plan.settings.batch_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,22 +98,26 @@ class ItemState:
 class BatchProcessor:
     """Holds one worker's stages (built once) and ledger writer; call it with batches of :class:`WorkUnit`."""
 
-    def __init__(self, spec: RunSpec, worker: str, nodes: Collection[str] | None = None) -> None:
-        """Build the stages of ``nodes`` (node ids; ``None``: every node of the plan) and this worker's ledger."""
+    def __init__(self, spec: RunSpec, worker: str, registry: Registry, nodes: Collection[str] | None = None) -> None:
+        """Build the stages of ``nodes`` (node ids; ``None``: every node of the plan) and this worker's ledger.
+
+        :param registry: the plugins loaded in this worker; stages find models and backends through it.
+        """
         self.spec = spec
         self.plan = spec.plan
-        recipe = self.plan.recipe
-        self.max_pixels = recipe.input.max_pixels
-        self.encoding = {out: recipe.output.settings(out) for out in self.plan.outputs}
-        self.template = recipe.output.naming
+        settings = self.plan.settings
+        self.max_pixels = settings.max_pixels
+        self.encoding = dict(settings.encodings)
+        self.template = settings.naming
         self.paths = StatePaths(spec.out_dir)
         context = StageContext(
             device=spec.device,
-            batch_size=spec.batch_size,
+            batch_size=settings.batch_size,
             worker_id=worker,
-            backend=spec.backend,
-            precision=spec.precision,
+            backend=settings.backend,
+            precision=settings.precision,
             threads=spec.threads,
+            registry=registry,
         )
         self.stages: dict[str, Stage] = {}
         for node in self.plan.nodes:

@@ -7,7 +7,7 @@
   (``execution.ray.runtime_env.ship_code``); otherwise the nodes need the same imgx installed.
 - Work: the runner's batches become chunks (one Ray Data row each) grouped into windows; each window is a
   ``from_items`` dataset with a block count chosen from its size and the cluster's CPUs, mapped through the plan's
-  stage groups (:mod:`imgx.executors.ray_plan`): CPU groups as fused tasks, model stages as actor pools. Workers
+  stage groups (:mod:`imgx.executors.ray_layout`): CPU groups as fused tasks, model stages as actor pools. Workers
   write the outputs and the ledger as chunks finish; the driver only receives each chunk's rows, for progress and
   the summary.
 
@@ -35,10 +35,11 @@ from typing import Any
 from ..errors import ImgxError
 from ..hookspecs import hookimpl
 from ..plan import Plan
-from ..recipe.model import RaySpec
+from ..registry import is_dir_plugin
 from .base import Executor
 from .processor import BatchResult, WorkUnit
-from .ray_plan import Chunk, StageGroup, choose_blocks, stage_groups, windows
+from .ray_layout import Chunk, StageGroup, choose_blocks, stage_groups, windows
+from .ray_options import RaySpec
 from .ray_worker import ModelGroup, Payload, chunk_markers, run_cpu_group
 
 __all__ = ["RayExecutor", "import_ray"]
@@ -62,10 +63,12 @@ class RayExecutor(Executor):
     """Runs the plan with Ray Data; see the module docstring."""
 
     name = "ray"
+    Options = RaySpec
 
     @property
     def settings(self) -> RaySpec:
-        return self.spec.plan.recipe.execution.ray
+        """The validated ``execution.ray`` section, as the plan carries it."""
+        return self.spec.plan.settings.executor_options
 
     def run(self, batches: Iterable[list[WorkUnit]], on_result: Callable[[BatchResult], None]) -> None:
         ray = import_ray()
@@ -205,12 +208,8 @@ def _stream(build: Callable[[list[Chunk]], Any], chunk_windows: Iterator[list[Ch
 
 def _shipped_modules(plan: Plan) -> list[ModuleType]:
     """imgx and the top-level packages of the plan's stages (not ``--plugins-dir`` modules: loaded by path)."""
-    from .._registry import DIR_PLUGIN_PREFIX
-
     names = {"imgx"} | {node.stage.__module__.split(".")[0] for node in plan.nodes}
-    return [
-        sys.modules[name] for name in sorted(names) if not name.startswith(DIR_PLUGIN_PREFIX) and name in sys.modules
-    ]
+    return [sys.modules[name] for name in sorted(names) if not is_dir_plugin(name) and name in sys.modules]
 
 
 def runtime_env(settings: RaySpec, plan: Plan, *, joining: bool) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 - **Stage groups.** The plan's nodes, in topological order, are cut into groups: a run of consecutive CPU stages is
   one group (fused into one Ray task, with reading and decoding in the first and encoding, writing and the ledger in
-  the last); each model stage (batchable, or placed on the GPU) is a group of its own, run by an actor pool so its
+  the last); each model stage (``Node.holds_model``) is a group of its own, run by an actor pool so its
   model loads once per actor. A CPU-only plan is a single task that does exactly what the local executor's worker
   does.
 - **Chunks.** The runner's batches (``execution.batch_size`` work units) travel as chunks: one Ray Data row each, with
@@ -21,10 +21,10 @@ from collections.abc import Iterable, Iterator
 from typing import Literal
 
 from ..plan import Plan
-from ..recipe.model import RaySpec
 from .processor import WorkUnit
+from .ray_options import RaySpec
 
-__all__ = ["BLOCKS_PER_CPU", "Chunk", "StageGroup", "choose_blocks", "is_model_stage", "stage_groups", "windows"]
+__all__ = ["BLOCKS_PER_CPU", "Chunk", "StageGroup", "choose_blocks", "stage_groups", "windows"]
 
 BLOCKS_PER_CPU = 8
 
@@ -50,17 +50,11 @@ class StageGroup:
         return f"{self.kind}[{label}]"
 
 
-def is_model_stage(plan: Plan, node_id: str) -> bool:
-    """A model stage gains from batches or needs the GPU: it runs in an actor pool."""
-    node = plan.node(node_id)
-    return bool(node.stage.batchable or node.device == "gpu")
-
-
 def stage_groups(plan: Plan) -> tuple[StageGroup, ...]:
     """Cut the plan into groups; the first and last are always CPU groups (reading, writing)."""
     cut: list[tuple[Literal["cpu", "model"], list[str]]] = []
     for node in plan.nodes:
-        kind: Literal["cpu", "model"] = "model" if is_model_stage(plan, node.id) else "cpu"
+        kind: Literal["cpu", "model"] = "model" if node.holds_model else "cpu"
         if kind == "cpu" and cut and cut[-1][0] == "cpu":
             cut[-1][1].append(node.id)
         else:

@@ -1,4 +1,4 @@
-"""What runs inside Ray workers: the stage groups of :mod:`imgx.executors.ray_plan` over chunks of work units.
+"""What runs inside Ray workers: the stage groups of :mod:`imgx.executors.ray_layout` over chunks of work units.
 
 Every group reuses :class:`~imgx.executors.processor.BatchProcessor`, so reading, decoding, per-item isolation,
 encoding, atomic writes and ledger rows are those of the local executor, byte for byte. CPU groups are plain
@@ -28,12 +28,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._registry import PluginConfig, load_registry
 from ..item import freeze
 from ..ledger import LedgerRow, StatePaths, read_ledger
 from ..plan import Node
+from ..registry import PluginConfig, load_registry
 from .processor import BatchProcessor, BatchResult, ItemState, WorkUnit
-from .ray_plan import StageGroup
+from .ray_layout import StageGroup
 
 __all__ = ["ModelGroup", "Payload", "chunk_markers", "run_cpu_group"]
 
@@ -86,9 +86,10 @@ def _limit_threads(cpus: float) -> None:
 
 def _build(payload: Payload, index: int, cpus: float) -> BatchProcessor:
     _limit_threads(cpus)
-    load_registry(payload.plugin_config)  # one-off plugin modules must be importable before the plan is unpickled
+    # loaded before the plan is unpickled, so one-off plugin modules are importable; stages look names up in it
+    registry = load_registry(payload.plugin_config)
     spec = dataclasses.replace(pickle.loads(payload.spec_bytes), threads=max(1, int(cpus)))
-    return BatchProcessor(spec, worker=_worker_name(), nodes=payload.groups[index].nodes)
+    return BatchProcessor(spec, worker=_worker_name(), registry=registry, nodes=payload.groups[index].nodes)
 
 
 def _cached_processor(payload: Payload, index: int) -> BatchProcessor:

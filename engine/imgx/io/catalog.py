@@ -19,8 +19,8 @@ from ..hookspecs import hookimpl
 from ..item import ItemRef
 
 if TYPE_CHECKING:
-    from .._registry import Registry
     from ..recipe.loader import LoadedRecipe
+    from ..registry import Registry
 
 __all__ = [
     "Catalog",
@@ -42,11 +42,22 @@ class CatalogReader:
     :param columns: the two columns to read (SKU, image).
     """
 
+    registers_as: ClassVar[str] = "catalog reader"
     suffixes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, path: Path, columns: tuple[str, str]) -> None:
         self.path = path
         self.columns = columns
+
+    @classmethod
+    def registration_problem(cls) -> str | None:
+        if not (isinstance(cls, type) and issubclass(cls, CatalogReader) and cls.suffixes):
+            return f"got {cls!r} from imgx_catalog_readers; expected a CatalogReader with suffixes"
+        return None
+
+    @classmethod
+    def registry_keys(cls) -> tuple[str, ...]:
+        return tuple(suffix.lower() for suffix in cls.suffixes)
 
     def rows(self) -> Iterator[tuple[Any, Any]]:
         """Yield ``(sku, image)`` per row, in file order. Raise :class:`RecipeError` if a column is missing."""

@@ -22,7 +22,7 @@ from .state import load_state_strict
 if TYPE_CHECKING:
     import torch
 
-    from .._registry import Registry
+    from ..registry import Registry
 
 __all__ = [
     "Fetched",
@@ -42,31 +42,28 @@ __all__ = [
 ]
 
 
-def ensure_files(spec: ModelSpec, *, pull: bool = True, registry: Registry | None = None) -> dict[str, Path]:
+def ensure_files(spec: ModelSpec, *, registry: Registry, pull: bool = True) -> dict[str, Path]:
     """The verified cached path of each of ``spec``'s files, keyed by role.
 
     A missing file (or one whose hash is wrong) is fetched, trying ``IMGX_MODELS_PATH`` and then each source in
     order, unless ``pull`` is False or ``IMGX_OFFLINE=1`` (then only files on this machine are used).
 
-    :param registry: supplies the model sources; the default plugin registry when ``None``.
+    :param registry: the run's registry: it supplies the model sources (``pip:``, ``https://``, a plugin's own).
     :raises ModelError: one line naming the model, the file, each source tried and what to do.
     """
     return {fetched.role: fetched.path for fetched in fetch_model(spec, pull=pull, registry=registry)}
 
 
-def get_spec(name: str, registry: Registry | None = None) -> ModelSpec:
+def get_spec(name: str, registry: Registry) -> ModelSpec:
     """The :class:`ModelSpec` registered as ``name``; an unknown name raises :class:`ModelError` listing the known."""
-    from .._registry import PluginConfig, load_registry, unknown_name_message
+    from ..registry import unknown_name_message
 
-    registry = registry or load_registry(PluginConfig())
     if name not in registry.models:
-        raise ModelError(unknown_name_message(name, "model", registry.models) + " (see `imgx models list`)")
+        raise ModelError(unknown_name_message(name, "model", registry.models))
     return registry.get_model(name)
 
 
-def load_module(
-    name_or_spec: str | ModelSpec, *, pull: bool = True, registry: Registry | None = None
-) -> torch.nn.Module:
+def load_module(name_or_spec: str | ModelSpec, *, registry: Registry, pull: bool = True) -> torch.nn.Module:
     """The reference ``torch.nn.Module`` of a registered model (eval mode, float32, CPU): resolve the spec, ensure its
     files (pulling them on first use unless ``pull`` is False) and call ``spec.build(paths)``.
 
@@ -74,14 +71,7 @@ def load_module(
     """
     import torch
 
-    if isinstance(name_or_spec, ModelSpec):
-        spec = name_or_spec
-    else:
-        if registry is None:
-            from .._registry import PluginConfig, load_registry
-
-            registry = load_registry(PluginConfig())
-        spec = get_spec(name_or_spec, registry)
+    spec = name_or_spec if isinstance(name_or_spec, ModelSpec) else get_spec(name_or_spec, registry)
     paths = ensure_files(spec, pull=pull, registry=registry)
     try:
         module = spec.build(paths)

@@ -17,7 +17,7 @@ from . import _cache
 from .spec import ModelSpec, WeightFile
 
 if TYPE_CHECKING:
-    from .._registry import Registry
+    from ..registry import Registry
 
 __all__ = ["Fetched", "FileStatus", "fetch_model", "file_statuses", "one_line", "scheme_of"]
 
@@ -73,7 +73,7 @@ def file_statuses(spec: ModelSpec) -> list[FileStatus]:
     return statuses
 
 
-def fetch_model(spec: ModelSpec, *, pull: bool = True, registry: Registry | None = None) -> list[Fetched]:
+def fetch_model(spec: ModelSpec, *, registry: Registry, pull: bool = True) -> list[Fetched]:
     """Make every file of ``spec`` present and verified in the cache; raise :class:`ModelError` for the first that
     cannot be had."""
     remote = pull and not _cache.offline()
@@ -88,10 +88,6 @@ def fetch_model(spec: ModelSpec, *, pull: bool = True, registry: Registry | None
         if _cache.file_state(target, weight.sha256) == "cached":
             fetched.append(Fetched(role, target, None, target.stat().st_size))
             continue
-        if registry is None:
-            from .._registry import PluginConfig, load_registry
-
-            registry = load_registry(PluginConfig())
         with _cache.file_lock(target):
             fetched.append(_fetch_file(spec, role, weight, target, registry, remote=remote))
     return fetched

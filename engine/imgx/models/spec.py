@@ -70,6 +70,16 @@ class ModelSpec:
     bench_sides: tuple[int, ...] = (512, 1024)
     precisions: tuple[str, ...] = ("fp32", "fp16", "bf16")
 
+    registers_as: ClassVar[str] = "model"
+
+    def registration_problem(self) -> str | None:
+        if not (isinstance(self, ModelSpec) and self.name and self.files and callable(self.build)):
+            return f"got {self!r} from imgx_models; expected a ModelSpec with a name, files and build"
+        return None
+
+    def registry_keys(self) -> tuple[str, ...]:
+        return (self.name,)
+
     def precision_for(self, requested: str) -> tuple[str, str]:
         """The precision this model runs at when ``requested`` is asked for, and why if it differs (else ``""``)."""
         if requested in self.precisions:
@@ -88,7 +98,18 @@ class ModelSource:
     artifact store, ``s3``). ``schemes`` lists the URI schemes it handles; ``""`` means a plain path.
     """
 
+    registers_as: ClassVar[str] = "model source"
     schemes: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def registration_problem(cls) -> str | None:
+        if not (isinstance(cls, type) and issubclass(cls, ModelSource) and cls.schemes):
+            return f"got {cls!r} from imgx_model_sources; expected a ModelSource with schemes"
+        return None
+
+    @classmethod
+    def registry_keys(cls) -> tuple[str, ...]:
+        return tuple(scheme.lower() for scheme in cls.schemes)
 
     def fetch(self, uri: str, dest: Path) -> None:
         """Write the file that ``uri`` names to ``dest`` (a temporary path the registry verifies and renames).

@@ -18,8 +18,6 @@ __all__ = [
     "InputSpec",
     "OutputOverride",
     "OutputSpec",
-    "RayRuntimeEnvSpec",
-    "RaySpec",
     "Recipe",
     "StageSpec",
     "parse_color",
@@ -155,76 +153,15 @@ class OutputSpec(_Model):
         return value
 
 
-class RayRuntimeEnvSpec(_Model):
-    """How the run's code reaches the workers of a Ray cluster (a Ray runtime environment)."""
-
-    ship_code: bool = Field(
-        default=True,
-        description="When joining a cluster: send imgx and the plan's plugin packages to the workers as py_modules, "
-        "so they run the driver's code; turn off where the same imgx is installed on every node.",
-    )
-    pip: list[str] = Field(
-        default_factory=list, description="Extra pip requirements installed for the workers (runtime_env pip)."
-    )
-    working_dir: str | None = Field(
-        default=None, description="A local folder uploaded to the workers as their working directory."
-    )
-    env_vars: dict[str, str] = Field(default_factory=dict, description="Environment variables set in the workers.")
-
-
-class RaySpec(_Model):
-    """Options of the Ray executor (``execution.executor: ray``). None of them change the output bytes."""
-
-    address: str | None = Field(
-        default=None,
-        description="Ray cluster to join ('host:6379', 'ray://host:10001', 'auto'); none: RAY_ADDRESS if set, "
-        "else a local Ray is started for the run (with execution.workers CPUs) and shut down after it.",
-    )
-    num_cpus: float = Field(default=1.0, gt=0, description="CPUs reserved by each CPU task (a fused CPU stage group).")
-    blocks: int | None = Field(
-        default=None,
-        ge=1,
-        description="Blocks the catalog is split into; none: chosen from the catalog size and the cluster's CPUs.",
-    )
-    max_items_per_block: int = Field(
-        default=256, ge=1, description="Largest block, in items, when blocks are chosen automatically."
-    )
-    window_items: int = Field(
-        default=16384,
-        ge=1,
-        description="Catalog items handed to Ray per dataset; the driver holds at most two windows of work-unit "
-        "rows (never images), so its memory does not grow with the catalog.",
-    )
-    concurrency: int | None = Field(
-        default=None,
-        ge=1,
-        description="Actors per model stage (batchable or GPU stage); none: one per GPU when num_gpus > 0, else 1.",
-    )
-    num_gpus: float | None = Field(
-        default=None,
-        ge=0,
-        description="GPUs per model-stage actor; none: 1 when execution.device resolves to cuda, else 0.",
-    )
-    actor_num_cpus: float = Field(default=1.0, ge=0, description="CPUs reserved by each model-stage actor.")
-    batch_size: int | None = Field(
-        default=None,
-        ge=1,
-        description="Items per call of a model-stage actor; none: execution.batch_size. Rounded up to whole "
-        "batches of execution.batch_size.",
-    )
-    max_retries: int = Field(
-        default=3,
-        ge=0,
-        description="Times a task, or an actor call, is retried when its worker process dies; the journal makes a "
-        "retry redo only the items the dead worker had not recorded.",
-    )
-    runtime_env: RayRuntimeEnvSpec = Field(
-        default_factory=RayRuntimeEnvSpec, description="How the run's code reaches the workers of a cluster."
-    )
-
-
 class ExecutionSpec(_Model):
-    """How the run is executed. None of these change the output bytes, so none are part of the recipe hash."""
+    """How the run is executed. None of these change the output bytes, so none are part of the recipe hash.
+
+    Besides the keys below, ``execution.<executor>`` holds an executor's own options (``execution.ray``): the
+    executor declares them (``Executor.Options``) and the plan validates them against the registry, so a plugin
+    executor brings its own section.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
 
     executor: str = Field(default="local", description="Executor name: 'local' (in-process + process pool) or 'ray'.")
     workers: int | Literal["auto"] = Field(
@@ -251,7 +188,10 @@ class ExecutionSpec(_Model):
         description="multiprocessing start method of workers; default fork for CPU-only plans, forkserver for "
         "plans with a model stage (CUDA and OpenMP state must not be forked).",
     )
-    ray: RaySpec = Field(default_factory=RaySpec, description="Options of the Ray executor (execution.executor: ray).")
+
+    def executor_sections(self) -> dict[str, Any]:
+        """The ``execution.<executor>`` sections as written (raw values; the plan validates them)."""
+        return dict(self.model_extra or {})
 
     @field_validator("workers")
     @classmethod

@@ -9,24 +9,23 @@ from __future__ import annotations
 from .arrays import pad_min, to_float, to_uint8, working_size
 from .base import Backend, BackendOptions
 from .buckets import bucket_shape, crop, pad_to
-from .factory import AUTO_ORDER, BackendChoice, choose_backend, create_backend, resolve_backend
+from .factory import BackendChoice, auto_order, choose_backend, create_backend, resolve_backend
 from .keys import cache_key, engines_dir
-from .stage import ModelStage, model_spec
+from .model_stage import ModelStage
 from .tiling import run_tiled, tile_boxes
 
 __all__ = [
-    "AUTO_ORDER",
     "Backend",
     "BackendChoice",
     "BackendOptions",
     "ModelStage",
+    "auto_order",
     "bucket_shape",
     "cache_key",
     "choose_backend",
     "create_backend",
     "crop",
     "engines_dir",
-    "model_spec",
     "pad_min",
     "pad_to",
     "resolve_backend",

@@ -50,11 +50,32 @@ class Backend(abc.ABC):
     input size runs at no extra cost, as in eager PyTorch or an ONNX graph with dynamic axes: model stages then run
     each image at its own size, padded to the network's stride only; False when each shape is compiled or built, as
     in ``torch.compile`` and TensorRT: images are padded to shape buckets so a run builds a handful).
+    ``auto_ranks`` places the backend in ``auto``'s order: ``{(device kind, precision): rank}``, device kind ``"cpu"``
+    or ``"cuda"``; ``auto`` tries the backends registered for a (device, precision) from the lowest rank up and takes
+    the first that runs here; a pair that is not listed is never picked by ``auto``. A plugin backend sets its own.
     """
 
+    registers_as: ClassVar[str] = "backend"
     name: ClassVar[str] = ""
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     dynamic_shapes: ClassVar[bool] = False
+    auto_ranks: ClassVar[dict[tuple[str, str], int]] = {}
+
+    @classmethod
+    def registration_problem(cls) -> str | None:
+        if not (isinstance(cls, type) and issubclass(cls, Backend) and cls.name):
+            return f"got {cls!r} from imgx_backends; expected a Backend with a name"
+        return None
+
+    @classmethod
+    def registry_keys(cls) -> tuple[str, ...]:
+        return (cls.name,)
+
+    @classmethod
+    def auto_rank(cls, device_kind: str, precision: str) -> int | None:
+        """Where ``auto`` tries this backend on ``device_kind`` (``"cpu"``/``"cuda"``) at ``precision``: lower first;
+        ``None``: never."""
+        return cls.auto_ranks.get((device_kind, precision))
 
     def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
         self.module = module

@@ -15,30 +15,27 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gc
-import importlib.metadata
 import os
-import platform
 import socket
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BackendError, ImgxError
+from ..errors import BackendError, ImgxError
+from ..machine import machine_info
 
 if TYPE_CHECKING:
     import torch
 
-    from ._registry import Registry
+    from ..registry import Registry
 
 __all__ = [
     "BENCH_PHOTOS",
     "TABLE_COLUMNS",
     "BenchOptions",
     "default_out",
-    "machine_info",
     "reasons",
     "run_bench",
     "table_rows",
@@ -99,74 +96,6 @@ class _Config:
 def _sig(seconds: float) -> float:
     """Seconds to 6 significant digits: fixed decimals would cost sub-millisecond timings their precision."""
     return float(f"{seconds:.6g}")
-
-
-def memory_gib() -> float | None:
-    """This machine's memory in GiB (``/proc/meminfo``), or ``None`` where that cannot be read."""
-    try:
-        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 1024**2, 2)
-    except OSError:
-        pass
-    return None
-
-
-def package_version(dist: str) -> str | None:
-    """The installed version of a distribution, or ``None``."""
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def git_output(*args: str) -> str | None:
-    """``git ARGS`` in imgx's checkout (stdout stripped), or ``None`` outside one."""
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never refresh the index
-    try:
-        result = subprocess.run(
-            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10, env=env
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-def machine_info(device: str) -> dict[str, Any]:
-    """The machine a bench ran on: CPU model and cores, GPU (or none), memory, library versions, imgx commit."""
-    import torch
-
-    from .runtime.keys import cpu_model
-
-    gpu = None
-    if device.startswith("cuda") and torch.cuda.is_available():
-        index = torch.device(device).index or 0
-        props = torch.cuda.get_device_properties(index)
-        gpu = {
-            "name": props.name,
-            "capability": f"{props.major}.{props.minor}",
-            "memory_gib": round(props.total_memory / 1024**3, 1),
-            "cuda": torch.version.cuda,
-        }
-    status = git_output("status", "--porcelain", "--untracked-files=no")
-    return {
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads": torch.get_num_threads(),
-        "memory_gib": memory_gib(),
-        "gpu": gpu,
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "versions": {
-            name: package_version(name)
-            for name in ("imgx", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "numpy")
-        },
-        "imgx_commit": git_output("rev-parse", "HEAD"),
-        "imgx_tree_dirty": None if status is None else bool(status),
-    }
 
 
 def default_out(model: str, folder: Path = Path("benchmarks/results")) -> Path:
@@ -274,9 +203,7 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-def run_bench(
-    options: BenchOptions, registry: Registry | None = None, log: Callable[[str], None] = lambda _: None
-) -> dict[str, Any]:
+def run_bench(options: BenchOptions, registry: Registry, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Measure every configuration and return the report (``machine``, ``parameters``, ``rows``); see the module doc.
 
     :raises PluginError: an unknown model or backend name (listing the known ones).
@@ -284,13 +211,11 @@ def run_bench(
     """
     import numpy as np
 
-    from ._registry import PluginConfig, load_registry
-    from .models import load_module, weights_key
-    from .runtime.base import BackendOptions
-    from .runtime.buckets import round_up
-    from .runtime.parity import compare
+    from ..models import load_module, weights_key
+    from .base import BackendOptions
+    from .buckets import round_up
+    from .parity import compare
 
-    registry = registry or load_registry(PluginConfig())
     spec = registry.get_model(options.model)
     backend_classes = {name: registry.get_backend(name) for name in dict.fromkeys(("eager", *options.backends))}
     for precision in options.precisions:

@@ -51,6 +51,15 @@ class CompileBackend(EagerBackend):
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "bf16")
     dynamic_shapes: ClassVar[bool] = False
     mode: ClassVar[str] = "default"
+    # builds per shape bucket: behind ONNX Runtime and eager on the CPU (see runtime/factory.py), second on CUDA
+    auto_ranks: ClassVar[dict[tuple[str, str], int]] = {
+        ("cuda", "fp32"): 20,
+        ("cuda", "fp16"): 20,
+        ("cuda", "bf16"): 20,
+        ("cpu", "fp32"): 30,
+        ("cpu", "fp16"): 20,
+        ("cpu", "bf16"): 20,
+    }
 
     @property
     def channels_last(self) -> bool:

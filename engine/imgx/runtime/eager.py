@@ -23,6 +23,15 @@ class EagerBackend(Backend):
     name: ClassVar[str] = "eager"
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "bf16")
     dynamic_shapes: ClassVar[bool] = True
+    # the reference: last on CUDA and at fp32 on the CPU; first at fp16/bf16 on the CPU (any size, no build)
+    auto_ranks: ClassVar[dict[tuple[str, str], int]] = {
+        ("cuda", "fp32"): 30,
+        ("cuda", "fp16"): 30,
+        ("cuda", "bf16"): 30,
+        ("cpu", "fp32"): 20,
+        ("cpu", "fp16"): 10,
+        ("cpu", "bf16"): 10,
+    }
 
     def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
         super().__init__(module, options)

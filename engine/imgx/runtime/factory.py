@@ -1,7 +1,9 @@
 """The way in: :func:`create_backend` by name, and what ``auto`` picks for a device and precision.
 
-``auto`` takes the first backend of its preference list that can run here, else eager FP32 (always available), and
-says why in one line. On CUDA: TensorRT, then ``torch.compile``, then eager. On the CPU the order comes from
+``auto`` takes the first backend of its order that can run here, else eager FP32 (always available), and says why in
+one line. The order is not fixed here: each registered backend states its rank per device kind and precision
+(``Backend.auto_ranks``), so a plugin backend can join it. The built-in ranks give: on CUDA, TensorRT, then
+``torch.compile``, then eager. On the CPU the order comes from
 ``imgx bench`` of the style network on the 2-core CI machine (``benchmarks/results/bench-multistyle26-vm-*.json``):
 on a quiet machine ``torch.compile`` was 1.8-2.1x eager at FP32 and ONNX Runtime 1.5-2.0x, so compile was 5-18 %
 ahead of ONNX Runtime in steady state. ``auto`` still puts ONNX Runtime first at FP32, because the two are not equal
@@ -24,19 +26,9 @@ from .base import Backend, BackendOptions
 if TYPE_CHECKING:
     import torch
 
-    from .._registry import Registry
+    from ..registry import Registry
 
-__all__ = ["AUTO_ORDER", "BackendChoice", "choose_backend", "create_backend", "resolve_backend"]
-
-# (device kind, precision) -> backends auto tries, fastest first
-AUTO_ORDER: dict[tuple[str, str], tuple[str, ...]] = {
-    ("cuda", "fp32"): ("tensorrt", "compile", "eager"),
-    ("cuda", "fp16"): ("tensorrt", "compile", "eager"),
-    ("cuda", "bf16"): ("tensorrt", "compile", "eager"),
-    ("cpu", "fp32"): ("onnxruntime", "eager", "compile"),
-    ("cpu", "fp16"): ("eager", "compile"),
-    ("cpu", "bf16"): ("eager", "compile"),
-}
+__all__ = ["BackendChoice", "auto_order", "choose_backend", "create_backend", "resolve_backend"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,21 +45,23 @@ class BackendChoice:
         return self.reason.startswith("auto: fell back")
 
 
-def _registry(registry: Registry | None) -> Registry:
-    if registry is not None:
-        return registry
-    from .._registry import PluginConfig, load_registry
+def auto_order(registry: Registry, device_kind: str, precision: str) -> tuple[str, ...]:
+    """The backends ``auto`` tries on ``device_kind`` (``"cpu"``/``"cuda"``) at ``precision``, in order: every
+    registered backend that ranks itself there, lowest rank first (ties by name)."""
+    ranked = []
+    for name, entry in registry.backends.items():
+        rank = entry.obj.auto_rank(device_kind, precision)
+        if rank is not None:
+            ranked.append((rank, name))
+    return tuple(name for _, name in sorted(ranked))
 
-    return load_registry(PluginConfig())
 
-
-def choose_backend(name: str, options: BackendOptions, registry: Registry | None = None) -> BackendChoice:
+def choose_backend(name: str, options: BackendOptions, registry: Registry) -> BackendChoice:
     """Resolve ``name`` (``"auto"`` or a registered backend) for ``options``.
 
     A named backend that cannot run here raises :class:`BackendError` with its reason; ``auto`` falls back to eager
     FP32 (on the CPU if the device cannot be used) and says what it skipped.
     """
-    registry = _registry(registry)
     if name != "auto":
         problem = registry.get_backend(name).unavailable(options)
         if problem:
@@ -78,9 +72,7 @@ def choose_backend(name: str, options: BackendOptions, registry: Registry | None
         return BackendChoice(name, options, f"{name} (requested)")
     kind = "cuda" if options.device.startswith("cuda") else "cpu"
     skipped = []
-    for candidate in AUTO_ORDER.get((kind, options.precision), ("eager",)):
-        if candidate not in registry.backends:
-            continue
+    for candidate in auto_order(registry, kind, options.precision):
         problem = registry.get_backend(candidate).unavailable(options)
         if problem is None:
             note = f"; skipped {'; '.join(skipped)}" if skipped else ""
@@ -97,19 +89,16 @@ def choose_backend(name: str, options: BackendOptions, registry: Registry | None
     return BackendChoice("eager", fallback, f"auto: fell back to eager fp32 on {fallback.device}: {why}")
 
 
-def resolve_backend(name: str, options: BackendOptions, registry: Registry | None = None) -> str:
+def resolve_backend(name: str, options: BackendOptions, registry: Registry) -> str:
     """The backend name ``name`` resolves to (what ``auto`` picks here); :func:`choose_backend` gives the reason."""
     return choose_backend(name, options, registry).name
 
 
-def create_backend(
-    name: str, module: torch.nn.Module, options: BackendOptions, registry: Registry | None = None
-) -> Backend:
+def create_backend(name: str, module: torch.nn.Module, options: BackendOptions, registry: Registry) -> Backend:
     """The backend ``name`` (or what ``auto`` picks) wrapping ``module``, not yet loaded: call ``load()``.
 
     The returned backend's ``choice`` attribute is the :class:`BackendChoice` (with the reason) it was made from.
     """
-    registry = _registry(registry)
     choice = choose_backend(name, options, registry)
     backend: Any = registry.get_backend(choice.name)(module, choice.options)
     backend.choice = choice

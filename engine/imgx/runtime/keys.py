@@ -15,7 +15,9 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["IMGX_HOME_ENV", "cache_key", "cpu_model", "device_name", "engines_dir", "library_versions"]
+from ..machine import cpu_model
+
+__all__ = ["IMGX_HOME_ENV", "cache_key", "device_name", "engines_dir", "library_versions"]
 
 IMGX_HOME_ENV = "IMGX_HOME"
 LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt")
@@ -40,17 +42,6 @@ def library_versions() -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_model() -> str:
-    """The CPU's model name as the kernel reports it (``/proc/cpuinfo``), else :func:`platform.processor`."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown cpu"
-
-
 def device_name(device: str) -> str:
     """What the device is, for cache keys and reports: the CPU model, or the CUDA GPU's name and capability."""
     if device.startswith("cuda"):

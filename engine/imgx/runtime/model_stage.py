@@ -9,7 +9,6 @@ only converts colours, alpha and sizes around it.
 from __future__ import annotations
 
 import collections
-import functools
 import hashlib
 import warnings
 from collections.abc import Iterable, Sequence
@@ -25,23 +24,11 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from .._registry import Registry
     from ..models.spec import ModelSpec
+    from ..registry import Registry
     from .factory import BackendChoice
 
-__all__ = ["ModelStage", "model_spec"]
-
-
-@functools.lru_cache(maxsize=32)
-def _default_registry_spec(name: str) -> ModelSpec:
-    from .._registry import PluginConfig, load_registry
-
-    return load_registry(PluginConfig()).get_model(name)
-
-
-def model_spec(name: str, registry: Registry | None = None) -> ModelSpec:
-    """The :class:`imgx.models.ModelSpec` registered as ``name`` (from the default plugin registry unless given)."""
-    return registry.get_model(name) if registry is not None else _default_registry_spec(name)
+__all__ = ["ModelStage"]
 
 
 def run_device(context: StageContext) -> str:
@@ -69,6 +56,7 @@ class ModelStage(Stage):
 
     model: ClassVar[str] = ""
     batchable: ClassVar[bool] = True
+    holds_model: ClassVar[bool] = True
     device: ClassVar = "gpu"
     multiple: ClassVar[int] = 0
     in_channels: ClassVar[int] = 0
@@ -78,8 +66,9 @@ class ModelStage(Stage):
         from ..models import load_module, weights_key
         from .factory import create_backend
 
-        self.spec = model_spec(self.model)
-        base = load_module(self.spec)
+        registry = self.context.require_registry(self.name)
+        self.spec = registry.get_model(self.model_name())
+        base = load_module(self.spec, registry=registry)
         self.module = self.build_module(base).eval()
         extra = self.model_key_extra()
         model_key = weights_key(self.spec)
@@ -97,7 +86,7 @@ class ModelStage(Stage):
             max_batch=max(1, self.context.batch_size),
             threads=self.context.threads,
         )
-        self.backend: Backend = create_backend(self.context.backend, self.module, options)
+        self.backend: Backend = create_backend(self.context.backend, self.module, options, registry)
         self.choice: BackendChoice = self.backend.choice  # type: ignore[attr-defined]
         if self.choice.fell_back and precision != "fp32":
             warnings.warn(f"{self.name}: {self.choice.reason}", RuntimeWarning, stacklevel=2)
@@ -105,6 +94,16 @@ class ModelStage(Stage):
         self.shapes_seen: collections.Counter[tuple[int, ...]] = collections.Counter()
 
     # -- what subclasses override ------------------------------------------------------------------------------------
+
+    def model_name(self) -> str:
+        """The registry name of the network this instance runs. Default: the class's ``model``."""
+        return self.model
+
+    @classmethod
+    def models(cls, params: StageParams) -> tuple[str, ...]:
+        """The models the stage loads with ``params`` (``imgx validate`` checks they are registered). Default: the
+        class's ``model``."""
+        return (cls.model,) if cls.model else ()
 
     def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
         """The single-input module the backend runs, built from the registry's reference ``base`` (bind conditioning
@@ -146,12 +145,12 @@ class ModelStage(Stage):
         cls,
         params: StageParams,
         sizes: Iterable[tuple[int, int]],
-        registry: Registry | None = None,
+        registry: Registry,
         *,
         buckets: bool = True,
     ) -> collections.Counter[tuple[int, int]]:
         """How many of the ``(h, w)`` catalog image sizes run at each padded shape ``(H, W)`` (for ``imgx plan``)."""
-        spec = model_spec(cls.model, registry)
+        spec = registry.get_model(cls.model)
         return collections.Counter(cls.bucket_of(spec, params, h, w, buckets=buckets) for h, w in sizes)
 
     @property

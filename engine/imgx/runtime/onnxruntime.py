@@ -25,6 +25,7 @@ class OnnxRuntimeBackend(Backend):
     name: ClassVar[str] = "onnxruntime"
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     dynamic_shapes: ClassVar[bool] = True
+    auto_ranks: ClassVar[dict[tuple[str, str], int]] = {("cpu", "fp32"): 10}
 
     def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
         super().__init__(module, options)

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 from ..errors import ImgxError
 from .base import BackendOptions
 from .factory import choose_backend
-from .stage import ModelStage, model_spec
+from .model_stage import ModelStage
 
 if TYPE_CHECKING:
-    from .._registry import Registry
     from ..item import ItemRef
     from ..models import ModelSpec
     from ..plan import Plan
+    from ..registry import Registry
 
 __all__ = ["HEADER_LIMIT", "ModelNodePlan", "header_size", "plan_model_nodes"]
 
@@ -70,7 +70,7 @@ def plan_model_nodes(
 ) -> list[ModelNodePlan]:
     """For each model stage of ``plan``: the backend chosen for the recipe's ``execution`` on ``device`` and the
     buckets that the first ``limit`` catalog images fall into."""
-    nodes = [node for node in plan.nodes if isinstance(node.stage, type) and issubclass(node.stage, ModelStage)]
+    nodes = [node for node in plan.nodes if node.holds_model and issubclass(node.stage, ModelStage)]
     if not nodes:
         return []
     sizes, unread = [], 0
@@ -82,20 +82,20 @@ def plan_model_nodes(
             unread += 1
         else:
             sizes.append(size)
-    execution = plan.recipe.execution
+    settings = plan.settings
     result = []
     for node in nodes:
         stage: type[ModelStage] = node.stage  # type: ignore[assignment]
         bucketed = True
         spec: ModelSpec | None = None
         try:
-            spec = model_spec(stage.model, registry)
-            wanted, why = spec.precision_for(execution.precision)  # a model may keep fewer precisions than asked
+            spec = registry.get_model(stage.model)
+            wanted, why = spec.precision_for(settings.precision)  # a model may keep fewer precisions than asked
         except ImgxError as exc:
-            wanted, why, model_problem = execution.precision, "", str(exc)
+            wanted, why, model_problem = settings.precision, "", str(exc)
         options = BackendOptions(device=device, precision=wanted)
         try:
-            choice = choose_backend(execution.backend, options, registry)
+            choice = choose_backend(settings.backend, options, registry)
             backend, reason = choice.name, choice.reason
             precision, where = choice.options.precision, choice.options.device
             bucketed = not registry.get_backend(backend).dynamic_shapes

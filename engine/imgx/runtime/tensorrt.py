@@ -43,6 +43,11 @@ class TensorRTBackend(Backend):
 
     name: ClassVar[str] = "tensorrt"
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "bf16")
+    auto_ranks: ClassVar[dict[tuple[str, str], int]] = {
+        ("cuda", "fp32"): 10,
+        ("cuda", "fp16"): 10,
+        ("cuda", "bf16"): 10,
+    }
 
     def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
         super().__init__(module, options)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imgx._registry import load_registry
+from imgx.registry import load_registry
 
 NUMBERS = ("median_seconds", "p90_seconds", "images_per_second", "speedup_vs_eager_fp32", "build_seconds", "parity")
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from imgx._registry import load_registry
+from imgx.registry import load_registry
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,8 @@ def test_plan_shows_nodes_placement_outputs_and_hashes(imgx, photo_catalog, tmp_
     skus = sorted(p.relative_to(photo_catalog).with_suffix("").as_posix() for p in photo_catalog.rglob("*.jpg"))
     first = skus[0]
     assert f"first items: {', '.join(skus[:3])}\n" in text
-    assert "execution: local executor, 1 worker(s), batch size 3, device auto, max_failures 0.05" in text
+    # device auto resolves to the CPU: a plan of CPU stages never runs on a GPU, and the plan says where it runs
+    assert "execution: local executor, 1 worker(s), batch size 3, device cpu (auto), max_failures 0.05" in text
     for node in plan.nodes:
         needs = ", ".join(node.needs) or "(catalog image)"
         batch = "batched" if node.stage.batchable else "per item"

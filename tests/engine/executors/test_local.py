@@ -16,12 +16,12 @@ from PIL import Image
 
 from _support import basic_recipe, write_recipe
 from imgx import ImgxError
-from imgx._registry import PluginConfig
 from imgx.executors.base import ExecutorOptions
 from imgx.executors.local import LocalExecutor
 from imgx.executors.processor import RunSpec, WorkUnit
 from imgx.item import ItemRef
 from imgx.ledger import read_ledger
+from imgx.registry import PluginConfig
 from imgx.runner import RunOptions, prepare, run_recipe
 from imgx.testing import write_bad_input_zoo
 
@@ -278,8 +278,9 @@ def test_a_second_run_on_the_same_output_folder_is_refused(photo_catalog: Path, 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_executor_streams_a_bounded_number_of_batches(photo_catalog, tmp_path, workers) -> None:
     """Memory is bounded by batch size and workers: batches are pulled only as results come back."""
-    _, _, plan = prepare(write_recipe(tmp_path, basic_recipe(photo_catalog, tmp_path / "out")), RunOptions())
-    spec = RunSpec(plan=plan, out_dir=tmp_path / "out", run_id="stream", batch_size=1)
+    recipe = write_recipe(tmp_path, basic_recipe(photo_catalog, tmp_path / "out", batch_size=1))
+    _, _, plan = prepare(recipe, RunOptions())
+    spec = RunSpec(plan=plan, out_dir=tmp_path / "out", run_id="stream")
     source = str(photo_catalog / "food" / "coffee.jpg")
     pulled, in_flight_max = 0, 0
     finished = 0

@@ -16,8 +16,8 @@ from PIL import Image
 
 from _support import basic_recipe, write_recipe
 from imgx import ImgxError
-from imgx._registry import PluginConfig
 from imgx.ledger import read_ledger
+from imgx.registry import PluginConfig
 from imgx.runner import RunOptions, run_recipe
 from imgx.testing import write_bad_input_zoo
 

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from _support import basic_recipe, write_recipe
-from imgx._registry import PluginConfig
 from imgx.ledger import read_ledger
+from imgx.registry import PluginConfig
 from imgx.runner import RunOptions, run_recipe
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

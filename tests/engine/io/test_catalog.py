@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from imgx import RecipeError
-from imgx._registry import load_registry
 from imgx.io.catalog import glob_to_regex, open_catalog
 from imgx.recipe import parse_recipe
+from imgx.registry import load_registry
 
 
 def catalog_for(folder: Path, input_spec: str, *overrides: str):

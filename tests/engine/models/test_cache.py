@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from _support import default_registry
 from imgx.errors import ModelError
 from imgx.models import ensure_files, fetch_model, file_statuses, models_dir
 
@@ -24,11 +25,11 @@ def test_a_cached_file_with_a_wrong_hash_is_reported_and_replaced_on_pull(serve,
     target.write_bytes(b"a truncated download")
     assert [s.state for s in file_statuses(spec)] == ["wrong hash"]
     with pytest.raises(ModelError) as info:
-        ensure_files(spec, pull=False)
+        ensure_files(spec, pull=False, registry=default_registry())
     message = str(info.value)
     assert "the cached file has sha256 " in message and "not tried (pulling is off): http://127.0.0.1:" in message
     assert "run `imgx models pull small`" in message and server.requests == {}
-    assert ensure_files(spec)["weights"].read_bytes() == weights.path.read_bytes()
+    assert ensure_files(spec, registry=default_registry())["weights"].read_bytes() == weights.path.read_bytes()
     assert [s.state for s in file_statuses(spec)] == ["cached"] and server.requests == {"/small-net.pt": 1}
 
 
@@ -36,14 +37,16 @@ def test_pull_false_and_imgx_offline_use_only_this_machine(serve, weights, make_
     server = serve()
     (server.root / "small-net.pt").write_bytes(weights.path.read_bytes())
     spec = make_spec(f"{server.url}/small-net.pt", str(weights.path))
-    assert ensure_files(spec, pull=False)["weights"].read_bytes() == weights.path.read_bytes()  # the local source
+    assert (
+        ensure_files(spec, pull=False, registry=default_registry())["weights"].read_bytes() == weights.path.read_bytes()
+    )  # the local source
     remote_only = make_spec(f"{server.url}/small-net.pt", name="remote")
     monkeypatch.setenv("IMGX_OFFLINE", "1")
     with pytest.raises(ModelError, match=r"not tried \(IMGX_OFFLINE is set\): http://127\.0\.0\.1:\d+/small-net\.pt"):
-        ensure_files(remote_only)
+        ensure_files(remote_only, registry=default_registry())
     assert server.requests == {}
     monkeypatch.delenv("IMGX_OFFLINE")
-    assert fetch_model(remote_only)[0].origin == f"{server.url}/small-net.pt"
+    assert fetch_model(remote_only, registry=default_registry())[0].origin == f"{server.url}/small-net.pt"
 
 
 def test_imgx_models_path_is_searched_before_the_sources(tmp_path, weights, make_spec, monkeypatch) -> None:
@@ -55,19 +58,21 @@ def test_imgx_models_path_is_searched_before_the_sources(tmp_path, weights, make
     (copied / "small" / "small-net.pt").write_bytes(weights.path.read_bytes())
     monkeypatch.setenv("IMGX_MODELS_PATH", os.pathsep.join([str(flat), str(copied)]))
     spec = make_spec("https://weights.invalid/small-net.pt")
-    fetched = fetch_model(spec, pull=False)
+    fetched = fetch_model(spec, pull=False, registry=default_registry())
     assert fetched[0].origin == str(copied / "small" / "small-net.pt")
     assert fetched[0].path == models_dir() / "small" / "small-net.pt"
     assert fetched[0].path.read_bytes() == weights.path.read_bytes()
     (copied / "small" / "small-net.pt").unlink()
     with pytest.raises(ModelError) as info:
-        ensure_files(make_spec("https://weights.invalid/small-net.pt", name="other"), pull=False)
+        ensure_files(
+            make_spec("https://weights.invalid/small-net.pt", name="other"), pull=False, registry=default_registry()
+        )
     assert f"IMGX_MODELS_PATH: {flat / 'small-net.pt'} has sha256 " in str(info.value)
 
 
 def test_an_unknown_scheme_lists_the_known_ones(make_spec) -> None:
     with pytest.raises(ModelError) as info:
-        ensure_files(make_spec("s3://bucket/small-net.pt"))
+        ensure_files(make_spec("s3://bucket/small-net.pt"), registry=default_registry())
     assert (
         "s3://bucket/small-net.pt: no model source handles scheme 's3' (known: '', 'file', 'http', 'https', 'pip'"
         in (str(info.value))
@@ -84,7 +89,7 @@ def test_an_unknown_scheme_lists_the_known_ones(make_spec) -> None:
 )
 def test_names_cannot_escape_the_cache(weights, make_spec, name: str, filename: str, words: str) -> None:
     with pytest.raises(ModelError, match="expected a plain name") as info:
-        ensure_files(make_spec(str(weights.path), name=name, filename=filename))
+        ensure_files(make_spec(str(weights.path), name=name, filename=filename), registry=default_registry())
     assert words in str(info.value)
     assert not models_dir().exists()  # refused before anything was written
 
@@ -93,7 +98,7 @@ def test_a_malformed_pinned_hash_is_a_spec_error(weights, make_spec) -> None:
     with pytest.raises(
         ModelError, match=r"got sha256 'abc' for small-net\.pt of model 'small'; expected 64 hex digits"
     ):
-        ensure_files(make_spec(str(weights.path), sha256="abc"))
+        ensure_files(make_spec(str(weights.path), sha256="abc"), registry=default_registry())
 
 
 PLUGIN = """

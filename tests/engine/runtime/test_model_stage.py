@@ -40,16 +40,18 @@ def photos() -> list[np.ndarray]:
     return [real_photo(name, long_side=side).astype(np.float32) / 255 for name, side in SIZES]
 
 
-def make(batch_size: int = 4, backend: str = "eager", tmp_path=None) -> TinyStyle:
-    context = imgx.StageContext(batch_size=batch_size, backend=backend, cache_dir=str(tmp_path) if tmp_path else None)
+def make(registry, batch_size: int = 4, backend: str = "eager", tmp_path=None) -> TinyStyle:
+    context = imgx.StageContext(
+        batch_size=batch_size, backend=backend, cache_dir=str(tmp_path) if tmp_path else None, registry=registry
+    )
     return TinyStyle(context=context)
 
 
-def test_mixed_sizes_run_in_buckets_and_match_one_image_runs(tiny_model_plugin: str, tiny_net) -> None:
+def test_mixed_sizes_run_in_buckets_and_match_one_image_runs(tiny_model_plugin, tiny_net) -> None:
     """On a backend that builds per shape (here eager declared static by the test plugin) images are bucketed."""
     images = photos()
-    stage = make(batch_size=2, backend="eager-static")
-    assert stage.choice.name == "eager-static" and stage.uses_buckets and stage.spec.name == tiny_model_plugin
+    stage = make(tiny_model_plugin, batch_size=2, backend="eager-static")
+    assert stage.choice.name == "eager-static" and stage.uses_buckets and stage.spec.name == "tiny-style"
     outputs = stage.infer_images(images)
 
     assert [im.shape[:2] for im in images] == [(167, 250), (240, 240), (153, 230), (80, 120), (67, 100), (167, 250)]
@@ -65,7 +67,7 @@ def test_mixed_sizes_run_in_buckets_and_match_one_image_runs(tiny_model_plugin: 
         (2, 3, 96, 128): 1,
     }
 
-    single = make(batch_size=1, backend="eager-static")
+    single = make(tiny_model_plugin, batch_size=1, backend="eager-static")
     for image, out in zip(images, outputs, strict=True):
         assert out.shape == image.shape and out.dtype == np.float32
         (alone,) = single.infer_images([image])
@@ -76,20 +78,20 @@ def test_mixed_sizes_run_in_buckets_and_match_one_image_runs(tiny_model_plugin: 
     single.close()
 
 
-def test_a_padded_run_matches_the_network_at_the_bucket_size(tiny_model_plugin: str, tiny_net) -> None:
+def test_a_padded_run_matches_the_network_at_the_bucket_size(tiny_model_plugin, tiny_net) -> None:
     """The stage pads by reflection and crops back: a photo already at its bucket size is the network's output."""
     image = real_photo("astronaut", long_side=256).astype(np.float32) / 255  # 256 x 256, its own bucket
-    (out,) = make(backend="eager-static").infer_images([image])
+    (out,) = make(tiny_model_plugin, backend="eager-static").infer_images([image])
     with torch.inference_mode():
         direct = tiny_net(torch.from_numpy(image.transpose(2, 0, 1).copy())[None])[0].permute(1, 2, 0).numpy()
     assert np.abs(out - direct).max() < 1e-5
 
 
-def test_dynamic_shape_backends_run_each_image_at_its_own_size(tiny_model_plugin: str, tiny_net) -> None:
+def test_dynamic_shape_backends_run_each_image_at_its_own_size(tiny_model_plugin, tiny_net) -> None:
     """eager takes any size: each image is padded to a multiple of the stride (4) only, so its output is the
     network's on that padded image, and only images of the same padded size share a batch."""
     images = photos()
-    stage = make(batch_size=4, backend="eager")
+    stage = make(tiny_model_plugin, batch_size=4, backend="eager")
     assert not stage.uses_buckets
     outputs = stage.infer_images(images)
     assert dict(stage.shapes_seen) == {
@@ -109,30 +111,32 @@ def test_dynamic_shape_backends_run_each_image_at_its_own_size(tiny_model_plugin
 
 
 def test_the_stage_runs_items_through_onnxruntime_with_its_cache_under_the_context_dir(
-    tiny_model_plugin: str, tmp_path
+    tiny_model_plugin, tmp_path
 ) -> None:
-    stage = make(backend="auto", tmp_path=tmp_path)
+    stage = make(tiny_model_plugin, backend="auto", tmp_path=tmp_path)
     assert stage.choice.name == "onnxruntime", stage.choice.reason
     items = [imgx.Item(sku=name, source=name, image=real_photo(name, long_side=side)) for name, side in SIZES[:3]]
     out = stage(items)
     assert [o.image.shape for o in out] == [i.image.shape for i in items]
     assert list((tmp_path / "engines" / "onnx").glob("*.onnx"))
-    reference = make(backend="eager")(items)
+    reference = make(tiny_model_plugin, backend="eager")(items)
     for a, b in zip(out, reference, strict=True):
         assert np.abs(a.image.astype(int) - b.image).max() <= 1
 
 
-def test_a_wrong_image_layout_is_refused(tiny_model_plugin: str) -> None:
+def test_a_wrong_image_layout_is_refused(tiny_model_plugin) -> None:
     with pytest.raises(ValueError, match=r"expected \(h, w, 3\) float32"):
-        make().infer_images([np.zeros((32, 32, 3), np.uint8)])
+        make(tiny_model_plugin).infer_images([np.zeros((32, 32, 3), np.uint8)])
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_the_workers_share_of_the_cores_reaches_the_onnxruntime_session(
-    tiny_model_plugin: str, tmp_path, threads: int
+    tiny_model_plugin, tmp_path, threads: int
 ) -> None:
     """The executor gives each worker ``cores // workers`` threads; an all-core pool per worker would oversubscribe."""
-    context = imgx.StageContext(backend="onnxruntime", cache_dir=str(tmp_path), threads=threads)
+    context = imgx.StageContext(
+        backend="onnxruntime", cache_dir=str(tmp_path), threads=threads, registry=tiny_model_plugin
+    )
     stage = TinyStyle(context=context)
     try:
         stage.infer_images(photos()[:1])

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imgx._registry import load_registry
 from imgx.models import load_module, weights_key
+from imgx.registry import load_registry
 from imgx.runtime import BackendOptions, create_backend
 from imgx.runtime.buckets import round_up
 from imgx.runtime.parity import compare

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 import imgx
 from imgx import Item, Stage
-from imgx._registry import load_registry
+from imgx.registry import load_registry
 from imgx_color import (
     STAGES,
     Contrast,

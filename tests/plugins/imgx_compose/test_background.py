@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from _support import frozen, real_photo
 from imgx import Item, StageError
-from imgx._registry import load_registry
+from imgx.registry import load_registry
 from imgx_compose import Background, BackgroundParams, compose_background, cover, gradient, load_backdrop
 
 

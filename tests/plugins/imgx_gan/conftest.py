@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from _support import load_original, pinned_source
+from _support import default_registry, load_original, pinned_source
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +16,7 @@ def vintage_pth() -> Path:
     """The verified cached ``G_A2B_epoch33.pth`` of vintagify 0.1.2 (pulled from the pinned wheel on first use)."""
     from imgx.models import ensure_files, get_spec
 
-    return ensure_files(get_spec("cyclegan_vintage"))["pth"]
+    return ensure_files(get_spec("cyclegan_vintage", default_registry()), registry=default_registry())["pth"]
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def realesrgan_files() -> dict[str, Path]:
     wheel on first use), as ``{"param": path, "bin": path}``."""
     from imgx.models import ensure_files, get_spec
 
-    return dict(ensure_files(get_spec("realesrgan_x4plus")))
+    return dict(ensure_files(get_spec("realesrgan_x4plus", default_registry()), registry=default_registry()))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _support import load_photo, real_photo
+from _support import default_registry, load_photo, real_photo
 from imgx import StageContext
 from imgx_gan.cyclegan import ResnetGenerator, UnitRangeGenerator, load_generator
 from imgx_gan.vintage import VintageLook, VintageParams, vintage_arrays
@@ -108,7 +108,7 @@ def test_the_stage_gives_vintagifys_pixels_on_its_centre_crop(original, name, im
     assert min(photo.shape[:2]) >= 500
     crop = vintagify_preprocess(photo, image_size)
     expected = vintagify_translate(original, crop)
-    stage = VintageLook(VintageParams(strength=1.0), StageContext(backend="eager"))
+    stage = VintageLook(VintageParams(strength=1.0), StageContext(backend="eager", registry=default_registry()))
     got = vintage_arrays([crop], stage.params, stage.infer_images)[0]
     assert got.shape == expected.shape == (image_size, image_size, 3)
     diff = np.abs(got.astype(np.int16) - expected)
@@ -147,9 +147,9 @@ def test_the_loader_refuses_a_missing_an_extra_and_a_reshaped_tensor(vintage_pth
 def test_the_registry_builds_the_unit_range_wrapper(port) -> None:
     from imgx.models import get_spec, load_module
 
-    spec = get_spec("cyclegan_vintage")
+    spec = get_spec("cyclegan_vintage", default_registry())
     assert spec.licence == "MIT" and spec.stride == 4 and spec.bench_sides == (256, 512)
-    module = load_module("cyclegan_vintage")
+    module = load_module("cyclegan_vintage", registry=default_registry())
     assert isinstance(module, UnitRangeGenerator) and not module.training
     image = real_photo("coffee", 96)[:64]
     x = torch.from_numpy(image.transpose(2, 0, 1).copy()).float().div(255)[None]
@@ -164,12 +164,17 @@ def _backend_parity(backend: str, tmp_path: Path) -> dict[str, float | int]:
     from imgx.runtime import BackendOptions, create_backend
     from imgx.runtime.parity import compare
 
-    module = load_module("cyclegan_vintage")
+    module = load_module("cyclegan_vintage", registry=default_registry())
     photos = [real_photo("coffee", 96)[:64, :96], real_photo("astronaut", 96)[:64, :96]]
     x = torch.from_numpy(np.stack(photos).transpose(0, 3, 1, 2).astype(np.float32) / 255)
     with torch.inference_mode():
         reference = module(x)
-    runner = create_backend(backend, module, BackendOptions(cache_dir=tmp_path, model_key="cyclegan-vintage-test"))
+    runner = create_backend(
+        backend,
+        module,
+        BackendOptions(cache_dir=tmp_path, model_key="cyclegan-vintage-test"),
+        registry=default_registry(),
+    )
     runner.load()
     out = runner.infer(x)
     runner.close()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from _support import real_photo
+from _support import default_registry, real_photo
 from imgx_gan.ncnn import NcnnFormatError, NcnnGraph, load_ncnn
 from imgx_gan.rrdbnet import RRDBNet, conv_plan, load_rrdbnet, rrdbnet_from_graph
 
@@ -107,9 +107,9 @@ def test_the_loader_is_strict(realesrgan_files, tmp_path: Path) -> None:
 def test_the_registry_builds_the_port(rrdbnet) -> None:
     from imgx.models import get_spec, load_module
 
-    spec = get_spec("realesrgan_x4plus")
+    spec = get_spec("realesrgan_x4plus", default_registry())
     assert spec.licence == "BSD-3-Clause" and spec.stride == 1 and spec.in_channels == 3
-    module = load_module("realesrgan_x4plus")
+    module = load_module("realesrgan_x4plus", registry=default_registry())
     assert isinstance(module, RRDBNet)
     x = torch.from_numpy(np.ascontiguousarray(crop("astronaut", 16, 20).transpose(2, 0, 1)))[None]
     with torch.inference_mode():
@@ -127,7 +127,7 @@ def test_the_port_runs_on_each_cpu_backend_like_eager(rrdbnet, backend, tmp_path
     x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
     with torch.inference_mode():
         reference = rrdbnet(x)
-    runner = create_backend(backend, rrdbnet, options)
+    runner = create_backend(backend, rrdbnet, options, registry=default_registry())
     runner.load()
     runner.warmup(tuple(x.shape))
     out = runner.infer(x)

@@ -12,7 +12,7 @@ from PIL import Image
 from pydantic import ValidationError
 from skimage.metrics import peak_signal_noise_ratio as psnr
 
-from _support import frozen, real_photo
+from _support import default_registry, frozen, real_photo
 from imgx import Item, StageContext, StageError
 from imgx_gan.upscale import Upscale, UpscaleParams, resize_plane, upscale_arrays
 
@@ -20,7 +20,7 @@ from imgx_gan.upscale import Upscale, UpscaleParams, resize_plane, upscale_array
 @pytest.fixture(scope="module")
 def stage() -> Upscale:
     """One eager stage for the module (the network loads once); tests pass their own params to ``upscale_arrays``."""
-    built = Upscale(UpscaleParams(), StageContext(backend="eager", batch_size=4))
+    built = Upscale(UpscaleParams(), StageContext(backend="eager", batch_size=4, registry=default_registry()))
     yield built
     built.close()
 

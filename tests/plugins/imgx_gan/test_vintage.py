@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from scipy import ndimage
 from skimage.color import rgb2lab
 
-from _support import frozen, load_photo, real_photo
+from _support import default_registry, frozen, load_photo, real_photo
 from imgx import Item, StageContext
 from imgx.runtime import tile_boxes
 from imgx_gan.vintage import AUTO_TILE, VintageLook, VintageParams, tile_side, vintage_arrays, working_size
@@ -19,7 +19,7 @@ from imgx_gan.vintage import AUTO_TILE, VintageLook, VintageParams, tile_side, v
 @pytest.fixture(scope="module")
 def stage() -> VintageLook:
     """One eager stage whose ``infer_images`` the tests reuse with their own parameters."""
-    return VintageLook(VintageParams(), StageContext(backend="eager", batch_size=4))
+    return VintageLook(VintageParams(), StageContext(backend="eager", batch_size=4, registry=default_registry()))
 
 
 def run(stage: VintageLook, images: list[np.ndarray], **params) -> list[np.ndarray]:
@@ -185,7 +185,7 @@ def test_alpha_is_carried_through_at_the_input_size(stage) -> None:
     alpha = np.zeros(photo.shape[:2], np.uint8)
     alpha[20:-20, 30:-30] = 255
     items = [Item("a", "memory", frozen(photo), frozen(alpha)), Item("b", "memory", frozen(photo[:64, :80]))]
-    small = VintageLook(VintageParams(max_side=96), StageContext(backend="eager"))
+    small = VintageLook(VintageParams(max_side=96), StageContext(backend="eager", registry=default_registry()))
     for result in (stage(items), small(items)):
         assert result[0].alpha is items[0].alpha and result[1].alpha is None
         assert [r.image.shape for r in result] == [i.image.shape for i in items]
@@ -219,7 +219,7 @@ def test_a_batch_of_mixed_sizes_equals_the_items_alone(stage) -> None:
 @pytest.mark.slow
 def test_the_onnxruntime_stage_gives_the_eager_pixels(stage) -> None:
     images = [frozen(real_photo("coffee", 128)), frozen(real_photo("astronaut", 96))]
-    ort = VintageLook(VintageParams(), StageContext(backend="onnxruntime", batch_size=2))
+    ort = VintageLook(VintageParams(), StageContext(backend="onnxruntime", batch_size=2, registry=default_registry()))
     assert ort.choice.name == "onnxruntime"
     for a, b in zip(run(stage, images), vintage_arrays(images, ort.params, ort.infer_images), strict=True):
         assert np.abs(a.astype(np.int16) - b).max() <= 1  # float differences of 1e-6 may flip one rounding

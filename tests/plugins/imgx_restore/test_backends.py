@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from _support import real_photo
+from _support import default_registry, real_photo
 from imgx.models import load_module
 from imgx.runtime import BackendOptions, create_backend
 from imgx.runtime.parity import compare
@@ -36,8 +36,10 @@ def module_and_input(model: str) -> tuple[torch.nn.Module, torch.Tensor]:
     if model == "ffdnet_color":
         x = photos(lambda image, i: add_noise(image, (15, 40)[i], seed=i))
         sigma = torch.tensor([15.0, 40.0]).reshape(2, 1, 1, 1) / 255.0
-        return SigmaPlane(load_module(model).net).eval(), torch.cat([x, sigma.expand(2, 1, 64, 96)], dim=1)
-    return load_module(model), photos(lambda image, i: darken(image))
+        return SigmaPlane(load_module(model, registry=default_registry()).net).eval(), torch.cat(
+            [x, sigma.expand(2, 1, 64, 96)], dim=1
+        )
+    return load_module(model, registry=default_registry()), photos(lambda image, i: darken(image))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -45,7 +47,7 @@ def module_and_input(model: str) -> tuple[torch.nn.Module, torch.Tensor]:
 def test_the_stage_modules_match_eager_fp32(model: str, backend: str, tmp_path: Path) -> None:
     device = "cuda" if backend == "tensorrt" else "cpu"
     options = BackendOptions(device=device, cache_dir=tmp_path, model_key=f"test-{model}", max_batch=2)
-    from imgx._registry import load_registry
+    from imgx.registry import load_registry
 
     problem = load_registry().get_backend(backend).unavailable(options)
     if problem:
@@ -53,7 +55,7 @@ def test_the_stage_modules_match_eager_fp32(model: str, backend: str, tmp_path: 
     module, x = module_and_input(model)
     with torch.inference_mode():
         reference = module(x)
-    runner = create_backend(backend, module, options)
+    runner = create_backend(backend, module, options, registry=default_registry())
     runner.load()
     runner.warmup(tuple(x.shape))
     out = runner.infer(x.to(device)).cpu()

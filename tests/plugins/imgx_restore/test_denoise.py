@@ -8,7 +8,7 @@ import torch
 from pydantic import ValidationError
 from skimage.metrics import peak_signal_noise_ratio
 
-from _support import frozen, real_photo
+from _support import default_registry, frozen, real_photo
 from imgx import Item, StageContext
 from imgx_restore import Denoise, DenoiseParams, denoise_arrays
 
@@ -16,7 +16,9 @@ from .conftest import add_noise
 
 
 def make(backend: str = "eager", batch_size: int = 4, **params) -> Denoise:
-    return Denoise(DenoiseParams(**params), StageContext(backend=backend, batch_size=batch_size))
+    return Denoise(
+        DenoiseParams(**params), StageContext(backend=backend, batch_size=batch_size, registry=default_registry())
+    )
 
 
 def items(*images: np.ndarray, alpha: np.ndarray | None = None) -> list[Item]:

@@ -8,7 +8,7 @@ import torch
 from pydantic import ValidationError
 from skimage.metrics import structural_similarity
 
-from _support import frozen, load_rgba_pack, real_photo
+from _support import default_registry, frozen, load_rgba_pack, real_photo
 from imgx import Item, StageContext
 from imgx_restore import ExposureLearned, ExposureLearnedParams, enhance_arrays
 from imgx_restore._common import mean_luma
@@ -17,7 +17,10 @@ from .conftest import darken
 
 
 def make(backend: str = "eager", batch_size: int = 4, **params) -> ExposureLearned:
-    return ExposureLearned(ExposureLearnedParams(**params), StageContext(backend=backend, batch_size=batch_size))
+    return ExposureLearned(
+        ExposureLearnedParams(**params),
+        StageContext(backend=backend, batch_size=batch_size, registry=default_registry()),
+    )
 
 
 def items(*images: np.ndarray, alpha: np.ndarray | None = None) -> list[Item]:

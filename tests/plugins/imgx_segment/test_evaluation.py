@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _support import default_registry
 from imgx import Item, StageContext
 from imgx_segment import SegmentProduct, SegmentProductParams
 from imgx_segment.evaluation import BACKGROUNDS, OBJECTS, boundary_f, build_testset, iou, score
@@ -63,7 +64,9 @@ def test_the_set_is_reproducible_varied_and_its_masks_are_exact() -> None:
 
 def test_the_model_holds_its_measured_quality() -> None:
     testset = build_testset(seed=0, n=16)
-    stage = SegmentProduct(SegmentProductParams(), StageContext(backend="onnxruntime", batch_size=8))
+    stage = SegmentProduct(
+        SegmentProductParams(), StageContext(backend="onnxruntime", batch_size=8, registry=default_registry())
+    )
     out = stage([Item(name, "testset", image) for image, _, name in testset])
     result = score([o.alpha for o in out], [mask for _, mask, _ in testset])
     assert result["iou_mean"] >= MEAN_IOU - MARGIN, result

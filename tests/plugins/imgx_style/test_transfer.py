@@ -12,13 +12,15 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from _support import frozen, load_photo, load_rgba_pack, real_photo
+from _support import default_registry, frozen, load_photo, load_rgba_pack, real_photo
 from imgx import Item, StageContext
 from imgx_style import StyleTransfer, StyleTransferParams, style_vector
 
 
 def make(backend: str = "eager", batch_size: int = 4, **params) -> StyleTransfer:
-    return StyleTransfer(StyleTransferParams(**params), StageContext(backend=backend, batch_size=batch_size))
+    return StyleTransfer(
+        StyleTransferParams(**params), StageContext(backend=backend, batch_size=batch_size, registry=default_registry())
+    )
 
 
 def items(*images: np.ndarray, alpha: np.ndarray | None = None) -> list[Item]:
@@ -153,7 +155,7 @@ def test_stages_listing_does_not_import_torch() -> None:
     code = textwrap.dedent(
         """
         import sys
-        from imgx._registry import load_registry
+        from imgx.registry import load_registry
         registry = load_registry()
         assert "style.transfer" in registry.stages and "multistyle26" in registry.models, registry.failures
         print("torch" in sys.modules)
@@ -186,8 +188,8 @@ def imgx_models():
 def test_a_plugin_registers_the_weights_under_its_own_name(onnx_file: Path, tmp_path: Path, monkeypatch) -> None:
     import torch
 
-    from imgx._registry import PluginConfig, load_registry
     from imgx.models import load_module
+    from imgx.registry import PluginConfig, load_registry
 
     folder = tmp_path / "plugins"
     folder.mkdir()
@@ -199,4 +201,4 @@ def test_a_plugin_registers_the_weights_under_its_own_name(onnx_file: Path, tmp_
     assert (tmp_path / "home" / "models").is_dir()
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        assert torch.equal(module(x), load_module("multistyle26")(x))
+        assert torch.equal(module(x), load_module("multistyle26", registry=default_registry())(x))

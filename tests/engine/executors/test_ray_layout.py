@@ -12,11 +12,11 @@ import pytest
 
 from _support import REPO, basic_recipe, write_recipe
 from imgx import RecipeError
-from imgx._registry import PluginConfig
 from imgx.executors.processor import WorkUnit
-from imgx.executors.ray_plan import StageGroup, choose_blocks, stage_groups, windows
+from imgx.executors.ray_layout import StageGroup, choose_blocks, stage_groups, windows
+from imgx.executors.ray_options import RaySpec
 from imgx.item import ItemRef
-from imgx.recipe.model import RaySpec
+from imgx.registry import PluginConfig
 from imgx.runner import RunOptions, prepare
 
 

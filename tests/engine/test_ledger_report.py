@@ -10,8 +10,8 @@ from PIL import Image
 
 from _support import basic_recipe, write_recipe
 from imgx import ImgxError
-from imgx._registry import PluginConfig
-from imgx.report import contact_sheet, current_state, summarize
+from imgx.ledger_report import contact_sheet, current_state, summarize
+from imgx.registry import PluginConfig
 from imgx.runner import RunOptions, run_recipe
 
 

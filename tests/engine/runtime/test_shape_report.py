@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from _support import real_photo, write_recipe
 from imgx.cli import app
-from imgx.runtime.planning import header_size
+from imgx.runtime.shape_report import header_size
 
 
 def save(path: Path, image: np.ndarray, orientation: int | None = None) -> None:

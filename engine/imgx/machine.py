@@ -1,0 +1,94 @@
+"""What machine a measurement ran on: CPU, cores, memory, GPU, library versions and the imgx commit.
+
+``imgx bench`` and the scripts in ``benchmarks/`` store this block beside every result, so a number always names its
+machine.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+__all__ = ["cpu_model", "git_output", "machine_info", "memory_gib", "package_version"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (``/proc/cpuinfo``), else :func:`platform.processor`."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown cpu"
+
+
+def memory_gib() -> float | None:
+    """This machine's memory in GiB (``/proc/meminfo``), or ``None`` where that cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024**2, 2)
+    except OSError:
+        pass
+    return None
+
+
+def package_version(dist: str) -> str | None:
+    """The installed version of a distribution, or ``None``."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def git_output(*args: str) -> str | None:
+    """``git ARGS`` in imgx's checkout (stdout stripped), or ``None`` outside one."""
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never refresh the index
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10, env=env
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def machine_info(device: str) -> dict[str, Any]:
+    """The machine a bench ran on: CPU model and cores, GPU (or none), memory, library versions, imgx commit."""
+    import torch
+
+    gpu = None
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(device).index or 0
+        props = torch.cuda.get_device_properties(index)
+        gpu = {
+            "name": props.name,
+            "capability": f"{props.major}.{props.minor}",
+            "memory_gib": round(props.total_memory / 1024**3, 1),
+            "cuda": torch.version.cuda,
+        }
+    status = git_output("status", "--porcelain", "--untracked-files=no")
+    return {
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch_threads": torch.get_num_threads(),
+        "memory_gib": memory_gib(),
+        "gpu": gpu,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "versions": {
+            name: package_version(name)
+            for name in ("imgx", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "numpy")
+        },
+        "imgx_commit": git_output("rev-parse", "HEAD"),
+        "imgx_tree_dirty": None if status is None else bool(status),
+    }

@@ -1,0 +1,51 @@
+"""What a run did: the counts, timings and failures ``imgx run`` prints and returns."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .ledger import LedgerRow, StatePaths
+
+__all__ = ["RunSummary"]
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a run did. ``exit_code`` is 0 within the failure budget, 1 over it."""
+
+    recipe: str
+    run_id: str
+    out_dir: Path
+    executor: str
+    workers: int
+    items: int = 0
+    items_done: int = 0
+    items_failed: int = 0
+    items_skipped: int = 0
+    outputs_ok: int = 0
+    outputs_failed: int = 0
+    outputs_skipped: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    failure_budget: float = 0.0
+    max_failures: float | int = 0.0
+    failures: list[LedgerRow] = dataclasses.field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def ledger_dir(self) -> Path:
+        return StatePaths(self.out_dir).ledger
+
+    @property
+    def images_per_second(self) -> float:
+        """Items processed (done or failed, not skipped) per second of the run."""
+        return (self.items_done + self.items_failed) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def within_budget(self) -> bool:
+        return self.items_failed <= self.failure_budget
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.within_budget else 1
