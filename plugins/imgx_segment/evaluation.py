@@ -100,7 +100,7 @@ def _horse(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """scikit-image's horse silhouette (anti-aliased by a 4x supersampled reduction) covered with a real photo."""
     import skimage.data
 
-    from imgx.demo import REAL_PHOTOS
+    from imgx.samples.catalog import REAL_PHOTOS
 
     shape = ~skimage.data.horse()
     h, w = shape.shape
@@ -113,7 +113,7 @@ def _horse(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 def _synthetic(shape: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A product of :func:`imgx.demo.render_product_shot` cut out of its shot by its exact mask (cropped to it)."""
-    from imgx import demo
+    from imgx.samples import catalog as demo
 
     variant = demo.SHAPES.index(shape)
     shot = demo.render_product_shot(320, 320, rng, demo._textures(256), variant=variant)
@@ -136,7 +136,7 @@ def _object(name: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
 
 
 def _background(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    from imgx.demo import MATERIAL_TEXTURES, REAL_PHOTOS
+    from imgx.samples.catalog import MATERIAL_TEXTURES, REAL_PHOTOS
 
     if kind == "white":
         level = rng.uniform(0.93, 1.0, 3).astype(np.float32)

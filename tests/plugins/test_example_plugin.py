@@ -19,7 +19,7 @@ from PIL import Image
 
 import imgx
 from imgx._registry import PluginConfig, load_registry
-from imgx.demo import build_demo_catalog
+from imgx.samples import build_demo_catalog
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PLUGIN_SOURCE = REPO / "plugins" / "imgx-example-plugin"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 
 from _support import REPO
 from imgx.cli import app
-from imgx.demo import build_demo_catalog
+from imgx.samples import build_demo_catalog
 from imgx.recipe import load_recipe
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))

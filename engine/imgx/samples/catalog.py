@@ -42,7 +42,7 @@ from PIL import Image
 
 __all__ = ["CatalogImage", "build_demo_catalog", "build_synthetic_catalog"]
 
-GENERATOR = "imgx.demo/1"
+GENERATOR = "imgx.demo/1"  # the manifest format's name, kept from before imgx.samples so built catalogs stay valid
 TRUTH_DIR = "_truth"
 CATALOG_JSON = "catalog.json"
 MANIFEST_CSV = "manifest.csv"
