@@ -4,7 +4,7 @@
 
 - objects: matplotlib's ``Minduka_Present_Blue_Pack.png`` gift box (a real RGBA photo cut-out, its alpha a real
   matte), scikit-image's ``horse`` silhouette textured with a real photo (a figurine), and the synthetic products of
-  :func:`imgx.demo.render_product_shot` (bottle, box, shoe, mug, ball, bag: shaded real-texture materials with real
+  :func:`imgx.samples.render_product_shot` (bottle, box, shoe, mug, ball, bag: shaded real-texture materials with real
   photo labels, cut out by their exact anti-aliased masks);
 - backgrounds: near-white studio, two-colour gradients, tinted real material textures (scikit-image's gravel, brick,
   grass), real photos blurred like an out-of-focus backdrop;
@@ -100,7 +100,7 @@ def _horse(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """scikit-image's horse silhouette (anti-aliased by a 4x supersampled reduction) covered with a real photo."""
     import skimage.data
 
-    from imgx.samples.catalog import REAL_PHOTOS
+    from imgx.samples import REAL_PHOTOS
 
     shape = ~skimage.data.horse()
     h, w = shape.shape
@@ -112,11 +112,10 @@ def _horse(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _synthetic(shape: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A product of :func:`imgx.demo.render_product_shot` cut out of its shot by its exact mask (cropped to it)."""
-    from imgx.samples import catalog as demo
+    """A product of :func:`imgx.samples.render_product_shot` cut out of its shot by its exact mask (cropped to it)."""
+    from imgx.samples import SHAPES, load_textures, render_product_shot
 
-    variant = demo.SHAPES.index(shape)
-    shot = demo.render_product_shot(320, 320, rng, demo._textures(256), variant=variant)
+    shot = render_product_shot(320, 320, rng, load_textures(256), variant=SHAPES.index(shape))
     ys, xs = np.nonzero(shot.mask)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     rgb = shot.image[y0:y1, x0:x1].astype(np.float32) / 255.0
@@ -136,7 +135,7 @@ def _object(name: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
 
 
 def _background(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    from imgx.samples.catalog import MATERIAL_TEXTURES, REAL_PHOTOS
+    from imgx.samples import MATERIAL_TEXTURES, REAL_PHOTOS
 
     if kind == "white":
         level = rng.uniform(0.93, 1.0, 3).astype(np.float32)
