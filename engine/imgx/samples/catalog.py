@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..io.atomic import atomic_write
 from .photos import REAL_CUTOUTS, REAL_PHOTOS, resize_long_side, try_load
 from .products import Shot, composite_cutout, render_product_shot
 from .textures import Textures, load_textures
@@ -86,13 +87,6 @@ class _Job:
     render: Callable[[], Shot]
 
 
-def _atomic_write(path: pathlib.Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _encode(array: np.ndarray, fmt: str, quality: int) -> bytes:
     buffer = io.BytesIO()
     if fmt in ("jpg", "jpeg"):
@@ -109,7 +103,7 @@ def _encode(array: np.ndarray, fmt: str, quality: int) -> bytes:
 def _write_job(directory: pathlib.Path, job: _Job, quality: int) -> dict[str, Any]:
     shot = job.render()
     image_rel = f"{job.sku}.{job.ext}"
-    _atomic_write(directory / image_rel, _encode(shot.image, job.ext, quality))
+    atomic_write(directory / image_rel, _encode(shot.image, job.ext, quality))
     record: dict[str, Any] = {
         "sku": job.sku,
         "image": image_rel,
@@ -121,7 +115,7 @@ def _write_job(directory: pathlib.Path, job: _Job, quality: int) -> dict[str, An
     }
     if shot.mask is not None and shot.mask.any():
         mask_rel = f"{TRUTH_DIR}/{job.sku}.png"
-        _atomic_write(directory / mask_rel, _encode(shot.mask, "png", quality))
+        atomic_write(directory / mask_rel, _encode(shot.mask, "png", quality))
         record["mask"] = mask_rel
     return record
 
@@ -202,10 +196,10 @@ def _build(
     writer = csv.writer(lines, lineterminator="\n")
     writer.writerow(["sku", "image"])
     writer.writerows((r["sku"], r["image"]) for r in records)
-    _atomic_write(directory / MANIFEST_CSV, lines.getvalue().encode())
+    atomic_write(directory / MANIFEST_CSV, lines.getvalue().encode())
     manifest = {"generator": GENERATOR, "params": params, "sources": list(sources), "skipped": skipped,
                 "images": records}  # fmt: skip
-    _atomic_write(directory / TRUTH_DIR / CATALOG_JSON, (json.dumps(manifest, indent=1) + "\n").encode())
+    atomic_write(directory / TRUTH_DIR / CATALOG_JSON, (json.dumps(manifest, indent=1) + "\n").encode())
     return _to_catalog_images(directory, records)
 
 
