@@ -194,7 +194,7 @@ def hand_work_for(recipe_path: Path, overrides: Sequence[str], out_dir: Path) ->
 
 
 def build_catalog(work_dir: Path, count: int, size: int, seed: int) -> dict[str, Any]:
-    from imgx.demo import build_synthetic_catalog
+    from imgx.samples import build_synthetic_catalog
 
     directory = work_dir / f"bench-catalog-{count}-{size}"
     reused = (directory / "_truth" / "catalog.json").is_file()

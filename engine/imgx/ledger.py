@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +19,8 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from .io.atomic import atomic_path
 
 __all__ = [
     "LEDGER_SCHEMA",
@@ -131,14 +131,8 @@ def _to_table(records: list[dict[str, Any]]) -> pa.Table:
 
 
 def _write_part(table: pa.Table, path: Path, tmp_dir: Path) -> None:
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
+    with atomic_path(path, tmp_dir=tmp_dir) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _read_journal(path: Path) -> list[dict[str, Any]]:

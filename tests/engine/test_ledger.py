@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -75,3 +76,18 @@ def test_completed_outputs_need_ok_status_same_hash_and_the_file(tmp_path: Path)
     writer.close()
     assert completed_outputs(tmp_path, {"x": "h1", "y": "h1"}) == {"a": {"x"}, "d": {"y"}}
     assert completed_outputs(tmp_path / "empty", {"x": "h1"}) == {}
+
+
+def test_parts_are_written_atomically_with_the_umasks_mode(tmp_path: Path) -> None:
+    paths = StatePaths(tmp_path)
+    old = os.umask(0o027)
+    try:
+        writer = LedgerWriter(paths, "run1", "w0", compact_rows=2)
+        writer.write([row("a"), row("b")])
+        writer.close()
+    finally:
+        os.umask(old)
+    (part,) = paths.ledger.glob("*.parquet")
+    assert part.stat().st_mode & 0o777 == 0o640 and pq.read_table(part).num_rows == 2
+    assert [p.name for p in paths.ledger.iterdir()] == [part.name]
+    assert not paths.tmp.exists() or list(paths.tmp.iterdir()) == []  # no temp file left

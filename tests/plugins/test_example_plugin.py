@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 import imgx
-from imgx.demo import build_demo_catalog
 from imgx.registry import PluginConfig, load_registry
+from imgx.samples import build_demo_catalog
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PLUGIN_SOURCE = REPO / "plugins" / "imgx-example-plugin"

@@ -13,8 +13,8 @@ from typer.testing import CliRunner, Result
 
 from _support import REPO
 from imgx.cli import app
-from imgx.demo import build_demo_catalog
 from imgx.recipe import load_recipe
+from imgx.samples import build_demo_catalog
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 LIMIT = 4

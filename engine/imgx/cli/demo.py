@@ -19,7 +19,7 @@ def demo_catalog_command(
     """Build a demo catalog from real photos shipped by scikit-image, matplotlib and scikit-learn plus synthetic
     product shots with known ground truth (needs the demo extra: pip install 'imgx\\[demo]')."""
     try:
-        from ..demo import build_demo_catalog
+        from ..samples import build_demo_catalog
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise typer.BadParameter(f"the demo catalog needs the demo extra: pip install 'imgx[demo]' ({exc})") from exc
     images = build_demo_catalog(directory, synthetic=synthetic, size=size)

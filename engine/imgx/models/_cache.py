@@ -12,11 +12,11 @@ import contextlib
 import hashlib
 import os
 import re
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ModelError
+from ..io.atomic import create_temp, publish
 
 __all__ = [
     "HOME_ENV",
@@ -127,9 +127,7 @@ def file_lock(target: Path) -> Iterator[None]:
 def temporary_file(target: Path) -> Iterator[Path]:
     """A fresh temporary path beside ``target`` (same file system, so the rename is atomic), removed on exit unless
     it was installed."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.part"
-    temp.open("xb").close()  # created with the umask's permissions (mkstemp's 0600 would stick to the cached file)
+    temp = create_temp(target)  # the one atomic writer's temp file; publish() gives it the umask's mode
     try:
         yield temp
     finally:
@@ -150,4 +148,4 @@ def install(temp: Path, target: Path, sha256: str, *, what: str) -> None:
             f"got sha256 {digest} for {what}; expected {sha256.lower()} (the source holds a different file: a "
             "changed upload or a wrong pin)"
         )
-    os.replace(temp, target)
+    publish(temp, target)

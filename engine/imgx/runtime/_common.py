@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
-import tempfile
 import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import BackendError
+from ..io.atomic import atomic_path
 from .keys import engines_dir
 
 if TYPE_CHECKING:
@@ -98,15 +97,13 @@ def export_onnx(module: torch.nn.Module, path: Path, channels: int, *, sample_si
         if path.is_file():
             return path
         sample = torch.rand(1, channels, sample_side, sample_side, generator=torch.Generator().manual_seed(0))
-        handle, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".onnx.tmp", dir=path.parent)
-        os.close(handle)
         try:
-            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            with atomic_path(path) as tmp, warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
                     module,
                     (sample,),
-                    tmp,
+                    str(tmp),
                     dynamo=False,
                     input_names=["x"],
                     output_names=["y"],
@@ -114,15 +111,11 @@ def export_onnx(module: torch.nn.Module, path: Path, channels: int, *, sample_si
                     opset_version=ONNX_OPSET,
                     do_constant_folding=True,
                 )
-            os.replace(tmp, path)
         except Exception as exc:
             raise BackendError(
                 f"got an export failure for {type(module).__name__} -> {path.name}: {type(exc).__name__}: {exc}; "
                 "expected a module that torch.onnx.export can trace (use backend 'eager' or 'compile' instead)"
             ) from exc
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
         ExportCounter.count += 1
     return path
 

@@ -14,12 +14,11 @@ line and ``auto`` picks another backend.
 from __future__ import annotations
 
 import importlib.util
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import BackendError
+from ..io.atomic import atomic_write
 from .base import Backend, BackendOptions
 
 if TYPE_CHECKING:
@@ -31,11 +30,7 @@ WORKSPACE_BYTES = 4 << 30
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)  # readable as the umask allows: the engine cache may be shared (mkstemp gave 0600)
 
 
 class TensorRTBackend(Backend):

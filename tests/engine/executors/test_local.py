@@ -23,7 +23,7 @@ from imgx.item import ItemRef
 from imgx.ledger import read_ledger
 from imgx.registry import PluginConfig
 from imgx.runner import RunOptions, prepare, run_recipe
-from imgx.testing import write_bad_input_zoo
+from imgx.samples import write_bad_input_zoo
 
 
 def ledger_rows(out: Path) -> list[dict]:

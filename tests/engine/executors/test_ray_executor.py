@@ -19,7 +19,7 @@ from imgx import ImgxError
 from imgx.ledger import read_ledger
 from imgx.registry import PluginConfig
 from imgx.runner import RunOptions, run_recipe
-from imgx.testing import write_bad_input_zoo
+from imgx.samples import write_bad_input_zoo
 
 pytestmark = pytest.mark.ray
 

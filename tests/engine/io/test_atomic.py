@@ -1,4 +1,5 @@
-"""atomic_write on the real file system: right bytes, no temp files left, no partial file ever visible."""
+"""atomic_write and atomic_path on the real file system: right bytes and mode, no temp files left, no partial file
+ever visible."""
 
 from __future__ import annotations
 
@@ -8,11 +9,24 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from imgx import OutputError
-from imgx.io.atomic import atomic_write
+from imgx.io.atomic import atomic_path, atomic_write, create_temp, publish
+
+
+@pytest.fixture
+def umask_027() -> Iterator[None]:
+    """Run under umask 027 (not the usual 022), so a mode that merely happens to be 0644 does not pass by luck."""
+    old = os.umask(0o027)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def test_writes_creates_parents_and_leaves_no_temp(tmp_path: pathlib.Path) -> None:
@@ -135,3 +149,109 @@ def test_concurrent_reader_never_sees_a_partial_file(tmp_path: pathlib.Path) -> 
     assert len(seen) > 10 and len({first for _, first in seen}) > 1  # the reader really raced the writer
     assert target.read_bytes() == payloads[-1]
     assert list(tmp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_path_mode_follows_the_umask_even_when_the_writer_made_a_0600_file(tmp_path, umask) -> None:
+    old = os.umask(umask)
+    try:
+        with atomic_path(tmp_path / "a.bin") as tmp:
+            os.unlink(tmp)  # a writer that recreates the file privately, as mkstemp would
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, b"data")
+            os.close(fd)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_atomic_path_writes_by_path_in_the_targets_folder(tmp_path, umask_027) -> None:
+    target = tmp_path / "ledger/part-1.parquet"
+    table = pa.table({"sku": ["a", "b"]})
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".") and tmp.is_file() and not target.exists()
+        pq.write_table(table, tmp)
+    assert pq.read_table(target).equals(table)
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in target.parent.iterdir()] == ["part-1.parquet"]
+
+
+def test_atomic_path_with_tmp_dir_and_fsync(tmp_path) -> None:
+    target, tmp_dir = tmp_path / "out/a.bin", tmp_path / "out/_imgx/tmp"
+    with atomic_path(target, tmp_dir=tmp_dir, fsync=True) as tmp:
+        assert tmp.parent == tmp_dir
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and list(tmp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("error", [ValueError("the writer failed"), KeyboardInterrupt()])
+def test_an_error_inside_atomic_path_keeps_the_old_file_and_removes_the_temp(tmp_path, error) -> None:
+    target = tmp_path / "a.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(type(error)), atomic_path(target) as tmp:  # the block's own error comes out unchanged
+        tmp.write_bytes(b"half of the new")
+        raise error
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_create_temp_and_publish_let_a_writer_decide_after_writing(tmp_path, umask_027) -> None:
+    target = tmp_path / "models/small/net.pt"
+    rejected = create_temp(target)
+    rejected.write_bytes(b"wrong")
+    rejected.unlink()  # verification failed: never published
+    assert not target.exists()
+    kept = create_temp(target)
+    assert kept.stat().st_mode & 0o777 == 0o640  # created with the umask's mode, not mkstemp's 0600
+    kept.write_bytes(b"right")
+    publish(kept, target)
+    assert target.read_bytes() == b"right" and not kept.exists()
+    assert [p.name for p in target.parent.iterdir()] == ["net.pt"]
+
+
+def test_atomic_path_rename_failure_is_an_output_error_and_cleans_up(tmp_path) -> None:
+    target = tmp_path / "a.bin"
+    (target / "child").mkdir(parents=True)  # a non-empty folder where the file should go
+    with pytest.raises(OutputError, match=r"could not write .*a\.bin"), atomic_path(target) as tmp:
+        tmp.write_bytes(b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"] and target.is_dir()
+
+
+def test_a_reader_never_sees_a_partial_file_written_by_path(tmp_path: pathlib.Path) -> None:
+    target = tmp_path / "a.bin"
+    size = 256 * 1024
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"\x01" * size)
+    done = threading.Event()
+    bad: list[int] = []
+    seen: set[int] = set()
+
+    def read() -> None:
+        while not done.is_set():
+            data = target.read_bytes()
+            if len(data) != size or data.count(data[:1]) != size:
+                bad.append(len(data))
+            seen.add(data[0])
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for value in range(2, 80):
+            with atomic_path(target) as tmp, open(tmp, "wb") as file:
+                for _ in range(4):  # written in pieces, as a streaming writer would
+                    file.write(bytes([value]) * (size // 4))
+    finally:
+        done.set()
+        reader.join(timeout=30)
+    assert not bad and len(seen) > 1
+    assert target.read_bytes() == bytes([79]) * size
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_atomic_write_without_tmp_dir_uses_the_targets_folder(tmp_path, umask_027) -> None:
+    target = tmp_path / "cache/tensorrt/abc.engine"
+    atomic_write(target, b"engine")
+    atomic_write(target, b"engine 2", fsync=True)
+    assert target.read_bytes() == b"engine 2" and target.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in target.parent.iterdir()] == ["abc.engine"]

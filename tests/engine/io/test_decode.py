@@ -12,7 +12,7 @@ from PIL import Image, ImageCms, ImageFile, features
 
 from imgx import InputError, Item
 from imgx.io.decode import decode_image
-from imgx.testing import ZooCase, write_bad_input_zoo, zoo_photo
+from imgx.samples import ZooCase, write_bad_input_zoo, zoo_photo
 
 
 @pytest.fixture(scope="module")

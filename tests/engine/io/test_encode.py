@@ -11,7 +11,7 @@ from PIL import Image, ImageCms, JpegImagePlugin
 from imgx import Item, OutputError
 from imgx.io.decode import decode_image
 from imgx.io.encode import FORMATS, encode_image, flatten_alpha
-from imgx.testing import zoo_photo
+from imgx.samples import zoo_photo
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 

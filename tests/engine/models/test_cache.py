@@ -141,3 +141,14 @@ def test_concurrent_pulls_from_several_processes_fetch_once(tmp_path, serve, wei
     assert server.requests == {"/small-net.pt": 1}
     assert target.read_bytes() == weights.path.read_bytes()
     assert sorted(p.name for p in target.parent.iterdir()) == [".small-net.pt.lock", "small-net.pt"]
+
+
+def test_a_pulled_file_is_readable_as_the_umask_allows_and_no_temp_is_left(weights, make_spec) -> None:
+    """A shared model cache: the file gets ``0o666`` minus the umask (``0o644`` under ``022``), not ``0o600``."""
+    old = os.umask(0o022)
+    try:
+        target = ensure_files(make_spec(str(weights.path)))["weights"]
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == weights.path.read_bytes() and target.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in target.parent.iterdir() if not p.name.endswith(".lock")] == [target.name]

@@ -121,7 +121,7 @@ def test_http_404_and_unreachable_hosts_are_one_line_each(serve, make_spec) -> N
     assert "\n" not in message
     assert f"{server.url}/missing.pt: got HTTP 404 File not found; expected 200 (is the URL right?)" in message
     assert f"{closed}: cannot reach the host: [Errno 111] Connection refused" in message
-    assert not list((models_dir() / "small").glob("*.part"))  # no temporary file left behind
+    assert not list((models_dir() / "small").glob(".imgx-*.tmp"))  # no temporary file left behind
 
 
 def test_a_wrong_checksum_is_refused_and_nothing_is_cached(serve, weights, make_spec) -> None:

@@ -204,3 +204,15 @@ def test_compile_works_after_something_looked_for_pip(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.split("max diff")[1]) < 1e-5
+
+
+def test_the_exported_graph_is_readable_as_the_umask_allows(tiny_net, tmp_path: Path) -> None:
+    """The engine cache may be shared: the export gets ``0o666`` minus the umask, not mkstemp's ``0o600``."""
+    old = os.umask(0o027)
+    try:
+        backend = create_backend("onnxruntime", tiny_net, BackendOptions(cache_dir=tmp_path, model_key="mode"))
+        backend.infer(photo_tensor(("chelsea",)))
+    finally:
+        os.umask(old)
+    assert backend.onnx_file is not None and backend.onnx_file.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in (tmp_path / "onnx").iterdir()] == [backend.onnx_file.name]  # no temp file left

@@ -54,11 +54,11 @@ def catalog_shots(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     ``sku``, ``cast_name`` (``neutral``, ``warm``, ..., ``cutout`` for the real gift box on a neutral background),
     ``image`` ``(H, W, 3)`` uint8 RGB read-only, ``background`` ``(H, W)`` bool (outside the product mask, eroded away
     from its edge) and ``true_background`` (RGB before the cast)."""
-    import imgx.demo
+    import imgx.samples
 
     directory = tmp_path_factory.mktemp("demo-catalog")
     shots = []
-    for entry in imgx.demo.build_demo_catalog(directory, synthetic=12, size=256):
+    for entry in imgx.samples.build_demo_catalog(directory, synthetic=12, size=256):
         if entry.mask_path is None:
             continue
         mask = cv2.imread(str(entry.mask_path), cv2.IMREAD_GRAYSCALE)

@@ -3,7 +3,7 @@
 - ``pack``: matplotlib's gift-box RGBA sample (128 x 128); its alpha is a real matte with soft edges.
 - ``pack_on_photo``: the gift box composited onto a real photo (coffee), 160 x 120, with the matte as the mask:
   what ``segment.product`` hands to ``compose.background`` on a catalog photo.
-- ``demo_shots``: synthetic product shots of :mod:`imgx.demo` (studio background, shadow) with their known masks.
+- ``demo_shots``: synthetic product shots of :mod:`imgx.samples` (studio background, shadow) with their known masks.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from _support import frozen, load_rgba_pack, real_photo
-from imgx.demo import build_demo_catalog
+from imgx.samples import build_demo_catalog
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 from _support import default_registry, frozen, real_photo
 from imgx import Item, StageContext
 from imgx_segment import SegmentProduct, SegmentProductParams
-from imgx_segment.evaluation import iou
+from segment_eval import iou
 
 
 def make(backend: str = "onnxruntime", batch_size: int = 8, **params) -> SegmentProduct:

@@ -53,7 +53,7 @@ def test_fill_holes_fills_enclosed_background_only() -> None:
 def test_threshold_and_guided_filter_follow_the_image() -> None:
     """A real photo's disc on a light backdrop; its mask coarsened as a 320 px network output upsampled would be: the
     guided filter snaps the edge back (IoU up), the threshold makes it hard."""
-    from imgx_segment.evaluation import iou
+    from segment_eval import iou
 
     photo = real_photo("coffee", 128)[:80]
     truth = np.zeros((80, 128), np.float32)

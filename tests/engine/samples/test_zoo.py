@@ -8,7 +8,7 @@ import struct
 import pytest
 from PIL import Image
 
-from imgx.testing import ZooCase, write_bad_input_zoo, zoo_photo
+from imgx.samples import ZooCase, write_bad_input_zoo, zoo_photo
 
 
 @pytest.fixture(scope="module")

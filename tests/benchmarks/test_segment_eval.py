@@ -1,4 +1,5 @@
-"""The test set and its metrics; the model's measured quality on it, held so a regression fails."""
+"""The segmentation test set and its metrics (benchmarks/segment_eval.py); the model's measured quality on it, held so a
+regression fails."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from _support import default_registry
 from imgx import Item, StageContext
 from imgx_segment import SegmentProduct, SegmentProductParams
-from imgx_segment.evaluation import BACKGROUNDS, OBJECTS, boundary_f, build_testset, iou, score
+from segment_eval import BACKGROUNDS, OBJECTS, boundary_f, build_testset, iou, score
 
 # Measured with the default parameters on build_testset(seed=0, n=16) (256 px long side), onnxruntime backend:
 # mean IoU 0.980, worst 0.941; mean boundary F (2 px) 0.967, worst 0.736. Held with a small margin (the worst
@@ -72,3 +73,14 @@ def test_the_model_holds_its_measured_quality() -> None:
     assert result["iou_mean"] >= MEAN_IOU - MARGIN, result
     assert result["bf_mean"] >= MEAN_BF - MARGIN, result
     assert result["iou_min"] >= WORST_IOU - 3 * MARGIN, result
+
+
+def test_the_command_prints_the_scores(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from segment_eval import main
+
+    assert main(["--n", "2", "--long-side", "96"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["parameters"]["n"] == 2 and printed["parameters"]["backend"] == "onnxruntime"
+    assert 0.0 <= printed["iou_min"] <= printed["iou_mean"] <= 1.0 and 0.0 <= printed["bf_mean"] <= 1.0

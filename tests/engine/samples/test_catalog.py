@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgx.demo import CatalogImage, build_demo_catalog, build_synthetic_catalog
+from imgx.samples import CatalogImage, build_demo_catalog, build_synthetic_catalog
 
 SIZE = 320
 SYNTHETIC = 6

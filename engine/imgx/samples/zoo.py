@@ -1,4 +1,4 @@
-"""Test helpers shipped with imgx: the bad-input zoo.
+"""The bad-input zoo: one small file per kind of input a real catalog holds, and what decoding each must give.
 
 :func:`write_bad_input_zoo` writes one small file per kind of input a real catalog contains (good files, odd pixel
 modes, rotated photos, truncated, empty and fake files, a huge image) and says what decoding each must give. The

@@ -1,18 +1,24 @@
-"""A segmentation test set with exact ground truth, and the scores of a predicted mask against it.
+"""Quality of product masks: a segmentation test set with exact ground truth, and the scores of a mask against it.
+
+A benchmark module, not part of a stage: ``segment.product`` ships without it. Its tests
+(``tests/benchmarks/test_segment_eval.py``) hold the model's measured quality; run it to print the scores::
+
+    python benchmarks/segment_eval.py --n 16 --backend onnxruntime
 
 :func:`build_testset` composites real and synthetic cut-out objects onto varied backgrounds:
 
 - objects: matplotlib's ``Minduka_Present_Blue_Pack.png`` gift box (a real RGBA photo cut-out, its alpha a real
   matte), scikit-image's ``horse`` silhouette textured with a real photo (a figurine), and the synthetic products of
-  :func:`imgx.demo.render_product_shot` (bottle, box, shoe, mug, ball, bag: shaded real-texture materials with real
+  :func:`imgx.samples.render_product_shot` (bottle, box, shoe, mug, ball, bag: shaded real-texture materials with real
   photo labels, cut out by their exact anti-aliased masks);
 - backgrounds: near-white studio, two-colour gradients, tinted real material textures (scikit-image's gravel, brick,
   grass), real photos blurred like an out-of-focus backdrop;
 - a soft contact shadow under the object (random strength, sometimes none), random scale (object 35..80 % of the
   canvas's short side) and position, random canvas aspect, sensor noise.
 
-The ground truth is the object's composited alpha (``(H, W)`` uint8); scores binarise both masks at 128.
-scikit-image and matplotlib (the ``demo`` extra) are imported only when the set is built.
+The ground truth is the object's composited alpha (``(H, W)`` uint8); scores binarise both masks at 128. The photos
+and textures come from :mod:`imgx.samples` (scikit-image and matplotlib, the ``demo`` extra), loaded only when the set
+is built.
 
 Metrics: :func:`iou` and :func:`boundary_f` (the boundary F-measure of Perazzi et al. 2016, DAVIS: precision and
 recall of boundary pixels matched within a pixel tolerance).
@@ -20,9 +26,11 @@ recall of boundary pixels matched within a pixel tolerance).
 
 from __future__ import annotations
 
+import argparse
+import json
+
 import cv2
 import numpy as np
-from PIL import Image
 
 __all__ = ["BACKGROUNDS", "OBJECTS", "boundary_f", "build_testset", "iou", "score"]
 
@@ -89,10 +97,9 @@ def score(preds: list[np.ndarray], truths: list[np.ndarray], tolerance: int = 2)
 
 
 def _present() -> tuple[np.ndarray, np.ndarray]:
-    from matplotlib import cbook
+    from imgx.samples import REAL_CUTOUTS
 
-    with cbook.get_sample_data("Minduka_Present_Blue_Pack.png") as handle:
-        rgba = np.asarray(Image.open(handle).convert("RGBA")).astype(np.float32) / 255.0
+    rgba = REAL_CUTOUTS["present"]().astype(np.float32) / 255.0
     return rgba[:, :, :3], rgba[:, :, 3]
 
 
@@ -100,7 +107,7 @@ def _horse(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """scikit-image's horse silhouette (anti-aliased by a 4x supersampled reduction) covered with a real photo."""
     import skimage.data
 
-    from imgx.demo import REAL_PHOTOS
+    from imgx.samples import REAL_PHOTOS
 
     shape = ~skimage.data.horse()
     h, w = shape.shape
@@ -112,11 +119,10 @@ def _horse(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _synthetic(shape: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A product of :func:`imgx.demo.render_product_shot` cut out of its shot by its exact mask (cropped to it)."""
-    from imgx import demo
+    """A product of :func:`imgx.samples.render_product_shot` cut out of its shot by its exact mask (cropped to it)."""
+    from imgx.samples import SHAPES, load_textures, render_product_shot
 
-    variant = demo.SHAPES.index(shape)
-    shot = demo.render_product_shot(320, 320, rng, demo._textures(256), variant=variant)
+    shot = render_product_shot(320, 320, rng, load_textures(256), variant=SHAPES.index(shape))
     ys, xs = np.nonzero(shot.mask)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     rgb = shot.image[y0:y1, x0:x1].astype(np.float32) / 255.0
@@ -136,7 +142,7 @@ def _object(name: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
 
 
 def _background(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    from imgx.demo import MATERIAL_TEXTURES, REAL_PHOTOS
+    from imgx.samples import MATERIAL_TEXTURES, REAL_PHOTOS
 
     if kind == "white":
         level = rng.uniform(0.93, 1.0, 3).astype(np.float32)
@@ -213,3 +219,28 @@ def build_testset(seed: int = 0, n: int = 32, long_side: int = 256) -> list[tupl
         image, mask = _composite(name, background, rng, long_side)
         items.append((image, mask, f"{index:03d}-{name}-{background}"))
     return items
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score ``segment.product`` (default parameters) on :func:`build_testset` and print the scores as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--seed", type=int, default=0, help="seed of the test set (default 0)")
+    parser.add_argument("--n", type=int, default=16, help="images in the test set (default 16)")
+    parser.add_argument("--long-side", type=int, default=256, help="long side of each image in pixels (default 256)")
+    parser.add_argument("--backend", default="onnxruntime", help="model backend (default onnxruntime)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
+    args = parser.parse_args(argv)
+
+    from imgx import Item, StageContext
+    from imgx_segment import SegmentProduct, SegmentProductParams
+
+    testset = build_testset(args.seed, args.n, args.long_side)
+    stage = SegmentProduct(SegmentProductParams(), StageContext(backend=args.backend, batch_size=args.batch_size))
+    out = stage([Item(name, "testset", image) for image, _, name in testset])
+    result = score([o.alpha for o in out], [mask for _, mask, _ in testset])
+    print(json.dumps({"parameters": vars(args), **{k: round(v, 4) for k, v in result.items()}}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
