@@ -266,15 +266,17 @@ def _bucket_filesystem(root: str, env: tuple[str | None, ...]) -> pafs.FileSyste
     return filesystem
 
 
-def read_bytes(uri: str, *, policy: RetryPolicy = DEFAULT_RETRY) -> bytes:
+def read_bytes(uri: str, *, max_bytes: int | None = None, policy: RetryPolicy = DEFAULT_RETRY) -> bytes:
     """The bytes of the file or object at ``uri``, retried on transient errors.
 
     On object stores this is a HEAD and a single GET of the whole object, so concurrent overwrites never mix two
     versions. (An overwrite with a *larger* object between the two requests could still return a prefix of the new
     one: imgx never overwrites a source during a run, and the decoder refuses a truncated image.)
 
+    :param max_bytes: refuse a file or object larger than this before reading it (``None``: no cap).
     :raises InputError: ``source not found: <uri>``, ``source is a directory: <uri>``, ``permission denied: <uri>
-        (...)``, ``could not read <uri>: ... (gave up after N attempts in S s)``.
+        (...)``, ``could not read <uri>: ... (gave up after N attempts in S s)``, ``could not read <uri>: N bytes is
+        over the cap of M bytes``.
     """
     filesystem, path = resolve(uri)
 
@@ -284,6 +286,8 @@ def read_bytes(uri: str, *, policy: RetryPolicy = DEFAULT_RETRY) -> bytes:
         # was replaced by a smaller one in between: retried as transient.
         with filesystem.open_input_file(path) as file:
             size = file.size()
+            if max_bytes is not None and size > max_bytes:
+                raise _TooLarge(f"could not read {uri}: {size} bytes is over the cap of {max_bytes} bytes")
             data = file.read_at(size, 0) if size else b""
         if len(data) != size:
             raise ConnectionError(f"the object changed while being read ({len(data)} of {size} bytes)")
@@ -293,6 +297,8 @@ def read_bytes(uri: str, *, policy: RetryPolicy = DEFAULT_RETRY) -> bytes:
         return with_retries(read, uri=uri, action="read", error=InputError, policy=policy)
     except ImgxError:
         raise
+    except _TooLarge as exc:
+        raise InputError(str(exc)) from None
     except Exception as exc:
         raise _read_error(uri, exc) from exc
 
@@ -598,6 +604,10 @@ def _s3_client(env: tuple[str | None, ...]):  # env only keys the cache
     import boto3
 
     return boto3.client("s3")  # honours AWS_ENDPOINT_URL, the credential chain and AWS_REGION itself
+
+
+class _TooLarge(Exception):
+    """A file over read_bytes' cap (not transient, not an OSError)."""
 
 
 def _checked(call: Callable[[], T], uri: str, policy: RetryPolicy) -> T:
