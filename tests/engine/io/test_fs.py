@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import io
 import os
 import pathlib
 import stat
 import threading
 import time
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -387,3 +389,46 @@ def test_s3_run_marker_is_exclusive(s3_bucket: str) -> None:
     fs.release_run_marker(marker, "run-1")
     assert not fs.exists(marker)
     fs.release_run_marker(fs.acquire_run_marker(prefix, "run-3"), "run-3")
+
+
+class _Throttling(http.server.BaseHTTPRequestHandler):
+    """An S3 endpoint that answers every request with 503 SlowDown, as S3 does under load."""
+
+    requests: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        type(self).requests.append(self.command)
+        body = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+        body += b"<Message>Please reduce your request rate.</Message></Error>"
+        self.send_response(503)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = do_PUT = do_POST = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_throttling_is_retried_then_reported(s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real pyarrow messages for 503 SlowDown are transient: retried as the policy allows, then one clear error."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Throttling)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    _Throttling.requests = []
+    try:
+        with pytest.raises(
+            InputError, match=rf"^could not read s3://{s3_bucket}/a.jpg: .*503.*gave up after 3 attempts"
+        ):
+            fs.read_bytes(f"s3://{s3_bucket}/a.jpg", policy=FAST)
+        assert _Throttling.requests == ["HEAD"] * 3
+        with pytest.raises(OutputError, match=r"SLOW_DOWN.*gave up after 3 attempts"):
+            fs.write_bytes_atomic(f"s3://{s3_bucket}/a.jpg", b"x", policy=FAST)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
