@@ -237,6 +237,8 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
             path = parts.netloc + urllib.parse.unquote(parts.path)
             return _bucket_filesystem(root, env), path.rstrip("/")
         return pafs.FileSystem.from_uri(uri)
+    except OSError as exc:  # from_uri asks S3 for the bucket's region when none is configured
+        raise InputError(f"got {uri!r}: {_explain(uri, exc, 'read')}") from exc
     except (ValueError, TypeError) as exc:  # pyarrow.ArrowInvalid: "Unrecognized filesystem type in URI"
         raise InputError(
             f"got {uri!r} with scheme {scheme}://; expected a local path, file://, or a scheme pyarrow.fs "
@@ -648,7 +650,7 @@ def _explain(uri: str, exc: BaseException, verb: str) -> str:
     match = _AWS_CODE.search(str(exc))
     code = match.group(1) if match else ""
     credentials = _credential_source(uri)
-    if code == "NO_SUCH_BUCKET":
+    if code == "NO_SUCH_BUCKET" or re.search(r"Bucket '[^']*' not found", str(exc)):  # the latter: region lookup
         return "the bucket does not exist; create it or fix the name"
     if code == "INVALID_ACCESS_KEY_ID":
         return f"the access key {credentials} is unknown to the server; fix the key (or the profile)"
