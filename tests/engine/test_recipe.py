@@ -201,3 +201,16 @@ def test_output_overrides_give_one_output_its_own_encoding_and_name_bad_keys() -
     assert "r.yaml:12" in error and "'sqare' is not a written node; written: enhanced, square" in error
     error = str(error_of(text.replace("{format: png}", "{format: gif}")))
     assert "r.yaml:12" in error and "output.overrides.square.format" in error
+
+
+def test_input_download_settings() -> None:
+    from imgx.recipe.model import InputSpec
+
+    spec = InputSpec(path="manifest.csv")
+    assert spec.allowed_hosts == [] and spec.max_download_bytes == 64 << 20
+    spec = InputSpec(path="m.csv", allowed_hosts=["images.intra", "10.2.0.0/16", "::1"], max_download_bytes=1000)
+    assert spec.allowed_hosts == ["images.intra", "10.2.0.0/16", "::1"]
+    with pytest.raises(ValueError, match=r"expected a CIDR range like 10\.2\.0\.0/16"):
+        InputSpec(path="m.csv", allowed_hosts=["10.0.0.0/99"])
+    with pytest.raises(ValueError, match="expected a host name, an address or a CIDR range"):
+        InputSpec(path="m.csv", allowed_hosts=[" "])

@@ -66,6 +66,33 @@ class InputSpec(_Model):
         default=100_000_000, ge=1, description="Images with more pixels than this fail (decompression-bomb guard)."
     )
     limit: int | None = Field(default=None, ge=1, description="Take only the first N catalog items (trying a recipe).")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Manifests only: http(s) image hosts that may resolve to internal addresses (loopback, "
+        "link-local such as 169.254.169.254, private ranges), as exact host names ('images.intra') or addresses "
+        "and CIDR ranges ('10.2.0.0/16', '::1'). Empty: image URLs may only reach public addresses.",
+    )
+    max_download_bytes: int = Field(
+        default=64 << 20,
+        ge=1,
+        description="The largest image taken from http(s) or object storage, in bytes (64 MiB by default); larger "
+        "ones fail with the reason.",
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            if not entry.strip() or any(c.isspace() for c in entry):
+                raise ValueError(f"got {entry!r} in allowed_hosts; expected a host name, an address or a CIDR range")
+            if "/" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"got {entry!r} in allowed_hosts; expected a CIDR range like 10.2.0.0/16") from exc
+        return value
 
     @property
     def patterns(self) -> tuple[str, ...]:
