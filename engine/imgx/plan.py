@@ -72,6 +72,9 @@ class RunSettings:
     :param encodings: output id -> its encoding (``output``'s defaults with its override applied).
     :param naming: the output path template (relative to the output folder).
     :param max_pixels: images with more pixels fail (decompression-bomb guard).
+    :param allowed_hosts: http(s) hosts (names or CIDR ranges) a catalog image may come from although they are
+        internal (loopback, private, link-local); none: internal addresses are refused.
+    :param max_download_bytes: the largest image fetched over http(s) or from object storage.
     :param batch_size: items per batch handed to a worker and to stages.
     :param device: where GPU-capable stages run as asked (``auto``, ``cpu``, ``cuda``); the runner resolves ``auto``.
     :param backend: inference backend of model stages (a registered name or ``auto``).
@@ -87,6 +90,8 @@ class RunSettings:
     encodings: Mapping[str, EncodeSettings]
     naming: str
     max_pixels: int
+    allowed_hosts: tuple[str, ...]
+    max_download_bytes: int
     batch_size: int
     device: str
     backend: str
@@ -298,6 +303,8 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
         encodings={out: recipe.output.settings(out) for out in recipe.output_ids},
         naming=recipe.output.naming,
         max_pixels=recipe.input.max_pixels,
+        allowed_hosts=tuple(recipe.input.allowed_hosts),
+        max_download_bytes=recipe.input.max_download_bytes,
         batch_size=execution.batch_size,
         device=execution.device,
         backend=execution.backend,

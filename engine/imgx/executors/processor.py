@@ -204,7 +204,11 @@ class BatchProcessor:
             return False
         start = time.perf_counter()
         try:
-            data = read_source(ref.source)
+            data = read_source(
+                ref.source,
+                allowed_hosts=self.plan.settings.allowed_hosts,
+                max_bytes=self.plan.settings.max_download_bytes,
+            )
         except Exception as exc:
             state.failed["source"] = ("read", describe_error(exc))
             return False
