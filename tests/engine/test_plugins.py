@@ -165,3 +165,133 @@ def test_every_hook_is_documented_and_tested(hook: str) -> None:
     assert doc.split("\n")[0].strip() and ":return:" in doc, f"{hook} needs a one-line summary and :return: docs"
     implemented = [path for path in TESTS.rglob("*.py") if f"def {hook}(" in path.read_text(encoding="utf-8")]
     assert implemented, f"no test implements {hook}"
+
+
+RENAMED = """
+    import imgx
+
+    class Tint(imgx.Stage):
+        name = "shop.tint"
+        summary = "A third-party stage, once called colour.tint."
+        aliases = ("colour.tint",)
+
+        def process(self, item):
+            return item
+
+    @imgx.hookimpl
+    def imgx_stages():
+        return [Tint]
+"""
+
+
+def test_a_renamed_stage_keeps_its_old_name_with_a_note_naming_the_line(tmp_path: Path) -> None:
+    from imgx.plan import build_plan
+    from imgx.recipe import parse_recipe
+
+    write_plugin(tmp_path / "dir", "tint", RENAMED)
+    registry = load_registry(PluginConfig(plugins_dirs=(str(tmp_path / "dir"),)))
+    assert registry.get_stage("colour.tint") is registry.get_stage("shop.tint")
+    assert registry.renamed_stage("colour.tint") == "shop.tint" and registry.renamed_stage("shop.tint") is None
+    text = "version: 1\nname: r\ninput: {path: .}\nstages:\n  - id: a\n    uses: colour.tint\n"
+    plan = build_plan(parse_recipe(text, path="r.yaml"), registry)
+    assert plan.nodes[0].uses == "colour.tint"  # as written: the output hash, and so --resume, does not move
+    assert plan.notes == (
+        "r.yaml:6: stage 'colour.tint' is now called 'shop.tint'; the old name still works but is deprecated: "
+        "write uses: shop.tint",
+    )
+
+
+def test_tryfirst_wins_over_a_plugin_loaded_later(tmp_path: Path) -> None:
+    """Precedence is pluggy's: a tryfirst implementation's stage is kept although another plugin, loaded after it,
+    registers the same name."""
+    first = textwrap.dedent(GOOD).replace("@imgx.hookimpl", "@imgx.hookimpl(tryfirst=True)")
+    write_plugin(tmp_path / "a", "a_first", first.replace("A third-party stage.", "first"))
+    write_plugin(tmp_path / "b", "b_later", textwrap.dedent(GOOD).replace("A third-party stage.", "later"))
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        registry = load_registry(PluginConfig(plugins_dirs=(str(tmp_path / "a"), str(tmp_path / "b"))))
+    assert registry.get_stage("shop.tint").summary == "first"
+    assert registry.stage_plugin("shop.tint").endswith("a_first.py")
+
+
+FAST_BACKEND = """
+    import imgx
+    from imgx.runtime import Backend
+
+    class Reference(Backend):
+        name = "reference-plus"
+        precisions = ("fp32",)
+        dynamic_shapes = True
+        auto_ranks = {("cpu", "fp32"): 1}
+
+        @classmethod
+        def unavailable(cls, options):
+            return None
+
+        def load(self):
+            pass
+
+        def infer(self, x):
+            return self.module(x)
+
+    @imgx.hookimpl
+    def imgx_backends():
+        return [Reference]
+"""
+
+
+def test_a_plugin_backend_joins_autos_order_by_its_rank(tmp_path: Path) -> None:
+    from imgx.runtime import BackendOptions, auto_order, choose_backend
+
+    write_plugin(tmp_path / "dir", "fast", FAST_BACKEND)
+    registry = load_registry(PluginConfig(plugins_dirs=(str(tmp_path / "dir"),)))
+    assert auto_order(registry, "cpu", "fp32") == ("reference-plus", "onnxruntime", "eager", "compile")
+    assert auto_order(registry, "cpu", "bf16") == ("eager", "compile")
+    assert auto_order(registry, "cuda", "fp16") == ("tensorrt", "compile", "eager")
+    choice = choose_backend("auto", BackendOptions(), registry)
+    assert choice.name == "reference-plus" and "reference-plus, the first of auto's order" in choice.reason
+    assert auto_order(load_registry(), "cpu", "fp32") == ("onnxruntime", "eager", "compile")
+
+
+EXECUTOR = """
+    import pydantic
+    import imgx
+    from imgx.executors import Executor
+
+    class QueueOptions(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="forbid")
+        queue: str = pydantic.Field(description="The queue to submit to.")
+        priority: int = pydantic.Field(default=0, ge=0, description="Higher runs first.")
+
+    class QueueExecutor(Executor):
+        name = "queue"
+        Options = QueueOptions
+
+    @imgx.hookimpl
+    def imgx_executors():
+        return [QueueExecutor]
+"""
+
+
+def test_a_plugin_executor_brings_its_own_typed_section(tmp_path: Path) -> None:
+    from imgx import RecipeError
+    from imgx.plan import build_plan
+    from imgx.recipe import parse_recipe
+
+    write_plugin(tmp_path / "dir", "queue", EXECUTOR)
+    registry = load_registry(PluginConfig(plugins_dirs=(str(tmp_path / "dir"),)))
+    head = "version: 1\nname: r\ninput: {path: .}\nstages:\n  - {id: a, uses: color.enhance}\nexecution:\n"
+    plan = build_plan(parse_recipe(head + "  executor: queue\n  queue: {queue: nightly, priority: 2}\n"), registry)
+    assert plan.settings.executor == "queue"
+    assert plan.settings.executor_options.model_dump() == {"queue": "nightly", "priority": 2}
+    assert build_plan(parse_recipe(head + "  executor: local\n"), registry).settings.executor_options is None
+    with pytest.raises(RecipeError) as info:
+        build_plan(
+            parse_recipe(head + "  executor: queue\n  queue: {queue: nightly, priorty: 2}\n", path="r.yaml"), registry
+        )
+    assert (
+        "r.yaml:8: execution.queue.priorty: unknown key; remove it or fix its spelling. Did you mean 'priority'?"
+        in (f"{info.value.location}: {info.value}")
+    )
+    with pytest.raises(RecipeError, match=r"execution.queue: got unknown executor|unknown key"):
+        build_plan(parse_recipe(head + "  executor: local\n  queue: {queue: x}\n"), load_registry())
