@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ImgxError, ModelError
 from ._cache import imgx_home, models_dir
-from ._pull import Fetched, FileStatus, fetch_model, file_statuses, one_line
+from ._pull import Fetched, FileStatus, fetch_model, file_statuses, one_line, scheme_of
 from .spec import ModelSource, ModelSpec, WeightFile
 from .state import load_state_strict
 
@@ -38,6 +38,7 @@ __all__ = [
     "load_module",
     "load_state_strict",
     "models_dir",
+    "scheme_of",
     "weights_key",
 ]
 

@@ -215,7 +215,9 @@ def test_validate_names_the_line_of_an_unknown_model_and_an_unknown_backend(plug
     assert result.returncode == 2, result.stdout + result.stderr
     text = " ".join(result.stderr.split())
     assert f"{recipe}:5: execution.backend: got unknown backend 'onnxruntme'. Did you mean 'onnxruntime'?" in text
-    assert f"{recipe}:10: stages[1].uses: plug.missing: got unknown model 'swap-hlaf'. Did you mean 'swap-half'?" in text
+    assert (
+        f"{recipe}:10: stages[1].uses: plug.missing: got unknown model 'swap-hlaf'. Did you mean 'swap-half'?" in text
+    )
     assert _imgx("validate", str(recipe), "--set", "execution.backend=auto", *flags, env=env).returncode == 2
     fixed = recipe.read_text().replace("uses: plug.missing", "uses: plug.swap").replace("onnxruntme", "onnxruntime")
     recipe.write_text(fixed)

@@ -13,8 +13,7 @@ import pytest
 
 from _support import default_registry
 from imgx.errors import ModelError
-from imgx.models import ensure_files, fetch_model, models_dir
-from imgx.models._pull import scheme_of
+from imgx.models import ensure_files, fetch_model, models_dir, scheme_of
 from imgx.models.sources import parse_pip_uri
 
 

@@ -18,7 +18,6 @@ from _support import default_registry
 from imgx import BackendError, PluginError
 from imgx.registry import PluginConfig, load_registry
 from imgx.runtime import BackendOptions, choose_backend, create_backend, resolve_backend
-from imgx.runtime._common import ExportCounter
 from imgx.runtime.keys import cache_key
 from imgx.runtime.parity import compare
 
@@ -102,16 +101,15 @@ def test_an_unchanged_key_loads_the_export_from_disk_and_a_changed_key_rebuilds(
     x = photo_tensor(("chelsea",))
     options = BackendOptions(cache_dir=tmp_path, model_key="weights-a")
     first = create_backend("onnxruntime", tiny_net, options, registry=default_registry())
-    before = ExportCounter.count
     out_first = first.infer(x)
-    assert first.exported and ExportCounter.count == before + 1
+    assert first.exported  # this instance exported the graph
     path = first.onnx_file
     assert path is not None and path.is_file() and path.parent.parent == tmp_path
     stamp = path.stat().st_mtime_ns
 
     again = create_backend("onnxruntime", tiny_net, options, registry=default_registry())
     out_again = again.infer(x)
-    assert not again.exported and ExportCounter.count == before + 1
+    assert not again.exported  # loaded from the cache, not exported again
     assert again.onnx_file == path and path.stat().st_mtime_ns == stamp
     assert torch.equal(out_first, out_again)
 
@@ -119,7 +117,7 @@ def test_an_unchanged_key_loads_the_export_from_disk_and_a_changed_key_rebuilds(
         "onnxruntime", tiny_net, dataclasses.replace(options, model_key="weights-b"), registry=default_registry()
     )
     changed.infer(x)
-    assert changed.exported and ExportCounter.count == before + 2 and changed.onnx_file != path
+    assert changed.exported and changed.onnx_file != path
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == sorted([path.name, changed.onnx_file.name])
 
 
