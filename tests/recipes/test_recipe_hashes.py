@@ -1,0 +1,30 @@
+"""Ledgers written before stay valid: the output hashes (the ledger's ``recipe_hash``, what ``--resume`` matches) of
+every shipped recipe are the ones imgx computed before the plugin-host rework (commit 0691f9f). A change that moves
+one makes every catalog team's next ``--resume`` redo that output: bump a stage's ``version`` on purpose, never by
+accident of a refactor."""
+
+from __future__ import annotations
+
+import pytest
+
+from _support import REPO
+from imgx.runner import RunOptions, prepare
+
+BEFORE = {
+    "cutouts.yaml": {"cutout": "08f8e6d22fba8a97", "cutout_web": "56c82b9c709375f1"},
+    "demo.yaml": {"enhanced": "4f36c87bea695890", "square": "2b66f4bd3dddcc53"},
+    "marketplace-white.yaml": {"main": "856da28480f72bb0", "cutout": "3c48885046e06efe"},
+    "restore-lowres.yaml": {"catalog": "756259c2cfddb2bd"},
+    "style-variants.yaml": {
+        "style_7": "2e4c0843aad254ca",
+        "style_19": "112ab3c1f20cf1c6",
+        "blend_3_12": "bf2722ac01abb714",
+    },
+    "vintage-campaign.yaml": {"hero": "716637051d3aa193", "social": "3c060bddb8e97413"},
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(BEFORE))
+def test_output_hashes_are_those_of_earlier_ledgers(recipe: str) -> None:
+    _, _, plan = prepare(REPO / "recipes" / recipe, RunOptions())
+    assert dict(plan.output_hashes) == BEFORE[recipe]
