@@ -147,7 +147,7 @@ def test_a_pulled_file_is_readable_as_the_umask_allows_and_no_temp_is_left(weigh
     """A shared model cache: the file gets ``0o666`` minus the umask (``0o644`` under ``022``), not ``0o600``."""
     old = os.umask(0o022)
     try:
-        target = ensure_files(make_spec(str(weights.path)))["weights"]
+        target = ensure_files(make_spec(str(weights.path)), registry=default_registry())["weights"]
     finally:
         os.umask(old)
     assert target.read_bytes() == weights.path.read_bytes() and target.stat().st_mode & 0o777 == 0o644

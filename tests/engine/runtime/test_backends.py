@@ -208,7 +208,9 @@ def test_the_exported_graph_is_readable_as_the_umask_allows(tiny_net, tmp_path: 
     """The engine cache may be shared: the export gets ``0o666`` minus the umask, not mkstemp's ``0o600``."""
     old = os.umask(0o027)
     try:
-        backend = create_backend("onnxruntime", tiny_net, BackendOptions(cache_dir=tmp_path, model_key="mode"))
+        backend = create_backend(
+            "onnxruntime", tiny_net, BackendOptions(cache_dir=tmp_path, model_key="mode"), registry=default_registry()
+        )
         backend.infer(photo_tensor(("chelsea",)))
     finally:
         os.umask(old)
