@@ -25,7 +25,7 @@ def parse_color(value: str) -> tuple[int, int, int]:
     """
     text = value.strip() if isinstance(value, str) else None
     if text is None or not _HEX.fullmatch(text):
-        raise ValueError(f"got colour {value!r}; expected {COLOR_FORMS}")
+        raise ValueError(f"got {value!r} for a colour; expected {COLOR_FORMS}")
     digits = text[1:]
     if len(digits) == 3:
         digits = "".join(c * 2 for c in digits)
@@ -43,4 +43,4 @@ def parse_color_or_transparent(value: str) -> tuple[int, int, int] | None:
     try:
         return parse_color(value)
     except ValueError:
-        raise ValueError(f"got colour {value!r}; expected '#RRGGBB', '#RGB' or '{TRANSPARENT}'") from None
+        raise ValueError(f"got {value!r} for a colour; expected '#RRGGBB', '#RGB' or '{TRANSPARENT}'") from None

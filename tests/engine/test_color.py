@@ -28,7 +28,9 @@ def test_parse_color_reads_both_hex_forms_in_any_case(text, rgb) -> None:
 
 @pytest.mark.parametrize("value", ["white", "#ffff", "#fffffff", "ffffff", "#ggg", "", "# fff", "#12345", 255, None])
 def test_parse_color_rejects_anything_else_naming_the_forms(value) -> None:
-    with pytest.raises(ValueError, match=rf"^got colour {value!r}; expected '#RRGGBB' or '#RGB', e\.g\. '#FFFFFF'$"):
+    with pytest.raises(
+        ValueError, match=rf"^got {value!r} for a colour; expected '#RRGGBB' or '#RGB', e\.g\. '#FFFFFF'$"
+    ):
         parse_color(value)
 
 
@@ -39,7 +41,7 @@ def test_transparent_is_none(text) -> None:
 
 @pytest.mark.parametrize("value", ["none", "clear", "#12", 0])
 def test_parse_color_or_transparent_names_all_three_forms(value) -> None:
-    with pytest.raises(ValueError, match=rf"^got colour {value!r}; expected '#RRGGBB', '#RGB' or 'transparent'$"):
+    with pytest.raises(ValueError, match=rf"^got {value!r} for a colour; expected '#RRGGBB', '#RGB' or 'transparent'$"):
         parse_color_or_transparent(value)
     with pytest.raises(ValueError):
         parse_color("transparent")
