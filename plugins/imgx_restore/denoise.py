@@ -3,8 +3,8 @@
 
 Noise level: ``sigma`` on the 0..255 scale (FFDNet was trained for 0..75), or ``auto``: estimated per image by
 :func:`~imgx_restore.noise.estimate_sigma` (wavelet MAD, clipping-aware; over the opaque product when there is an
-alpha). The noise level reaches the network as a 4th input plane (:class:`~imgx_restore.ffdnet.SigmaPlane`), so the
-module the backend runs is the same for every sigma: one ``torch.compile`` graph / ONNX export / TensorRT engine per
+alpha). The noise level reaches the network as a 4th input plane (:class:`~imgx_restore.network_ffdnet.SigmaPlane`),
+so the module the backend runs is the same for every sigma: one ``torch.compile`` graph / ONNX export / TensorRT engine per
 shape serves fixed and per-image noise levels, and a batch may mix images of different sigmas. The registry's
 ``ffdnet_color`` module (what ``imgx bench`` runs) is the 3-channel form bound to sigma 25.
 
@@ -30,8 +30,8 @@ from imgx import Item, StageError, StageParams
 from imgx.models import ModelSpec, WeightFile
 from imgx.runtime import ModelStage, run_tiled, to_float, to_uint8
 
-from ._common import check_rgb, is_gray, keep_gray
 from .noise import estimate_sigma
+from .ops import check_rgb, is_gray, keep_gray
 
 if TYPE_CHECKING:
     import torch
@@ -47,10 +47,10 @@ STAGE_CHANNELS = 4  # RGB + the noise-level plane
 
 
 def build_ffdnet_color(paths: Mapping[str, Path]) -> torch.nn.Module:
-    """The reference module: :class:`~imgx_restore.ffdnet.BoundSigma` (sigma 25) over the port, mapping one ``(B, 3,
-    H, W)`` float32 RGB tensor in 0..1 (H, W even) to one. The stage runs the same weights as
-    :class:`~imgx_restore.ffdnet.SigmaPlane`."""
-    from .ffdnet import BoundSigma, load_ffdnet
+    """The reference module: :class:`~imgx_restore.network_ffdnet.BoundSigma` (sigma 25) over the port, mapping one
+    ``(B, 3, H, W)`` float32 RGB tensor in 0..1 (H, W even) to one. The stage runs the same weights as
+    :class:`~imgx_restore.network_ffdnet.SigmaPlane`."""
+    from .network_ffdnet import BoundSigma, load_ffdnet
 
     return BoundSigma(load_ffdnet(paths["pth"])).eval()
 
@@ -130,8 +130,8 @@ def denoise_arrays(
     """Denoise ``(H, W, 3)`` uint8 RGB arrays, each at its own noise level; the work of the stage without the items.
 
     :param sigmas: per image, the noise level on the 0..255 scale (0..75); 0 returns the image itself (no inference).
-    :param infer: runs :class:`~imgx_restore.ffdnet.SigmaPlane` on ``(h, w, 4)`` float32 arrays (h, w even), returning
-        ``(h, w, 3)`` float32 arrays (``ModelStage.infer_images``).
+    :param infer: runs :class:`~imgx_restore.network_ffdnet.SigmaPlane` on ``(h, w, 4)`` float32 arrays (h, w even),
+        returning ``(h, w, 3)`` float32 arrays (``ModelStage.infer_images``).
     :param tile: tile side for :func:`~imgx.runtime.tiling.run_tiled` (even); ``overlap``: tile overlap.
     :return: ``(H, W, 3)`` uint8 RGB arrays, each the size of its input.
     :raises ValueError: an image that is not ``(H, W, 3)`` uint8, or a sigma outside 0..75.
@@ -172,9 +172,9 @@ class Denoise(ModelStage):
     params: DenoiseParams
 
     def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
-        """The registry's network as :class:`~imgx_restore.ffdnet.SigmaPlane`: ``(B, 4, H, W)`` -> ``(B, 3, H, W)``,
-        the noise level read from the input, so the graph is the same for every sigma."""
-        from .ffdnet import BoundSigma, FFDNet, SigmaPlane
+        """The registry's network as :class:`~imgx_restore.network_ffdnet.SigmaPlane`: ``(B, 4, H, W)`` ->
+        ``(B, 3, H, W)``, the noise level read from the input, so the graph is the same for every sigma."""
+        from .network_ffdnet import BoundSigma, FFDNet, SigmaPlane
 
         net = base.net if isinstance(base, BoundSigma) else base
         if not isinstance(net, FFDNet):

@@ -1,7 +1,7 @@
 """``color.exposure_learned``: Zero-DCE light-enhancement curves for underexposed shots; the ``zero_dce`` model it runs.
 
-The network estimates per-pixel curves from the photo itself and applies them (:mod:`imgx_restore.zerodce`), so dark
-regions are lifted more than bright ones and nothing clips. Options a catalog team needs around it:
+The network estimates per-pixel curves from the photo itself and applies them (:mod:`imgx_restore.network_zerodce`),
+so dark regions are lifted more than bright ones and nothing clips. Options a catalog team needs around it:
 
 - ``only_if_darker_than``: well-exposed shots are left alone (Zero-DCE brightens any photo: scikit-image's coffee,
   mean 0.39, comes out at 0.57); the test is the mean Rec. 601 luma on 0..1, over the opaque product when the
@@ -31,7 +31,7 @@ from imgx import Item, StageParams
 from imgx.models import ModelSpec, WeightFile
 from imgx.runtime import ModelStage, run_tiled, to_float, to_uint8
 
-from ._common import check_rgb, is_gray, keep_gray, mean_luma
+from .ops import check_rgb, is_gray, keep_gray, mean_luma
 
 if TYPE_CHECKING:
     import torch
@@ -45,9 +45,9 @@ DEFAULT_DARKER_THAN = 0.4
 
 
 def build_zero_dce(paths: Mapping[str, Path]) -> torch.nn.Module:
-    """The reference module :class:`~imgx_restore.zerodce.ZeroDCE`: ``(B, 3, H, W)`` float32 RGB in 0..1 -> the
+    """The reference module :class:`~imgx_restore.network_zerodce.ZeroDCE`: ``(B, 3, H, W)`` float32 RGB in 0..1 -> the
     enhanced ``(B, 3, H, W)`` float32 in 0..1."""
-    from .zerodce import load_zerodce
+    from .network_zerodce import load_zerodce
 
     return load_zerodce(paths["checkpoint"])
 
@@ -99,7 +99,7 @@ class ExposureLearnedParams(StageParams):
 
 def needs_light(image: np.ndarray, alpha: np.ndarray | None, darker_than: float | None) -> bool:
     """Whether an ``(H, W, 3)`` uint8 RGB image (``(H, W)`` uint8 alpha or None) is dark enough to enhance: its mean
-    luma (:func:`~imgx_restore._common.mean_luma`) is below ``darker_than``; always when ``darker_than`` is None."""
+    luma (:func:`~imgx_restore.ops.mean_luma`) is below ``darker_than``; always when ``darker_than`` is None."""
     return darker_than is None or mean_luma(image, alpha) < darker_than
 
 
@@ -113,8 +113,8 @@ def enhance_arrays(
 ) -> list[np.ndarray]:
     """Enhance ``(H, W, 3)`` uint8 RGB arrays; the work of the stage without the items and the darkness test.
 
-    :param infer: runs :class:`~imgx_restore.zerodce.ZeroDCE` on ``(h, w, 3)`` float32 arrays in 0..1, returning arrays
-        of the same shapes (``ModelStage.infer_images``).
+    :param infer: runs :class:`~imgx_restore.network_zerodce.ZeroDCE` on ``(h, w, 3)`` float32 arrays in 0..1, returning
+        arrays of the same shapes (``ModelStage.infer_images``).
     :param strength: 0..1 blend of the photo and the enhanced result, in float before rounding; 0 returns the inputs.
     :return: ``(H, W, 3)`` uint8 RGB arrays, each the size of its input.
     :raises ValueError: an image that is not ``(H, W, 3)`` uint8, or a strength outside 0..1.

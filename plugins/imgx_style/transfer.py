@@ -100,10 +100,10 @@ class StyleTransfer(ModelStage):
     params: StyleTransferParams
 
     def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
-        """The registry's network, rewritten for speed (:class:`~imgx_style.fast.FastMultiStyleNet`, same results)
-        and bound to this stage's style vector (:class:`~imgx_style.network.BoundStyle`)."""
-        from .fast import FastMultiStyleNet
+        """The registry's network, rewritten for speed (:class:`~imgx_style.network_fast.FastMultiStyleNet`, same
+        results) and bound to this stage's style vector (:class:`~imgx_style.network.BoundStyle`)."""
         from .network import BoundStyle, MultiStyleNet
+        from .network_fast import FastMultiStyleNet
 
         net = base.net if isinstance(base, BoundStyle) else base
         if not isinstance(net, MultiStyleNet):

@@ -256,6 +256,6 @@ def test_listing_the_stage_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, imgx_gan.vintage, imgx_gan.vintage_model; print('torch' in sys.modules)"
+    code = "import sys, imgx_gan.vintage, imgx_gan.models; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -11,7 +11,7 @@ from skimage.metrics import structural_similarity
 from _support import frozen, load_rgba_pack, real_photo
 from imgx import Item, StageContext
 from imgx_restore import ExposureLearned, ExposureLearnedParams, enhance_arrays
-from imgx_restore._common import mean_luma
+from imgx_restore.ops import mean_luma
 
 from .conftest import darken
 

