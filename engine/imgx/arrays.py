@@ -109,9 +109,7 @@ def resize_plane(array: np.ndarray, size: tuple[int, int], interpolation: Interp
     return cv2.resize(array, (width, height), interpolation=flag)
 
 
-def flatten_alpha(
-    image: np.ndarray, alpha: np.ndarray, background: tuple[int, int, int] | np.ndarray
-) -> np.ndarray:
+def flatten_alpha(image: np.ndarray, alpha: np.ndarray, background: tuple[int, int, int] | np.ndarray) -> np.ndarray:
     """The "over" operator: ``image`` with its straight ``alpha`` composited onto ``background``, in sRGB codes.
 
     ``out = round((rgb * a + bg * (255 - a)) / 255)`` per channel, exact (the numerator is an integer and never lies

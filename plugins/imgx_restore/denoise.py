@@ -26,10 +26,11 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from imgx import Item, StageError, StageParams
-from imgx.runtime import ModelStage, run_tiled, to_float, to_uint8
+from imgx.arrays import check_rgb, to_float, to_uint8
+from imgx.runtime import ModelStage, run_tiled
 
 from .noise import estimate_sigma
-from .ops import check_rgb, is_gray, keep_gray
+from .ops import is_gray, keep_gray
 
 if TYPE_CHECKING:
     import torch
@@ -109,7 +110,7 @@ def denoise_arrays(
         raise ValueError(f"got {len(images)} images and {len(sigmas)} sigmas; expected one sigma per image")
     todo: list[int] = []
     for index, (image, sigma) in enumerate(zip(images, sigmas, strict=True)):
-        check_rgb(image, "restore.denoise")
+        check_rgb(image, "the image of restore.denoise")
         if not 0.0 <= sigma <= MAX_SIGMA:
             raise ValueError(f"got sigma {sigma!r} for image {index}; expected 0..{MAX_SIGMA:g}")
         if sigma > 0:
@@ -161,7 +162,7 @@ class Denoise(ModelStage):
 
     def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
         for item in batch:
-            check_rgb(item.image, f"restore.denoise (item {item.sku!r})")
+            check_rgb(item.image, f"the image of item {item.sku!r} (restore.denoise)")
         sigmas = [self.sigma_of(item) for item in batch]
         images = denoise_arrays(
             [item.image for item in batch],

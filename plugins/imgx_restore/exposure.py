@@ -27,9 +27,10 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from imgx import Item, StageParams
-from imgx.runtime import ModelStage, run_tiled, to_float, to_uint8
+from imgx.arrays import check_rgb, to_float, to_uint8
+from imgx.runtime import ModelStage, run_tiled
 
-from .ops import check_rgb, is_gray, keep_gray, mean_luma
+from .ops import is_gray, keep_gray, mean_luma
 
 if TYPE_CHECKING:
     pass
@@ -92,7 +93,7 @@ def enhance_arrays(
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"got strength {strength!r}; expected 0..1")
     for image in images:
-        check_rgb(image, "color.exposure_learned")
+        check_rgb(image, "the image of color.exposure_learned")
     if strength <= 0.0 or not images:
         return list(images)
     photos = [to_float(image) for image in images]
@@ -119,7 +120,7 @@ class ExposureLearned(ModelStage):
 
     def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
         for item in batch:
-            check_rgb(item.image, f"color.exposure_learned (item {item.sku!r})")
+            check_rgb(item.image, f"the image of item {item.sku!r} (color.exposure_learned)")
         threshold = self.params.only_if_darker_than
         dark = [i for i, item in enumerate(batch) if needs_light(item.image, item.alpha, threshold)]
         images = enhance_arrays(

@@ -17,9 +17,10 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from imgx import Item, StageError, StageParams
+from imgx.arrays import pad_min, to_float, to_uint8, working_size
 from imgx.runtime import ModelStage
 
-from .ops import MIN_SIDE, blend, keep_color, pad_min, resize_rgb, style_vector, to_float, to_uint8, working_size
+from .ops import MIN_SIDE, blend, keep_color, resize_rgb, style_vector
 
 if TYPE_CHECKING:
     import torch

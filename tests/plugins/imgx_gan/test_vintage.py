@@ -12,8 +12,9 @@ from skimage.color import rgb2lab
 
 from _support import frozen, load_photo, real_photo
 from imgx import Item, StageContext
+from imgx.arrays import working_size
 from imgx.runtime import tile_boxes
-from imgx_gan.vintage import AUTO_TILE, VintageLook, VintageParams, tile_side, vintage_arrays, working_size
+from imgx_gan.vintage import AUTO_TILE, VintageLook, VintageParams, tile_side, vintage_arrays
 
 
 @pytest.fixture(scope="module")

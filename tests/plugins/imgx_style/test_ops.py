@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgx_style.ops import blend, keep_color, resize_rgb, style_vector, to_float, to_uint8, working_size
+from imgx.arrays import to_float, to_uint8, working_size
+from imgx_style.ops import blend, keep_color, resize_rgb, style_vector
 
 
 def test_style_vector_one_hot_and_normalised_blends() -> None:
