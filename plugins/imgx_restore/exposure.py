@@ -1,4 +1,4 @@
-"""``color.exposure_learned``: Zero-DCE light-enhancement curves for underexposed shots; the ``zero_dce`` model it runs.
+"""``restore.exposure``: Zero-DCE light-enhancement curves for underexposed shots; the ``zero_dce`` model it runs.
 
 The network estimates per-pixel curves from the photo itself and applies them (:mod:`imgx_restore.network_zerodce`),
 so dark regions are lifted more than bright ones and nothing clips. Options a catalog team needs around it:
@@ -43,7 +43,7 @@ DEFAULT_DARKER_THAN = 0.4
 
 
 class ExposureLearnedParams(StageParams):
-    """Parameters of ``color.exposure_learned``."""
+    """Parameters of ``restore.exposure``."""
 
     strength: float = Field(1.0, ge=0.0, le=1.0, description="0 = the photo unchanged, 1 = fully enhanced")
     only_if_darker_than: float | None = Field(
@@ -93,7 +93,7 @@ def enhance_arrays(
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"got strength {strength!r}; expected 0..1")
     for image in images:
-        check_rgb(image, "the image of color.exposure_learned")
+        check_rgb(image, "the image of restore.exposure")
     if strength <= 0.0 or not images:
         return list(images)
     photos = [to_float(image) for image in images]
@@ -109,7 +109,8 @@ def enhance_arrays(
 class ExposureLearned(ModelStage):
     """Zero-DCE exposure correction of dark shots; see :mod:`imgx_restore.exposure`."""
 
-    name: ClassVar[str] = "color.exposure_learned"
+    name: ClassVar[str] = "restore.exposure"
+    aliases: ClassVar[tuple[str, ...]] = ("color.exposure_learned",)  # its name before 0.2; deprecated
     Params: ClassVar[type[StageParams]] = ExposureLearnedParams
     summary: ClassVar[str] = "Brighten underexposed shots with Zero-DCE curves (skips well-exposed ones); alpha kept."
     example: ClassVar[dict] = {"strength": 0.8, "only_if_darker_than": None}
@@ -120,7 +121,7 @@ class ExposureLearned(ModelStage):
 
     def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
         for item in batch:
-            check_rgb(item.image, f"the image of item {item.sku!r} (color.exposure_learned)")
+            check_rgb(item.image, f"the image of item {item.sku!r} (restore.exposure)")
         threshold = self.params.only_if_darker_than
         dark = [i for i, item in enumerate(batch) if needs_light(item.image, item.alpha, threshold)]
         images = enhance_arrays(
