@@ -87,7 +87,7 @@ def test_resize_is_pillows_lanczos_and_a_no_op_at_size(photos) -> None:
 
 
 def test_pad_min_mirrors_small_images_up_to_the_minimum(photos) -> None:
-    from imgx_style.ops import pad_min
+    from imgx.arrays import pad_min
 
     photo = photos["coffee"]
     assert pad_min(photo, 32) is photo
