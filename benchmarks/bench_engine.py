@@ -153,9 +153,9 @@ def hand_work_for(recipe_path: Path, overrides: Sequence[str], out_dir: Path) ->
     Only the shape of the demo recipe is supported (``color.enhance`` then ``geometry.fit`` on it); anything else
     raises, rather than silently comparing different work.
     """
+    from imgx.color import parse_color
     from imgx.io.encode import FORMATS
     from imgx.recipe import load_recipe
-    from imgx.recipe.model import parse_color
     from imgx_color import EnhanceParams
     from imgx_geometry.fit import FitParams
 

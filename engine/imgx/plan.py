@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -249,10 +250,12 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
             continue
         renamed = registry.renamed_stage(spec.uses)
         if renamed:
-            notes.append(
+            note = (
                 f"{loaded.locator.locate(('stages', index, 'uses'))}: stage {spec.uses!r} is now called {renamed!r}; "
                 f"the old name still works but is deprecated: write uses: {renamed}"
             )
+            notes.append(note)  # the CLI prints it; a program calling imgx gets the usual warning
+            warnings.warn(note, DeprecationWarning, stacklevel=2)
         expected = stage.inputs
         given = max(len(spec.needs), 1)
         if given != expected:

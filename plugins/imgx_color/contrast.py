@@ -9,8 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from imgx import Item, Stage, StageParams
-
-from ._checks import check_rgb
+from imgx.arrays import check_rgb
 
 __all__ = ["Contrast", "ContrastParams", "auto_contrast"]
 
@@ -23,7 +22,7 @@ def auto_contrast(image: np.ndarray, *, clip_limit: float = 2.0, tile_grid: int 
     :param tile_grid: the image is split into ``tile_grid x tile_grid`` tiles that are equalised separately.
     :return: ``(H, W, 3)`` uint8 RGB, a new array.
     """
-    check_rgb(image)
+    check_rgb(image, allow_empty=True)
     if image.size == 0:
         return image
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)

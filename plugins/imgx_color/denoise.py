@@ -9,8 +9,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from imgx import Item, Stage, StageParams
-
-from ._checks import check_rgb
+from imgx.arrays import check_rgb
 
 __all__ = ["Denoise", "DenoiseMethod", "DenoiseParams", "denoise"]
 
@@ -39,7 +38,7 @@ def denoise(
     :param search_window: odd search square of nlmeans, in pixels.
     :return: ``(H, W, 3)`` uint8 RGB, a new array (the input itself when ``strength == 0``).
     """
-    check_rgb(image)
+    check_rgb(image, allow_empty=True)
     if strength < 0:
         raise ValueError(f"got {strength!r} for strength; expected a number >= 0")
     if strength == 0.0 or image.size == 0:

@@ -9,8 +9,8 @@ import numpy as np
 from pydantic import Field
 
 from imgx import Item, Stage, StageParams
+from imgx.arrays import check_rgb
 
-from ._checks import check_rgb
 from .contrast import auto_contrast
 from .denoise import DenoiseMethod, denoise
 from .gamma import adjust_gamma
@@ -54,7 +54,7 @@ def enhance(image: np.ndarray, params: EnhanceParams | None = None) -> np.ndarra
     :param params: the settings; ``None`` means the defaults of :class:`EnhanceParams`.
     :return: ``(H, W, 3)`` uint8 RGB (the input itself when every step is neutral).
     """
-    check_rgb(image)
+    check_rgb(image, allow_empty=True)
     p = params if params is not None else EnhanceParams()
     out = apply_white_balance(image, p.white_balance, percentile=p.white_patch_percentile, max_gain=p.wb_max_gain)
     if p.auto_contrast:

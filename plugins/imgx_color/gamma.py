@@ -9,8 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from imgx import Item, Stage, StageParams
-
-from ._checks import check_rgb
+from imgx.arrays import check_rgb
 
 __all__ = ["Gamma", "GammaParams", "adjust_gamma"]
 
@@ -25,7 +24,7 @@ def adjust_gamma(image: np.ndarray, gamma: float = 1.0) -> np.ndarray:
     :param gamma: > 0; 1 leaves the image unchanged.
     :return: ``(H, W, 3)`` uint8 RGB, a new array (the input itself when ``gamma == 1``).
     """
-    check_rgb(image)
+    check_rgb(image, allow_empty=True)
     if gamma <= 0:
         raise ValueError(f"got {gamma!r} for gamma; expected a number > 0")
     if gamma == 1.0 or image.size == 0:

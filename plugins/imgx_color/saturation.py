@@ -9,8 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from imgx import Item, Stage, StageParams
-
-from ._checks import check_rgb
+from imgx.arrays import check_rgb
 
 __all__ = ["Saturation", "SaturationParams", "adjust_saturation"]
 
@@ -27,7 +26,7 @@ def adjust_saturation(image: np.ndarray, saturation: float = 1.0, vibrance: floa
     :param vibrance: -1..1; 0 = off.
     :return: ``(H, W, 3)`` uint8 RGB, a new array (the input itself when both are neutral).
     """
-    check_rgb(image)
+    check_rgb(image, allow_empty=True)
     if saturation < 0:
         raise ValueError(f"got {saturation!r} for saturation; expected a number >= 0")
     if (saturation == 1.0 and vibrance == 0.0) or image.size == 0:

@@ -9,8 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from imgx import Item, Stage, StageParams
-
-from ._checks import check_rgb
+from imgx.arrays import check_rgb
 
 __all__ = ["Sharpen", "SharpenParams", "unsharp_mask"]
 
@@ -25,7 +24,7 @@ def unsharp_mask(image: np.ndarray, amount: float = 0.5, radius: float = 1.0, th
         as they are, so flat areas and fine noise are not sharpened.
     :return: ``(H, W, 3)`` uint8 RGB, a new array (the input itself when ``amount == 0``).
     """
-    check_rgb(image)
+    check_rgb(image, allow_empty=True)
     if amount < 0 or radius <= 0:
         raise ValueError(f"got amount={amount!r}, radius={radius!r} for unsharp_mask; expected amount >= 0, radius > 0")
     if amount == 0.0 or image.size == 0:

@@ -10,8 +10,9 @@ import numpy as np
 from pydantic import Field
 
 from imgx import Item, Stage, StageParams
+from imgx.arrays import check_rgb
 
-from ._checks import check_rgb, gain_lut
+from ._lut import gain_lut
 
 __all__ = ["WhiteBalance", "WhiteBalanceMethod", "WhiteBalanceParams", "estimate_illuminant", "white_balance"]
 
@@ -57,7 +58,7 @@ def white_balance(
     :return: ``(H, W, 3)`` uint8 RGB, a new array (the input itself for ``none``, and for ``auto`` when no correction
         is needed or the estimate is not trusted at all).
     """
-    check_rgb(image)
+    check_rgb(image, allow_empty=True)
     if method == "none" or image.size == 0:
         return image
     if method == "learned":
@@ -103,7 +104,7 @@ def estimate_illuminant(image: np.ndarray) -> tuple[np.ndarray, float]:
     :param image: ``(H, W, 3)`` uint8 RGB, not modified.
     :return: the illuminant, ``(3,)`` float32 RGB with mean 1 (``[1, 1, 1]`` is no cast), and the confidence in 0..1.
     """
-    check_rgb(image)
+    check_rgb(image, allow_empty=True)
     neutral = np.ones(3, np.float32)
     height, width = image.shape[:2]
     if image.size == 0:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import imgx
 
-from ._common import linear_to_srgb, parse_color, srgb_to_linear
+from ._common import linear_to_srgb, srgb_to_linear
 from .backdrop import cover, load_backdrop
 from .background import Background, BackgroundParams, compose_background, shadow_pixels
 from .composite import composite
@@ -31,7 +31,6 @@ __all__ = [
     "imgx_stages",
     "linear_to_srgb",
     "load_backdrop",
-    "parse_color",
     "shadow_pixels",
     "srgb_to_linear",
 ]

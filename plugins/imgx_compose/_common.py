@@ -1,18 +1,11 @@
-"""Checks, colours and the sRGB transfer curve shared by the compose ops (private)."""
+"""Solid fills and the sRGB transfer curve shared by the compose ops (private); checks, colour parsing and the
+"over" blend come from the imgx toolkit (:mod:`imgx.arrays`, :mod:`imgx.color`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from imgx.recipe import parse_color as recipe_color
-
-__all__ = ["check_alpha", "check_rgb", "linear_to_srgb", "parse_color", "solid", "srgb_to_linear"]
-
-
-def parse_color(value: str) -> tuple[int, int, int]:
-    """``"#RRGGBB"`` or ``"#RGB"`` (case-insensitive, surrounding spaces ignored) -> ``(r, g, b)`` in 0..255: the
-    recipe's own colour syntax (:func:`imgx.recipe.parse_color`)."""
-    return recipe_color(value.strip() if isinstance(value, str) else value)
+__all__ = ["linear_to_srgb", "solid", "srgb_to_linear"]
 
 
 def solid(height: int, width: int, color: np.ndarray | tuple) -> np.ndarray:
@@ -21,23 +14,6 @@ def solid(height: int, width: int, color: np.ndarray | tuple) -> np.ndarray:
     value = np.asarray(color)
     row = np.tile(value, width).reshape(1, width, value.size)
     return np.repeat(row, height, axis=0)
-
-
-def check_rgb(image: np.ndarray, name: str = "image") -> None:
-    """Raise ``ValueError`` unless ``image`` is a non-empty ``(H, W, 3)`` uint8 RGB array."""
-    ok = isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
-    if ok and image.size:
-        return
-    got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-    raise ValueError(f"got {got} for {name}; expected a non-empty (H, W, 3) uint8 RGB array")
-
-
-def check_alpha(alpha: np.ndarray, shape: tuple[int, ...], name: str = "alpha") -> None:
-    """Raise ``ValueError`` unless ``alpha`` is an ``(H, W)`` uint8 array with ``(H, W) == shape[:2]``."""
-    if isinstance(alpha, np.ndarray) and alpha.dtype == np.uint8 and alpha.shape == tuple(shape[:2]):
-        return
-    got = f"{alpha.dtype} {alpha.shape}" if isinstance(alpha, np.ndarray) else type(alpha).__name__
-    raise ValueError(f"got {got} for {name}; expected an {tuple(shape[:2])} uint8 array")
 
 
 def _srgb_decode_lut() -> np.ndarray:

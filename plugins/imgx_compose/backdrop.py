@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from ._common import check_rgb
+from imgx.arrays import check_rgb, flatten_alpha, resize_plane
 
 __all__ = ["cover", "load_backdrop"]
 
@@ -29,10 +28,8 @@ def load_backdrop(path: str | Path, matte: tuple[int, int, int] = (255, 255, 255
     except (OSError, ValueError) as exc:
         raise ValueError(f"got {str(path)!r} for the backdrop image; expected a readable image file ({exc})") from exc
     if picture.mode in ("RGBA", "LA", "PA") or (picture.mode == "P" and "transparency" in picture.info):
-        rgba = picture.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, matte)
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        picture = flat
+        rgba = np.asarray(picture.convert("RGBA"))
+        return flatten_alpha(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]), matte)
     return np.ascontiguousarray(np.asarray(picture.convert("RGB")))
 
 
@@ -50,8 +47,6 @@ def cover(backdrop: np.ndarray, width: int, height: int) -> np.ndarray:
     src_h, src_w = backdrop.shape[:2]
     scale = max(width / src_w, height / src_h)
     new_w, new_h = max(width, round(src_w * scale)), max(height, round(src_h * scale))
-    if (new_w, new_h) != (src_w, src_h):
-        flag = cv2.INTER_AREA if scale < 1 else cv2.INTER_LANCZOS4
-        backdrop = cv2.resize(backdrop, (new_w, new_h), interpolation=flag)
+    backdrop = resize_plane(backdrop, (new_w, new_h), "area" if scale < 1 else "lanczos")
     left, top = (new_w - width) // 2, (new_h - height) // 2
     return np.ascontiguousarray(backdrop[top : top + height, left : left + width])

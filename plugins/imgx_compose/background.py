@@ -10,8 +10,10 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from imgx import Item, Stage, StageContext, StageError, StageParams, recipe_path
+from imgx.arrays import check_alpha, check_rgb
+from imgx.color import parse_color
 
-from ._common import check_alpha, check_rgb, parse_color, solid
+from ._common import solid
 from .backdrop import cover, load_backdrop
 from .composite import BlendSpace, composite
 from .gradient import GradientKind, gradient

@@ -7,7 +7,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from ._common import check_alpha, check_rgb, linear_to_srgb, solid, srgb_to_linear
+from imgx.arrays import check_alpha, check_rgb, flatten_alpha
+
+from ._common import linear_to_srgb, solid, srgb_to_linear
 
 __all__ = ["BlendSpace", "composite"]
 
@@ -32,7 +34,7 @@ def composite(
 
     - ``srgb`` (default): on the 8-bit codes, as browsers, PNG viewers and imgx's own JPEG flattening composite a
       cut-out, and as segmentation mattes (U2-Net, photo cut-outs) are estimated. A cut-out PNG shown on a white page
-      and ``compose.background`` onto white give the same pixels (within 1 level of rounding).
+      and ``compose.background`` onto white give the same pixels: both are :func:`imgx.arrays.flatten_alpha`.
     - ``linear``: on linear light (sRGB curve decoded, mixed, encoded), the physically right mix for partly covered
       edge pixels and for a shadow, which removes light: soft edges and shadows come out lighter than in ``srgb``.
 
@@ -55,17 +57,18 @@ def composite(
     if space not in ("srgb", "linear"):
         raise ValueError(f"got {space!r} for the blend space; expected 'srgb' or 'linear'")
 
-    # cv2.blendLinear is dst = (w1 * src1 + w2 * src2) / (w1 + w2), rounded and saturated: the straight-alpha mix in
-    # one multi-threaded pass, 3-4x faster than the same arithmetic in numpy (alpha 255 and 0 stay exact).
-    linear = space == "linear"
+    color = np.array(shadow_color, np.uint8)
+    if space == "srgb":  # the toolkit's exact integer "over", the encoder's own
+        bg = background if shadow is None else _lay_shadow(background, shadow, color, linear=False)
+        return flatten_alpha(image, alpha, bg)
+    # Linear light: cv2.blendLinear is dst = (w1 * src1 + w2 * src2) / (w1 + w2) on float32, one multi-threaded pass
+    # (alpha 255 and 0 stay exact).
     a = alpha.astype(np.float32)
     a *= np.float32(1.0 / 255.0)
-    fg = srgb_to_linear(image) if linear else image
-    bg = srgb_to_linear(background) if linear else background
+    bg = srgb_to_linear(background)
     if shadow is not None:
-        bg = _lay_shadow(bg, shadow, np.array(shadow_color, np.uint8), linear)
-    out = cv2.blendLinear(fg, bg, a, 1.0 - a)
-    return linear_to_srgb(out) if linear else out
+        bg = _lay_shadow(bg, shadow, color, linear=True)
+    return linear_to_srgb(cv2.blendLinear(srgb_to_linear(image), bg, a, 1.0 - a))
 
 
 def _lay_shadow(background: np.ndarray, shadow: np.ndarray, color: np.ndarray, linear: bool) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from ._common import parse_color
+from imgx.color import parse_color
 
 __all__ = ["GradientKind", "gradient", "gradient_positions"]
 

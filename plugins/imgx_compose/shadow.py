@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ._common import check_alpha
+from imgx.arrays import check_alpha
 
 __all__ = ["drop_shadow"]
 

@@ -15,10 +15,9 @@ from collections.abc import Sequence
 import imgx
 from imgx.models import ModelSpec
 
+from .models import CYCLEGAN_VINTAGE, REALESRGAN_X4PLUS
 from .upscale import Upscale, UpscaleParams, upscale_arrays
-from .upscale_model import REALESRGAN_X4PLUS
 from .vintage import VintageLook, VintageParams, vintage_arrays
-from .vintage_model import CYCLEGAN_VINTAGE
 
 __all__ = [
     "CYCLEGAN_VINTAGE",

@@ -18,16 +18,15 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
 import numpy as np
-from PIL import Image
 from pydantic import Field, model_validator
 
 from imgx import Item, StageError, StageParams
-from imgx.runtime import ModelStage, run_tiled, to_float
+from imgx.arrays import resize_plane, to_float, to_uint8
+from imgx.runtime import ModelStage, run_tiled
 
-__all__ = ["NET_SCALE", "Upscale", "UpscaleParams", "resize_plane", "to_uint8", "upscale_arrays"]
+__all__ = ["NET_SCALE", "Upscale", "UpscaleParams", "upscale_arrays"]
 
 NET_SCALE = 4  # Real-ESRGAN x4plus enlarges 4x
-_RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "area": Image.Resampling.BOX}
 
 
 class UpscaleParams(StageParams):
@@ -62,20 +61,6 @@ class UpscaleParams(StageParams):
         return self.only_below is None or max(h, w) < self.only_below
 
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """``(H, W, C)`` float32 (0..1, may overshoot) -> uint8, clipped and rounded to nearest."""
-    out = np.clip(x, 0.0, 1.0) * np.float32(255.0)
-    return np.rint(out, out=out).astype(np.uint8)
-
-
-def resize_plane(array: np.ndarray, h: int, w: int, method: str = "lanczos") -> np.ndarray:
-    """Resize an ``(H, W, 3)`` uint8 RGB or ``(H, W)`` uint8 array to ``(h, w)`` with Pillow (``lanczos`` or
-    ``area``); the input itself when it already has that size."""
-    if array.shape[:2] == (h, w):
-        return array
-    return np.asarray(Image.fromarray(array).resize((w, h), _RESAMPLE[method]))
-
-
 def upscale_arrays(
     images: Sequence[np.ndarray],
     params: UpscaleParams,
@@ -100,7 +85,7 @@ def upscale_arrays(
     for image, out in zip(images, outputs, strict=True):
         h, w = image.shape[:2]
         out = out[NET_SCALE * p : NET_SCALE * (p + h), NET_SCALE * p : NET_SCALE * (p + w)]
-        results.append(resize_plane(to_uint8(out), params.scale * h, params.scale * w, params.downscale))
+        results.append(resize_plane(to_uint8(out), (params.scale * w, params.scale * h), params.downscale))
     return results
 
 
@@ -140,6 +125,8 @@ class Upscale(ModelStage):
         results = list(batch)
         for i, image in zip(chosen, images, strict=True):
             item = batch[i]
-            alpha = None if item.alpha is None else resize_plane(item.alpha, *image.shape[:2])
+            alpha = (
+                None if item.alpha is None else resize_plane(item.alpha, (image.shape[1], image.shape[0]), "lanczos")
+            )
             results[i] = item.replace(image=image, alpha=alpha)
         return results

@@ -29,7 +29,8 @@ from PIL import Image
 from pydantic import Field, Strict, model_validator
 
 from imgx import Item, StageParams
-from imgx.runtime import ModelStage, pad_min, run_tiled, to_uint8, working_size
+from imgx.arrays import pad_min, to_uint8, working_size
+from imgx.runtime import ModelStage, run_tiled
 
 __all__ = [
     "VintageLook",

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import imgx
 
-from ._common import parse_color
 from .center import Center, CenterParams, center_product, product_bbox
 from .fit import Fit, FitParams, fit_to_canvas
 from .resize import Resize, ResizeParams, resize_image, target_size
@@ -27,7 +26,6 @@ __all__ = [
     "center_product",
     "fit_to_canvas",
     "imgx_stages",
-    "parse_color",
     "product_bbox",
     "resize_image",
     "target_size",

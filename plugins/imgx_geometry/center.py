@@ -9,8 +9,10 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from imgx import Item, Stage, StageError, StageParams
+from imgx.arrays import Interpolation, check_alpha, check_rgb, flatten_alpha, resize_plane
+from imgx.color import parse_color_or_transparent
 
-from ._common import Dimension, Interpolation, check_image_alpha, parse_color, resize_plane
+from ._common import Dimension
 
 __all__ = ["Center", "CenterParams", "center_product", "product_bbox"]
 
@@ -87,7 +89,9 @@ def center_product(
         (``size``, or smaller with ``min_size``).
     :raises ValueError: bad arguments, or an empty mask.
     """
-    check_image_alpha(image, alpha)
+    check_rgb(image)
+    if alpha is not None:
+        check_alpha(alpha, image.shape)
     canvas_w, canvas_h = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     if canvas_w < 1 or canvas_h < 1:
         raise ValueError(f"got {size!r} for size; expected positive width and height")
@@ -99,7 +103,7 @@ def center_product(
         raise ValueError(f"got max_upscale={max_upscale}; expected >= 1 (1 never enlarges)")
     if min_size is not None and not 2 * margin < min_size:
         raise ValueError(f"got min_size={min_size} with margin={margin}; expected min_size > 2 * margin")
-    color = parse_color(background)
+    color = parse_color_or_transparent(background)
     height, width = image.shape[:2]
     x0, y0, x1, y1 = product_bbox(alpha, image.shape, threshold)
     box_w, box_h = x1 - x0, y1 - y0
@@ -148,9 +152,7 @@ def center_product(
         return out, out_alpha
 
     # A colour canvas: the product "over" the colour, in integer sRGB (the JPEG encoder's own flattening).
-    a = out_alpha.astype(np.uint16)[:, :, None]
-    flat = out.astype(np.uint16) * a + np.asarray(color, np.uint16) * (255 - a) + 127
-    out = (flat // 255).astype(np.uint8)
+    out = flatten_alpha(out, out_alpha, color)
     return out, None if alpha is None else np.full((canvas_h, canvas_w), 255, np.uint8)
 
 
@@ -185,7 +187,7 @@ class CenterParams(StageParams):
     @field_validator("background")
     @classmethod
     def _valid_color(cls, value: str) -> str:
-        parse_color(value)
+        parse_color_or_transparent(value)
         return value.strip().lower()
 
     @model_validator(mode="after")

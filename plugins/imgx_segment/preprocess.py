@@ -16,9 +16,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from imgx.arrays import check_rgb
+
 from .models import INPUT_SIDE
 
-__all__ = ["FLAT_RANGE", "MEAN", "STD", "network_input", "normalise_prediction", "to_uint8", "upsample_mask"]
+__all__ = ["FLAT_RANGE", "MEAN", "STD", "network_input", "normalise_prediction", "upsample_mask"]
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -27,8 +29,7 @@ FLAT_RANGE = 1e-6  # a prediction whose max - min is below this has no object in
 
 def network_input(image: np.ndarray, side: int = INPUT_SIDE) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB -> ``(side, side, 3)`` float32, max-scaled and ImageNet-normalised (rembg's)."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"got image {image.dtype} {image.shape}; expected (H, W, 3) uint8 RGB")
+    check_rgb(image)
     small = np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32)
     small *= np.float32(1.0 / max(float(small.max()), 1e-6))
     small -= MEAN
@@ -56,8 +57,3 @@ def upsample_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
         Image.fromarray(np.ascontiguousarray(mask, np.float32), "F").resize((width, height), Image.Resampling.BICUBIC)
     )
     return np.clip(resized, 0.0, 1.0)
-
-
-def to_uint8(mask: np.ndarray) -> np.ndarray:
-    """A float mask in 0..1 -> ``(H, W)`` uint8 alpha, rounded."""
-    return (np.clip(mask, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

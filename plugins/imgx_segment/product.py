@@ -24,10 +24,11 @@ import numpy as np
 from pydantic import Field
 
 from imgx import Item, StageParams
+from imgx.arrays import to_uint8
 from imgx.runtime import ModelStage
 
 from .models import INPUT_SIDE
-from .preprocess import network_input, normalise_prediction, to_uint8, upsample_mask
+from .preprocess import network_input, normalise_prediction, upsample_mask
 from .refine import refine
 
 __all__ = ["SegmentProduct", "SegmentProductParams", "mask_from_prediction", "segment_arrays"]

@@ -14,7 +14,7 @@ import imgx
 from imgx.models import ModelSpec
 
 from .models import MULTISTYLE26, build_multistyle26
-from .ops import blend, keep_color, style_vector, working_size
+from .ops import blend, keep_color, style_vector
 from .transfer import StyleTransfer, StyleTransferParams, stylize_arrays
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "keep_color",
     "style_vector",
     "stylize_arrays",
-    "working_size",
 ]
 
 

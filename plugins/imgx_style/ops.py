@@ -13,19 +13,13 @@ from collections.abc import Mapping
 import numpy as np
 from PIL import Image
 
-from imgx.runtime import pad_min, to_float, to_uint8, working_size  # the runtime's, used around the network
-
 __all__ = [
     "MIN_SIDE",
     "STYLE_COUNT",
     "blend",
     "keep_color",
-    "pad_min",
     "resize_rgb",
     "style_vector",
-    "to_float",
-    "to_uint8",
-    "working_size",
 ]
 
 STYLE_COUNT = 26

@@ -17,9 +17,10 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from imgx import Item, StageError, StageParams
+from imgx.arrays import pad_min, to_float, to_uint8, working_size
 from imgx.runtime import ModelStage
 
-from .ops import MIN_SIDE, blend, keep_color, pad_min, resize_rgb, style_vector, to_float, to_uint8, working_size
+from .ops import MIN_SIDE, blend, keep_color, resize_rgb, style_vector
 
 if TYPE_CHECKING:
     import torch
@@ -100,10 +101,10 @@ class StyleTransfer(ModelStage):
     params: StyleTransferParams
 
     def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
-        """The registry's network, rewritten for speed (:class:`~imgx_style.fast.FastMultiStyleNet`, same results)
-        and bound to this stage's style vector (:class:`~imgx_style.network.BoundStyle`)."""
-        from .fast import FastMultiStyleNet
+        """The registry's network, rewritten for speed (:class:`~imgx_style.network_fast.FastMultiStyleNet`, same
+        results) and bound to this stage's style vector (:class:`~imgx_style.network.BoundStyle`)."""
         from .network import BoundStyle, MultiStyleNet
+        from .network_fast import FastMultiStyleNet
 
         net = base.net if isinstance(base, BoundStyle) else base
         if not isinstance(net, MultiStyleNet):

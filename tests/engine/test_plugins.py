@@ -193,7 +193,8 @@ def test_a_renamed_stage_keeps_its_old_name_with_a_note_naming_the_line(tmp_path
     assert registry.get_stage("colour.tint") is registry.get_stage("shop.tint")
     assert registry.renamed_stage("colour.tint") == "shop.tint" and registry.renamed_stage("shop.tint") is None
     text = "version: 1\nname: r\ninput: {path: .}\nstages:\n  - id: a\n    uses: colour.tint\n"
-    plan = build_plan(parse_recipe(text, path="r.yaml"), registry)
+    with pytest.warns(DeprecationWarning, match="stage 'colour.tint' is now called 'shop.tint'"):
+        plan = build_plan(parse_recipe(text, path="r.yaml"), registry)
     assert plan.nodes[0].uses == "colour.tint"  # as written: the output hash, and so --resume, does not move
     assert plan.notes == (
         "r.yaml:6: stage 'colour.tint' is now called 'shop.tint'; the old name still works but is deprecated: "

@@ -4,7 +4,8 @@ Choices (speed first: this runs once per output on millions of SKUs):
 
 - JPEG: ``optimize=False``; chroma subsampling 4:4:4 at ``quality >= 90`` and 4:2:0 below (libvips' rule:
   subsampling smears the saturated edges of product shots, and whoever asks for 90+ wants them kept); alpha
-  flattened over ``background`` with an integer "over" blend (``(rgb * a + bg * (255 - a)) / 255``, rounded).
+  flattened over ``background`` with the toolkit's "over" blend (:func:`imgx.arrays.flatten_alpha`: exact integer
+  ``(rgb * a + bg * (255 - a)) / 255``, rounded).
 - PNG: lossless, RGBA when the item has alpha; ``quality`` does not apply; ``png_compress_level`` (default 6, zlib's
   own default) trades size for speed (1 is ~3x faster and ~10-20% larger on photos).
 - WebP: lossy with ``quality`` unless ``lossless=True``; ``method=4`` (libwebp's default speed/size trade-off; 6 is
@@ -18,27 +19,16 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 from PIL import Image
 
+from ..arrays import flatten_alpha
 from ..errors import OutputError
 from ..item import Item
 
-__all__ = ["FORMATS", "encode_image", "flatten_alpha"]
+__all__ = ["FORMATS", "encode_image"]
 
 #: Recipe output format -> file extension.
 FORMATS: dict[str, str] = {"jpeg": "jpg", "png": "png", "webp": "webp"}
-
-
-def flatten_alpha(image: np.ndarray, alpha: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
-    """Composite ``image`` ``(H, W, 3)`` uint8 RGB with straight ``alpha`` ``(H, W)`` uint8 over a solid ``background``
-    colour: ``round((rgb * a + bg * (255 - a)) / 255)`` in integer arithmetic. Returns ``(H, W, 3)`` uint8."""
-    a = alpha.astype(np.uint16)[:, :, None]
-    bg = np.asarray(background, dtype=np.uint16)
-    blended = image.astype(np.uint16) * a + bg * (255 - a)  # <= 255 * 255: fits uint16
-    blended += 127
-    blended //= 255
-    return blended.astype(np.uint8)
 
 
 def encode_image(

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..color import parse_color  # re-exported: imgx.recipe.parse_color was its home before imgx.color
+
 __all__ = [
     "DEFAULT_PATTERNS",
     "EncodeSettings",
@@ -25,17 +27,6 @@ __all__ = [
 
 DEFAULT_PATTERNS = ("**/*.jpg", "**/*.jpeg", "**/*.png", "**/*.webp", "**/*.tif", "**/*.tiff", "**/*.bmp")
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_HEX = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
-
-
-def parse_color(value: str) -> tuple[int, int, int]:
-    """``"#RRGGBB"`` or ``"#RGB"`` to an ``(r, g, b)`` tuple of ints; raises ``ValueError`` otherwise."""
-    if not isinstance(value, str) or not _HEX.match(value):
-        raise ValueError(f"got colour {value!r}; expected '#RRGGBB' or '#RGB', e.g. '#FFFFFF'")
-    digits = value[1:]
-    if len(digits) == 3:
-        digits = "".join(c * 2 for c in digits)
-    return (int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16))
 
 
 class _Model(BaseModel):

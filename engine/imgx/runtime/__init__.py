@@ -6,7 +6,7 @@ Importing this package does not import torch; backends import it when they load.
 
 from __future__ import annotations
 
-from .arrays import pad_min, to_float, to_uint8, working_size
+from ..arrays import pad_min, to_float, to_uint8, working_size  # re-exported: model stages import them from here
 from .base import Backend, BackendOptions
 from .buckets import bucket_shape, crop, pad_to
 from .factory import BackendChoice, auto_order, choose_backend, create_backend, resolve_backend

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image, ImageCms, JpegImagePlugin
 
 from imgx import Item, OutputError
+from imgx.arrays import flatten_alpha
 from imgx.io.decode import decode_image
-from imgx.io.encode import FORMATS, encode_image, flatten_alpha
+from imgx.io.encode import FORMATS, encode_image
 from imgx.samples import zoo_photo
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgx_compose import gradient, gradient_positions, parse_color
+from imgx.color import parse_color
+from imgx_compose import gradient, gradient_positions
 
 RED, BLUE, GREEN = "#ff0000", "#0000ff", "#00ff00"
 

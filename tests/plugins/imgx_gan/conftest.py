@@ -43,7 +43,7 @@ def realesrgan_files() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def rrdbnet(realesrgan_files: dict[str, Path]) -> Any:
     """The RRDBNet port loaded from the ncnn files (one per session: 16.7M parameters)."""
-    from imgx_gan.rrdbnet import load_rrdbnet
+    from imgx_gan.weights import load_rrdbnet
 
     return load_rrdbnet(realesrgan_files["param"], realesrgan_files["bin"])
 

@@ -13,8 +13,9 @@ from PIL import Image
 
 from _support import default_registry, load_photo, real_photo
 from imgx import StageContext
-from imgx_gan.cyclegan import ResnetGenerator, UnitRangeGenerator, load_generator
+from imgx_gan.network_cyclegan import ResnetGenerator, UnitRangeGenerator
 from imgx_gan.vintage import VintageLook, VintageParams, vintage_arrays
+from imgx_gan.weights import load_generator
 
 KEYS = 94  # 24 convs (2 of them transposed) and 23 affine instance norms, each with a weight and a bias
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from _support import real_photo
-from imgx_gan.ncnn import (
+from imgx_gan.weights_ncnn import (
     TAG_FLOAT16,
     TAG_INT8,
     NcnnFormatError,

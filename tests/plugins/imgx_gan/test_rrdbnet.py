@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from _support import default_registry, real_photo
-from imgx_gan.ncnn import NcnnFormatError, NcnnGraph, load_ncnn
-from imgx_gan.rrdbnet import RRDBNet, conv_plan, load_rrdbnet, rrdbnet_from_graph
+from imgx_gan.network_rrdbnet import RRDBNet
+from imgx_gan.weights import conv_plan, load_rrdbnet, rrdbnet_from_graph
+from imgx_gan.weights_ncnn import NcnnFormatError, NcnnGraph, load_ncnn
 
 TOLERANCE = 1e-3  # the bar (max abs difference, 0..1 scale); measured ~5e-6
 

@@ -14,7 +14,8 @@ from skimage.metrics import peak_signal_noise_ratio as psnr
 
 from _support import default_registry, frozen, real_photo
 from imgx import Item, StageContext, StageError
-from imgx_gan.upscale import Upscale, UpscaleParams, resize_plane, upscale_arrays
+from imgx.arrays import resize_plane
+from imgx_gan.upscale import Upscale, UpscaleParams, upscale_arrays
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_output_is_exactly_scale_times_the_input(stage, scale) -> None:
         out = upscale_arrays([image], params, stage.infer_images)[0]
         assert out.shape == (13 * scale, 17 * scale, 3) and out.dtype == np.uint8
         # the 2x and 3x results are the 4x result resampled
-        np.testing.assert_array_equal(out, resize_plane(four, *out.shape[:2], method))
+        np.testing.assert_array_equal(out, resize_plane(four, (out.shape[1], out.shape[0]), method))
 
 
 def test_stage_upscales_only_small_items_and_resizes_alpha(stage) -> None:

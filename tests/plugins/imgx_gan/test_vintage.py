@@ -12,8 +12,9 @@ from skimage.color import rgb2lab
 
 from _support import default_registry, frozen, load_photo, real_photo
 from imgx import Item, StageContext
+from imgx.arrays import working_size
 from imgx.runtime import tile_boxes
-from imgx_gan.vintage import AUTO_TILE, VintageLook, VintageParams, tile_side, vintage_arrays, working_size
+from imgx_gan.vintage import AUTO_TILE, VintageLook, VintageParams, tile_side, vintage_arrays
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +257,6 @@ def test_listing_the_stage_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, imgx_gan.vintage, imgx_gan.vintage_model; print('torch' in sys.modules)"
+    code = "import sys, imgx_gan.vintage, imgx_gan.models; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from _support import frozen
 from imgx import Item, StageError
-from imgx.io.encode import flatten_alpha
+from imgx.arrays import flatten_alpha
 from imgx_geometry import Center, CenterParams, center_product, product_bbox
 
 

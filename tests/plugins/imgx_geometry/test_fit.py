@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from imgx import Item
-from imgx_geometry import Fit, FitParams, fit_to_canvas, parse_color
+from imgx.color import parse_color_or_transparent
+from imgx_geometry import Fit, FitParams, fit_to_canvas
 
 MAGENTA = (255, 0, 255)
 
@@ -159,8 +160,8 @@ def test_stage_equals_function_and_keeps_inputs(rgba_pack) -> None:
     [("#ffffff", (255, 255, 255)), ("#FFF", (255, 255, 255)), ("#ff8800", (255, 136, 0)), ("#08f", (0, 136, 255))],
 )
 def test_colour_forms(text, rgb) -> None:
-    assert parse_color(text) == rgb
-    assert parse_color("Transparent") is None
+    assert parse_color_or_transparent(text) == rgb
+    assert parse_color_or_transparent("Transparent") is None
     assert FitParams(size=10, background=text).background == text.lower()
 
 

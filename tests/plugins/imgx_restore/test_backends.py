@@ -13,7 +13,7 @@ from _support import default_registry, real_photo
 from imgx.models import load_module
 from imgx.runtime import BackendOptions, create_backend
 from imgx.runtime.parity import compare
-from imgx_restore.ffdnet import SigmaPlane
+from imgx_restore.network_ffdnet import SigmaPlane
 
 from .conftest import add_noise, darken
 

@@ -131,7 +131,9 @@ def test_large_images_run_in_tiles_close_to_the_whole_run(coffee) -> None:
 
 def test_denoise_arrays_checks_its_inputs() -> None:
     infer = make(sigma=10).infer_images
-    with pytest.raises(ValueError, match=r"got image float32 \(4, 4, 3\) for restore.denoise; expected \(H, W, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"got float32 \(4, 4, 3\) for the image of restore.denoise; expected a non-empty"
+    ):
         denoise_arrays([np.zeros((4, 4, 3), np.float32)], [10.0], infer)
     with pytest.raises(ValueError, match=r"got sigma 80.0 for image 0; expected 0\.\.75"):
         denoise_arrays([np.zeros((4, 4, 3), np.uint8)], [80.0], infer)
@@ -169,7 +171,7 @@ def test_onnxruntime_gives_the_eager_pixels(eager) -> None:
 
 
 def test_an_empty_image_fails_alone_with_a_message(eager) -> None:
-    with pytest.raises(ValueError, match=r"got image uint8 \(0, 4, 3\) for restore.denoise \(item 'sku-0'\)"):
+    with pytest.raises(ValueError, match=r"got uint8 \(0, 4, 3\) for the image of item 'sku-0' \(restore.denoise\)"):
         eager(items(np.zeros((0, 4, 3), np.uint8)))
 
 

@@ -1,17 +1,19 @@
-"""``color.exposure_learned`` on darkened real photos, through the real registry, weights and backends."""
+"""``restore.exposure`` on darkened real photos, through the real registry, weights and backends."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from pydantic import ValidationError
 from skimage.metrics import structural_similarity
 
-from _support import default_registry, frozen, load_rgba_pack, real_photo
+from _support import default_registry, frozen, load_rgba_pack, real_photo, write_recipe
 from imgx import Item, StageContext
+from imgx.runner import run_recipe
 from imgx_restore import ExposureLearned, ExposureLearnedParams, enhance_arrays
-from imgx_restore._common import mean_luma
+from imgx_restore.ops import mean_luma
 
 from .conftest import darken
 
@@ -128,7 +130,7 @@ def test_large_images_run_in_tiles_close_to_the_whole_run() -> None:
 
 
 def test_enhance_arrays_and_params_check_their_inputs(stage) -> None:
-    with pytest.raises(ValueError, match=r"got image uint16 \(4, 4, 3\) for color.exposure_learned; expected"):
+    with pytest.raises(ValueError, match=r"got uint16 \(4, 4, 3\) for the image of restore.exposure; expected"):
         enhance_arrays([np.zeros((4, 4, 3), np.uint16)], stage.infer_images)
     with pytest.raises(ValueError, match=r"got strength 2; expected 0\.\.1"):
         enhance_arrays([], stage.infer_images, strength=2)
@@ -154,7 +156,7 @@ def test_onnxruntime_gives_the_eager_pixels(stage) -> None:
 
 
 def test_an_empty_image_fails_alone_with_a_message(stage) -> None:
-    with pytest.raises(ValueError, match=r"got image uint8 \(3, 0, 3\) for color.exposure_learned \(item 'sku-0'\)"):
+    with pytest.raises(ValueError, match=r"got uint8 \(3, 0, 3\) for the image of item 'sku-0' \(restore.exposure\)"):
         stage(items(np.zeros((3, 0, 3), np.uint8)))
 
 
@@ -168,3 +170,35 @@ def test_a_huge_image_runs_in_bounded_tiles() -> None:
     (out,) = stage(items(dark))
     assert out.image.shape == dark.shape and out.image.mean() > 3 * dark.mean()
     assert stage.shapes_seen == {(4, 3, 512, 512): 5}
+
+
+def _run_exposure_recipe(tmp_path, uses: str):
+    """``imgx run`` of a one-stage recipe using ``uses`` on one darkened photo; the run summary and the output."""
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    Image.fromarray(darken(real_photo("coffee", 64))).save(catalog / "dark.png")
+    out = tmp_path / "out"
+    recipe = {
+        "version": 1,
+        "name": "exposure-test",
+        "input": {"path": str(catalog), "pattern": "*.png"},
+        "output": {"dir": str(out), "format": "png", "naming": "{sku}/{output}.{ext}"},
+        "execution": {"workers": 1, "batch_size": 1, "backend": "eager"},
+        "stages": [{"id": "lit", "uses": uses}],
+    }
+    summary = run_recipe(write_recipe(tmp_path, recipe))
+    with Image.open(out / "dark" / "lit.png") as png:
+        return summary, np.asarray(png.convert("RGB"))
+
+
+def test_a_recipe_runs_the_stage_by_its_name(tmp_path) -> None:
+    summary, image = _run_exposure_recipe(tmp_path, "restore.exposure")
+    assert summary.items == 1 and summary.items_failed == 0 and summary.exit_code == 0
+    assert image.mean() > 3 * darken(real_photo("coffee", 64)).mean()
+
+
+# the deprecated alias: recipes written before the rename keep running, with a warning
+def test_the_old_name_still_works_in_a_recipe_with_a_deprecation_warning(tmp_path) -> None:
+    with pytest.warns(DeprecationWarning, match="color.exposure_learned"):
+        summary, _ = _run_exposure_recipe(tmp_path, "color.exposure_learned")
+    assert summary.items == 1 and summary.items_failed == 0 and summary.exit_code == 0

@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from _support import default_registry, real_photo
-from imgx_restore.ffdnet import BoundSigma, FFDNet, SigmaPlane, load_ffdnet
-from imgx_restore.ffdnet import load_state as load_ffdnet_state
-from imgx_restore.zerodce import ZeroDCE, load_zerodce
-from imgx_restore.zerodce import load_state as load_zerodce_state
+from imgx_restore.network_ffdnet import BoundSigma, FFDNet, SigmaPlane
+from imgx_restore.network_zerodce import ZeroDCE
+from imgx_restore.weights import load_ffdnet, load_ffdnet_state, load_zerodce, load_zerodce_state
 
 from .conftest import add_noise, darken
 

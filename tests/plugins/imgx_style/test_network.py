@@ -111,7 +111,7 @@ def test_the_loader_is_strict(onnx_file: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("style", [7, {3: 0.5, 12: 0.5}], ids=str)
 def test_the_fast_form_matches_the_reference_and_onnxruntime(net, original, photos, style) -> None:
-    from imgx_style.fast import FastMultiStyleNet
+    from imgx_style.network_fast import FastMultiStyleNet
 
     fast = FastMultiStyleNet(net).eval()
     weights = style_vector(style)
@@ -128,7 +128,7 @@ def test_the_fast_form_matches_the_reference_and_onnxruntime(net, original, phot
 def test_the_fast_kernels_are_exact_rewrites() -> None:
     import torch.nn.functional as F
 
-    from imgx_style.fast import space_to_depth_kernel, upsample_conv_kernel
+    from imgx_style.network_fast import space_to_depth_kernel, upsample_conv_kernel
 
     gen = torch.Generator().manual_seed(2)
     x, w = torch.rand(2, 5, 12, 16, generator=gen), torch.randn(6, 5, 3, 3, generator=gen)
@@ -144,7 +144,7 @@ def test_the_fast_kernels_are_exact_rewrites() -> None:
 @pytest.mark.slow
 def test_the_fast_form_compiles_with_inductor(net) -> None:
     """torch.compile (the ``compile`` backend) builds the fast form and gives the eager result."""
-    from imgx_style.fast import FastMultiStyleNet
+    from imgx_style.network_fast import FastMultiStyleNet
 
     bound = BoundStyle(FastMultiStyleNet(net), style_vector({4: 0.5, 20: 0.5})).eval()
     x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(3))

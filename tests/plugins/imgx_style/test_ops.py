@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgx_style.ops import blend, keep_color, resize_rgb, style_vector, to_float, to_uint8, working_size
+from imgx.arrays import to_float, to_uint8, working_size
+from imgx_style.ops import blend, keep_color, resize_rgb, style_vector
 
 
 def test_style_vector_one_hot_and_normalised_blends() -> None:
@@ -86,7 +87,7 @@ def test_resize_is_pillows_lanczos_and_a_no_op_at_size(photos) -> None:
 
 
 def test_pad_min_mirrors_small_images_up_to_the_minimum(photos) -> None:
-    from imgx_style.ops import pad_min
+    from imgx.arrays import pad_min
 
     photo = photos["coffee"]
     assert pad_min(photo, 32) is photo

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_rgb", "is_gray", "keep_gray", "luma", "mean_luma"]
+__all__ = ["is_gray", "keep_gray", "luma", "mean_luma"]
 
 # Rec. 601 luma weights (Pillow's "L" conversion), for RGB 0..1 or 0..255.
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def check_rgb(image: np.ndarray, what: str) -> None:
-    """Raise ``ValueError`` unless ``image`` is ``(H, W, 3)`` uint8 with both sides >= 1."""
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape[:2]:
-        raise ValueError(f"got image {image.dtype} {image.shape} for {what}; expected (H, W, 3) uint8 RGB, H, W >= 1")
 
 
 def is_gray(image: np.ndarray) -> bool:

@@ -18,20 +18,14 @@ pixels); the output is the enhanced ``(B, 3, H, W)`` float32 in 0..1. The origin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imgx.models import load_state_strict
-
-__all__ = ["ITERATIONS", "WIDTH", "CurveNet", "ZeroDCE", "apply_curves", "load_zerodce"]
+__all__ = ["ITERATIONS", "WIDTH", "CurveNet", "ZeroDCE", "apply_curves"]
 
 WIDTH = 32
 ITERATIONS = 8
-CHECKPOINT_KEY = "model_state_dict"
 
 
 class CurveNet(nn.Module):
@@ -77,25 +71,3 @@ class ZeroDCE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return apply_curves(x, self.dce_net(x))
-
-
-def load_state(net: ZeroDCE, state: Mapping[str, torch.Tensor]) -> ZeroDCE:
-    """Fill ``net`` from ``state``; strict: the same keys, equal shapes (a message naming what differs)."""
-    return load_state_strict(net, state, "Zero-DCE++ (7 convs x 32 channels)")
-
-
-def load_zerodce(path: str | Path) -> ZeroDCE:
-    """The model from a verified copy of ``best_model.pth``, in eval mode, float32, on the CPU.
-
-    The file is a training checkpoint (epoch, losses, optimizer, scheduler and AMP scaler states besides
-    ``model_state_dict``), saved from CUDA tensors. All of it is plain tensors, numbers and dicts, so
-    ``torch.load(weights_only=True)`` (no arbitrary unpickling) reads it; ``map_location="cpu"`` maps the CUDA storages.
-    Only ``model_state_dict`` is used.
-
-    :raises ValueError: the file is not a checkpoint of this network.
-    """
-    checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get(CHECKPOINT_KEY), Mapping):
-        got = sorted(checkpoint) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
-        raise ValueError(f"got {got} in {path}; expected a checkpoint dict with {CHECKPOINT_KEY!r}")
-    return load_state(ZeroDCE(), checkpoint[CHECKPOINT_KEY]).eval().requires_grad_(False)

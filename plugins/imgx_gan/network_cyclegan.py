@@ -21,14 +21,13 @@ pre-processing (``Normalize(0.5, 0.5)``) and post-processing (``(y + 1) / 2``) d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from imgx.models import load_state_strict
 
-__all__ = ["BLOCKS", "FILTERS", "ResidualBlock", "ResnetGenerator", "UnitRangeGenerator", "load_generator"]
+__all__ = ["BLOCKS", "FILTERS", "ResidualBlock", "ResnetGenerator", "UnitRangeGenerator"]
 
 FILTERS = 64
 BLOCKS = 9
@@ -107,16 +106,3 @@ class UnitRangeGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.net(x * 2.0 - 1.0) + 1.0) * 0.5
-
-
-def load_generator(path: str | Path) -> ResnetGenerator:
-    """The generator with the weights of a ``.pth`` state dict (``torch.load(weights_only=True)``, strict).
-
-    :param path: a verified copy of ``G_A2B_epoch33.pth``.
-    :return: the module in eval mode, float32, on the CPU, without gradients.
-    :raises ValueError: the file is not a state dict of this network.
-    """
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"got a {type(state).__name__} in {path}; expected a state dict (a mapping of tensors)")
-    return ResnetGenerator().load_weights(state).eval().requires_grad_(False)

@@ -26,16 +26,11 @@ Three forms, one set of weights:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imgx.models import load_state_strict
-
-__all__ = ["CHANNELS", "DEFAULT_SIGMA", "LAYERS", "BoundSigma", "FFDNet", "SigmaPlane", "load_ffdnet"]
+__all__ = ["CHANNELS", "DEFAULT_SIGMA", "LAYERS", "BoundSigma", "FFDNet", "SigmaPlane"]
 
 CHANNELS = 96
 LAYERS = 12
@@ -91,20 +86,3 @@ class BoundSigma(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x, self.noise_level)
-
-
-def load_state(net: FFDNet, state: Mapping[str, torch.Tensor]) -> FFDNet:
-    """Fill ``net`` from ``state``; strict: the same keys, equal shapes (a message naming what differs)."""
-    return load_state_strict(net, state, f"FFDNet ({LAYERS} convs x {CHANNELS} channels)")
-
-
-def load_ffdnet(path: str | Path) -> FFDNet:
-    """The network from a verified copy of ``ffdnet_color.pth`` (a plain state dict, read with
-    ``torch.load(weights_only=True)``), in eval mode, float32, on the CPU.
-
-    :raises ValueError: the file is not this network's state dict.
-    """
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"got a {type(state).__name__} in {path}; expected FFDNet's state dict")
-    return load_state(FFDNet(), state).eval().requires_grad_(False)

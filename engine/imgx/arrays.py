@@ -1,0 +1,166 @@
+"""The array toolkit every stage uses: shape checks, uint8 <-> float conversion with one rounding rule, resizing,
+alpha compositing, and the working-size helpers of model stages. NumPy and OpenCV only (no torch).
+
+Layouts, as everywhere in imgx:
+
+- an image is ``(H, W, 3)`` uint8 RGB;
+- an alpha (mask, matte) is ``(H, W)`` uint8, 255 = opaque product, straight (not premultiplied);
+- float images are ``(H, W, C)`` float32 in 0..1 (a network's output may overshoot; :func:`to_uint8` clips).
+
+Checks raise ``ValueError`` with a message of the form "got X for Y; expected Z", built only on failure, so calling
+them on every image costs a few attribute reads.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "INTERPOLATIONS",
+    "Interpolation",
+    "check_alpha",
+    "check_rgb",
+    "flatten_alpha",
+    "pad_min",
+    "resize_plane",
+    "to_float",
+    "to_uint8",
+    "working_size",
+]
+
+#: How :func:`resize_plane` resamples: ``auto`` is ``area`` when neither side grows and ``cubic`` otherwise.
+Interpolation = Literal["auto", "area", "linear", "cubic", "lanczos", "nearest"]
+INTERPOLATIONS: tuple[str, ...] = get_args(Interpolation)
+
+_CV2_INTERPOLATION = {
+    "area": cv2.INTER_AREA,
+    "linear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+    "lanczos": cv2.INTER_LANCZOS4,
+    "nearest": cv2.INTER_NEAREST,
+}
+
+
+def _describe(value: object) -> str:
+    """``"uint16 (4, 4, 3)"`` for an array, the type's name for anything else (for error messages)."""
+    return f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+
+
+def check_rgb(image: np.ndarray, name: str = "image", *, allow_empty: bool = False) -> None:
+    """Raise ``ValueError`` unless ``image`` is an ``(H, W, 3)`` uint8 RGB array with ``H, W >= 1`` (``H`` or ``W``
+    may be 0 with ``allow_empty=True``, for ops that map an empty image to itself).
+
+    :param name: what the caller calls the array, for the message (``"background"``, ``"image of item 'sku-1'"``).
+    """
+    rgb = isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    if rgb and (allow_empty or image.size):
+        return
+    what = "an" if allow_empty else "a non-empty"
+    raise ValueError(f"got {_describe(image)} for {name}; expected {what} (H, W, 3) uint8 RGB array")
+
+
+def check_alpha(alpha: np.ndarray, shape: tuple[int, ...], name: str = "alpha") -> None:
+    """Raise ``ValueError`` unless ``alpha`` is an ``(H, W)`` uint8 array with ``(H, W) == shape[:2]`` (``shape`` is
+    usually the image's)."""
+    if isinstance(alpha, np.ndarray) and alpha.dtype == np.uint8 and alpha.shape == tuple(shape[:2]):
+        return
+    raise ValueError(f"got {_describe(alpha)} for {name}; expected an {tuple(shape[:2])} uint8 array")
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """``(H, W, C)`` (or any shape) uint8 -> float32 in 0..1 (``/ 255``); every code round-trips :func:`to_uint8`."""
+    return np.multiply(image, np.float32(1.0 / 255.0), dtype=np.float32)
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """float in 0..1 (any shape; a network's output may overshoot) -> uint8: ``clip(x, 0, 1) * 255 + 0.5``,
+    truncated, i.e. rounded half up (as PIL and torchvision save images). The one rounding rule of imgx: every stage
+    that turns floats into pixels goes through it, so the same float gives the same code everywhere."""
+    out = np.clip(x, 0.0, 1.0, dtype=np.float32)
+    out *= 255.0
+    out += 0.5
+    return out.astype(np.uint8)
+
+
+def resize_plane(array: np.ndarray, size: tuple[int, int], interpolation: Interpolation = "auto") -> np.ndarray:
+    """Resize an ``(H, W, 3)`` or ``(H, W)`` array (uint8, or float32) to ``size = (width, height)`` with OpenCV.
+
+    ``auto`` is ``area`` when neither side grows (no aliasing, no ringing) and ``cubic`` otherwise; ``lanczos`` is
+    OpenCV's 8 x 8 Lanczos, which does not widen its kernel when shrinking (use ``area`` or ``auto`` to shrink by
+    more than ~1.5x). The same size returns the input itself. uint8 results are rounded and saturated.
+
+    :raises ValueError: a size below 1 x 1, or an unknown ``interpolation``.
+    """
+    width, height = int(size[0]), int(size[1])
+    if width < 1 or height < 1:
+        raise ValueError(f"got {size!r} for size; expected (width, height), both at least 1")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"got {interpolation!r} for interpolation; expected one of {', '.join(INTERPOLATIONS)}")
+    in_height, in_width = array.shape[:2]
+    if (width, height) == (in_width, in_height):
+        return array
+    if interpolation == "auto":
+        flag = cv2.INTER_AREA if width <= in_width and height <= in_height else cv2.INTER_CUBIC
+    else:
+        flag = _CV2_INTERPOLATION[interpolation]
+    return cv2.resize(array, (width, height), interpolation=flag)
+
+
+def flatten_alpha(image: np.ndarray, alpha: np.ndarray, background: tuple[int, int, int] | np.ndarray) -> np.ndarray:
+    """The "over" operator: ``image`` with its straight ``alpha`` composited onto ``background``, in sRGB codes.
+
+    ``out = round((rgb * a + bg * (255 - a)) / 255)`` per channel, exact (the numerator is an integer and never lies
+    half-way, so there is no tie to break): alpha 255 gives the image, 0 the background. This is how the JPEG encoder
+    flattens a cut-out, how browsers show a PNG over a page, and how ``compose.background`` and ``geometry.center``
+    put a product on a colour: the same pixels everywhere. OpenCV integer arithmetic (multi-threaded).
+
+    :param image: ``(H, W, 3)`` uint8 RGB, not modified.
+    :param alpha: ``(H, W)`` uint8, not modified.
+    :param background: an ``(r, g, b)`` colour of 0..255, or an ``(H, W, 3)`` uint8 RGB image of the image's shape.
+    :return: a new ``(H, W, 3)`` uint8 RGB array.
+    :raises ValueError: wrong shapes or dtypes, or a colour that is not three values in 0..255.
+    """
+    check_rgb(image, allow_empty=True)
+    check_alpha(alpha, image.shape)
+    if isinstance(background, np.ndarray):
+        check_rgb(background, "background", allow_empty=True)
+        if background.shape != image.shape:
+            raise ValueError(f"got {background.shape} for background; expected the image's shape {image.shape}")
+    elif len(background) != 3 or not all(0 <= int(c) <= 255 for c in background):
+        raise ValueError(f"got {background!r} for background; expected an (r, g, b) colour of 0..255 or an image")
+    if image.size == 0:
+        return image.copy()
+    a = cv2.merge((alpha, alpha, alpha))
+    total = cv2.multiply(image, a, dtype=cv2.CV_16U)  # <= 255 * 255: fits uint16, and so does the sum below
+    rest = cv2.bitwise_not(a)  # 255 - a
+    if isinstance(background, np.ndarray):
+        cv2.add(total, cv2.multiply(background, rest, dtype=cv2.CV_16U), dst=total)
+    else:
+        color = (float(background[0]), float(background[1]), float(background[2]), 0.0)
+        cv2.add(total, cv2.multiply(rest, color, dtype=cv2.CV_16U), dst=total)
+    # / 255, rounded to nearest: float32 is exact enough, since a true quotient is never within 1/510 of a tie.
+    return cv2.convertScaleAbs(total, alpha=1.0 / 255.0)
+
+
+def working_size(h: int, w: int, max_side: int | None) -> tuple[int, int]:
+    """The ``(h, w)`` a network runs an image at: unchanged when its long side is within ``max_side`` (or
+    ``max_side`` is ``None``), else scaled so the long side is ``max_side`` (sides rounded, at least 1)."""
+    if max_side is None or max(h, w) <= max_side:
+        return h, w
+    scale = max_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def pad_min(image: np.ndarray, side: int) -> np.ndarray:
+    """Mirror-pad (bottom and right) an ``(H, W, C)`` array until both sides are at least ``side``; the input itself
+    when they already are. A pad wider than the image mirrors the mirrored image again; a 1-pixel side repeats."""
+    while image.shape[0] < side or image.shape[1] < side:
+        h, w = image.shape[:2]
+        pad_h = max(0, min(side - h, h - 1) if h > 1 else side - h)
+        pad_w = max(0, min(side - w, w - 1) if w > 1 else side - w)
+        mode = "reflect" if h > 1 and w > 1 else "edge"
+        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+    return image
