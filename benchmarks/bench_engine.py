@@ -30,9 +30,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from imgx.machine import cpu_model, git_output, memory_gib, package_version
+from imgx.machine import machine_info as imgx_machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = REPO / "recipes" / "demo.yaml"
@@ -233,31 +231,12 @@ def _cpu_times() -> tuple[int, int] | None:
 
 
 def machine_info() -> dict[str, Any]:
-    import cv2
-    import numpy
-
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    status = git_output("status", "--porcelain", "--untracked-files=no")
-    return {
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": affinity,
-        "memory_gib": memory_gib(),
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "python": sys.version.split()[0],
-        "python_implementation": platform.python_implementation(),
-        "versions": {
-            "imgx": package_version("imgx"),
-            "numpy": numpy.__version__,
-            "opencv": cv2.__version__,
-            "pillow": package_version("pillow"),
-            "pyarrow": package_version("pyarrow"),
-        },
-        "imgx_commit": git_output("rev-parse", "HEAD"),
-        "imgx_tree_dirty": None if status is None else bool(status),
-    }
+    """imgx's machine block without torch (this benchmark never loads it), with the image libraries' versions and
+    the load average at the start under the name earlier results used."""
+    info = imgx_machine_info(packages=("imgx", "numpy", "opencv-contrib-python-headless", "pillow", "pyarrow"))
+    info["load_average_at_start"] = info.pop("load_average")
+    info["versions"]["opencv"] = info["versions"].pop("opencv-contrib-python-headless")
+    return info
 
 
 # ---------------------------------------------------------------------------------------------------------------------

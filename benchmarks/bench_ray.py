@@ -40,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_engine
 
+from imgx.machine import package_version
+
 REPO = bench_engine.REPO
 SCHEMA = 1
 TARGETS = {"ray": 0.9, "local": 0.97}  # throughput / the hand-written pool's, at least
@@ -367,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     machine = bench_engine.machine_info()
-    machine["versions"]["ray"] = bench_engine._version("ray")
+    machine["versions"]["ray"] = package_version("ray")
     result: dict[str, Any] = {
         "schema": SCHEMA,
         "benchmark": "ray",

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cpu_model", "git_output", "machine_info", "memory_gib", "package_version"]
+__all__ = ["TORCH_PACKAGES", "cpu_model", "git_output", "machine_info", "memory_gib", "package_version"]
 
 
 def cpu_model() -> str:
@@ -59,36 +59,40 @@ def git_output(*args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def machine_info(device: str) -> dict[str, Any]:
-    """The machine a bench ran on: CPU model and cores, GPU (or none), memory, library versions, imgx commit."""
-    import torch
+TORCH_PACKAGES = ("imgx", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "numpy")
 
-    gpu = None
-    if device.startswith("cuda") and torch.cuda.is_available():
-        index = torch.device(device).index or 0
-        props = torch.cuda.get_device_properties(index)
-        gpu = {
-            "name": props.name,
-            "capability": f"{props.major}.{props.minor}",
-            "memory_gib": round(props.total_memory / 1024**3, 1),
-            "cuda": torch.version.cuda,
-        }
+
+def machine_info(device: str | None = None, *, packages: tuple[str, ...] = TORCH_PACKAGES) -> dict[str, Any]:
+    """The machine a measurement ran on: CPU model and cores, memory, load, Python, the versions of ``packages``
+    (distribution names), the imgx commit; with a ``device`` (``"cpu"``, ``"cuda"``...) also torch's threads and the
+    GPU (or ``None``). Without one, torch is not imported (engine benchmarks stay light)."""
     status = git_output("status", "--porcelain", "--untracked-files=no")
-    return {
+    info: dict[str, Any] = {
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads": torch.get_num_threads(),
         "memory_gib": memory_gib(),
-        "gpu": gpu,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
-        "versions": {
-            name: package_version(name)
-            for name in ("imgx", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "numpy")
-        },
+        "python_implementation": platform.python_implementation(),
+        "versions": {name: package_version(name) for name in packages},
         "imgx_commit": git_output("rev-parse", "HEAD"),
         "imgx_tree_dirty": None if status is None else bool(status),
     }
+    if device is not None:
+        import torch
+
+        gpu = None
+        if device.startswith("cuda") and torch.cuda.is_available():
+            index = torch.device(device).index or 0
+            props = torch.cuda.get_device_properties(index)
+            gpu = {
+                "name": props.name,
+                "capability": f"{props.major}.{props.minor}",
+                "memory_gib": round(props.total_memory / 1024**3, 1),
+                "cuda": torch.version.cuda,
+            }
+        info.update(torch_threads=torch.get_num_threads(), gpu=gpu)
+    return info
