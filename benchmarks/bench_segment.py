@@ -73,9 +73,12 @@ def hand_loop(catalog: Path, out: Path) -> None:
     import onnxruntime as ort
     from PIL import Image
 
+    from imgx import load_registry
     from imgx.models import ensure_files, get_spec
 
-    session = ort.InferenceSession(str(ensure_files(get_spec("u2netp"))["onnx"]), providers=["CPUExecutionProvider"])
+    registry = load_registry()
+    onnx = ensure_files(get_spec("u2netp", registry), registry=registry)["onnx"]
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     out.mkdir(parents=True, exist_ok=True)
     for path in sorted(catalog.glob("*.jpg")):
         with Image.open(path) as opened:

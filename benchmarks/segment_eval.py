@@ -231,11 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
     args = parser.parse_args(argv)
 
-    from imgx import Item, StageContext
+    from imgx import Item, StageContext, load_registry
     from imgx_segment import SegmentProduct, SegmentProductParams
 
     testset = build_testset(args.seed, args.n, args.long_side)
-    stage = SegmentProduct(SegmentProductParams(), StageContext(backend=args.backend, batch_size=args.batch_size))
+    stage = SegmentProduct(
+        SegmentProductParams(), StageContext(backend=args.backend, batch_size=args.batch_size, registry=load_registry())
+    )
     out = stage([Item(name, "testset", image) for image, _, name in testset])
     result = score([o.alpha for o in out], [mask for _, mask, _ in testset])
     print(json.dumps({"parameters": vars(args), **{k: round(v, 4) for k, v in result.items()}}, indent=1))
