@@ -235,6 +235,11 @@ def parse_failure_budget(value: float | int | str) -> float | int:
             raise ValueError(
                 f"got max_failures={original!r}; expected a fraction (0.05), a percentage ('5%') or a count"
             ) from None
+        if text.endswith("%") and value >= 1:
+            raise ValueError(
+                f"got max_failures={original!r}; a percentage must be below 100% (e.g. '5%'); "
+                "for a number of items write a count (150)"
+            )
         if not text.endswith("%") and value >= 1:
             value = int(value) if value == int(value) else value
     if isinstance(value, bool) or value < 0:
