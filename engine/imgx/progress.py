@@ -117,6 +117,13 @@ class Reporter:
             f"{summary.images_per_second:,.2f} images/s over {summary.seconds:,.1f} s "
             f"({summary.executor} executor, {summary.workers} worker{'s' if summary.workers != 1 else ''})"
         )
+        if summary.outputs_flagged:
+            flags = ", ".join(f"{flag} {count:,}" for flag, count in sorted(summary.flag_counts.items()))
+            self.console.print(
+                f"[yellow]{summary.outputs_flagged:,} output(s) written but flagged[/] ({escape(flags)}): the ledger's "
+                "flags and metrics columns say why; `imgx report` counts them",
+                soft_wrap=True,
+            )
         if summary.stage_seconds:
             title = "time per stage (summed over workers)"
             stages = Table(title=title, header_style="bold", min_width=len(title))

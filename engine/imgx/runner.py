@@ -240,6 +240,10 @@ def _count(summary: RunSummary, result: BatchResult) -> None:
     for row in result.rows:
         if row.status == "ok":
             summary.outputs_ok += 1
+            if row.flags:
+                summary.outputs_flagged += 1
+                for flag in row.flags:
+                    summary.flag_counts[flag] = summary.flag_counts.get(flag, 0) + 1
         elif row.status == "failed":
             summary.outputs_failed += 1
             if len(summary.failures) < _MAX_LISTED_FAILURES:

@@ -26,6 +26,8 @@ class RunSummary:
     outputs_ok: int = 0
     outputs_failed: int = 0
     outputs_skipped: int = 0
+    outputs_flagged: int = 0
+    flag_counts: dict[str, int] = dataclasses.field(default_factory=dict)  # "node:flag" -> outputs
     seconds: float = 0.0
     stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     failure_budget: float = 0.0

@@ -28,6 +28,11 @@ def report_command(
     out_console.print(
         f"{report.items:,} items, {report.outputs:,} outputs over {report.runs} run(s): "
         f"[green]{report.ok:,} ok[/], [red]{report.failed:,} failed[/]"
+        + (
+            f", [yellow]{report.flagged:,} flagged[/] (ok but flagged by a stage: the flags column)"
+            if report.flagged
+            else ""
+        )
     )
     if report.by_cause:
         causes = Table(title="failures by cause", header_style="bold")

@@ -9,6 +9,7 @@ they do not depend on the failed node.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from collections.abc import Collection, Sequence
@@ -239,10 +240,10 @@ class BatchProcessor:
             outputs, errors = self._isolate(stage, inputs)
         elapsed = time.perf_counter() - start
         share = elapsed / len(ready)
-        for state, item, error in zip(ready, outputs, errors, strict=True):
+        for state, before, item, error in zip(ready, inputs[0], outputs, errors, strict=True):
             state.elapsed[node.id] = share
             if error is None:
-                state.values[node.id] = item
+                state.values[node.id] = _attribute(node.id, before, item)
             else:
                 state.failed[node.id] = (node.id, f"{node.uses}: {error}")
         return elapsed
@@ -307,5 +308,21 @@ class BatchProcessor:
             if error:
                 rows.append(LedgerRow(ref.sku, ref.source, out, "", "failed", stage, error, duration, digest))
             else:
-                rows.append(LedgerRow(ref.sku, ref.source, out, relative, "ok", "", "", duration, digest))
+                item = state.values[out]
+                metrics = json.dumps(item.metrics, sort_keys=True, default=str) if item.metrics else ""
+                rows.append(
+                    LedgerRow(ref.sku, ref.source, out, relative, "ok", "", "", duration, digest, item.flags, metrics)
+                )
         return rows
+
+
+def _attribute(node_id: str, before: Item, after: Item | None) -> Item | None:
+    """``after`` with the flags and metrics its stage added named after the node (``centred:fill_below_min``,
+    ``centred.fill``), so two nodes of one stage never overwrite each other's notes in the ledger."""
+    if after is None or (after.flags == before.flags and after.metrics == before.metrics):
+        return after
+    flags = tuple(f if f in before.flags else f"{node_id}:{f}" for f in after.flags)
+    metrics = {
+        (k if k in before.metrics and before.metrics[k] == v else f"{node_id}.{k}"): v for k, v in after.metrics.items()
+    }
+    return after.replace(flags=flags, metrics=metrics)
