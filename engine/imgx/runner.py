@@ -18,17 +18,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import ImgxError
+from .errors import ImgxError, RecipeError
 from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
 from .executors.processor import BatchResult, RunSpec, WorkUnit
 from .io.catalog import Catalog, open_catalog
 from .item import ItemRef
 from .ledger import LedgerRow, LedgerWriter, StatePaths, completed_outputs, recover_journals
-from .plan import Plan, build_plan
+from .plan import Plan, build_plan, document_problems, preflight_problems
 from .progress import Reporter
 from .recipe import LoadedRecipe, load_recipe
-from .recipe.loader import Override
+from .recipe.loader import IncompleteRecipe, Override
 from .registry import PluginConfig, Registry, load_registry
 from .summary import RunSummary
 
@@ -93,11 +93,34 @@ def resolve_device(plan: Plan) -> str:
         return "cpu"
 
 
-def prepare(recipe: str | Path, options: RunOptions) -> tuple[LoadedRecipe, Registry, Plan]:
-    """Load and validate the recipe, load plugins and build the plan; reads no image."""
-    loaded = load_recipe(recipe, overrides=options.all_overrides())
+def prepare(
+    recipe: str | Path, options: RunOptions, *, check_input: bool = False
+) -> tuple[LoadedRecipe, Registry, Plan]:
+    """Load and validate the recipe, load plugins and build the plan; reads no image. Every problem found is in one
+    :class:`RecipeError`: the recipe's own keys, stage names and parameters, a stage needing alpha that nothing
+    produces, and with ``check_input`` a missing local input folder or manifest (``imgx validate``; a run finds that
+    when it opens the catalog)."""
+    try:
+        loaded = load_recipe(recipe, overrides=options.all_overrides())
+    except IncompleteRecipe as exc:  # look for the problems that need plugins too, and report them all at once
+        registry = load_registry(options.plugin_config)
+        more = document_problems(exc.document, exc.base_dir, registry, exc.problems, check_input=check_input)
+        raise exc.locator.error([*exc.problems, *more]) from None
     registry = load_registry(options.plugin_config)
-    plan = build_plan(loaded, registry)
+    try:
+        plan = build_plan(loaded, registry)
+    except RecipeError as exc:
+        problems = getattr(exc, "problems", None)
+        if problems is None:
+            raise
+        document = loaded.recipe.model_dump(by_alias=True)
+        more = document_problems(document, loaded.base_dir, registry, problems, check_input=check_input)
+        if more:
+            raise loaded.error([*problems, *more]) from None
+        raise
+    more = preflight_problems(loaded, plan, registry, check_input=check_input)
+    if more:
+        raise loaded.error(more)
     return loaded, registry, plan
 
 

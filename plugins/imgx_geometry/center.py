@@ -273,6 +273,11 @@ class Center(Stage):
     example: ClassVar[dict[str, Any]] = {"size": 512, "fill": 0.85, "background": "transparent"}
     params: CenterParams
 
+    @classmethod
+    def alpha_produced(cls, params: StageParams) -> bool:
+        """``background: transparent`` always sets alpha (the product's mask, or the photo's area without one)."""
+        return getattr(params, "background", "") == "transparent"
+
     def process(self, item: Item) -> Item:
         p = self.params
         try:

@@ -26,7 +26,7 @@ def validate_command(
 ) -> None:
     """Check RECIPE (keys, types, stages, parameters, DAG) without reading any image. Exit 2 if it is invalid."""
     options = RunOptions(overrides=tuple(set_ or ()), plugin_config=plugin_config(plugins_dir, plugin))
-    loaded, _, plan = guarded(lambda: prepare(recipe, options))
+    loaded, _, plan = guarded(lambda: prepare(recipe, options, check_input=True))
     for note in plan.notes:
         print_warning(note)
     out_console.print(

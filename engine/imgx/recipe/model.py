@@ -48,6 +48,11 @@ class InputSpec(_Model):
         default_factory=list, description="Folders only: glob(s) of files to leave out, e.g. '_thumbs/**'."
     )
     case_sensitive: bool = Field(default=False, description="Folders only: match patterns case-sensitively.")
+    alpha: bool = Field(
+        default=False,
+        description="The catalog's images carry a product alpha (RGBA cut-outs): stages that need alpha may run "
+        "without a masking stage (segment.product) upstream. Without it, imgx validate refuses such a recipe.",
+    )
     sku_column: str = Field(default="sku", description="Manifests only: the column holding the SKU.")
     image_column: str = Field(
         default="image",
