@@ -210,13 +210,24 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
             reporter.advance(result.items, result.failed_items)
 
         try:
-            executor.run(_batches(catalog, plan, done, spec.batch_size, main_ledger, summary, reporter), on_result)
+            skips = _SkipReporter(reporter)  # items skipped as done move the bar, not the rate
+            executor.run(_batches(catalog, plan, done, spec.batch_size, main_ledger, summary, skips), on_result)
         finally:
             summary.seconds = time.perf_counter() - started
             reporter.stop()
             main_ledger.close()
             recover_journals(paths)  # workers' journals not yet compacted (a pool shut down, a worker killed)
     return summary
+
+
+class _SkipReporter:
+    """What ``_batches`` reports to: its ``advance`` calls are items skipped as done by an earlier run."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def advance(self, images: int, failed: int) -> None:
+        self.reporter.skip(images)
 
 
 def _batches(

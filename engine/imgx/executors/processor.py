@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Collection, Sequence
@@ -106,6 +107,7 @@ class BatchProcessor:
         """
         self.spec = spec
         self.plan = spec.plan
+        _announce_model_downloads()
         settings = self.plan.settings
         self.max_pixels = settings.max_pixels
         self.encoding = dict(settings.encodings)
@@ -314,6 +316,19 @@ class BatchProcessor:
                     LedgerRow(ref.sku, ref.source, out, relative, "ok", "", "", duration, digest, item.flags, metrics)
                 )
         return rows
+
+
+def _announce_model_downloads() -> None:
+    """Model weights fetched on first use are announced on ``imgx.models`` (see :mod:`imgx.models`): where nothing
+    shows that logger yet (a worker process started fresh, a program without logging set up), show it on stderr, so a
+    long first download never looks like a hang."""
+    log = logging.getLogger("imgx.models")
+    if log.handlers or log.level != logging.NOTSET or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 def _attribute(node_id: str, before: Item, after: Item | None) -> Item | None:
