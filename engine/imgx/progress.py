@@ -230,6 +230,8 @@ class Reporter:
 
     def summary(self, summary: RunSummary, *, rerun: str) -> None:
         """Print the summary table; on failures, the first failures, the ledger and the command to re-run them."""
+        if summary.left_out:
+            self.warn(summary.left_out)
         if summary.dry_run:
             todo = summary.items - summary.items_skipped
             self.console.print(

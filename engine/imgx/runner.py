@@ -22,7 +22,8 @@ from .errors import ImgxError, RecipeError
 from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
 from .executors.processor import BatchResult, RunSpec, WorkUnit
-from .io.catalog import Catalog, open_catalog
+from .io.catalog import Catalog, glob_to_regex, open_catalog
+from .io.leftout import LeftOut, left_out
 from .item import ItemRef
 from .ledger import LedgerRow, LedgerWriter, StatePaths, completed_outputs, recover_journals
 from .plan import Plan, build_plan, document_problems, preflight_problems
@@ -151,6 +152,17 @@ class _RunLock:
         self.handle.close()
 
 
+def folder_left_out(loaded: LoadedRecipe, catalog: Catalog, out_dir: Path) -> LeftOut:
+    """What a folder catalog's ``input.pattern`` leaves out of its folder (empty for a manifest); walks the folder,
+    reads no image."""
+    if catalog.kind != "folder":
+        return LeftOut()
+    spec = loaded.recipe.input
+    patterns = [glob_to_regex(p, case_sensitive=spec.case_sensitive) for p in spec.patterns]
+    excludes = [glob_to_regex(p, case_sensitive=spec.case_sensitive) for p in spec.excludes]
+    return left_out(catalog.root, patterns, excludes, skip_dirs=(out_dir,))
+
+
 def _budget(max_failures: float | int, items: int) -> float:
     return max_failures * items if isinstance(max_failures, float) else float(max_failures)
 
@@ -177,6 +189,7 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         reporter.warn(f"plugin {failure.plugin}: {failure.error}")
     for note in plan.notes:
         reporter.warn(note)
+    summary.left_out = folder_left_out(loaded, catalog, out_dir).describe()
     if options.dry_run:
         return _dry_run(plan, catalog, out_dir, options, summary)
 

@@ -34,6 +34,7 @@ class RunSummary:
     max_failures: float | int = 0.0
     failures: list[LedgerRow] = dataclasses.field(default_factory=list)
     dry_run: bool = False
+    left_out: str = ""  # what a folder catalog's patterns left out (imgx.io.leftout), "" when nothing
 
     @property
     def ledger_dir(self) -> Path:

@@ -15,7 +15,7 @@ from ..io.catalog import open_catalog
 from ..io.encode import FORMATS
 from ..io.naming import output_path
 from ..ledger import StatePaths
-from ..runner import RunOptions, prepare, resolve_device, resolve_workers
+from ..runner import RunOptions, folder_left_out, prepare, resolve_device, resolve_workers
 from ._common import Overrides, Plugin, PluginsDir, guarded, out_console, plugin_config, print_warning
 
 RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file.", dir_okay=False)]
@@ -64,6 +64,9 @@ def plan_command(
     out_console.print(escape(line), soft_wrap=True)
     if count:
         out_console.print(f"items: {catalog.count():,}")
+        missed = folder_left_out(loaded, catalog, out_dir).describe()
+        if missed:
+            print_warning(missed)
     if first:
         out_console.print("first items: " + escape(", ".join(ref.sku for ref in first)), soft_wrap=True)
     asked = f" ({settings.device})" if settings.device != device else ""
