@@ -72,3 +72,18 @@ def test_ledgers_written_before_the_new_columns_read_as_null(tmp_path: Path) -> 
     pq.write_table(pa.Table.from_pylist([row], schema=old_schema), ledger / "part-old.parquet")
     table = read_ledger(tmp_path)
     assert table.column("flags").to_pylist() == [None] and table.column("metrics").to_pylist() == [None]
+
+
+def test_sheet_goes_into_the_output_folder_and_says_how_many_skus_it_kept(imgx, tmp_path: Path, monkeypatch) -> None:
+    assert imgx("run", _recipe(tmp_path, "flag")).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = imgx("sheet", tmp_path / "out", "--limit", "1", "--cell", "48")
+    assert result.exit_code == 0, result.output
+    sheet = tmp_path / "out" / "contact-sheet.jpg"
+    assert sheet.is_file() and not any(elsewhere.iterdir())
+    assert f"contact sheet of 1 SKU(s) of 2 (failed ones first; --limit 2 for all): {sheet}" in result.stdout
+    chosen = imgx("sheet", tmp_path / "out", "-o", tmp_path / "mine.png", "--cell", "48")
+    assert (tmp_path / "mine.png").is_file()
+    assert "contact sheet of 2 SKU(s) of 2 (failed ones first)" in chosen.stdout
