@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from .io.leftout import LeftOut
     from .summary import RunSummary
 
 __all__ = ["ConsoleLogHandler", "Reporter", "Throughput", "format_duration"]
@@ -228,10 +229,18 @@ class Reporter:
             self._progress.stop()
             self._progress = None
 
+    def left_out(self, found: LeftOut | None) -> None:
+        """What a folder catalog's patterns left out: a warning when images were, a quiet line for other files."""
+        if found is None or not found.total:
+            return
+        if found.images:
+            self.warn(found.describe())
+        else:
+            self.console.print(f"[dim]{escape(found.describe())}[/]", highlight=False, soft_wrap=True)
+
     def summary(self, summary: RunSummary, *, rerun: str) -> None:
         """Print the summary table; on failures, the first failures, the ledger and the command to re-run them."""
-        if summary.left_out:
-            self.warn(summary.left_out)
+        self.left_out(summary.left_out)
         if summary.dry_run:
             todo = summary.items - summary.items_skipped
             self.console.print(

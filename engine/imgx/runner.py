@@ -189,7 +189,7 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         reporter.warn(f"plugin {failure.plugin}: {failure.error}")
     for note in plan.notes:
         reporter.warn(note)
-    summary.left_out = folder_left_out(loaded, catalog, out_dir).describe()
+    summary.left_out = folder_left_out(loaded, catalog, out_dir)
     if options.dry_run:
         return _dry_run(plan, catalog, out_dir, options, summary)
 

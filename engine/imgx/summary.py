@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .io.leftout import LeftOut
 from .ledger import LedgerRow, StatePaths
 
 __all__ = ["RunSummary"]
@@ -34,7 +35,7 @@ class RunSummary:
     max_failures: float | int = 0.0
     failures: list[LedgerRow] = dataclasses.field(default_factory=list)
     dry_run: bool = False
-    left_out: str = ""  # what a folder catalog's patterns left out (imgx.io.leftout), "" when nothing
+    left_out: LeftOut | None = None  # what a folder catalog's patterns left out of its folder
 
     @property
     def ledger_dir(self) -> Path:

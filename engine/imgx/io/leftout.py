@@ -26,7 +26,8 @@ class LeftOut:
 
     :param by_extension: lower-case extension (``".jpeg"``, ``""`` for none) -> files left out.
     :param examples: up to a few relative paths, images first.
-    :param excluded: files that a pattern took but ``input.exclude`` left out (on purpose).
+    :param excluded: files that a pattern took but ``input.exclude`` left out (on purpose; files under an excluded
+        glob are never counted as left out by the patterns).
     """
 
     by_extension: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -81,8 +82,10 @@ def left_out(
     found = LeftOut()
     other_examples: list[str] = []
     for relative in _walk(str(root), "", skip):
+        if any(p.match(relative) for p in excludes):  # left out on purpose, whatever the patterns say
+            found.excluded += any(p.match(relative) for p in patterns)
+            continue
         if any(p.match(relative) for p in patterns):
-            found.excluded += any(p.match(relative) for p in excludes)
             continue
         name = relative.rsplit("/", 1)[-1]
         ext = os.path.splitext(name)[1].lower()
