@@ -87,3 +87,13 @@ def test_sheet_goes_into_the_output_folder_and_says_how_many_skus_it_kept(imgx, 
     chosen = imgx("sheet", tmp_path / "out", "-o", tmp_path / "mine.png", "--cell", "48")
     assert (tmp_path / "mine.png").is_file()
     assert "contact sheet of 2 SKU(s) of 2 (failed ones first)" in chosen.stdout
+
+
+def test_resume_progress_counts_skipped_items_apart_from_the_rate(imgx, tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path, "flag")
+    assert imgx("run", recipe).exit_code == 0
+    resumed = imgx("run", recipe, "--resume")  # no terminal here: plain progress lines on stderr
+    assert resumed.exit_code == 0, resumed.output
+    assert "main-images: 2/2 images (100%), rate and ETA after two results, 0 failed, 2 skipped (done before)" in (
+        resumed.stderr
+    )
