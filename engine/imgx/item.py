@@ -45,6 +45,10 @@ class Item:
     :param alpha: optional ``(H, W)`` uint8 alpha/mask (255 = opaque product), read-only.
     :param meta: metadata: ``icc_profile`` (bytes, kept on encode), ``orientation`` (EXIF value that was applied),
         ``source_mode`` (the decoder's pixel mode), ``source_size`` ((W, H) before any stage).
+    :param flags: short names of what a stage found wrong without failing the item (``fill_below_min``); they
+        travel downstream and land in the ledger's ``flags`` column, prefixed with the node id that set them.
+    :param metrics: what stages measured (``{"fill": 0.62}``): numbers or short strings, written as JSON to the
+        ledger's ``metrics`` column with each key prefixed by its node id. Add both with :meth:`noted`.
     """
 
     sku: str
@@ -52,6 +56,8 @@ class Item:
     image: np.ndarray
     alpha: np.ndarray | None = None
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    metrics: dict[str, float | int | str | None] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         image, alpha = self.image, self.alpha
@@ -75,4 +81,11 @@ class Item:
         """A copy with some fields changed (``image=``, ``alpha=``, ``meta=``). ``meta`` is copied, so a stage
         that edits its copy never changes what a sibling branch of the DAG sees."""
         changes.setdefault("meta", dict(self.meta))
+        changes.setdefault("metrics", dict(self.metrics))
         return dataclasses.replace(self, **changes)
+
+    def noted(self, *flags: str, **metrics: float | int | str | None) -> Item:
+        """A copy with ``flags`` and ``metrics`` added (a stage's measurements of this item: what it achieved, why it
+        fell short); the processor writes them to the ledger. ``item.noted("fill_below_min", fill=0.48)``."""
+        added = tuple(flag for flag in flags if flag not in self.flags)
+        return self.replace(flags=(*self.flags, *added), metrics={**self.metrics, **metrics})

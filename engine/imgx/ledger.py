@@ -48,6 +48,10 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("run_id", pa.string()),
         pa.field("worker", pa.string()),
         pa.field("finished_at", pa.timestamp("ms", tz="UTC")),
+        # added after the first ledgers were written: parts without them read as null. flags is text, not a list:
+        # the reports take the latest row per (sku, output) with Arrow's hash "first", which has no list kernel
+        pa.field("flags", pa.string()),
+        pa.field("metrics", pa.string()),
     ]
 )
 
@@ -101,6 +105,9 @@ class LedgerRow:
     :param error: the reason, for failed rows.
     :param duration_ms: time spent on this item's lineage for this output (read, decode, stages, encode, write).
     :param recipe_hash: hash of the output's lineage and encoding settings (see :class:`imgx.plan.Plan`).
+    :param flags: ``node:flag`` for what the output's stages flagged (``centred:fill_below_min``), comma-separated
+        in the ledger ("" for none).
+    :param metrics: JSON object of what its stages measured, keys ``node.name`` (``{"centred.fill": 0.62}``); "".
     """
 
     sku: str
@@ -112,10 +119,13 @@ class LedgerRow:
     error: str
     duration_ms: float
     recipe_hash: str
+    flags: tuple[str, ...] = ()
+    metrics: str = ""
 
     def record(self, run_id: str, worker: str) -> dict[str, Any]:
         row = dataclasses.asdict(self)
         row.update(run_id=run_id, worker=worker, finished_at=dt.datetime.now(dt.timezone.utc).isoformat())
+        row.update(flags=",".join(self.flags), metrics=self.metrics)
         return row
 
 
@@ -225,7 +235,8 @@ def read_ledger(out_dir: Path, *, columns: list[str] | None = None) -> pa.Table:
     tables = []
     parts = sorted(paths.ledger.glob("part-*.parquet")) if paths.ledger.is_dir() else []
     if parts:
-        tables.append(pq.ParquetDataset(parts).read(columns=columns).cast(_schema(columns)))
+        # the full schema: columns added since a part was written read as null there
+        tables.append(pq.ParquetDataset(parts, schema=LEDGER_SCHEMA).read(columns=columns).cast(_schema(columns)))
     stems = {p.stem.removeprefix("part-") for p in parts}
     for journal in sorted(paths.journal.glob("*.jsonl")) if paths.journal.is_dir() else []:
         if journal.stem not in stems:

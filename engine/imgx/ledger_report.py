@@ -52,6 +52,12 @@ class LedgerReport:
     slowest: list[tuple[str, str, float]]  # (sku, output, duration_ms)
     state: pa.Table  # the current state itself, one row per (sku, output)
 
+    @property
+    def flagged(self) -> int:
+        """Outputs whose stages flagged them (the ledger's ``flags``, e.g. ``centred:fill_below_min``)."""
+        flags = self.state["flags"] if "flags" in self.state.column_names else pa.nulls(0, pa.string())
+        return int(pc.sum(pc.greater(pc.utf8_length(flags.fill_null("")), 0)).as_py() or 0)
+
 
 def _reason(error: str) -> str:
     """An error without its item-specific tail, so identical causes group together."""

@@ -14,6 +14,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -24,7 +25,7 @@ from .recipe.model import EncodeSettings
 from .registry import Registry, unknown_name_message
 from .stage import Stage, StageParams
 
-__all__ = ["Node", "Plan", "RunSettings", "build_plan"]
+__all__ = ["Node", "Plan", "RunSettings", "build_plan", "document_problems", "preflight_problems"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,3 +328,112 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
         settings=settings,
         notes=tuple(notes),
     )
+
+
+# -- checks of what a recipe will meet, before any pixel is read (imgx validate, plan and run) -----------------------
+
+
+def _input_problems(path: Any, base_dir: Path, registry: Registry) -> list[tuple[KeyPath, str]]:
+    """A local ``input.path`` that does not exist, or a file no catalog reader takes; URIs are checked on use."""
+    if not isinstance(path, str) or "://" in path:
+        return []
+    local = Path(path).expanduser()
+    root = (local if local.is_absolute() else base_dir / local).resolve()
+    if root.is_dir():
+        return []
+    if not root.exists():
+        return [(("input", "path"), f"got {path!r}, resolved to {root}; no such folder or file")]
+    if registry.reader_for_suffix(root.suffix) is None:
+        known = ", ".join(sorted(registry.catalog_readers))
+        return [(("input", "path"), f"got manifest {root.name!r}; expected a folder or a manifest ending in {known}")]
+    return []
+
+
+_AlphaEntry = tuple[int, str, str, type[Stage], StageParams, tuple[str, ...]]  # index, id, uses, stage, params, needs
+
+
+def _alpha_problems(entries: list[_AlphaEntry]) -> list[tuple[KeyPath, str]]:
+    """Nodes that need alpha with no node upstream that produces it (every item would fail there). A need that is
+    not among ``entries`` (a node with problems of its own) counts as giving alpha: only certain failures are told."""
+    by_id = {entry[1]: entry for entry in entries}
+    memo: dict[str, bool] = {}
+
+    def gives(node_id: str, seen: frozenset[str] = frozenset()) -> bool:
+        if node_id not in by_id or node_id in seen:
+            return True
+        if node_id not in memo:
+            _, _, _, stage, params, needs = by_id[node_id]
+            memo[node_id] = stage.alpha_produced(params) or any(gives(n, seen | {node_id}) for n in needs)
+        return memo[node_id]
+
+    problems: list[tuple[KeyPath, str]] = []
+    for index, node_id, uses, stage, params, needs in entries:
+        if stage.alpha_needed(params) and not any(gives(n, frozenset({node_id})) for n in needs):
+            problems.append(
+                (
+                    ("stages", index, "uses"),
+                    f"{uses} needs a product alpha and nothing upstream produces one, so every item would fail "
+                    "here; add a masking stage (segment.product) before it in needs:, or set input.alpha: true if "
+                    "the catalog's images are cut-outs with alpha",
+                )
+            )
+    return problems
+
+
+def preflight_problems(
+    loaded: LoadedRecipe, plan: Plan, registry: Registry, *, check_input: bool = True
+) -> list[tuple[KeyPath, str]]:
+    """What a valid plan will meet that makes the run fail whole: a stage that needs alpha where nothing produces
+    it, and (``check_input``) a missing local input folder or manifest."""
+    problems = _input_problems(loaded.recipe.input.path, loaded.base_dir, registry) if check_input else []
+    if not loaded.recipe.input.alpha:
+        index_of = {spec.id: i for i, spec in enumerate(loaded.recipe.stages)}
+        problems += _alpha_problems([(index_of[n.id], n.id, n.uses, n.stage, n.params, n.needs) for n in plan.nodes])
+    return problems
+
+
+def document_problems(
+    document: dict[str, Any],
+    base_dir: Path,
+    registry: Registry,
+    known: list[tuple[KeyPath, str]],
+    *,
+    check_input: bool = True,
+) -> list[tuple[KeyPath, str]]:
+    """The problems of a recipe that failed its own checks which need the registry: each stage's name and
+    parameters, read from the raw document, and the input path; key paths in ``known`` are not reported twice.
+
+    This is what lets ``imgx validate`` list a misspelt recipe key and a misspelt stage parameter in one pass."""
+    known_paths = [k for k, _ in known]
+
+    def reported(key_path: KeyPath) -> bool:
+        return any(k[: len(key_path)] == key_path or key_path[: len(k)] == k for k in known_paths)
+
+    problems: list[tuple[KeyPath, str]] = []
+    entries: list[_AlphaEntry] = []
+    stages = document.get("stages")
+    for index, spec in enumerate(stages if isinstance(stages, list) else []):
+        if not isinstance(spec, dict) or not isinstance(spec.get("uses"), str):
+            continue
+        if reported(("stages", index, "uses")):
+            continue
+        try:
+            stage = registry.get_stage(spec["uses"])
+        except PluginError as exc:
+            problems.append((("stages", index, "uses"), str(exc)))
+            continue
+        values = spec.get("with") or {}
+        if isinstance(values, dict) and not reported(("stages", index, "with")):
+            found = _param_problems(index, stage, values, {"base_dir": base_dir})
+            problems += found
+            needs = spec.get("needs") or []
+            needs = [needs] if isinstance(needs, str) else needs
+            if not found and isinstance(spec.get("id"), str) and isinstance(needs, list):
+                params = stage.Params.model_validate(values, context={"base_dir": base_dir})
+                entries.append((index, spec["id"], spec["uses"], stage, params, tuple(map(str, needs))))
+    section = document.get("input")
+    if check_input and isinstance(section, dict) and not reported(("input", "path")):
+        problems += _input_problems(section.get("path"), base_dir, registry)
+    if not (isinstance(section, dict) and section.get("alpha") is True):
+        problems += [p for p in _alpha_problems(entries) if not reported(p[0])]
+    return problems

@@ -1,100 +1,246 @@
 """Progress and the end-of-run summary, with rich.
 
-The progress bar counts images (not batches) with images/s, ETA and failures. The summary is a table (ok, failed,
-skipped, images/s, per-stage time) followed, on failures, by the first failed items, the ledger's path and how to
-re-run only what failed.
+Progress counts images (not batches). The rate counts processed images only (done or failed; items skipped as done
+by ``--resume`` excluded) over a sliding window of recent results, and the ETA divides what is left by that rate, so
+neither jumps with bursty batches nor with a slow start (model loading is not in the window).
+
+On a terminal it is a live bar; elsewhere (CI, ``nohup``, a cluster log) it is a plain line every few seconds, so a
+log shows a batch job's progress while it runs. The summary is a table (ok, failed, skipped, images/s, per-stage
+time) followed, on failures, by the first failed items, the ledger's path and how to re-run only what failed.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
 import shlex
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from .io.leftout import LeftOut
     from .summary import RunSummary
 
-__all__ = ["Reporter"]
+__all__ = ["ConsoleLogHandler", "Reporter", "Throughput", "format_duration"]
 
 
-class _RateColumn(ProgressColumn):
-    """Images per second since the start (steadier than rich's windowed speed for bursty batches)."""
+def format_duration(seconds: float | None) -> str:
+    """``"1h02m"``, ``"4m05s"``, ``"12s"``; ``"?"`` when unknown."""
+    if seconds is None:
+        return "?"
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class Throughput:
+    """Processed images per second over the last ``window`` seconds of results, and the time left.
+
+    The window starts at the first result (model loading and worker start-up are not work done) and the rate is
+    measured between results (images between the window's first and last result over the time between them), so a
+    steady run's rate is exact at every result however bursty the batches; the ETA counts down between results.
+
+    :param total: catalog items the run goes through (skipped ones included).
+    :param window: seconds of results the rate is measured over.
+    :param clock: seconds, monotonic (a fake one in tests).
+    """
+
+    def __init__(self, total: int, *, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = total
+        self.window = window
+        self.clock = clock
+        self.processed = 0
+        self.skipped = 0
+        self.failed = 0
+        self._points: collections.deque[tuple[float, int]] = collections.deque()
+
+    @property
+    def done(self) -> int:
+        return self.processed + self.skipped
+
+    def add(self, processed: int = 0, failed: int = 0, skipped: int = 0) -> None:
+        """Record a result: ``processed`` images finished (``failed`` of them failed) and ``skipped`` ones passed."""
+        self.skipped += skipped
+        self.failed += failed
+        if not processed:
+            return
+        now = self.clock()
+        self.processed += processed
+        if len(self._points) == 1 and self._points[0][0] == now:
+            self._points[0] = (now, self.processed)  # another worker's result at the same moment: also the start
+            return
+        # the first result opens the window: its images were started at a time we do not know, so they mark the
+        # window's start, not work done in it
+        self._points.append((now, self.processed))
+        while len(self._points) > 2 and self._points[1][0] <= now - self.window:
+            self._points.popleft()
+
+    @property
+    def rate(self) -> float | None:
+        """Processed images per second, or ``None`` before two results."""
+        if len(self._points) < 2:
+            return None
+        (t0, n0), (t1, n1) = self._points[0], self._points[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else None
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the current rate (counting down since the last result), or ``None`` while unknown."""
+        left = self.total - self.done
+        if left <= 0:
+            return 0.0
+        rate = self.rate
+        if not rate:
+            return None
+        return max(0.0, left / rate - (self.clock() - self._points[-1][0]))
+
+    def line(self) -> str:
+        """``40/200 images (20%), 3.2 images/s, ETA 50s, 1 failed, 10 skipped``: one plain progress line."""
+        percent = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        rate = self.rate
+        text = f"{self.done:,}/{self.total:,} images{percent}, "
+        text += f"{rate:,.2f} images/s, ETA {format_duration(self.eta)}" if rate else "rate and ETA after two results"
+        text += f", {self.failed:,} failed"
+        if self.skipped:
+            text += f", {self.skipped:,} skipped (done before)"
+        return text
+
+
+class _StatsColumn(ProgressColumn):
+    """images/s, ETA and failures from the reporter's :class:`Throughput` (red once there is a failure)."""
+
+    def __init__(self, meter: Callable[[], Throughput | None]) -> None:
+        super().__init__()
+        self._meter = meter
 
     def render(self, task: Task) -> Text:
-        elapsed = task.elapsed or 0.0
-        rate = task.completed / elapsed if elapsed > 0 else 0.0
-        return Text(f"{rate:,.1f} img/s", style="progress.data.speed")
+        meter = self._meter()
+        if meter is None:
+            return Text("")
+        rate = meter.rate
+        text = Text(f"{rate:,.1f} img/s  ETA {format_duration(meter.eta)}  " if rate else "", "progress.data.speed")
+        text.append(f"{meter.failed:,} failed", style="bold red" if meter.failed else "dim")
+        return text
 
 
-class _FailedColumn(ProgressColumn):
-    """Failures so far: red once there is one, quiet while there are none."""
+class ConsoleLogHandler(logging.Handler):
+    """Shows a logger's records on a rich console (above a live bar): model downloads during ``imgx run``."""
 
-    def render(self, task: Task) -> Text:
-        failed = task.fields.get("failed", 0)
-        return Text(f"{failed:,} failed", style="bold red" if failed else "dim")
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.INFO)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.print(escape(self.format(record)), highlight=False, soft_wrap=True)
+        except Exception:  # a log line must never break a run
+            self.handleError(record)
 
 
 class Reporter:
     """Shows progress while a run goes and prints its summary.
 
     :param console: where to print (stderr by default, so stdout stays clean for piping).
-    :param enabled: show the live progress bar.
+    :param enabled: show progress at all.
+    :param plain: a plain line every ``interval`` seconds instead of a live bar (no terminal: CI, nohup, a log).
+    :param interval: seconds between plain lines.
     """
 
-    def __init__(self, console: Console | None = None, *, enabled: bool = True) -> None:
+    def __init__(
+        self, console: Console | None = None, *, enabled: bool = True, plain: bool = False, interval: float = 5.0
+    ) -> None:
         self.console = console or Console(stderr=True)
         self.enabled = enabled
+        self.plain = plain
+        self.interval = interval
+        self.meter: Throughput | None = None
         self._progress: Progress | None = None
         self._task = None
-        self._failed = 0
+        self._name = ""
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def warn(self, message: str) -> None:
         self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
     def start(self, total: int, description: str) -> None:
+        self.meter = Throughput(total)
+        self._name = description
         if not self.enabled:
+            return
+        if self.plain:
+            self.console.print(escape(f"{description}: {total:,} images to go"), highlight=False, soft_wrap=True)
+            self._stop.clear()
+            self._ticker = threading.Thread(target=self._tick, name="imgx-progress", daemon=True)
+            self._ticker.start()
             return
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("images"),
-            _RateColumn(),
-            TimeRemainingColumn(),
-            _FailedColumn(),
+            _StatsColumn(lambda: self.meter),
             console=self.console,
             transient=False,
         )
         self._progress.start()
-        self._task = self._progress.add_task(escape(description), total=total, failed=0)
+        self._task = self._progress.add_task(escape(description), total=total)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._print_line()
+
+    def _print_line(self) -> None:
+        if self.meter is not None:
+            self.console.print(escape(f"{self._name}: {self.meter.line()}"), highlight=False, soft_wrap=True)
 
     def advance(self, images: int, failed: int) -> None:
-        if self._progress is None:
-            return
-        self._failed += failed
-        self._progress.update(self._task, advance=images, failed=self._failed)
+        """``images`` were processed (done or failed), ``failed`` of them failed."""
+        if self.meter is not None:
+            self.meter.add(processed=images, failed=failed)
+        if self._progress is not None:
+            self._progress.update(self._task, advance=images)
+
+    def skip(self, images: int) -> None:
+        """``images`` were skipped as done by an earlier run: they move the bar, not the rate."""
+        if self.meter is not None:
+            self.meter.add(skipped=images)
+        if self._progress is not None:
+            self._progress.update(self._task, advance=images)
 
     def stop(self) -> None:
+        if self._ticker is not None:
+            self._stop.set()
+            self._ticker.join()
+            self._ticker = None
+            self._print_line()
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
 
+    def left_out(self, found: LeftOut | None) -> None:
+        """What a folder catalog's patterns left out: a warning when images were, a quiet line for other files."""
+        if found is None or not found.total:
+            return
+        if found.images:
+            self.warn(found.describe())
+        else:
+            self.console.print(f"[dim]{escape(found.describe())}[/]", highlight=False, soft_wrap=True)
+
     def summary(self, summary: RunSummary, *, rerun: str) -> None:
         """Print the summary table; on failures, the first failures, the ledger and the command to re-run them."""
+        self.left_out(summary.left_out)
         if summary.dry_run:
             todo = summary.items - summary.items_skipped
             self.console.print(
@@ -117,6 +263,13 @@ class Reporter:
             f"{summary.images_per_second:,.2f} images/s over {summary.seconds:,.1f} s "
             f"({summary.executor} executor, {summary.workers} worker{'s' if summary.workers != 1 else ''})"
         )
+        if summary.outputs_flagged:
+            flags = ", ".join(f"{flag} {count:,}" for flag, count in sorted(summary.flag_counts.items()))
+            self.console.print(
+                f"[yellow]{summary.outputs_flagged:,} output(s) written but flagged[/] ({escape(flags)}): the ledger's "
+                "flags and metrics columns say why; `imgx report` counts them",
+                soft_wrap=True,
+            )
         if summary.stage_seconds:
             title = "time per stage (summed over workers)"
             stages = Table(title=title, header_style="bold", min_width=len(title))

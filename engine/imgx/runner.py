@@ -18,17 +18,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import ImgxError
+from .errors import ImgxError, RecipeError
 from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
 from .executors.processor import BatchResult, RunSpec, WorkUnit
-from .io.catalog import Catalog, open_catalog
+from .io.catalog import Catalog, glob_to_regex, open_catalog
+from .io.leftout import LeftOut, left_out
 from .item import ItemRef
 from .ledger import LedgerRow, LedgerWriter, StatePaths, completed_outputs, recover_journals
-from .plan import Plan, build_plan
+from .plan import Plan, build_plan, document_problems, preflight_problems
 from .progress import Reporter
 from .recipe import LoadedRecipe, load_recipe
-from .recipe.loader import Override
+from .recipe.loader import IncompleteRecipe, Override
 from .registry import PluginConfig, Registry, load_registry
 from .summary import RunSummary
 
@@ -93,11 +94,34 @@ def resolve_device(plan: Plan) -> str:
         return "cpu"
 
 
-def prepare(recipe: str | Path, options: RunOptions) -> tuple[LoadedRecipe, Registry, Plan]:
-    """Load and validate the recipe, load plugins and build the plan; reads no image."""
-    loaded = load_recipe(recipe, overrides=options.all_overrides())
+def prepare(
+    recipe: str | Path, options: RunOptions, *, check_input: bool = False
+) -> tuple[LoadedRecipe, Registry, Plan]:
+    """Load and validate the recipe, load plugins and build the plan; reads no image. Every problem found is in one
+    :class:`RecipeError`: the recipe's own keys, stage names and parameters, a stage needing alpha that nothing
+    produces, and with ``check_input`` a missing local input folder or manifest (``imgx validate``; a run finds that
+    when it opens the catalog)."""
+    try:
+        loaded = load_recipe(recipe, overrides=options.all_overrides())
+    except IncompleteRecipe as exc:  # look for the problems that need plugins too, and report them all at once
+        registry = load_registry(options.plugin_config)
+        more = document_problems(exc.document, exc.base_dir, registry, exc.problems, check_input=check_input)
+        raise exc.locator.error([*exc.problems, *more]) from None
     registry = load_registry(options.plugin_config)
-    plan = build_plan(loaded, registry)
+    try:
+        plan = build_plan(loaded, registry)
+    except RecipeError as exc:
+        problems = getattr(exc, "problems", None)
+        if problems is None:
+            raise
+        document = loaded.recipe.model_dump(by_alias=True)
+        more = document_problems(document, loaded.base_dir, registry, problems, check_input=check_input)
+        if more:
+            raise loaded.error([*problems, *more]) from None
+        raise
+    more = preflight_problems(loaded, plan, registry, check_input=check_input)
+    if more:
+        raise loaded.error(more)
     return loaded, registry, plan
 
 
@@ -128,6 +152,17 @@ class _RunLock:
         self.handle.close()
 
 
+def folder_left_out(loaded: LoadedRecipe, catalog: Catalog, out_dir: Path) -> LeftOut:
+    """What a folder catalog's ``input.pattern`` leaves out of its folder (empty for a manifest); walks the folder,
+    reads no image."""
+    if catalog.kind != "folder":
+        return LeftOut()
+    spec = loaded.recipe.input
+    patterns = [glob_to_regex(p, case_sensitive=spec.case_sensitive) for p in spec.patterns]
+    excludes = [glob_to_regex(p, case_sensitive=spec.case_sensitive) for p in spec.excludes]
+    return left_out(catalog.root, patterns, excludes, skip_dirs=(out_dir,))
+
+
 def _budget(max_failures: float | int, items: int) -> float:
     return max_failures * items if isinstance(max_failures, float) else float(max_failures)
 
@@ -154,6 +189,7 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         reporter.warn(f"plugin {failure.plugin}: {failure.error}")
     for note in plan.notes:
         reporter.warn(note)
+    summary.left_out = folder_left_out(loaded, catalog, out_dir)
     if options.dry_run:
         return _dry_run(plan, catalog, out_dir, options, summary)
 
@@ -187,13 +223,24 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
             reporter.advance(result.items, result.failed_items)
 
         try:
-            executor.run(_batches(catalog, plan, done, spec.batch_size, main_ledger, summary, reporter), on_result)
+            skips = _SkipReporter(reporter)  # items skipped as done move the bar, not the rate
+            executor.run(_batches(catalog, plan, done, spec.batch_size, main_ledger, summary, skips), on_result)
         finally:
             summary.seconds = time.perf_counter() - started
             reporter.stop()
             main_ledger.close()
             recover_journals(paths)  # workers' journals not yet compacted (a pool shut down, a worker killed)
     return summary
+
+
+class _SkipReporter:
+    """What ``_batches`` reports to: its ``advance`` calls are items skipped as done by an earlier run."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def advance(self, images: int, failed: int) -> None:
+        self.reporter.skip(images)
 
 
 def _batches(
@@ -240,6 +287,10 @@ def _count(summary: RunSummary, result: BatchResult) -> None:
     for row in result.rows:
         if row.status == "ok":
             summary.outputs_ok += 1
+            if row.flags:
+                summary.outputs_flagged += 1
+                for flag in row.flags:
+                    summary.flag_counts[flag] = summary.flag_counts.get(flag, 0) + 1
         elif row.status == "failed":
             summary.outputs_failed += 1
             if len(summary.failures) < _MAX_LISTED_FAILURES:

@@ -119,7 +119,11 @@ class Stage:
     - ``batchable``: whether ``__call__`` gains from receiving many items at once.
     - ``inputs``: how many upstream nodes the stage reads (``needs:``); 1 for nearly all stages.
     - ``needs_alpha``: the stage works on a product mask (``Item.alpha``, e.g. from ``segment.product``) and fails an
-      item without one, alone, with a :class:`~imgx.errors.StageError` that says so.
+      item without one, alone, with a :class:`~imgx.errors.StageError` that says so. ``imgx validate`` refuses a
+      recipe where no node upstream produces alpha (and ``input.alpha`` does not say the catalog carries it).
+    - ``produces_alpha``: the stage sets ``Item.alpha`` (a product mask: ``segment.product``), so stages downstream
+      that need alpha can run. A stage whose answer depends on its parameters overrides :meth:`alpha_produced` /
+      :meth:`alpha_needed` instead.
     - ``example``: parameters for a typical use (``imgx stages`` shows them; the registry smoke test runs every
       stage with them). Stages whose parameters all have defaults may leave it empty.
     - ``version``: bump it when the stage's output changes for the same parameters, so ``--resume`` redoes work
@@ -139,6 +143,7 @@ class Stage:
     batchable: ClassVar[bool] = False
     inputs: ClassVar[int] = 1
     needs_alpha: ClassVar[bool] = False
+    produces_alpha: ClassVar[bool] = False
     example: ClassVar[dict[str, Any]] = {}
     version: ClassVar[str] = "1"
     aliases: ClassVar[tuple[str, ...]] = ()
@@ -171,6 +176,16 @@ class Stage:
         """Registry names of the models this stage loads with ``params`` (checked by ``imgx validate`` before any
         image is read). Default: none."""
         return ()
+
+    @classmethod
+    def alpha_needed(cls, params: StageParams) -> bool:
+        """Whether, with ``params``, every item without alpha fails here (default: :attr:`needs_alpha`)."""
+        return bool(cls.needs_alpha)
+
+    @classmethod
+    def alpha_produced(cls, params: StageParams) -> bool:
+        """Whether, with ``params``, the stage gives every item an alpha (default: :attr:`produces_alpha`)."""
+        return bool(cls.produces_alpha)
 
     @classmethod
     def registration_problem(cls) -> str | None:
@@ -212,6 +227,7 @@ class Stage:
             "batchable": cls.batchable,
             "inputs": cls.inputs,
             "needs_alpha": cls.needs_alpha,
+            "produces_alpha": cls.produces_alpha,
             "version": cls.version,
             "holds_model": cls.holds_model,
             "aliases": list(cls.aliases),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from .io.leftout import LeftOut
 from .ledger import LedgerRow, StatePaths
 
 __all__ = ["RunSummary"]
@@ -26,12 +27,15 @@ class RunSummary:
     outputs_ok: int = 0
     outputs_failed: int = 0
     outputs_skipped: int = 0
+    outputs_flagged: int = 0
+    flag_counts: dict[str, int] = dataclasses.field(default_factory=dict)  # "node:flag" -> outputs
     seconds: float = 0.0
     stage_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     failure_budget: float = 0.0
     max_failures: float | int = 0.0
     failures: list[LedgerRow] = dataclasses.field(default_factory=list)
     dry_run: bool = False
+    left_out: LeftOut | None = None  # what a folder catalog's patterns left out of its folder
 
     @property
     def ledger_dir(self) -> Path:

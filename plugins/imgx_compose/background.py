@@ -195,6 +195,10 @@ class Background(Stage):
     needs_alpha: ClassVar[bool] = True  # unless missing_alpha: opaque
     params: BackgroundParams
 
+    @classmethod
+    def alpha_needed(cls, params: StageParams) -> bool:
+        return getattr(params, "missing_alpha", "error") != "opaque"
+
     def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:
         super().__init__(params, context)
         p = self.params

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -14,7 +15,7 @@ from imgx.color import parse_color_or_transparent
 
 from ._common import Dimension
 
-__all__ = ["Center", "CenterParams", "center_product", "product_bbox"]
+__all__ = ["Center", "CenterFit", "CenterParams", "center_fit", "center_product", "product_bbox"]
 
 
 def product_bbox(alpha: np.ndarray | None, shape: tuple[int, ...], threshold: int = 128) -> tuple[int, int, int, int]:
@@ -37,6 +38,56 @@ def product_bbox(alpha: np.ndarray | None, shape: tuple[int, ...], threshold: in
             "segment.product found nothing, or lower threshold"
         )
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CenterFit:
+    """Where :func:`center_product` puts a product box, and what it achieved.
+
+    :param canvas: ``(width, height)`` of the canvas (``size``, or smaller with ``min_size``).
+    :param scale: the enlargement (or reduction) applied to the photo.
+    :param fill: the fraction of the canvas the box fills along its limiting side: the ``fill`` asked for, or less.
+    :param limited_by: why ``fill`` fell short: ``"max_upscale"`` (the photo is too small to enlarge that far),
+        ``"margin"`` (the margin left less room), or ``""`` (it was reached).
+    """
+
+    canvas: tuple[int, int]
+    scale: float
+    fill: float
+    limited_by: str
+
+
+def center_fit(
+    box: tuple[int, int],
+    *,
+    size: int | tuple[int, int],
+    fill: float = 0.85,
+    margin: int = 0,
+    max_upscale: float = 2.0,
+    min_size: int | None = None,
+) -> CenterFit:
+    """The canvas and scale :func:`center_product` uses for a product box of ``box = (width, height)`` pixels, and
+    the fill that reaches (see there for the rules); reads no pixel."""
+    box_w, box_h = box
+    canvas_w, canvas_h = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+    def wanted(canvas_w: int, canvas_h: int) -> float:
+        fit = fill * min(canvas_w / box_w, canvas_h / box_h)
+        return min(fit, (canvas_w - 2 * margin) / box_w, (canvas_h - 2 * margin) / box_h)
+
+    if min_size is not None and wanted(canvas_w, canvas_h) > max_upscale and min(canvas_w, canvas_h) > min_size:
+        shrink = max(max_upscale / wanted(canvas_w, canvas_h), min_size / min(canvas_w, canvas_h))
+        short = max(min_size, round(min(canvas_w, canvas_h) * shrink))
+        ratio = short / min(canvas_w, canvas_h)
+        canvas_w, canvas_h = max(1, round(canvas_w * ratio)), max(1, round(canvas_h * ratio))
+        canvas_w, canvas_h = (short, canvas_h) if canvas_w <= canvas_h else (canvas_w, short)
+    asked = fill * min(canvas_w / box_w, canvas_h / box_h)
+    scale = min(wanted(canvas_w, canvas_h), max_upscale)
+    reached = scale * max(box_w / canvas_w, box_h / canvas_h)
+    limited_by = ""
+    if scale < asked * (1 - 1e-9):
+        limited_by = "max_upscale" if scale == max_upscale else "margin"
+    return CenterFit((canvas_w, canvas_h), scale, reached, limited_by)
 
 
 def center_product(
@@ -108,17 +159,8 @@ def center_product(
     x0, y0, x1, y1 = product_bbox(alpha, image.shape, threshold)
     box_w, box_h = x1 - x0, y1 - y0
 
-    def wanted(canvas_w: int, canvas_h: int) -> float:
-        fit = fill * min(canvas_w / box_w, canvas_h / box_h)
-        return min(fit, (canvas_w - 2 * margin) / box_w, (canvas_h - 2 * margin) / box_h)
-
-    if min_size is not None and wanted(canvas_w, canvas_h) > max_upscale and min(canvas_w, canvas_h) > min_size:
-        shrink = max(max_upscale / wanted(canvas_w, canvas_h), min_size / min(canvas_w, canvas_h))
-        short = max(min_size, round(min(canvas_w, canvas_h) * shrink))
-        ratio = short / min(canvas_w, canvas_h)
-        canvas_w, canvas_h = max(1, round(canvas_w * ratio)), max(1, round(canvas_h * ratio))
-        canvas_w, canvas_h = (short, canvas_h) if canvas_w <= canvas_h else (canvas_w, short)
-    scale = min(wanted(canvas_w, canvas_h), max_upscale)
+    layout = center_fit((box_w, box_h), size=size, fill=fill, margin=margin, max_upscale=max_upscale, min_size=min_size)
+    (canvas_w, canvas_h), scale = layout.canvas, layout.scale
     if interpolation == "auto":
         interpolation = "area" if scale < 1 else "lanczos"
 
@@ -183,6 +225,22 @@ class CenterParams(StageParams):
     interpolation: Interpolation = Field(
         "auto", description="auto (area to shrink, Lanczos to enlarge) | area | linear | cubic | lanczos | nearest"
     )
+    # The gate below never changes a pixel, so it is left out of the output hash (exclude=True): tightening it
+    # redoes no finished output on --resume (a failed item is retried anyway).
+    min_fill: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        exclude=True,
+        description="null: no check; else an item whose product fills less than this (e.g. a small photo held back "
+        "by max_upscale) is handled as on_miss says. The fill reached is always recorded in the ledger's metrics",
+    )
+    on_miss: Literal["fail", "flag", "ignore"] = Field(
+        "flag",
+        exclude=True,
+        description="what an item below min_fill becomes: 'flag' (written, with the flag fill_below_min in the "
+        "ledger), 'fail' (a failed item with the reason) or 'ignore'",
+    )
 
     @field_validator("background")
     @classmethod
@@ -215,9 +273,23 @@ class Center(Stage):
     example: ClassVar[dict[str, Any]] = {"size": 512, "fill": 0.85, "background": "transparent"}
     params: CenterParams
 
+    @classmethod
+    def alpha_produced(cls, params: StageParams) -> bool:
+        """``background: transparent`` always sets alpha (the product's mask, or the photo's area without one)."""
+        return getattr(params, "background", "") == "transparent"
+
     def process(self, item: Item) -> Item:
         p = self.params
         try:
+            x0, y0, x1, y1 = product_bbox(item.alpha, item.image.shape, p.threshold)
+            layout = center_fit(
+                (x1 - x0, y1 - y0),
+                size=p.size,
+                fill=p.fill,
+                margin=p.margin,
+                max_upscale=p.max_upscale,
+                min_size=p.min_size,
+            )
             image, alpha = center_product(
                 item.image,
                 item.alpha,
@@ -232,4 +304,17 @@ class Center(Stage):
             )
         except ValueError as exc:
             raise StageError(f"item {item.sku!r}: {exc}") from exc
-        return item.replace(image=image, alpha=alpha)
+        why = {"max_upscale": f"enlargement capped at {p.max_upscale:g}x", "margin": "the margin"}.get(
+            layout.limited_by, ""
+        )
+        metrics = {"fill": round(layout.fill, 4), "scale": round(layout.scale, 4), "limited_by": layout.limited_by}
+        if p.min_fill is not None and layout.fill < p.min_fill and p.on_miss != "ignore":
+            box = f"{x1 - x0} x {y1 - y0} px"
+            if p.on_miss == "fail":
+                raise StageError(
+                    f"item {item.sku!r}: the product fills {layout.fill:.0%} of the canvas, below min_fill "
+                    f"{p.min_fill:.0%} ({why or 'limit'}; the product is {box} in the source): supply a larger photo, "
+                    "raise max_upscale, or set on_miss: flag"
+                )
+            return item.replace(image=image, alpha=alpha).noted("fill_below_min", **metrics)
+        return item.replace(image=image, alpha=alpha).noted(**metrics)

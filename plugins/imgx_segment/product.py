@@ -115,6 +115,7 @@ class SegmentProduct(ModelStage):
     version: ClassVar[str] = "1"
     model: ClassVar[str] = "u2netp"
     multiple: ClassVar[int] = 1
+    produces_alpha: ClassVar[bool] = True  # the mask is the item's alpha: segment.cutout and compose.background read it
     params: SegmentProductParams
 
     @classmethod

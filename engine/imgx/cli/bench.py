@@ -43,7 +43,7 @@ def bench_command(
     device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="JSON file (default benchmarks/results/bench-<model>-<host>-<date>.json)."),
+        typer.Option("--out", "-o", help="JSON file (default ./imgx-bench/bench-<model>-<host>-<date>.json)."),
     ] = None,
     chart: Annotated[Path | None, typer.Option("--chart", help="PNG chart (default: the JSON path with .png).")] = None,
     no_chart: Annotated[bool, typer.Option("--no-chart", help="Write no chart.")] = False,
@@ -71,7 +71,8 @@ def bench_command(
         print_warning(f"plugin {failure.plugin}: {failure.error}")
     report = guarded(lambda: run_bench(options, registry, log=lambda line: out_console.print(escape(line))))
 
-    path = out or default_out(model)
+    # into the working directory's imgx-bench/, never into the installed package or a checkout's benchmarks/
+    path = out or default_out(model, Path("imgx-bench"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
@@ -83,11 +84,11 @@ def bench_command(
     out_console.print(table)
     for line in reasons(report):
         out_console.print(escape(line), soft_wrap=True)
-    out_console.print(f"wrote {escape(str(path))}", soft_wrap=True)
+    out_console.print(f"wrote {escape(str(path.resolve()))}", soft_wrap=True)
     if not no_chart:
         chart_path = chart or path.with_suffix(".png")
         problem = write_chart(report, chart_path)
         if problem:
             print_warning(problem)
         else:
-            out_console.print(f"wrote {escape(str(chart_path))}", soft_wrap=True)
+            out_console.print(f"wrote {escape(str(chart_path.resolve()))}", soft_wrap=True)

@@ -15,8 +15,9 @@ from ..io.catalog import open_catalog
 from ..io.encode import FORMATS
 from ..io.naming import output_path
 from ..ledger import StatePaths
-from ..runner import RunOptions, prepare, resolve_device, resolve_workers
-from ._common import Overrides, Plugin, PluginsDir, guarded, out_console, plugin_config, print_warning
+from ..progress import Reporter
+from ..runner import RunOptions, folder_left_out, prepare, resolve_device, resolve_workers
+from ._common import Overrides, Plugin, PluginsDir, err_console, guarded, out_console, plugin_config, print_warning
 
 RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file.", dir_okay=False)]
 
@@ -26,7 +27,7 @@ def validate_command(
 ) -> None:
     """Check RECIPE (keys, types, stages, parameters, DAG) without reading any image. Exit 2 if it is invalid."""
     options = RunOptions(overrides=tuple(set_ or ()), plugin_config=plugin_config(plugins_dir, plugin))
-    loaded, _, plan = guarded(lambda: prepare(recipe, options))
+    loaded, _, plan = guarded(lambda: prepare(recipe, options, check_input=True))
     for note in plan.notes:
         print_warning(note)
     out_console.print(
@@ -64,6 +65,7 @@ def plan_command(
     out_console.print(escape(line), soft_wrap=True)
     if count:
         out_console.print(f"items: {catalog.count():,}")
+        Reporter(err_console).left_out(folder_left_out(loaded, catalog, out_dir))
     if first:
         out_console.print("first items: " + escape(", ".join(ref.sku for ref in first)), soft_wrap=True)
     asked = f" ({settings.device})" if settings.device != device else ""

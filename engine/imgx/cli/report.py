@@ -6,11 +6,12 @@ import csv
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow.compute as pc
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..ledger_report import contact_sheet, summarize
+from ..ledger_report import contact_sheet, current_state, summarize
 from ._common import guarded, out_console
 
 OutDir = Annotated[Path, typer.Argument(help="A run's output.dir (it holds _imgx/ledger/).", file_okay=False)]
@@ -28,6 +29,11 @@ def report_command(
     out_console.print(
         f"{report.items:,} items, {report.outputs:,} outputs over {report.runs} run(s): "
         f"[green]{report.ok:,} ok[/], [red]{report.failed:,} failed[/]"
+        + (
+            f", [yellow]{report.flagged:,} flagged[/] (ok but flagged by a stage: the flags column)"
+            if report.flagged
+            else ""
+        )
     )
     if report.by_cause:
         causes = Table(title="failures by cause", header_style="bold")
@@ -63,12 +69,21 @@ def report_command(
 
 def sheet_command(
     out_dir: OutDir,
-    output: Annotated[Path, typer.Option("-o", "--output", help="The sheet to write (.jpg or .png).")] = Path(
-        "contact-sheet.jpg"
-    ),
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="The sheet to write (.jpg or .png); default OUT_DIR/contact-sheet.jpg."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many SKUs (failed ones first).")] = 24,
     cell: Annotated[int, typer.Option(min=48, max=1024, help="Thumbnail size in pixels.")] = 192,
 ) -> None:
-    """Draw a before/after contact sheet of OUT_DIR: each SKU's source beside its outputs, failures first."""
-    shown = guarded(lambda: contact_sheet(out_dir, output, limit=limit, cell=cell))
-    out_console.print(f"contact sheet of {shown} SKU(s): {escape(str(output))}")
+    """Draw a before/after contact sheet of OUT_DIR: each SKU's source beside its outputs, failures first. It is
+    written into OUT_DIR unless -o says where."""
+    destination = output if output is not None else out_dir / "contact-sheet.jpg"
+    state = guarded(lambda: current_state(out_dir))
+    skus = len(pc.unique(state["sku"]))
+    shown = guarded(lambda: contact_sheet(out_dir, destination, limit=limit, cell=cell))
+    more = f"; --limit {skus} for all" if shown < skus else ""
+    out_console.print(
+        f"contact sheet of {shown} SKU(s) of {skus:,} (failed ones first{more}): {escape(str(destination))}",
+        soft_wrap=True,
+    )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sys
+import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..progress import Reporter
+from ..progress import ConsoleLogHandler, Reporter
 from ..runner import RunOptions, run_recipe
 from ._common import EXIT_INTERRUPTED, Overrides, Plugin, PluginsDir, err_console, guarded, plugin_config, print_error
 
@@ -46,17 +47,33 @@ def run_command(
         dry_run=dry_run,
         plugin_config=plugin_config(plugins_dir, plugin),
     )
-    reporter = Reporter(err_console, enabled=progress and sys.stderr.isatty())
+    # a live bar on a terminal; elsewhere (CI, nohup, a cluster log) a plain line every IMGX_PROGRESS_EVERY seconds
+    interval = _seconds(os.environ.get("IMGX_PROGRESS_EVERY"), 5.0)
+    reporter = Reporter(err_console, enabled=progress, plain=not err_console.is_terminal, interval=interval)
     rerun_flags = _rerun_options(executor, workers, max_failures, plugins_dir, plugin, address)
     rerun = Reporter.rerun_command(str(recipe), set_ or (), rerun_flags)
+    models_log = logging.getLogger("imgx.models")
+    handler = ConsoleLogHandler(err_console)
+    models_log.addHandler(handler)
+    level, models_log.level = models_log.level, logging.INFO
     try:
         summary = guarded(lambda: run_recipe(recipe, options, reporter))
     except KeyboardInterrupt:
         reporter.stop()
         print_error("interrupted", Exception("every finished item is in the ledger; to finish the run: " + rerun))
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        models_log.removeHandler(handler)
+        models_log.setLevel(level)
     reporter.summary(summary, rerun=rerun)
     raise typer.Exit(summary.exit_code)
+
+
+def _seconds(text: str | None, default: float) -> float:
+    try:
+        return max(0.05, float(text)) if text else default
+    except ValueError:
+        return default
 
 
 def _rerun_options(

@@ -9,6 +9,8 @@ they do not depend on the failed node.
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import os
 import time
 from collections.abc import Collection, Sequence
@@ -105,6 +107,7 @@ class BatchProcessor:
         """
         self.spec = spec
         self.plan = spec.plan
+        _announce_model_downloads()
         settings = self.plan.settings
         self.max_pixels = settings.max_pixels
         self.encoding = dict(settings.encodings)
@@ -239,10 +242,10 @@ class BatchProcessor:
             outputs, errors = self._isolate(stage, inputs)
         elapsed = time.perf_counter() - start
         share = elapsed / len(ready)
-        for state, item, error in zip(ready, outputs, errors, strict=True):
+        for state, before, item, error in zip(ready, inputs[0], outputs, errors, strict=True):
             state.elapsed[node.id] = share
             if error is None:
-                state.values[node.id] = item
+                state.values[node.id] = _attribute(node.id, before, item)
             else:
                 state.failed[node.id] = (node.id, f"{node.uses}: {error}")
         return elapsed
@@ -307,5 +310,34 @@ class BatchProcessor:
             if error:
                 rows.append(LedgerRow(ref.sku, ref.source, out, "", "failed", stage, error, duration, digest))
             else:
-                rows.append(LedgerRow(ref.sku, ref.source, out, relative, "ok", "", "", duration, digest))
+                item = state.values[out]
+                metrics = json.dumps(item.metrics, sort_keys=True, default=str) if item.metrics else ""
+                rows.append(
+                    LedgerRow(ref.sku, ref.source, out, relative, "ok", "", "", duration, digest, item.flags, metrics)
+                )
         return rows
+
+
+def _announce_model_downloads() -> None:
+    """Model weights fetched on first use are announced on ``imgx.models`` (see :mod:`imgx.models`): where nothing
+    shows that logger yet (a worker process started fresh, a program without logging set up), show it on stderr, so a
+    long first download never looks like a hang."""
+    log = logging.getLogger("imgx.models")
+    if log.handlers or log.level != logging.NOTSET or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _attribute(node_id: str, before: Item, after: Item | None) -> Item | None:
+    """``after`` with the flags and metrics its stage added named after the node (``centred:fill_below_min``,
+    ``centred.fill``), so two nodes of one stage never overwrite each other's notes in the ledger."""
+    if after is None or (after.flags == before.flags and after.metrics == before.metrics):
+        return after
+    flags = tuple(f if f in before.flags else f"{node_id}:{f}" for f in after.flags)
+    metrics = {
+        (k if k in before.metrics and before.metrics[k] == v else f"{node_id}.{k}"): v for k, v in after.metrics.items()
+    }
+    return after.replace(flags=flags, metrics=metrics)

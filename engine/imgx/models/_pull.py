@@ -8,7 +8,9 @@ sources in order. Offline (``pull=False`` or ``IMGX_OFFLINE=1``) only what is on
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["Fetched", "FileStatus", "fetch_model", "file_statuses", "one_line", "scheme_of"]
 
 LOCAL_SCHEMES = frozenset({"file", ""})
+# Downloads are announced here at INFO (a first run may wait minutes for weights); `imgx run` shows this logger on
+# stderr, a program shows it with logging.basicConfig(level=logging.INFO) or its own handler.
+log = logging.getLogger("imgx.models")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -116,6 +121,9 @@ def _fetch_file(
             known = ", ".join(repr(s) for s in sorted(registry.model_sources)) or "none"
             tried.append(f"{uri}: no model source handles scheme {scheme!r} (known: {known}; is a plugin missing?)")
             continue
+        started = time.perf_counter()
+        if scheme not in LOCAL_SCHEMES:
+            log.info("model %s: fetching %s from %s (first use; cached in %s)", spec.name, weight.filename, uri, target)
         with _cache.temporary_file(target) as temp:
             try:
                 source_cls().fetch(uri, temp)
@@ -123,8 +131,14 @@ def _fetch_file(
             except Exception as exc:  # a plugin's source may raise anything; each source's failure is one clause
                 reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
                 tried.append(f"{uri}: {one_line(reason)}")
+                if scheme not in LOCAL_SCHEMES:
+                    log.info("model %s: %s failed: %s", spec.name, uri, one_line(reason))
                 continue
-        return Fetched(role, target, uri, target.stat().st_size)
+        size = target.stat().st_size
+        if scheme not in LOCAL_SCHEMES:
+            seconds = time.perf_counter() - started
+            log.info("model %s: %s verified, %.1f MB in %.1f s", spec.name, weight.filename, size / 1e6, seconds)
+        return Fetched(role, target, uri, size)
     if skipped:
         why = f"{_cache.OFFLINE_ENV} is set" if _cache.offline() else "pulling is off"
         tried.append(f"not tried ({why}): {', '.join(skipped)}")

@@ -22,6 +22,7 @@ from ..errors import RecipeError
 from .model import Recipe
 
 __all__ = [
+    "IncompleteRecipe",
     "LoadedRecipe",
     "Locator",
     "Override",
@@ -94,11 +95,34 @@ class Locator:
         return self.path
 
     def error(self, problems: Sequence[tuple[KeyPath, str]]) -> RecipeError:
+        """One :class:`RecipeError` for all ``problems``; its ``problems`` attribute keeps them, so a later check can
+        add its own and report everything in one message."""
         if len(problems) == 1:
             key_path, message = problems[0]
-            return RecipeError(message, location=self.locate(key_path), key_path=format_key_path(key_path))
-        rendered = "\n  ".join(f"{self.locate(k)}: {format_key_path(k) or '(top level)'}: {m}" for k, m in problems)
-        return RecipeError(f"{len(problems)} problems in the recipe:\n  {rendered}", location=self.path)
+            error = RecipeError(message, location=self.locate(key_path), key_path=format_key_path(key_path))
+        else:
+            rendered = "\n  ".join(f"{self.locate(k)}: {format_key_path(k) or '(top level)'}: {m}" for k, m in problems)
+            error = RecipeError(f"{len(problems)} problems in the recipe:\n  {rendered}", location=self.path)
+        error.problems = list(problems)  # type: ignore[attr-defined]
+        return error
+
+
+class IncompleteRecipe(RecipeError):
+    """The recipe has problems of its own (keys, types, ids); it carries the parsed document, so the checks that
+    need the registry (stage names and parameters) can still run on it and every problem is reported at once.
+
+    :param locator: where each key was written.
+    :param problems: ``(key path, message)`` found so far.
+    :param document: the recipe as parsed YAML (overrides applied).
+    :param base_dir: the recipe's folder.
+    """
+
+    def __init__(
+        self, locator: Locator, problems: Sequence[tuple[KeyPath, str]], document: dict[str, Any], base_dir: Path
+    ) -> None:
+        self.locator, self.problems, self.document, self.base_dir = locator, list(problems), document, base_dir
+        error = locator.error(problems)
+        super().__init__(error.message, location=error.location, key_path=error.key_path)
 
 
 def _line_map(node: yaml.Node, source: str) -> dict[KeyPath, int]:
@@ -297,14 +321,15 @@ def parse_recipe(
         key_path = apply_override(document, assignment)
         overridden[key_path] = label or f"--set {assignment.partition('=')[0].strip()}"
     locator = Locator(path, _line_map(node, path), overridden)
+    folder = (base_dir or Path.cwd()).resolve()
     try:
         recipe = Recipe.model_validate(document)
     except ValidationError as exc:
-        raise locator.error(validation_problems(exc, document, Recipe)) from None
+        raise IncompleteRecipe(locator, validation_problems(exc, document, Recipe), document, folder) from None
     problems = recipe.problems()
     if problems:
-        raise locator.error(problems)
-    return LoadedRecipe(recipe=recipe, path=path, base_dir=(base_dir or Path.cwd()).resolve(), locator=locator)
+        raise IncompleteRecipe(locator, problems, document, folder)
+    return LoadedRecipe(recipe=recipe, path=path, base_dir=folder, locator=locator)
 
 
 def load_recipe(path: str | Path, *, overrides: Sequence[Override] = ()) -> LoadedRecipe:

