@@ -127,7 +127,7 @@ def test_a_broken_jsonl_line_fails_that_item_only(tmp_path: Path) -> None:
     (tmp_path / "l.jsonl").write_text('{"sku": "a", "image": "a.jpg"}\n{oops\n[1]\n{"sku": "b", "image": "b.jpg"}\n')
     refs = list(catalog_for(tmp_path, "{path: l.jsonl}"))
     assert [r.error is None for r in refs] == [True, False, False, True]
-    assert "line 2 is not valid JSON" in refs[1].error
+    assert "manifest row 2 is not valid JSON" in refs[1].error and "numbered from 1" in refs[1].error
 
 
 def test_unknown_inputs_are_recipe_errors(tmp_path: Path) -> None:
