@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from imgx.ledger import LedgerRow, LedgerWriter, StatePaths, completed_outputs, read_ledger, recover_journals
+from imgx.ledger import DoneSet, LedgerRow, LedgerWriter, StatePaths, read_ledger, recover_journals
 
 
 def row(sku: str, output: str = "a", status: str = "ok", digest: str = "h1", path: str = "") -> LedgerRow:
@@ -59,7 +60,13 @@ def test_a_killed_writer_leaves_a_journal_that_recovery_turns_into_a_part(tmp_pa
     assert recover_journals(paths) == 0  # idempotent
 
 
-def test_completed_outputs_need_ok_status_same_hash_and_the_file(tmp_path: Path) -> None:
+def done_pairs(out: Path, hashes: dict[str, str], skus: list[str]) -> set[tuple[str, str]]:
+    done = DoneSet.from_ledger(out, hashes)
+    masks = done.mask(pa.array(skus)).tolist()
+    return {(sku, o) for sku, m in zip(skus, masks, strict=True) for i, o in enumerate(done.outputs) if m >> i & 1}
+
+
+def test_done_pairs_need_ok_status_the_same_hash_and_the_file(tmp_path: Path) -> None:
     for name in ("a/x.png", "b/x.png", "c/x.png", "d/y.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"png")
@@ -74,8 +81,11 @@ def test_completed_outputs_need_ok_status_same_hash_and_the_file(tmp_path: Path)
         ]
     )
     writer.close()
-    assert completed_outputs(tmp_path, {"x": "h1", "y": "h1"}) == {"a": {"x"}, "d": {"y"}}
-    assert completed_outputs(tmp_path / "empty", {"x": "h1"}) == {}
+    skus = ["a", "b", "c", "d", "e", "f", "a "]
+    assert done_pairs(tmp_path, {"x": "h1", "y": "h1"}, skus) == {("a", "x"), ("d", "y")}
+    trusting = DoneSet.from_ledger(tmp_path, {"x": "h1"}, check_files=False)
+    assert trusting.mask(pa.array(skus)).tolist() == [1, 0, 0, 0, 1, 0, 0]
+    assert DoneSet.from_ledger(tmp_path / "empty", {"x": "h1"}).size == 0
 
 
 def test_parts_are_written_atomically_with_the_umasks_mode(tmp_path: Path) -> None:

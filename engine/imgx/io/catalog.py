@@ -355,17 +355,18 @@ def glob_to_regex(pattern: str, *, case_sensitive: bool = False) -> re.Pattern[s
     return re.compile(f"^{translate(pattern)}$", 0 if case_sensitive else re.IGNORECASE)
 
 
-_PRIME = np.uint64(0x100000001B3)
-_powers = np.ones(1, dtype=np.uint64)
+_PRIMES = (np.uint64(0x100000001B3), np.uint64(0x9E3779B185EBCA87))
+_SALTS = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
+_powers = [np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64)]
 
 
-def sku_hashes(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def sku_hashes(array: pa.Array | pa.ChunkedArray, *, seed: int = 0) -> np.ndarray:
     """A 64-bit hash per string (``uint64``), computed with numpy over the Arrow buffers: no Python object per value.
 
     Equal strings hash equal; different strings collide with probability ~2^-64 per pair, which is why
-    :meth:`Catalog.scan` confirms every candidate by its text. Nulls hash like empty strings.
+    :meth:`Catalog.scan` confirms every candidate by its text. Nulls hash like empty strings. ``seed`` 0 and 1 are
+    two independent hashes (another prime and salt).
     """
-    global _powers
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     array = array.cast(pa.string()) if not pa.types.is_string(array.type) else array
@@ -375,16 +376,17 @@ def sku_hashes(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=count + 1, offset=array.offset * 4)
     lengths = np.diff(offsets).astype(np.int64)
     first, last = int(offsets[0]), int(offsets[-1])
-    result = lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    prime, salt = _PRIMES[seed], _SALTS[seed]
+    result = (lengths.astype(np.uint64) + np.uint64(1)) * salt
     if last > first:
         data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[first:last].astype(np.uint64)
         starts = offsets[:-1].astype(np.int64) - first
         position = np.arange(last - first, dtype=np.int64) - np.repeat(starts, lengths)
         longest = int(lengths.max())
-        if len(_powers) < longest:
-            _powers = np.cumprod(np.concatenate([[np.uint64(1)], np.full(longest, _PRIME, dtype=np.uint64)]))
+        if len(_powers[seed]) < longest:
+            _powers[seed] = np.cumprod(np.concatenate([[np.uint64(1)], np.full(longest, prime, dtype=np.uint64)]))
         nonempty = lengths > 0
-        result[nonempty] += np.add.reduceat(data * _powers[position], starts[nonempty])
+        result[nonempty] += np.add.reduceat((data + salt) * _powers[seed][position], starts[nonempty])
     # splitmix64 finaliser: spreads the polynomial sum over all 64 bits
     result ^= result >> np.uint64(30)
     result *= np.uint64(0xBF58476D1CE4E5B9)
