@@ -268,19 +268,22 @@ def ledger_parts(paths: StatePaths) -> list[Path]:
             replaced.update(_replaced(part))
         except FileNotFoundError:  # merged again and deleted since the listing: the newer merged part is listed
             continue
-    return [p for p in parts if p.name not in replaced and p.exists()]
+    return [p for p in parts if p.name not in replaced]  # a part gone since the listing fails its open: retried
 
 
 def _snapshot(paths: StatePaths, columns: list[str]) -> tuple[list[pa.NativeFile], list[pa.Table]]:
     """Open every part now (an open file survives a concurrent compaction deleting it) and read the journals of live
     writers whose rows are not in a part yet. Retried from the listing when a file vanishes between listing and
-    opening, so each row is seen exactly once."""
+    opening, or when a second listing after the opens differs (a ``readdir`` racing a rename may miss the new merged
+    part and an old part at once), so each row is seen exactly once."""
     for _ in range(20):
         handles: list[pa.NativeFile] = []
         try:
             journals = sorted(paths.journal.glob("*.jsonl")) if paths.journal.is_dir() else []
             parts = ledger_parts(paths)
             handles = [pa.OSFile(str(part)) for part in parts]
+            if ledger_parts(paths) != parts:  # a directory listing racing a rename can miss entries: list again
+                raise FileNotFoundError(paths.ledger)
             stems = {p.stem.removeprefix("part-") for p in parts}
             tables = []
             for journal in journals:
