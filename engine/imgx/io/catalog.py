@@ -6,12 +6,13 @@ Python object per SKU:
 
 - counting sums batch lengths (:meth:`Catalog.count`; no image is read);
 - duplicate detection (:meth:`Catalog.scan`) hashes each SKU to 64 bits with numpy over the Arrow string buffers
-  and sorts the hashes: 16 bytes per row in two numpy arrays while the pass runs, freed after it; only the few
-  candidate rows are then compared by their text. An Acero ``group_by`` on the SKU strings was measured first: it
-  took ~150 bytes per distinct SKU (+150 MiB at 10^6) and ran under 10^6 rows/s on 2 cores; DuckDB would spill to
-  disk but is one more dependency for one step. What is kept is the table of duplicated SKUs only.
-- the items of a run are then streamed batch by batch: a second pass joins each batch to the duplicates (one Acero
-  hash join whose build side is the small duplicates table) and only a batch's worth of :class:`ItemRef` exists.
+  and sorts the hashes in place: 8 bytes per row in one numpy array while the pass runs, freed after it; only the
+  rows whose hash repeats are then compared by their text. An Acero ``group_by`` on the SKU strings was measured
+  first: ~150 bytes per distinct SKU (+150 MiB at 10^6), under 10^6 rows/s on 2 cores; DuckDB would spill to disk
+  but is one more dependency for one step. What is kept is the table of duplicated SKUs only.
+- the items of a run are then streamed batch by batch: each batch's SKU hashes are looked up in the sorted hashes of
+  the duplicated SKUs (``searchsorted``, confirmed by text), and only a batch's worth of :class:`ItemRef` exists.
+  (An Acero hash join did this first; its sink buffered the joined batches ahead of a slow consumer.)
 
 Semantics: the FIRST row of a SKU wins; every later row with that SKU is its own failed item whose error names both
 row numbers. Rows are numbered as in the file: manifests count data rows from 1 (the row after a CSV header is row 1;
@@ -32,7 +33,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.acero as acero
 import pyarrow.compute as pc
 
 from ..errors import RecipeError
@@ -185,7 +185,7 @@ class CsvReader(CatalogReader):
         try:
             reader = pacsv.open_csv(
                 self.path,
-                read_options=pacsv.ReadOptions(block_size=1 << 22),
+                read_options=pacsv.ReadOptions(block_size=1 << 20),  # 4 MiB blocks: 4x the peak memory, no faster
                 parse_options=pacsv.ParseOptions(delimiter=delimiter),
                 convert_options=pacsv.ConvertOptions(
                     include_columns=wanted,
@@ -401,15 +401,16 @@ class CatalogScan:
     """One pass over a catalog: how many items it has and which SKUs are duplicated.
 
     :param items: the number of items (rows; a duplicate or a bad row is an item too).
-    :param duplicates: ``(dup_sku string, first_row int64)``: each SKU found on more than one valid row, and the row
-        that wins (its first). Usually tiny; one row per duplicated SKU.
+    :param duplicates: ``(dup_sku string, first_row int64, dup_hash uint64)``, sorted by ``dup_hash``: each SKU found
+        on more than one valid row, the row that wins (its first), and its :func:`sku_hashes`. One row per duplicated
+        SKU.
     """
 
     items: int
     duplicates: pa.Table
 
 
-_DUPLICATES_SCHEMA = pa.schema([("dup_sku", pa.string()), ("first_row", pa.int64())])
+_DUPLICATES_SCHEMA = pa.schema([("dup_sku", pa.string()), ("first_row", pa.int64()), ("dup_hash", pa.uint64())])
 
 
 def refs_of(batch: pa.RecordBatch) -> list[ItemRef]:
@@ -485,44 +486,40 @@ class Catalog:
     def scan(self) -> CatalogScan:
         """Count the items and find the duplicated SKUs.
 
-        One pass hashes every valid SKU to 64 bits (:func:`sku_hashes`, vectorised over the batch's string buffers)
-        and keeps only the hashes and row numbers (16 bytes per row in numpy arrays, no Python object per SKU); a
-        stable sort finds the hashes seen more than once. Only when there are some does a second pass collect the
-        SKU text of those candidate rows and group them exactly (a hash collision can never merge two SKUs).
+        A first pass counts rows (cheap); a second hashes every valid SKU to 64 bits (:func:`sku_hashes`, vectorised
+        over the batch's string buffers) into one preallocated numpy array that is sorted in place: 8 bytes per row,
+        no Python object per SKU. Only when some hash repeats does a third pass collect the SKU text of the rows with
+        those hashes and group them exactly (a hash collision can never merge two SKUs).
         """
-        items, hashes, rows = 0, [], []
+        items = self.count()
+        digest = np.empty(items, dtype=np.uint64)
+        filled = 0
         for batch in self._unmarked():
-            items += batch.num_rows
-            keep = pc.is_null(batch.column("error"))
-            hashes.append(sku_hashes(batch.column("sku").filter(keep)))
-            rows.append(batch.column("row").filter(keep).to_numpy())
-        digest = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
-        numbers = np.concatenate(rows) if rows else np.empty(0, np.int64)
-        del hashes, rows
-        order = np.argsort(digest, kind="stable")
-        ordered = digest[order]
+            hashes = sku_hashes(batch.column("sku").filter(pc.is_null(batch.column("error"))))
+            digest[filled : filled + len(hashes)] = hashes
+            filled += len(hashes)
+        digest = digest[:filled]
+        digest.sort()
+        repeated = np.unique(digest[1:][digest[1:] == digest[:-1]])
         del digest
-        same = ordered[1:] == ordered[:-1]
-        del ordered
-        candidate = np.zeros(len(order), dtype=bool)
-        candidate[1:] |= same
-        candidate[:-1] |= same
-        candidates = np.sort(numbers[order[candidate]])
-        del order, numbers, candidate, same
-        if len(candidates) == 0:
+        if len(repeated) == 0:
             return CatalogScan(items=items, duplicates=_DUPLICATES_SCHEMA.empty_table())
         found = []
         for batch in self._unmarked():
-            row = batch.column("row").to_numpy()
-            position = np.searchsorted(candidates, row).clip(0, len(candidates) - 1)
-            hit = pa.array(candidates[position] == row)
-            found.append(pa.table({"dup_sku": batch.column("sku").filter(hit), "row": batch.column("row").filter(hit)}))
-        grouped = (
-            pa.concat_tables(found).group_by("dup_sku", use_threads=False).aggregate([("row", "count"), ("row", "min")])
-        )
+            valid = batch.filter(pc.is_null(batch.column("error")))
+            hashes = sku_hashes(valid.column("sku"))
+            position = np.searchsorted(repeated, hashes).clip(0, len(repeated) - 1)
+            hit = pa.array(repeated[position] == hashes)
+            found.append(pa.table({"dup_sku": valid.column("sku").filter(hit), "row": valid.column("row").filter(hit)}))
+        grouped = pa.concat_tables(found).group_by("dup_sku", use_threads=False)
+        grouped = grouped.aggregate([("row", "count"), ("row", "min")])
         grouped = grouped.filter(pc.greater(grouped["row_count"], 1))
-        duplicates = pa.table({"dup_sku": grouped["dup_sku"], "first_row": grouped["row_min"]}).cast(_DUPLICATES_SCHEMA)
-        return CatalogScan(items=items, duplicates=duplicates)
+        hashes = sku_hashes(grouped["dup_sku"])
+        order = np.argsort(hashes, kind="stable")
+        duplicates = pa.table(
+            {"dup_sku": grouped["dup_sku"], "first_row": grouped["row_min"], "dup_hash": pa.array(hashes)}
+        ).take(pa.array(order))
+        return CatalogScan(items=items, duplicates=duplicates.cast(_DUPLICATES_SCHEMA))
 
     def batches(self, duplicates: pa.Table | None = None) -> Iterator[pa.RecordBatch]:
         """:data:`CATALOG_SCHEMA` batches with every later row of a duplicated SKU marked failed.
@@ -534,25 +531,31 @@ class Catalog:
         if duplicates.num_rows == 0:
             yield from self._unmarked()
             return
-        source = pa.RecordBatchReader.from_batches(CATALOG_SCHEMA, self._unmarked())
-        join = acero.Declaration(
-            "hashjoin",
-            acero.HashJoinNodeOptions(
-                "left outer", ["sku"], ["dup_sku"], left_output=CATALOG_SCHEMA.names, right_output=["first_row"]
-            ),
-            inputs=[
-                acero.Declaration("record_batch_reader_source", acero.RecordBatchReaderSourceNodeOptions(source)),
-                acero.Declaration("table_source", acero.TableSourceNodeOptions(duplicates)),
-            ],
+        table = duplicates.combine_chunks()
+        lookup = (
+            table.column("dup_hash").to_numpy(),
+            table.column("dup_sku").chunk(0),
+            table.column("first_row").chunk(0),
         )
-        for batch in join.to_reader(use_threads=False):
-            if batch.num_rows:
-                yield self._mark_duplicates(batch)
+        for batch in self._unmarked():
+            yield self._mark_duplicates(batch, *lookup)
 
-    def _mark_duplicates(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        row, first = batch.column("row"), batch.column("first_row")
-        later = pc.and_kleene(pc.is_null(batch.column("error")), pc.not_equal(row, first))
-        later = pc.fill_null(later, False)
+    def _mark_duplicates(
+        self, batch: pa.RecordBatch, keys: np.ndarray, dup_skus: pa.Array, first_rows: pa.Array
+    ) -> pa.RecordBatch:
+        """Fail every row of a duplicated SKU but its first: looked up by hash (``searchsorted`` in the sorted
+        duplicates), confirmed by text."""
+        hashes = sku_hashes(batch.column("sku"))
+        position = np.searchsorted(keys, hashes).clip(0, len(keys) - 1)
+        candidate = keys[position] == hashes
+        if not candidate.any():
+            return batch
+        where = pa.array(position)
+        same = pc.equal(batch.column("sku"), dup_skus.take(where))
+        first = first_rows.take(where)
+        row = batch.column("row")
+        later = pc.and_(pc.and_(pa.array(candidate), pc.fill_null(same, False)), pc.not_equal(row, first))
+        later = pc.and_(later, pc.is_null(batch.column("error")))
         message = pc.binary_join_element_wise(
             f"duplicate sku: {self.label} ",
             pc.cast(row, pa.string()),
@@ -562,10 +565,9 @@ class Catalog:
             "",
         )
         error = pc.if_else(later, message, batch.column("error"))
-        marked = pa.RecordBatch.from_arrays(
+        return pa.RecordBatch.from_arrays(
             [row, batch.column("sku"), batch.column("source"), error], schema=CATALOG_SCHEMA
         )
-        return marked.take(pc.sort_indices(row))
 
     def __iter__(self) -> Iterator[ItemRef]:
         for batch in self.batches():
