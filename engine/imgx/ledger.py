@@ -48,6 +48,7 @@ __all__ = [
     "LEDGER_SCHEMA",
     "DoneSet",
     "LedgerRow",
+    "LedgerSnapshot",
     "LedgerWriter",
     "StatePaths",
     "compact_ledger",
@@ -298,6 +299,39 @@ def _snapshot(paths: StatePaths, columns: list[str]) -> tuple[list[pa.NativeFile
     raise OSError(f"the ledger in {paths.ledger} kept changing while being read; try again")
 
 
+class LedgerSnapshot:
+    """The ledger as of one moment: its parts opened (an open file survives a compaction deleting it) and the live
+    journals read. :meth:`batches` can be called several times and streams the same rows each time.
+
+    :param out_dir: the output folder.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self._handles, self._journals = _snapshot(StatePaths(out_dir), list(LEDGER_SCHEMA.names))
+
+    def batches(self, columns: list[str] | None = None, *, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """Stream the rows (parts, then journals) as record batches of ``columns`` (Parquet column projection)."""
+        columns = list(LEDGER_SCHEMA.names) if columns is None else columns
+        schema = _schema(columns)
+        for handle in self._handles:
+            file = pq.ParquetFile(handle)
+            available = [c for c in columns if c in file.schema_arrow.names]
+            for batch in file.iter_batches(batch_size=batch_rows, columns=available):
+                yield _conform(batch, schema)
+        for table in self._journals:
+            yield from table.select(columns).cast(schema).to_batches(batch_rows)
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.close()
+
+    def __enter__(self) -> LedgerSnapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def scan_ledger(
     out_dir: Path, *, columns: list[str] | None = None, batch_rows: int = 65_536
 ) -> Iterator[pa.RecordBatch]:
@@ -305,20 +339,8 @@ def scan_ledger(
 
     Only ``columns`` are read (Parquet column projection); memory is one batch plus one row group.
     """
-    columns = list(LEDGER_SCHEMA.names) if columns is None else columns
-    schema = _schema(columns)
-    handles, journals = _snapshot(StatePaths(out_dir), columns)
-    try:
-        for handle in handles:
-            file = pq.ParquetFile(handle)
-            available = [c for c in columns if c in file.schema_arrow.names]
-            for batch in file.iter_batches(batch_size=batch_rows, columns=available):
-                yield _conform(batch, schema)
-        for table in journals:
-            yield from table.cast(schema).to_batches(batch_rows)
-    finally:
-        for handle in handles:
-            handle.close()
+    with LedgerSnapshot(out_dir) as snapshot:
+        yield from snapshot.batches(columns, batch_rows=batch_rows)
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -20,15 +20,17 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, ImageDraw
 
 from .errors import ImgxError
 from .io.atomic import atomic_write
+from .io.catalog import sku_hashes
 from .io.decode import decode_image
 from .io.source import read_source
-from .ledger import LEDGER_SCHEMA, StatePaths, scan_ledger
+from .ledger import LEDGER_SCHEMA, LedgerSnapshot, StatePaths, scan_ledger
 
 __all__ = ["LedgerReport", "contact_sheet", "current_state", "summarize"]
 
@@ -133,8 +135,11 @@ def summarize(out_dir: Path, *, top: int = 10, keep_state: bool = True) -> Ledge
 
     Counts are Arrow compute over the state; failure causes are grouped batch by batch (only distinct causes become
     Python objects); the slowest outputs are a top-k. ``keep_state=False`` leaves the state out of the report (its
-    ``state`` is then empty): what ``imgx report`` uses unless it lists failures or writes a CSV.
+    ``state`` is then empty) and needs 16 bytes per ledger row (:func:`_lean_summary`): what ``imgx report`` uses
+    unless it lists failures or writes a CSV.
     """
+    if not keep_state:
+        return _lean_summary(out_dir, top)
     runs: set[str] = set()
     seen = False
     columns = ["sku", "output", "status", "stage", "error", "duration_ms", "finished_at", "source", "path"]
@@ -173,9 +178,77 @@ def summarize(out_dir: Path, *, top: int = 10, keep_state: bool = True) -> Ledge
         ok=ok,
         failed=state.num_rows - ok,
         runs=len(runs),
-        by_cause=[(stage, reason, count) for (stage, reason), count in causes.most_common(top)],
+        by_cause=_commonest(causes, top),
         slowest=slowest,
         state=kept.select([c for c in LEDGER_SCHEMA.names if c in columns]) if kept is not None else state.slice(0, 0),
+    )
+
+
+def _commonest(causes: Counter[tuple[str, str]], top: int) -> list[tuple[str, str, int]]:
+    """The ``top`` commonest causes, ties by stage and reason (the same order however the rows were read)."""
+    ranked = sorted(causes.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return [(stage, reason, count) for (stage, reason), count in ranked]
+
+
+def _lean_summary(out_dir: Path, top: int) -> LedgerReport:
+    """:func:`summarize` without the state table, in two passes over one :class:`LedgerSnapshot`.
+
+    Pass 1 keeps, per row, a 64-bit hash of its (item, output) and its time (16 bytes, numpy) and picks each key's
+    latest non-skipped row by a sort. Pass 2 reads the rows again and aggregates only the picked ones: counts,
+    distinct items (their hashes), failures by cause (Arrow ``group_by``) and a running top-k of durations.
+    """
+    with LedgerSnapshot(out_dir) as snapshot:
+        keys, times, runs = [], [], set()
+        for batch in snapshot.batches(["sku", "output", "status", "stage", "error", "finished_at", "run_id"]):
+            runs.update(v for v in pc.unique(batch.column("run_id")).to_pylist() if v is not None)
+            key = sku_hashes(pc.binary_join_element_wise(_item_key(batch), batch.column("output"), "\x1f"))
+            time = pc.cast(batch.column("finished_at"), pa.int64()).to_numpy(zero_copy_only=False)
+            skipped = pc.fill_null(pc.equal(batch.column("status"), "skipped"), False).to_numpy(zero_copy_only=False)
+            keys.append(key)
+            times.append(np.where(skipped, np.iinfo(np.int64).min, time))  # a skipped row is never the latest
+        if not keys:
+            raise _no_ledger(out_dir)
+        key, time = np.concatenate(keys), np.concatenate(times)
+        del keys, times
+        order = np.lexsort((np.arange(len(key)), time, key))  # by key, then time, then position: last is latest
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = key[order[1:]] != key[order[:-1]]
+        picked = np.sort(order[last & (time[order] != np.iinfo(np.int64).min)])
+        del key, time, order, last
+        start, ok, outputs = 0, 0, 0
+        items: list[np.ndarray] = []
+        causes: Counter[tuple[str, str]] = Counter()
+        slow = pa.table({"sku": pa.array([], pa.string()), "output": pa.array([], pa.string()), "duration_ms": []})
+        slow = slow.cast(pa.schema([("sku", pa.string()), ("output", pa.string()), ("duration_ms", pa.float64())]))
+        for batch in snapshot.batches(["sku", "output", "status", "stage", "error", "duration_ms"]):
+            lo, hi = np.searchsorted(picked, [start, start + batch.num_rows])
+            start += batch.num_rows
+            if lo == hi:
+                continue
+            rows = batch.take(pa.array(picked[lo:hi] - (start - batch.num_rows)))
+            outputs += rows.num_rows
+            items.append(np.unique(sku_hashes(_item_key(rows))))
+            is_ok = pc.fill_null(pc.equal(rows.column("status"), "ok"), False)
+            ok += pc.sum(is_ok).as_py() or 0
+            failed = pa.Table.from_batches([rows.filter(pc.invert(is_ok))]).select(["stage", "error"])
+            counted = failed.group_by(["stage", "error"], use_threads=False).aggregate([("stage", "count")])
+            for stage, error, count in zip(*(counted.column(i).to_pylist() for i in range(3)), strict=True):
+                causes[(stage, _reason(error or ""))] += count
+            good = pa.Table.from_batches([rows.filter(is_ok)]).select(["sku", "output", "duration_ms"])
+            slow = pa.concat_tables([slow, good])
+            if slow.num_rows > top:
+                slow = slow.take(pc.select_k_unstable(slow, k=top, sort_keys=[("duration_ms", "descending")]))
+    slowest = sorted(slow.to_pylist(), key=lambda r: -(r["duration_ms"] or 0.0))[:top]
+    return LedgerReport(
+        out_dir=out_dir,
+        items=len(np.unique(np.concatenate(items))) if items else 0,
+        outputs=outputs,
+        ok=ok,
+        failed=outputs - ok,
+        runs=len(runs),
+        by_cause=_commonest(causes, top),
+        slowest=[(r["sku"], r["output"], r["duration_ms"]) for r in slowest],
+        state=pa.schema([LEDGER_SCHEMA.field(c) for c in ("sku", "output", "status")]).empty_table(),
     )
 
 

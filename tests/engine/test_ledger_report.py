@@ -44,6 +44,7 @@ def test_current_state_has_one_row_per_pair_and_ignores_skips(finished_run: Path
 
 def test_summary_counts_and_groups_causes(finished_run: Path) -> None:
     report = summarize(finished_run)
+    assert_lean_agrees(report, finished_run)
     assert (report.items, report.outputs, report.ok, report.failed, report.runs) == (8, 16, 15, 1, 2)
     assert report.by_cause == [("inverted", "test.fail_on: ValueError", 1)]
     assert len(report.slowest) == 10 and report.slowest[0][2] >= report.slowest[-1][2]
@@ -64,9 +65,19 @@ def test_contact_sheet_shows_sources_outputs_and_failures_first(finished_run: Pa
     assert square_cell.std() > 10
 
 
+def assert_lean_agrees(report, out: Path) -> None:
+    """``imgx report``'s two-pass summary (no state table) gives what the state table gives."""
+    lean = summarize(out, keep_state=False)
+    fields = ("items", "outputs", "ok", "failed", "runs", "by_cause")
+    assert [getattr(lean, f) for f in fields] == [getattr(report, f) for f in fields]
+    assert sorted(lean.slowest) == sorted(report.slowest) and lean.state.num_rows == 0
+
+
 def test_no_ledger_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ImgxError, match="no ledger"):
         summarize(tmp_path)
+    with pytest.raises(ImgxError, match="no ledger"):
+        summarize(tmp_path, keep_state=False)
 
 
 # -- duplicates, resume and older ledgers ------------------------------------------------------------------------------
@@ -107,6 +118,7 @@ def test_the_report_agrees_with_the_run_summary_when_skus_repeat(manifest_recipe
     rows = read_ledger(out)
     assert "skipped" not in rows["status"].to_pylist()  # skips are counted in the summary, not written per output
     again = summarize(out)
+    assert_lean_agrees(again, out)
     assert (again.items, again.outputs, again.ok, again.failed, again.runs) == (11, 22, 16, 6, 2)
 
 
@@ -143,6 +155,7 @@ def test_a_ledger_written_by_the_previous_code_is_still_read(manifest_recipe: Pa
     old_rows = read_ledger(out)
     assert old_rows["status"].to_pylist().count("skipped") == 16  # what the previous code wrote on --resume
     report = summarize(out)
+    assert_lean_agrees(report, out)
     assert (report.outputs, report.ok, report.runs) == (22, 16, 2)  # its "duplicate sku: item N" rows stand apart
     resumed = run_recipe(manifest_recipe, RunOptions(resume=True))
     assert (resumed.items_skipped, resumed.outputs_skipped, resumed.outputs_ok) == (8, 16, 0)
