@@ -186,7 +186,8 @@ def test_csv_rows_count_from_the_row_after_the_header(tmp_path: Path) -> None:
 
 
 def test_jsonl_rows_are_lines_even_around_blank_and_broken_lines(tmp_path: Path) -> None:
-    (tmp_path / "m.jsonl").write_text('{"sku": "A", "image": "a.jpg"}\n\n{"sku": 7, "image": "b.jpg"}\n{"sku": "A", "image": "c.jpg"}\n')
+    lines = ['{"sku": "A", "image": "a.jpg"}', "", '{"sku": 7, "image": "b.jpg"}', '{"sku": "A", "image": "c.jpg"}']
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     refs = list(catalog_for(tmp_path, "{path: m.jsonl}"))
     assert [r.sku for r in refs] == ["A", "7", "A"]
     assert "manifest row 4 has the same sku as manifest row 1" in refs[2].error
