@@ -1,7 +1,7 @@
 """Driver scale benchmark: rows/s and peak driver memory of counting, dedupe, a run, ``--resume`` and ``imgx report``.
 
 Each step runs in its own subprocess (a fresh interpreter importing the imgx under test), which reports its wall time
-and its peak RSS (``ru_maxrss``, plus the RSS right after the imports, so the step's own growth is visible). With
+and its peak RSS (``VmHWM``, plus the RSS right after the imports, so the step's own growth is visible). With
 ``--before-root`` the same steps run first on another imgx source tree (``engine/`` and ``plugins/`` there), e.g. an
 export of the commit this branch started from, so before and after are measured in one session on one machine.
 
@@ -109,6 +109,14 @@ def write_recipe(work: Path, rows: int) -> Path:
 
 
 def _rss_mib() -> float:
+    """Peak RSS of this process: ``VmHWM`` (``ru_maxrss`` would include the parent's RSS at fork: Linux carries the
+    old address space's high-water mark across ``execve``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -328,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         write_manifest(work / f"manifest-{rows}.csv", rows)
     started = time.perf_counter()
     result: dict[str, Any] = {"parameters": {"sizes": sizes, "big": big, "run_sizes": run_sizes}}
+    result["load_average_at_start"] = list(os.getloadavg())
     if args.before_root:
         print(f"before: {args.before_root}", flush=True)
         result["before"] = measure(args.before_root.resolve(), work, sizes, [], run_sizes, new=False)
@@ -337,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     result["after"] = measure(REPO, work, sizes, big, run_sizes, new=True)
     result["targets"] = verdict(result["after"])
     result["seconds"] = round(time.perf_counter() - started, 1)
+    result["load_average_at_end"] = list(os.getloadavg())  # 2 cores shared with other work: see README
     try:
         from imgx.machine import machine_info
 
