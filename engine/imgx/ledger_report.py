@@ -53,7 +53,8 @@ def _latest(table: pa.Table) -> pa.Table:
     table = table.sort_by([("finished_at", "descending")])
     columns = [c for c in table.column_names if c not in ("item", "output")]
     latest = table.group_by(["item", "output"], use_threads=False).aggregate([(c, "first") for c in columns])
-    return latest.rename_columns([n.removesuffix("_first") for n in latest.column_names])
+    latest = latest.rename_columns([n.removesuffix("_first") for n in latest.column_names])
+    return latest.select(table.column_names)  # the input's column order, so reduced and pending tables concatenate
 
 
 def _state_rows(batches: Iterator[pa.RecordBatch], columns: list[str]) -> pa.Table:

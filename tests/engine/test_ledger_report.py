@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from _support import basic_recipe, write_recipe
-from imgx import ImgxError
+from imgx import ImgxError, ledger_report
 from imgx.ledger import read_ledger
 from imgx.ledger_report import contact_sheet, current_state, summarize
 from imgx.registry import PluginConfig
@@ -35,8 +35,12 @@ def finished_run(photo_catalog: Path, tmp_path: Path, plugin_dir: Path) -> Path:
     return tmp_path / "out"
 
 
-def test_current_state_has_one_row_per_pair_and_ignores_skips(finished_run: Path) -> None:
+def test_current_state_has_one_row_per_pair_and_ignores_skips(
+    finished_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state = current_state(finished_run).to_pylist()
+    monkeypatch.setattr(ledger_report, "_REDUCE_ROWS", 3)  # reduce the streamed state every few rows
+    assert current_state(finished_run).to_pylist() == state
     assert len(state) == 16
     assert {(r["sku"], r["output"]) for r in state if r["status"] == "failed"} == {("misc/rocket", "inverted")}
     assert all(r["status"] in ("ok", "failed") for r in state)
