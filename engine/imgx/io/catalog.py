@@ -470,13 +470,16 @@ class Catalog:
             if batch.num_rows:
                 yield batch
 
-    def _unmarked(self) -> Iterator[pa.RecordBatch]:
-        """:data:`CATALOG_SCHEMA` batches before duplicate detection (empty cells and parse errors are marked)."""
+    def _unmarked(self, *, sources: bool = True) -> Iterator[pa.RecordBatch]:
+        """:data:`CATALOG_SCHEMA` batches before duplicate detection (empty cells and parse errors are marked).
+
+        :param sources: resolve image paths; ``False`` leaves the cells as read (the dedupe passes need SKUs only).
+        """
         if self.kind == "folder":
             yield from self._limited(self._folder_batches())
         else:
             for raw in self._limited(self._reader.batches(self.batch_rows)):
-                yield self._resolve(raw)
+                yield self._resolve(raw, sources=sources)
 
     def count(self) -> int:
         """How many items there are: the sum of batch lengths (lists files or reads the manifest; reads no image)."""
@@ -494,7 +497,7 @@ class Catalog:
         items = self.count()
         digest = np.empty(items, dtype=np.uint64)
         filled = 0
-        for batch in self._unmarked():
+        for batch in self._unmarked(sources=False):
             hashes = sku_hashes(batch.column("sku").filter(pc.is_null(batch.column("error"))))
             digest[filled : filled + len(hashes)] = hashes
             filled += len(hashes)
@@ -505,7 +508,7 @@ class Catalog:
         if len(repeated) == 0:
             return CatalogScan(items=items, duplicates=_DUPLICATES_SCHEMA.empty_table())
         found = []
-        for batch in self._unmarked():
+        for batch in self._unmarked(sources=False):
             valid = batch.filter(pc.is_null(batch.column("error")))
             hashes = sku_hashes(valid.column("sku"))
             position = np.searchsorted(repeated, hashes).clip(0, len(repeated) - 1)
@@ -575,16 +578,18 @@ class Catalog:
 
     # -- manifests ----------------------------------------------------------------------------------------------
 
-    def _resolve(self, raw: pa.RecordBatch) -> pa.RecordBatch:
+    def _resolve(self, raw: pa.RecordBatch, *, sources: bool = True) -> pa.RecordBatch:
         """Trim cells, mark empty ones and resolve relative image paths against the manifest's folder."""
         row, parse_error = raw.column("row"), raw.column("error")
         sku = pc.utf8_trim_whitespace(pc.fill_null(raw.column("sku"), ""))
         image = pc.utf8_trim_whitespace(pc.fill_null(raw.column("image"), ""))
         empty_sku, empty_image = pc.equal(sku, ""), pc.equal(image, "")
-        keep = pc.or_(pc.match_substring_regex(image, _URI), pc.starts_with(image, "/"))
-        base = str(self.root.parent)
-        joined = pc.binary_join_element_wise(base, pc.replace_substring_regex(image, r"^(\./)+", ""), "/")
-        source = pc.if_else(keep, image, joined)
+        source = image
+        if sources:
+            keep = pc.or_(pc.match_substring_regex(image, _URI), pc.starts_with(image, "/"))
+            base = str(self.root.parent)
+            joined = pc.binary_join_element_wise(base, pc.replace_substring_regex(image, r"^(\./)+", ""), "/")
+            source = pc.if_else(keep, image, joined)
         parsed = pc.is_null(parse_error)
         bad = pc.or_(pc.invert(parsed), pc.or_(empty_sku, empty_image))
         if not pc.any(bad).as_py():
