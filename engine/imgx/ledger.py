@@ -415,6 +415,7 @@ class DoneSet:
                 if len(skus):
                     keys[index].append(sku_hashes(skus))
                     checks[index].append(sku_hashes(skus, seed=1))
+        del listing  # before the sorts: the two peaks do not add up
         done = cls.empty(outputs)
         for index in range(len(outputs)):
             if keys[index]:
@@ -466,17 +467,18 @@ def listed_outputs(out_dir: Path, *, batch_rows: int = 65_536) -> tuple[np.ndarr
     while pending:
         folder, prefix = pending.pop()
         try:
-            entries = list(os.scandir(folder))
+            entries = os.scandir(folder)  # streamed: a folder of 10^6 files is never a list of DirEntry objects
         except OSError:
             continue
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                if not (prefix == "" and entry.name == "_imgx"):
-                    pending.append((entry.path, prefix + entry.name + "/"))
-            else:
-                names.append(prefix + entry.name)
-                if len(names) >= batch_rows:
-                    flush()
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if not (prefix == "" and entry.name == "_imgx"):
+                        pending.append((entry.path, prefix + entry.name + "/"))
+                else:
+                    names.append(prefix + entry.name)
+                    if len(names) >= batch_rows:
+                        flush()
     if names:
         flush()
     if not keys:
@@ -488,9 +490,12 @@ def _sorted_unique(keys: list[np.ndarray], checks: list[np.ndarray]) -> tuple[np
     """Sort (key, check) pairs by key and drop repeats. A key seen with two different checks (two SKUs whose first
     hashes collide) is dropped: those SKUs are redone rather than one of them wrongly skipped."""
     key = np.concatenate(keys)
+    keys.clear()  # the caller's lists: their arrays go as soon as they are copied
     check = np.concatenate(checks)
-    order = np.argsort(key, kind="stable")
-    key, check = key[order], check[order]
+    checks.clear()
+    order = np.argsort(key)
+    key = key[order]
+    check = check[order]
     del order
     first = np.ones(len(key), dtype=bool)
     first[1:] = key[1:] != key[:-1]
