@@ -309,6 +309,11 @@ class LedgerSnapshot:
     def __init__(self, out_dir: Path) -> None:
         self._handles, self._journals = _snapshot(StatePaths(out_dir), list(LEDGER_SCHEMA.names))
 
+    @property
+    def num_rows(self) -> int:
+        """How many rows :meth:`batches` yields (from the Parquet footers and the journals read)."""
+        return sum(pq.ParquetFile(h).metadata.num_rows for h in self._handles) + sum(t.num_rows for t in self._journals)
+
     def batches(self, columns: list[str] | None = None, *, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
         """Stream the rows (parts, then journals) as record batches of ``columns`` (Parquet column projection)."""
         columns = list(LEDGER_SCHEMA.names) if columns is None else columns

@@ -194,28 +194,33 @@ def _commonest(causes: Counter[tuple[str, str]], top: int) -> list[tuple[str, st
 def _lean_summary(out_dir: Path, top: int) -> LedgerReport:
     """:func:`summarize` without the state table, in two passes over one :class:`LedgerSnapshot`.
 
-    Pass 1 keeps, per row, a 64-bit hash of its (item, output) and its time (16 bytes, numpy) and picks each key's
-    latest non-skipped row by a sort. Pass 2 reads the rows again and aggregates only the picked ones: counts,
-    distinct items (their hashes), failures by cause (Arrow ``group_by``) and a running top-k of durations.
+    Pass 1 keeps, per row, a 64-bit hash of its (item, output) and its time (16 bytes, in numpy arrays sized from the
+    Parquet footers) and picks each key's latest non-skipped row by a stable sort. Pass 2 reads the rows again and
+    aggregates only the picked ones: counts, distinct items (their hashes), failures by cause (Arrow ``group_by``)
+    and a running top-k of durations.
     """
     with LedgerSnapshot(out_dir) as snapshot:
-        keys, times, runs = [], [], set()
+        total = snapshot.num_rows
+        if not total:
+            raise _no_ledger(out_dir)
+        key, time, runs, filled = np.empty(total, np.uint64), np.empty(total, np.int64), set(), 0
         for batch in snapshot.batches(["sku", "output", "status", "stage", "error", "finished_at", "run_id"]):
             runs.update(v for v in pc.unique(batch.column("run_id")).to_pylist() if v is not None)
-            key = sku_hashes(pc.binary_join_element_wise(_item_key(batch), batch.column("output"), "\x1f"))
-            time = pc.cast(batch.column("finished_at"), pa.int64()).to_numpy(zero_copy_only=False)
+            end = filled + batch.num_rows
+            key[filled:end] = sku_hashes(pc.binary_join_element_wise(_item_key(batch), batch.column("output"), "\x1f"))
+            stamp = pc.cast(batch.column("finished_at"), pa.int64()).to_numpy(zero_copy_only=False)
             skipped = pc.fill_null(pc.equal(batch.column("status"), "skipped"), False).to_numpy(zero_copy_only=False)
-            keys.append(key)
-            times.append(np.where(skipped, np.iinfo(np.int64).min, time))  # a skipped row is never the latest
-        if not keys:
-            raise _no_ledger(out_dir)
-        key, time = np.concatenate(keys), np.concatenate(times)
-        del keys, times
-        order = np.lexsort((np.arange(len(key)), time, key))  # by key, then time, then position: last is latest
+            time[filled:end] = np.where(skipped, np.iinfo(np.int64).min, stamp)  # a skipped row is never the latest
+            filled = end
+        order = np.lexsort((time, key))  # stable: by key, then time, then position; each key's last is its latest
+        key = key[order]
         last = np.ones(len(order), dtype=bool)
-        last[:-1] = key[order[1:]] != key[order[:-1]]
-        picked = np.sort(order[last & (time[order] != np.iinfo(np.int64).min)])
-        del key, time, order, last
+        last[:-1] = key[1:] != key[:-1]
+        del key
+        picked = order[last]
+        del order, last
+        picked = np.sort(picked[time[picked] != np.iinfo(np.int64).min])
+        del time
         start, ok, outputs = 0, 0, 0
         items: list[np.ndarray] = []
         causes: Counter[tuple[str, str]] = Counter()
