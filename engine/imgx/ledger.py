@@ -5,6 +5,24 @@ Rows are durable as soon as an item finishes: each writer appends them to its ow
 last line is dropped on recovery). Every ``compact_rows`` rows, and when the writer closes, the journal becomes a
 Parquet part (written to a temp file, then renamed) and is deleted. A run starts by turning journals that a killed
 run left behind into parts.
+
+At scale (see :func:`compact_ledger`, :func:`scan_ledger`, :class:`DoneSet`):
+
+- A run ends by merging small parts into ``part-merged-*.parquet`` files of up to ~10^6 rows, so 10^7 rows are tens
+  of files, not thousands. A merged part names the parts it replaces in its Parquet metadata (``imgx.replaces``);
+  it is renamed into place before they are deleted, and a reader skips any part a merged part replaces, so a reader
+  at any moment sees each row exactly once.
+- Readers stream the parts with column projection; nothing loads every row into Python.
+- ``--resume`` asks a :class:`DoneSet`: per output, the sorted 64-bit hashes of the SKUs recorded ``ok`` with the
+  current recipe hash, plus a second independent 64-bit hash of each to confirm a match (a false skip needs both to
+  collide). 16 bytes per done (sku, output) in numpy arrays, no Python object per SKU.
+- An output still counts as done only if its file is there, but the driver does not stat each one (10^7 stats, or
+  10^7 HEAD requests on object storage): it lists the output tree once (:func:`listed_outputs`: one ``scandir`` per
+  folder, or one LIST per 1000 keys on an object store) into the same kind of sorted 64-bit path hashes, and an
+  ``ok`` row counts only if its path is in the listing. An output deleted by hand is therefore redone.
+- Skipped outputs are counted in the run's summary (``outputs_skipped``), not written as ledger rows: one row per
+  skipped output would grow the ledger by the catalog's size on every resume. ``skipped`` rows written by older
+  versions are still read (and ignored by the current state).
 """
 
 from __future__ import annotations
@@ -12,24 +30,33 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .io.atomic import atomic_path
+from .io.catalog import sku_hashes
 
 __all__ = [
     "LEDGER_SCHEMA",
+    "DoneSet",
     "LedgerRow",
+    "LedgerSnapshot",
     "LedgerWriter",
     "StatePaths",
-    "completed_outputs",
+    "compact_ledger",
+    "ledger_parts",
+    "listed_outputs",
     "read_ledger",
     "recover_journals",
+    "scan_ledger",
 ]
 
 Status = Literal["ok", "failed", "skipped"]
@@ -229,36 +256,311 @@ def recover_journals(paths: StatePaths) -> int:
     return recovered
 
 
+_MERGED = "part-merged-"
+_REPLACES = b"imgx.replaces"
+
+
+def _replaced(part: Path) -> list[str]:
+    """The part names a merged part replaces (from its Parquet metadata; empty for a plain part)."""
+    if not part.name.startswith(_MERGED):
+        return []
+    metadata = pq.read_schema(part).metadata or {}
+    return json.loads(metadata.get(_REPLACES, b"[]"))
+
+
+def ledger_parts(paths: StatePaths) -> list[Path]:
+    """The Parquet parts a reader reads now: every part, less those a merged part replaces (sorted by name)."""
+    if not paths.ledger.is_dir():
+        return []
+    parts = sorted(paths.ledger.glob("part-*.parquet"))
+    replaced: set[str] = set()
+    for part in parts:
+        try:
+            replaced.update(_replaced(part))
+        except FileNotFoundError:  # merged again and deleted since the listing: the newer merged part is listed
+            continue
+    return [p for p in parts if p.name not in replaced]  # a part gone since the listing fails its open: retried
+
+
+def _snapshot(paths: StatePaths, columns: list[str]) -> tuple[list[pa.NativeFile], list[pa.Table]]:
+    """Open every part now (an open file survives a concurrent compaction deleting it) and read the journals of live
+    writers whose rows are not in a part yet. Retried from the listing when a file vanishes between listing and
+    opening, or when a second listing after the opens differs (a ``readdir`` racing a rename may miss the new merged
+    part and an old part at once), so each row is seen exactly once."""
+    for _ in range(20):
+        handles: list[pa.NativeFile] = []
+        try:
+            journals = sorted(paths.journal.glob("*.jsonl")) if paths.journal.is_dir() else []
+            parts = ledger_parts(paths)
+            handles = [pa.OSFile(str(part)) for part in parts]
+            if ledger_parts(paths) != parts:  # a directory listing racing a rename can miss entries: list again
+                raise FileNotFoundError(paths.ledger)
+            stems = {p.stem.removeprefix("part-") for p in parts}
+            tables = []
+            for journal in journals:
+                if journal.stem not in stems:
+                    records = _read_journal(journal)
+                    if records:
+                        tables.append(_to_table(records).select(columns))
+            return handles, tables
+        except FileNotFoundError:
+            for handle in handles:
+                handle.close()
+    raise OSError(f"the ledger in {paths.ledger} kept changing while being read; try again")
+
+
+class LedgerSnapshot:
+    """The ledger as of one moment: its parts opened (an open file survives a compaction deleting it) and the live
+    journals read. :meth:`batches` can be called several times and streams the same rows each time.
+
+    :param out_dir: the output folder.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self._handles, self._journals = _snapshot(StatePaths(out_dir), list(LEDGER_SCHEMA.names))
+
+    @property
+    def num_rows(self) -> int:
+        """How many rows :meth:`batches` yields (from the Parquet footers and the journals read)."""
+        return sum(pq.ParquetFile(h).metadata.num_rows for h in self._handles) + sum(t.num_rows for t in self._journals)
+
+    def batches(self, columns: list[str] | None = None, *, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """Stream the rows (parts, then journals) as record batches of ``columns`` (Parquet column projection)."""
+        columns = list(LEDGER_SCHEMA.names) if columns is None else columns
+        schema = _schema(columns)
+        for handle in self._handles:
+            file = pq.ParquetFile(handle)
+            available = [c for c in columns if c in file.schema_arrow.names]
+            for batch in file.iter_batches(batch_size=batch_rows, columns=available):
+                yield _conform(batch, schema)
+        for table in self._journals:
+            yield from table.select(columns).cast(schema).to_batches(batch_rows)
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.close()
+
+    def __enter__(self) -> LedgerSnapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def scan_ledger(
+    out_dir: Path, *, columns: list[str] | None = None, batch_rows: int = 65_536
+) -> Iterator[pa.RecordBatch]:
+    """Stream the ledger's rows (Parquet parts, then journals of live writers) as record batches of ``columns``.
+
+    Only ``columns`` are read (Parquet column projection); memory is one batch plus one row group.
+    """
+    with LedgerSnapshot(out_dir) as snapshot:
+        yield from snapshot.batches(columns, batch_rows=batch_rows)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with ``schema``'s columns and types (a column an older part lacks is null)."""
+    arrays = []
+    for field in schema:
+        index = batch.schema.get_field_index(field.name)
+        column = batch.column(index) if index >= 0 else pa.nulls(batch.num_rows, field.type)
+        arrays.append(column if column.type == field.type else column.cast(field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
 def read_ledger(out_dir: Path, *, columns: list[str] | None = None) -> pa.Table:
-    """Every row of the ledger (Parquet parts plus any live or left-over journal), as one table."""
-    paths = StatePaths(out_dir)
-    tables = []
-    parts = sorted(paths.ledger.glob("part-*.parquet")) if paths.ledger.is_dir() else []
-    if parts:
-        # the full schema: columns added since a part was written read as null there
-        tables.append(pq.ParquetDataset(parts, schema=LEDGER_SCHEMA).read(columns=columns).cast(_schema(columns)))
-    stems = {p.stem.removeprefix("part-") for p in parts}
-    for journal in sorted(paths.journal.glob("*.jsonl")) if paths.journal.is_dir() else []:
-        if journal.stem not in stems:
-            table = _to_table(_read_journal(journal))
-            tables.append(table.select(columns) if columns else table)
-    if not tables:
-        return _schema(columns).empty_table()
-    return pa.concat_tables(tables)
+    """Every row of the ledger (Parquet parts plus any live or left-over journal), as one table.
+
+    For small ledgers and tests; code that must scale streams with :func:`scan_ledger`.
+    """
+    schema = _schema(columns)
+    return pa.Table.from_batches(list(scan_ledger(out_dir, columns=columns)), schema=schema)
 
 
 def _schema(columns: list[str] | None) -> pa.Schema:
     return LEDGER_SCHEMA if columns is None else pa.schema([LEDGER_SCHEMA.field(c) for c in columns])
 
 
-def completed_outputs(out_dir: Path, hashes: Mapping[str, str]) -> dict[str, set[str]]:
-    """SKU -> output ids recorded ``ok`` with the current hash whose file still exists (what ``--resume`` skips)."""
-    table = read_ledger(out_dir, columns=["sku", "output", "path", "status", "recipe_hash"])
-    done: dict[str, set[str]] = {}
-    if table.num_rows == 0:
+class DoneSet:
+    """What ``--resume`` skips: the (sku, output) pairs the ledger records ``ok`` with the output's current hash.
+
+    Per output, two numpy arrays sorted together: a 64-bit hash of each done SKU and a second, independent 64-bit
+    hash of it. :meth:`mask` looks a batch of SKUs up with ``searchsorted`` and confirms with the second hash, so a
+    catalog SKU is skipped only when both hashes match (~2^-128 per pair by chance). Memory: 16 bytes per done
+    (sku, output). Built by streaming the ledger's ``sku, output, status, recipe_hash`` columns.
+
+    :param outputs: the output ids, in the plan's order; bit ``i`` of a mask is ``outputs[i]``.
+    """
+
+    def __init__(self, outputs: tuple[str, ...], keys: list[np.ndarray], checks: list[np.ndarray]) -> None:
+        self.outputs = outputs
+        self._keys = keys
+        self._checks = checks
+
+    @property
+    def size(self) -> int:
+        """How many (sku, output) pairs are done."""
+        return sum(len(k) for k in self._keys)
+
+    @classmethod
+    def empty(cls, outputs: tuple[str, ...]) -> DoneSet:
+        return cls(outputs, [np.empty(0, np.uint64) for _ in outputs], [np.empty(0, np.uint64) for _ in outputs])
+
+    @classmethod
+    def from_ledger(cls, out_dir: Path, hashes: Mapping[str, str], *, check_files: bool = True) -> DoneSet:
+        """The done pairs of ``out_dir``'s ledger for the current ``hashes`` (output id -> recipe hash).
+
+        :param check_files: count a pair only if its output file is in a listing of ``out_dir`` (one pass over the
+            tree, hashed like the SKUs; no stat per output). ``False`` trusts the ledger alone.
+        """
+        outputs = tuple(hashes)
+        keys: list[list[np.ndarray]] = [[] for _ in outputs]
+        checks: list[list[np.ndarray]] = [[] for _ in outputs]
+        listing = listed_outputs(out_dir) if check_files else None
+        columns = ["sku", "output", "status", "recipe_hash", *(["path"] if check_files else [])]
+        for batch in scan_ledger(out_dir, columns=columns):
+            ok = pc.equal(batch.column("status"), "ok")
+            if listing is not None:
+                ok = pc.and_(ok, pa.array(_contains(listing, batch.column("path"))))
+            for index, output in enumerate(outputs):
+                current = pc.and_(
+                    pc.equal(batch.column("output"), output), pc.equal(batch.column("recipe_hash"), hashes[output])
+                )
+                skus = batch.column("sku").filter(pc.fill_null(pc.and_(ok, current), False))
+                if len(skus):
+                    keys[index].append(sku_hashes(skus))
+                    checks[index].append(sku_hashes(skus, seed=1))
+        del listing  # before the sorts: the two peaks do not add up
+        done = cls.empty(outputs)
+        for index in range(len(outputs)):
+            if keys[index]:
+                done._keys[index], done._checks[index] = _sorted_unique(keys[index], checks[index])
+            keys[index] = checks[index] = []  # free as we go
         return done
-    rows = table.filter(pc.equal(table["status"], "ok")).to_pydict()
-    for sku, output, path, digest in zip(rows["sku"], rows["output"], rows["path"], rows["recipe_hash"], strict=True):
-        if hashes.get(output) == digest and path and (out_dir / path).is_file():
-            done.setdefault(sku, set()).add(output)
-    return done
+
+    def mask(self, skus: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Per SKU, an ``int64`` bit mask of its done outputs (bit ``i``: ``outputs[i]``)."""
+        if isinstance(skus, pa.ChunkedArray):
+            skus = skus.combine_chunks()
+        result = np.zeros(len(skus), dtype=np.int64)
+        if not self.size or not len(skus):
+            return result
+        key, check = sku_hashes(skus), sku_hashes(skus, seed=1)
+        for index, (keys, checks) in enumerate(zip(self._keys, self._checks, strict=True)):
+            if not len(keys):
+                continue
+            position = np.searchsorted(keys, key).clip(0, len(keys) - 1)
+            found = (keys[position] == key) & (checks[position] == check)
+            result |= found.astype(np.int64) << index
+        return result
+
+
+def _contains(listing: tuple[np.ndarray, np.ndarray], values: pa.Array) -> np.ndarray:
+    """Per value, whether it is in a sorted ``(keys, checks)`` hash listing (both hashes must match)."""
+    keys, checks = listing
+    if not len(keys) or not len(values):
+        return np.zeros(len(values), dtype=bool)
+    key, check = sku_hashes(values), sku_hashes(values, seed=1)
+    position = np.searchsorted(keys, key).clip(0, len(keys) - 1)
+    return (keys[position] == key) & (checks[position] == check)
+
+
+def listed_outputs(out_dir: Path, *, batch_rows: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """The files under ``out_dir`` (paths relative to it, ``_imgx`` left out) as sorted ``(hash, second hash)``
+    arrays: 16 bytes per file, no Python object kept per file."""
+    keys: list[np.ndarray] = []
+    checks: list[np.ndarray] = []
+    names: list[str] = []
+
+    def flush() -> None:
+        array = pa.array(names, pa.string())
+        keys.append(sku_hashes(array))
+        checks.append(sku_hashes(array, seed=1))
+        names.clear()
+
+    pending = [(str(out_dir), "")]
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            entries = os.scandir(folder)  # streamed: a folder of 10^6 files is never a list of DirEntry objects
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if not (prefix == "" and entry.name == "_imgx"):
+                        pending.append((entry.path, prefix + entry.name + "/"))
+                else:
+                    names.append(prefix + entry.name)
+                    if len(names) >= batch_rows:
+                        flush()
+    if names:
+        flush()
+    if not keys:
+        return np.empty(0, np.uint64), np.empty(0, np.uint64)
+    return _sorted_unique(keys, checks)
+
+
+def _sorted_unique(keys: list[np.ndarray], checks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Sort (key, check) pairs by key and drop repeats. A key seen with two different checks (two SKUs whose first
+    hashes collide) is dropped: those SKUs are redone rather than one of them wrongly skipped."""
+    key = np.concatenate(keys)
+    keys.clear()  # the caller's lists: their arrays go as soon as they are copied
+    check = np.concatenate(checks)
+    checks.clear()
+    order = np.argsort(key)
+    key = key[order]
+    check = check[order]
+    del order
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    starts = np.flatnonzero(first)
+    conflict = np.zeros(len(key), dtype=bool)
+    conflict[1:] = ~first[1:] & (check[1:] != check[:-1])
+    if conflict.any():
+        bad = np.unique(key[conflict])
+        keep = ~np.isin(key[starts], bad)
+        starts = starts[keep]
+    return key[starts].copy(), check[starts].copy()
+
+
+def compact_ledger(paths: StatePaths, *, target_rows: int = 1_000_000) -> int:
+    """Merge small parts into ``part-merged-*`` parts of up to ``target_rows`` rows; returns how many parts went.
+
+    Call only while holding the output folder's run lock (no other compaction, no writer turning journals into
+    parts). Each merged part is written to a temp file and renamed into place, and names the parts it replaces in its
+    metadata, before those are deleted: a reader at any moment sees each row exactly once (see :func:`ledger_parts`).
+    A part is small below half ``target_rows``; a merged part that is small is merged again.
+    """
+    if not paths.ledger.is_dir():
+        return 0
+    for part in sorted(paths.ledger.glob(f"{_MERGED}*.parquet")):  # a compaction killed before its deletions
+        for name in _replaced(part):
+            (paths.ledger / name).unlink(missing_ok=True)
+    small = [(p, pq.ParquetFile(p).metadata.num_rows) for p in ledger_parts(paths)]
+    small = [(p, rows) for p, rows in small if rows < target_rows // 2]
+    groups: list[list[Path]] = [[]]
+    rows_in_group = 0
+    for part, rows in small:
+        if groups[-1] and rows_in_group + rows > target_rows:
+            groups.append([])
+            rows_in_group = 0
+        groups[-1].append(part)
+        rows_in_group += rows
+    removed = 0
+    paths.tmp.mkdir(parents=True, exist_ok=True)
+    for group in groups:
+        if len(group) < 2:
+            continue
+        schema = LEDGER_SCHEMA.with_metadata({_REPLACES: json.dumps([p.name for p in group]).encode()})
+        merged = (
+            paths.ledger / f"{_MERGED}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+        )
+        with atomic_path(merged, tmp_dir=paths.tmp) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for part in group:
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=65_536):
+                    writer.write_batch(_conform(batch, LEDGER_SCHEMA), row_group_size=131_072)
+        for part in group:
+            part.unlink(missing_ok=True)
+            removed += 1
+    return removed

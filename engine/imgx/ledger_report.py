@@ -2,7 +2,14 @@
 before/after contact sheet.
 
 The ledger keeps every row of every run; the *current* state of a (sku, output) is its latest row that is not
-``skipped`` (a skipped row means the earlier ``ok`` row still stands).
+``skipped`` (a skipped row, written by older versions, means the earlier ``ok`` row still stands).
+
+A later row that repeats a SKU (a duplicate in the catalog) is an item of its own, as in the run's summary: its
+``catalog`` failure ("duplicate sku: ...") is keyed by the SKU *and* that error, so it never overrides the first
+row's result, and ``imgx report`` counts the items and outputs the run summary counted.
+
+Everything is computed from the Parquet parts with column projection, streamed batch by batch
+(:func:`imgx.ledger.scan_ledger`) into Arrow tables reduced as they grow; no Python object per row.
 """
 
 from __future__ import annotations
@@ -10,32 +17,97 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, ImageDraw
 
 from .errors import ImgxError
 from .io.atomic import atomic_write
+from .io.catalog import sku_hashes
 from .io.decode import decode_image
 from .io.source import read_source
-from .ledger import StatePaths, read_ledger
+from .ledger import LEDGER_SCHEMA, LedgerSnapshot, StatePaths, scan_ledger
 
 __all__ = ["LedgerReport", "contact_sheet", "current_state", "summarize"]
 
 
-def current_state(out_dir: Path, ledger: pa.Table | None = None) -> pa.Table:
-    """One row per (sku, output): the latest non-skipped ledger row (of ``ledger``, when it was read already)."""
-    table = read_ledger(out_dir) if ledger is None else ledger
-    if table.num_rows == 0:
-        raise ImgxError(f"no ledger in {out_dir}; expected the output.dir of a run (it holds _imgx/ledger/)")
-    table = table.filter(pc.not_equal(table["status"], "skipped"))
+_REDUCE_ROWS = 1_000_000
+_DUPLICATE = "duplicate sku"
+_SEPARATOR = "\x00"
+
+
+def _item_key(batch: pa.RecordBatch | pa.Table) -> pa.Array:
+    """The catalog item a row belongs to: its SKU, or for a later duplicate row the SKU and its error."""
+    sku, error = batch.column("sku"), pc.fill_null(batch.column("error"), "")
+    duplicate = pc.and_(pc.equal(batch.column("stage"), "catalog"), pc.starts_with(error, _DUPLICATE))
+    duplicate = pc.fill_null(duplicate, False)
+    return pc.if_else(duplicate, pc.binary_join_element_wise(sku, error, _SEPARATOR), sku)
+
+
+def _latest(table: pa.Table) -> pa.Table:
+    """One row per (item, output): its latest row."""
     table = table.sort_by([("finished_at", "descending")])
-    columns = [c for c in table.column_names if c not in ("sku", "output")]
-    latest = table.group_by(["sku", "output"], use_threads=False).aggregate([(c, "first") for c in columns])
+    columns = [c for c in table.column_names if c not in ("item", "output")]
+    latest = table.group_by(["item", "output"], use_threads=False).aggregate([(c, "first") for c in columns])
     latest = latest.rename_columns([n.removesuffix("_first") for n in latest.column_names])
-    return latest.sort_by([("sku", "ascending"), ("output", "ascending")])
+    return latest.select(table.column_names)  # the input's column order, so reduced and pending tables concatenate
+
+
+def _state_rows(batches: Iterator[pa.RecordBatch], columns: list[str]) -> pa.Table:
+    """Reduce streamed ledger batches to the latest non-skipped row per (item, output), keeping memory near the size
+    of the state: batches are merged into the state whenever twice its size (or 10^6 rows) have accumulated."""
+    state: pa.Table | None = None
+    pending: list[pa.Table] = []
+    pending_rows, threshold = 0, _REDUCE_ROWS
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        table = table.filter(pc.not_equal(table["status"], "skipped"))
+        if not table.num_rows:
+            continue
+        table = table.append_column("item", _item_key(table)).select(["item", *columns])
+        pending.append(table)
+        pending_rows += table.num_rows
+        if pending_rows >= threshold:
+            state = _latest(pa.concat_tables([t for t in (state, *pending) if t is not None]))
+            pending, pending_rows = [], 0
+            threshold = max(_REDUCE_ROWS, 2 * state.num_rows)
+    tables = [t for t in (state, *pending) if t is not None]
+    if not tables:
+        return pa.schema([("item", pa.string())] + [LEDGER_SCHEMA.field(c) for c in columns]).empty_table()
+    return _latest(pa.concat_tables(tables))
+
+
+def _no_ledger(out_dir: Path) -> ImgxError:
+    return ImgxError(f"no ledger in {out_dir}; expected the output.dir of a run (it holds _imgx/ledger/)")
+
+
+def current_state(out_dir: Path, ledger: pa.Table | None = None, *, columns: list[str] | None = None) -> pa.Table:
+    """One row per (sku, output) -- a later duplicate row of a SKU counts as its own item -- : the latest non-skipped
+    ledger row, sorted by sku and output. Streams ``out_dir``'s ledger (or reads ``ledger``, a table already read).
+
+    :param columns: the ledger columns to keep (all by default); ``sku``, ``output``, ``status``, ``stage``, ``error``
+        and ``finished_at`` are always read.
+    """
+    wanted = list(LEDGER_SCHEMA.names) if columns is None else list(columns)
+    read = list(dict.fromkeys([*wanted, "sku", "output", "status", "stage", "error", "finished_at"]))
+    batches = iter(ledger.select(read).to_batches()) if ledger is not None else scan_ledger(out_dir, columns=read)
+    seen = False
+
+    def counted() -> Iterator[pa.RecordBatch]:
+        nonlocal seen
+        for batch in batches:
+            seen = seen or batch.num_rows > 0
+            yield batch
+
+    state = _state_rows(counted(), read)
+    if not seen:
+        raise _no_ledger(out_dir)
+    state = state.sort_by([("sku", "ascending"), ("output", "ascending"), ("item", "ascending")])
+    return state.select([c for c in LEDGER_SCHEMA.names if c in wanted])
 
 
 @dataclasses.dataclass
@@ -51,12 +123,14 @@ class LedgerReport:
     by_cause: list[tuple[str, str, int]]  # (stage, reason, count), commonest first
     slowest: list[tuple[str, str, float]]  # (sku, output, duration_ms)
     state: pa.Table  # the current state itself, one row per (sku, output)
+    flagged: int = 0  # outputs written but flagged by a stage (the ledger's ``flags``, e.g. centred:fill_below_min)
 
-    @property
-    def flagged(self) -> int:
-        """Outputs whose stages flagged them (the ledger's ``flags``, e.g. ``centred:fill_below_min``)."""
-        flags = self.state["flags"] if "flags" in self.state.column_names else pa.nulls(0, pa.string())
-        return int(pc.sum(pc.greater(pc.utf8_length(flags.fill_null("")), 0)).as_py() or 0)
+
+def _flagged(rows: pa.Table | pa.RecordBatch) -> int:
+    """How many of ``rows`` carry a stage's flag (older ledgers have no ``flags``: null, never flagged)."""
+    if "flags" not in rows.schema.names:
+        return 0
+    return int(pc.sum(pc.greater(pc.utf8_length(pc.fill_null(rows.column("flags"), "")), 0)).as_py() or 0)
 
 
 def _reason(error: str) -> str:
@@ -65,25 +139,132 @@ def _reason(error: str) -> str:
     return ": ".join(head[:2]) if len(head) > 2 and len(head[0]) < 40 else error[:120]
 
 
-def summarize(out_dir: Path, *, top: int = 10) -> LedgerReport:
-    """Summarise the current state of ``out_dir``'s ledger (read once)."""
-    ledger = read_ledger(out_dir)
-    state = current_state(out_dir, ledger)
-    rows = state.select(["sku", "output", "status", "stage", "error", "duration_ms"]).to_pylist()
-    causes = Counter((r["stage"], _reason(r["error"])) for r in rows if r["status"] == "failed")
-    ok = [r for r in rows if r["status"] == "ok"]
-    slowest = sorted(ok, key=lambda r: -(r["duration_ms"] or 0.0))[:top]
-    runs = len(pc.unique(ledger["run_id"]))
+def summarize(out_dir: Path, *, top: int = 10, keep_state: bool = True) -> LedgerReport:
+    """Summarise the current state of ``out_dir``'s ledger, streamed once with the columns it needs.
+
+    Counts are Arrow compute over the state; failure causes are grouped batch by batch (only distinct causes become
+    Python objects); the slowest outputs are a top-k. ``keep_state=False`` leaves the state out of the report (its
+    ``state`` is then empty) and needs 16 bytes per ledger row (:func:`_lean_summary`): what ``imgx report`` uses
+    unless it lists failures or writes a CSV.
+    """
+    if not keep_state:
+        return _lean_summary(out_dir, top)
+    runs: set[str] = set()
+    seen = False
+    columns = ["sku", "output", "status", "stage", "error", "duration_ms", "finished_at", "source", "path", "flags"]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        nonlocal seen
+        for batch in scan_ledger(out_dir, columns=[*columns, "run_id"]):
+            seen = seen or batch.num_rows > 0
+            runs.update(v for v in pc.unique(batch.column("run_id")).to_pylist() if v is not None)
+            yield batch.select(columns)
+
+    state = _state_rows(batches(), columns)
+    if not seen:
+        raise _no_ledger(out_dir)
+    ok_rows = pc.equal(state["status"], "ok")
+    ok = pc.sum(ok_rows).as_py() or 0
+    causes: Counter[tuple[str, str]] = Counter()
+    failed = state.filter(pc.invert(ok_rows)).select(["stage", "error"])
+    for batch in failed.group_by(["stage", "error"], use_threads=False).aggregate([("stage", "count")]).to_batches():
+        for stage, error, count in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
+            causes[(stage, _reason(error or ""))] += count
+    slowest = []
+    ok_state = state.filter(ok_rows).select(["sku", "output", "duration_ms"])
+    if ok_state.num_rows:
+        top_rows = pc.select_k_unstable(
+            ok_state, k=min(top, ok_state.num_rows), sort_keys=[("duration_ms", "descending")]
+        )
+        slowest = [(r["sku"], r["output"], r["duration_ms"]) for r in ok_state.take(top_rows).to_pylist()]
+        slowest.sort(key=lambda r: -(r[2] or 0.0))
+    kept = state.sort_by([("sku", "ascending"), ("output", "ascending"), ("item", "ascending")]) if keep_state else None
     return LedgerReport(
         out_dir=out_dir,
-        items=len({r["sku"] for r in rows}),
-        outputs=len(rows),
-        ok=len(ok),
-        failed=len(rows) - len(ok),
-        runs=runs,
-        by_cause=[(stage, reason, count) for (stage, reason), count in causes.most_common(top)],
+        items=pc.count_distinct(state["item"]).as_py() if state.num_rows else 0,
+        outputs=state.num_rows,
+        ok=ok,
+        failed=state.num_rows - ok,
+        runs=len(runs),
+        by_cause=_commonest(causes, top),
+        slowest=slowest,
+        state=kept.select([c for c in LEDGER_SCHEMA.names if c in columns]) if kept is not None else state.slice(0, 0),
+        flagged=_flagged(state),
+    )
+
+
+def _commonest(causes: Counter[tuple[str, str]], top: int) -> list[tuple[str, str, int]]:
+    """The ``top`` commonest causes, ties by stage and reason (the same order however the rows were read)."""
+    ranked = sorted(causes.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return [(stage, reason, count) for (stage, reason), count in ranked]
+
+
+def _lean_summary(out_dir: Path, top: int) -> LedgerReport:
+    """:func:`summarize` without the state table, in two passes over one :class:`LedgerSnapshot`.
+
+    Pass 1 keeps, per row, a 64-bit hash of its (item, output) and its time (16 bytes, in numpy arrays sized from the
+    Parquet footers) and picks each key's latest non-skipped row by a stable sort. Pass 2 reads the rows again and
+    aggregates only the picked ones: counts, distinct items (their hashes), failures by cause (Arrow ``group_by``)
+    and a running top-k of durations.
+    """
+    with LedgerSnapshot(out_dir) as snapshot:
+        total = snapshot.num_rows
+        if not total:
+            raise _no_ledger(out_dir)
+        key, time, runs, filled = np.empty(total, np.uint64), np.empty(total, np.int64), set(), 0
+        for batch in snapshot.batches(["sku", "output", "status", "stage", "error", "finished_at", "run_id"]):
+            runs.update(v for v in pc.unique(batch.column("run_id")).to_pylist() if v is not None)
+            end = filled + batch.num_rows
+            key[filled:end] = sku_hashes(pc.binary_join_element_wise(_item_key(batch), batch.column("output"), "\x1f"))
+            stamp = pc.cast(batch.column("finished_at"), pa.int64()).to_numpy(zero_copy_only=False)
+            skipped = pc.fill_null(pc.equal(batch.column("status"), "skipped"), False).to_numpy(zero_copy_only=False)
+            time[filled:end] = np.where(skipped, np.iinfo(np.int64).min, stamp)  # a skipped row is never the latest
+            filled = end
+        order = np.lexsort((time, key))  # stable: by key, then time, then position; each key's last is its latest
+        key = key[order]
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = key[1:] != key[:-1]
+        del key
+        picked = order[last]
+        del order, last
+        picked = np.sort(picked[time[picked] != np.iinfo(np.int64).min])
+        del time
+        start, ok, outputs, flagged = 0, 0, 0, 0
+        items: list[np.ndarray] = []
+        causes: Counter[tuple[str, str]] = Counter()
+        slow = pa.table({"sku": pa.array([], pa.string()), "output": pa.array([], pa.string()), "duration_ms": []})
+        slow = slow.cast(pa.schema([("sku", pa.string()), ("output", pa.string()), ("duration_ms", pa.float64())]))
+        for batch in snapshot.batches(["sku", "output", "status", "stage", "error", "duration_ms", "flags"]):
+            lo, hi = np.searchsorted(picked, [start, start + batch.num_rows])
+            start += batch.num_rows
+            if lo == hi:
+                continue
+            rows = batch.take(pa.array(picked[lo:hi] - (start - batch.num_rows)))
+            outputs += rows.num_rows
+            items.append(np.unique(sku_hashes(_item_key(rows))))
+            is_ok = pc.fill_null(pc.equal(rows.column("status"), "ok"), False)
+            ok += pc.sum(is_ok).as_py() or 0
+            flagged += _flagged(rows)
+            failed = pa.Table.from_batches([rows.filter(pc.invert(is_ok))]).select(["stage", "error"])
+            counted = failed.group_by(["stage", "error"], use_threads=False).aggregate([("stage", "count")])
+            for stage, error, count in zip(*(counted.column(i).to_pylist() for i in range(3)), strict=True):
+                causes[(stage, _reason(error or ""))] += count
+            good = pa.Table.from_batches([rows.filter(is_ok)]).select(["sku", "output", "duration_ms"])
+            slow = pa.concat_tables([slow, good])
+            if slow.num_rows > top:
+                slow = slow.take(pc.select_k_unstable(slow, k=top, sort_keys=[("duration_ms", "descending")]))
+    slowest = sorted(slow.to_pylist(), key=lambda r: -(r["duration_ms"] or 0.0))[:top]
+    return LedgerReport(
+        out_dir=out_dir,
+        items=len(np.unique(np.concatenate(items))) if items else 0,
+        outputs=outputs,
+        ok=ok,
+        failed=outputs - ok,
+        runs=len(runs),
+        by_cause=_commonest(causes, top),
         slowest=[(r["sku"], r["output"], r["duration_ms"]) for r in slowest],
-        state=state,
+        state=pa.schema([LEDGER_SCHEMA.field(c) for c in ("sku", "output", "status")]).empty_table(),
+        flagged=flagged,
     )
 
 
@@ -129,7 +310,7 @@ def contact_sheet(
 
     :return: how many SKUs the sheet shows.
     """
-    state = current_state(out_dir).to_pylist()
+    state = current_state(out_dir, columns=["sku", "source", "output", "path", "status", "stage", "error"]).to_pylist()
     by_sku: dict[str, dict[str, dict]] = {}
     for row in state:
         by_sku.setdefault(row["sku"], {})[row["output"]] = row

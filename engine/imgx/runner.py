@@ -18,14 +18,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from .errors import ImgxError, RecipeError
 from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
 from .executors.processor import BatchResult, RunSpec, WorkUnit
-from .io.catalog import Catalog, glob_to_regex, open_catalog
+from .io.catalog import Catalog, CatalogScan, glob_to_regex, open_catalog, refs_of
 from .io.leftout import LeftOut, left_out
-from .item import ItemRef
-from .ledger import LedgerRow, LedgerWriter, StatePaths, completed_outputs, recover_journals
+from .ledger import DoneSet, StatePaths, compact_ledger, recover_journals
 from .plan import Plan, build_plan, document_problems, preflight_problems
 from .progress import Reporter
 from .recipe import LoadedRecipe, load_recipe
@@ -200,8 +203,9 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         recover_journals(paths)
         shutil.rmtree(paths.tmp, ignore_errors=True)  # partial files of a killed run
         paths.tmp.mkdir(parents=True, exist_ok=True)
-        done = completed_outputs(out_dir, plan.output_hashes) if options.resume else {}
-        summary.items = catalog.count()
+        done = _done(out_dir, plan, options.resume)
+        scan = catalog.scan()
+        summary.items = scan.items
         summary.max_failures = plan.settings.max_failures
         summary.failure_budget = _budget(summary.max_failures, summary.items)
         spec = RunSpec(
@@ -214,7 +218,6 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         )
         executor_cls = registry.get_executor(plan.settings.executor)
         executor = executor_cls(spec, ExecutorOptions(workers=workers, plugin_config=options.plugin_config), registry)
-        main_ledger = LedgerWriter(paths, summary.run_id, "main")
         reporter.start(summary.items, f"{recipe_spec.name}")
         started = time.perf_counter()
 
@@ -224,12 +227,12 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
 
         try:
             skips = _SkipReporter(reporter)  # items skipped as done move the bar, not the rate
-            executor.run(_batches(catalog, plan, done, spec.batch_size, main_ledger, summary, skips), on_result)
+            executor.run(_batches(catalog, scan, plan, done, spec.batch_size, summary, skips), on_result)
         finally:
             summary.seconds = time.perf_counter() - started
             reporter.stop()
-            main_ledger.close()
             recover_journals(paths)  # workers' journals not yet compacted (a pool shut down, a worker killed)
+            compact_ledger(paths)  # still holding the run lock: no writer, no other compaction
     return summary
 
 
@@ -243,35 +246,37 @@ class _SkipReporter:
         self.reporter.skip(images)
 
 
+def _done(out_dir: Path, plan: Plan, resume: bool) -> DoneSet:
+    """What ``--resume`` skips (nothing without it); bit ``i`` of a mask is ``plan.outputs[i]``."""
+    if not resume:
+        return DoneSet.empty(plan.outputs)
+    return DoneSet.from_ledger(out_dir, {out: plan.output_hashes[out] for out in plan.outputs})
+
+
 def _batches(
     catalog: Catalog,
+    scan: CatalogScan,
     plan: Plan,
-    done: dict[str, set[str]],
+    done: DoneSet,
     batch_size: int,
-    ledger: LedgerWriter,
     summary: RunSummary,
     reporter: Reporter,
 ) -> Iterator[list[WorkUnit]]:
+    """Work units of ``batch_size`` items, streamed from the catalog's Arrow batches: only one catalog batch of
+    Python objects exists at a time, and items whose every output is done are dropped in Arrow before any exists."""
     batch: list[WorkUnit] = []
-    for ref in catalog:
-        remaining, finished = _split(ref, plan, done)
-        skipped = [
-            LedgerRow(
-                ref.sku, ref.source, out, "", "skipped", "", "done by an earlier run", 0.0, plan.output_hashes[out]
-            )
-            for out in finished
-        ]
-        if skipped:
-            ledger.write(skipped)
-            summary.outputs_skipped += len(skipped)
-        if not remaining:
-            summary.items_skipped += 1
-            reporter.advance(1, 0)
-            continue
-        batch.append(WorkUnit(ref, remaining))
-        if len(batch) >= batch_size:
-            yield batch
-            batch = []
+    remaining = _Remaining(plan.outputs)
+    for block in catalog.batches(scan.duplicates):
+        units, items_skipped, outputs_skipped = _split(block, done, remaining)
+        summary.items_skipped += items_skipped
+        summary.outputs_skipped += outputs_skipped
+        if items_skipped:
+            reporter.advance(items_skipped, 0)
+        for unit in units:
+            batch.append(unit)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
     if batch:
         yield batch
 
@@ -297,22 +302,53 @@ def _count(summary: RunSummary, result: BatchResult) -> None:
                 summary.failures.append(row)
 
 
-def _split(ref: ItemRef, plan: Plan, done: dict[str, set[str]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(outputs still to make, outputs done by an earlier run)`` for one catalog item."""
-    finished = done.get(ref.sku, set()) if ref.error is None else set()
-    return (
-        tuple(out for out in plan.outputs if out not in finished),
-        tuple(out for out in plan.outputs if out in finished),
-    )
+class _Remaining:
+    """The outputs still to make for a done-mask, one tuple per distinct mask (a handful), in the plan's order."""
+
+    def __init__(self, outputs: tuple[str, ...]) -> None:
+        self.outputs = outputs
+        self.full = (1 << len(outputs)) - 1
+        self._cache: dict[int, tuple[str, ...]] = {}
+
+    def __call__(self, mask: int) -> tuple[str, ...]:
+        found = self._cache.get(mask)
+        if found is None:
+            found = self._cache[mask] = tuple(o for i, o in enumerate(self.outputs) if not mask >> i & 1)
+        return found
+
+
+def _masks(block: pa.RecordBatch, done: DoneSet) -> np.ndarray:
+    """Per catalog row, the done-mask of its outputs; 0 for a row the catalog fails (a duplicate is never skipped)."""
+    mask = done.mask(block.column("sku"))
+    failed = pc.is_valid(block.column("error")).to_numpy(zero_copy_only=False)
+    mask[failed] = 0
+    return mask
+
+
+def _split(block: pa.RecordBatch, done: DoneSet, remaining: _Remaining) -> tuple[list[WorkUnit], int, int]:
+    """``(work units still to do, items skipped, outputs skipped)`` for one catalog batch.
+
+    Fully done rows are dropped with an Arrow filter; only the rows left become :class:`ItemRef`.
+    """
+    mask = _masks(block, done)
+    skipped = mask == remaining.full
+    outputs_skipped = int(sum(int(((mask >> i) & 1).sum()) for i in range(len(remaining.outputs))))
+    todo = ~skipped
+    rows = block.filter(pa.array(todo)) if skipped.any() else block
+    units = [WorkUnit(ref, remaining(m)) for ref, m in zip(refs_of(rows), mask[todo].tolist(), strict=True)]
+    return units, int(skipped.sum()), outputs_skipped
 
 
 def _dry_run(plan: Plan, catalog: Catalog, out_dir: Path, options: RunOptions, summary: RunSummary) -> RunSummary:
-    done = completed_outputs(out_dir, plan.output_hashes) if options.resume else {}
-    for ref in catalog:
-        remaining, finished = _split(ref, plan, done)
-        summary.items += 1
-        summary.items_skipped += not remaining
-        summary.outputs_skipped += len(finished)
+    done = _done(out_dir, plan, options.resume)
+    scan = catalog.scan()
+    summary.items = scan.items
+    full = (1 << len(plan.outputs)) - 1
+    if done.size:
+        for block in catalog.batches(scan.duplicates):
+            mask = _masks(block, done)
+            summary.items_skipped += int((mask == full).sum())
+            summary.outputs_skipped += int(sum(int(((mask >> i) & 1).sum()) for i in range(len(plan.outputs))))
     summary.max_failures = plan.settings.max_failures
     summary.failure_budget = _budget(summary.max_failures, summary.items)
     return summary

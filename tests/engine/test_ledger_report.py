@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +13,8 @@ import pytest
 from PIL import Image
 
 from _support import basic_recipe, write_recipe
-from imgx import ImgxError
+from imgx import ImgxError, ledger_report
+from imgx.ledger import read_ledger
 from imgx.ledger_report import contact_sheet, current_state, summarize
 from imgx.registry import PluginConfig
 from imgx.runner import RunOptions, run_recipe
@@ -30,8 +35,12 @@ def finished_run(photo_catalog: Path, tmp_path: Path, plugin_dir: Path) -> Path:
     return tmp_path / "out"
 
 
-def test_current_state_has_one_row_per_pair_and_ignores_skips(finished_run: Path) -> None:
+def test_current_state_has_one_row_per_pair_and_ignores_skips(
+    finished_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state = current_state(finished_run).to_pylist()
+    monkeypatch.setattr(ledger_report, "_REDUCE_ROWS", 3)  # reduce the streamed state every few rows
+    assert current_state(finished_run).to_pylist() == state
     assert len(state) == 16
     assert {(r["sku"], r["output"]) for r in state if r["status"] == "failed"} == {("misc/rocket", "inverted")}
     assert all(r["status"] in ("ok", "failed") for r in state)
@@ -39,6 +48,7 @@ def test_current_state_has_one_row_per_pair_and_ignores_skips(finished_run: Path
 
 def test_summary_counts_and_groups_causes(finished_run: Path) -> None:
     report = summarize(finished_run)
+    assert_lean_agrees(report, finished_run)
     assert (report.items, report.outputs, report.ok, report.failed, report.runs) == (8, 16, 15, 1, 2)
     assert report.by_cause == [("inverted", "test.fail_on: ValueError", 1)]
     assert len(report.slowest) == 10 and report.slowest[0][2] >= report.slowest[-1][2]
@@ -59,6 +69,99 @@ def test_contact_sheet_shows_sources_outputs_and_failures_first(finished_run: Pa
     assert square_cell.std() > 10
 
 
+def assert_lean_agrees(report, out: Path) -> None:
+    """``imgx report``'s two-pass summary (no state table) gives what the state table gives."""
+    lean = summarize(out, keep_state=False)
+    fields = ("items", "outputs", "ok", "failed", "runs", "by_cause")
+    assert [getattr(lean, f) for f in fields] == [getattr(report, f) for f in fields]
+    assert sorted(lean.slowest) == sorted(report.slowest) and lean.state.num_rows == 0
+
+
 def test_no_ledger_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ImgxError, match="no ledger"):
         summarize(tmp_path)
+    with pytest.raises(ImgxError, match="no ledger"):
+        summarize(tmp_path, keep_state=False)
+
+
+# -- duplicates, resume and older ledgers ------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+BASE_COMMIT = "acdc5a9"  # the last commit whose ledger wrote a skipped row per resumed output
+
+
+@pytest.fixture
+def manifest_recipe(photo_catalog: Path, tmp_path: Path) -> Path:
+    """The real photos through a CSV manifest with two repeated SKUs (rows 9 and 10) and a missing file (row 11)."""
+    photos = sorted(photo_catalog.rglob("*.jpg"))
+    lines = ["sku,image", *(f"P-{i},{p}" for i, p in enumerate(photos))]
+    lines += [f"P-0,{photos[1]}", f"P-1,{photos[0]}", f"P-9,{tmp_path / 'missing.jpg'}"]
+    (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
+    recipe = basic_recipe(photo_catalog, tmp_path / "out", max_failures=5)
+    recipe["input"] = {"path": str(tmp_path / "manifest.csv")}
+    return write_recipe(tmp_path, recipe)
+
+
+def test_the_report_agrees_with_the_run_summary_when_skus_repeat(manifest_recipe: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run = run_recipe(manifest_recipe)
+    assert (run.items, run.items_done, run.items_failed, run.outputs_ok, run.outputs_failed) == (11, 8, 3, 16, 6)
+    report = summarize(out)
+    assert (report.items, report.outputs, report.ok, report.failed) == (11, 22, 16, 6)
+    state = current_state(out).to_pylist()
+    first = {(r["output"], r["status"]) for r in state if r["sku"] == "P-0" and r["stage"] != "catalog"}
+    assert first == {("enhanced", "ok"), ("square", "ok")}  # the duplicate's failure does not override row 1
+    errors = sorted({r["error"] for r in state if r["stage"] == "catalog"})
+    assert [e[:68] for e in errors] == [
+        "duplicate sku: manifest row 10 has the same sku as manifest row 2, w",
+        "duplicate sku: manifest row 9 has the same sku as manifest row 1, wh",
+    ]
+
+    resumed = run_recipe(manifest_recipe, RunOptions(resume=True))
+    assert (resumed.items_skipped, resumed.outputs_skipped, resumed.items_failed) == (8, 16, 3)
+    rows = read_ledger(out)
+    assert "skipped" not in rows["status"].to_pylist()  # skips are counted in the summary, not written per output
+    again = summarize(out)
+    assert_lean_agrees(again, out)
+    assert (again.items, again.outputs, again.ok, again.failed, again.runs) == (11, 22, 16, 6, 2)
+
+
+def test_resume_redoes_exactly_what_is_not_done(manifest_recipe: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_recipe(manifest_recipe)
+    (out / "P-3" / "square.png").unlink()
+    resumed = run_recipe(manifest_recipe, RunOptions(resume=True))
+    assert (resumed.items_skipped, resumed.outputs_skipped, resumed.outputs_ok) == (7, 15, 1)
+    assert (out / "P-3" / "square.png").is_file()
+    ok = [(r["sku"], r["output"]) for r in read_ledger(out).to_pylist() if r["status"] == "ok"]
+    assert len(ok) == 17 and ok.count(("P-3", "square")) == 2
+    assert len(list((out / "_imgx" / "ledger").glob("*.parquet"))) == 1  # compacted at the end of the run
+
+
+def test_a_ledger_written_by_the_previous_code_is_still_read(manifest_recipe: Path, tmp_path: Path) -> None:
+    if (
+        shutil.which("git") is None
+        or subprocess.run(
+            ["git", "-C", str(REPO), "cat-file", "-e", f"{BASE_COMMIT}^{{commit}}"], capture_output=True
+        ).returncode
+    ):
+        pytest.skip(f"needs git and commit {BASE_COMMIT} to run the previous code")
+    old = tmp_path / "old-imgx"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", BASE_COMMIT, "engine", "plugins"], capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    script = "import sys; from imgx.runner import RunOptions, run_recipe; r = sys.argv[1]; "
+    script += "run_recipe(r); run_recipe(r, RunOptions(resume=True))"
+    env = dict(os.environ, PYTHONPATH=f"{old / 'engine'}{os.pathsep}{old / 'plugins'}")
+    proc = subprocess.run([sys.executable, "-c", script, str(manifest_recipe)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "out"
+    old_rows = read_ledger(out)
+    assert old_rows["status"].to_pylist().count("skipped") == 16  # what the previous code wrote on --resume
+    report = summarize(out)
+    assert_lean_agrees(report, out)
+    assert (report.outputs, report.ok, report.runs) == (22, 16, 2)  # its "duplicate sku: item N" rows stand apart
+    resumed = run_recipe(manifest_recipe, RunOptions(resume=True))
+    assert (resumed.items_skipped, resumed.outputs_skipped, resumed.outputs_ok) == (8, 16, 0)
+    assert read_ledger(out).num_rows == old_rows.num_rows + 6  # the new run added only its 3 failed items' rows
+    assert len(list((out / "_imgx" / "ledger").glob("*.parquet"))) == 1

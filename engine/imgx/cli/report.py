@@ -25,7 +25,7 @@ def report_command(
     ] = None,
 ) -> None:
     """Summarise OUT_DIR's ledger: the current state of every (sku, output) across runs, and failures by cause."""
-    report = guarded(lambda: summarize(out_dir))
+    report = guarded(lambda: summarize(out_dir, keep_state=failed or csv_path is not None))
     out_console.print(
         f"{report.items:,} items, {report.outputs:,} outputs over {report.runs} run(s): "
         f"[green]{report.ok:,} ok[/], [red]{report.failed:,} failed[/]"
@@ -52,7 +52,7 @@ def report_command(
     if failed or csv_path:
         state = report.state
         if failed:
-            rows = [r for r in state.to_pylist() if r["status"] == "failed"]
+            rows = state.filter(pc.equal(state["status"], "failed")).to_pylist()
             listing = Table(title=f"{len(rows):,} failed", header_style="bold")
             for column in ("sku", "output", "stage", "error", "source"):
                 listing.add_column(column, overflow="fold")

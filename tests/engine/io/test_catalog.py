@@ -127,7 +127,7 @@ def test_a_broken_jsonl_line_fails_that_item_only(tmp_path: Path) -> None:
     (tmp_path / "l.jsonl").write_text('{"sku": "a", "image": "a.jpg"}\n{oops\n[1]\n{"sku": "b", "image": "b.jpg"}\n')
     refs = list(catalog_for(tmp_path, "{path: l.jsonl}"))
     assert [r.error is None for r in refs] == [True, False, False, True]
-    assert "line 2 is not valid JSON" in refs[1].error
+    assert "manifest row 2 is not valid JSON" in refs[1].error and "numbered from 1" in refs[1].error
 
 
 def test_unknown_inputs_are_recipe_errors(tmp_path: Path) -> None:
@@ -136,3 +136,84 @@ def test_unknown_inputs_are_recipe_errors(tmp_path: Path) -> None:
     (tmp_path / "list.xlsx").write_bytes(b"x")
     with pytest.raises(RecipeError, match=r"\.csv.*\.jsonl.*\.parquet"):
         catalog_for(tmp_path, "{path: list.xlsx}")
+
+
+# -- the columnar catalog: numbering, first-wins dedupe, counting, hashing -------------------------------------------
+
+DUPES = [
+    {"sku": "S-1", "image": "a.jpg"},  # row 1: wins
+    {"sku": "S-2", "image": "b.jpg"},
+    {"sku": " S-1 ", "image": "c.jpg"},  # row 3: same SKU once trimmed
+    {"sku": "", "image": "d.jpg"},  # row 4: empty sku
+    {"sku": "S-5", "image": " "},  # row 5: blank image cell
+    {"sku": "S-2", "image": "e.jpg"},  # row 6
+    {"sku": "S-1", "image": "f.jpg"},  # row 7
+    {"sku": "S-8", "image": "g.jpg"},
+]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+@pytest.mark.parametrize("batch_rows", [2, 65_536])
+def test_the_first_row_of_a_sku_wins_and_every_error_names_its_row(
+    tmp_path: Path, suffix: str, batch_rows: int
+) -> None:
+    write_manifest(tmp_path / f"m{suffix}", DUPES)
+    catalog = catalog_for(tmp_path, f"{{path: m{suffix}}}")
+    catalog.batch_rows = batch_rows  # duplicates across batch boundaries too
+    refs = list(catalog)
+    assert [r.index for r in refs] == list(range(8))
+    assert [r.error is None for r in refs] == [True, True, False, False, False, False, False, True]
+    assert refs[0].source == str(tmp_path / "a.jpg")
+    assert refs[2].sku == "S-1" and refs[2].error.startswith(
+        "duplicate sku: manifest row 3 has the same sku as manifest row 1"
+    )
+    assert "manifest row 6 has the same sku as manifest row 2" in refs[5].error
+    assert "manifest row 7 has the same sku as manifest row 1" in refs[6].error
+    assert refs[3].sku == "<row 4>" and "manifest row 4 has an empty sku" in refs[3].error
+    assert "manifest row 5 has an empty image path" in refs[4].error
+    assert all("numbered from 1" in r.error for r in refs if r.error)  # every message says how rows are numbered
+    scan = catalog.scan()
+    assert scan.items == 8
+    found = scan.duplicates.select(["dup_sku", "first_row"]).to_pydict().values()
+    assert sorted(zip(*found, strict=True)) == [("S-1", 1), ("S-2", 2)]
+
+
+def test_csv_rows_count_from_the_row_after_the_header(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("\ufeffsku,image\nA,a.jpg\nB,b.jpg\nA,c.jpg\n", encoding="utf-8")
+    refs = list(catalog_for(tmp_path, "{path: m.csv}"))
+    assert "manifest row 3 has the same sku as manifest row 1" in refs[2].error
+    assert "the row after the header" in refs[2].error
+
+
+def test_jsonl_rows_are_lines_even_around_blank_and_broken_lines(tmp_path: Path) -> None:
+    lines = ['{"sku": "A", "image": "a.jpg"}', "", '{"sku": 7, "image": "b.jpg"}', '{"sku": "A", "image": "c.jpg"}']
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    refs = list(catalog_for(tmp_path, "{path: m.jsonl}"))
+    assert [r.sku for r in refs] == ["A", "7", "A"]
+    assert "manifest row 4 has the same sku as manifest row 1" in refs[2].error
+
+
+def test_count_reads_no_image_and_counts_bad_and_duplicate_rows(tmp_path: Path) -> None:
+    rows = [{"sku": f"S{i % 700}", "image": f"missing/{i}.jpg"} for i in range(1000)]  # no file exists
+    write_manifest(tmp_path / "m.csv", rows)
+    catalog = catalog_for(tmp_path, "{path: m.csv}")
+    assert catalog.count() == 1000
+    assert catalog_for(tmp_path, "{path: m.csv, limit: 10}").count() == 10
+    scan = catalog.scan()
+    assert scan.items == 1000 and scan.duplicates.num_rows == 300  # S0..S299 appear twice
+    failed = [r for r in catalog if r.error]
+    assert len(failed) == 300 and all(r.index >= 700 for r in failed)
+    touch(tmp_path, "f/a.jpg", "f/b/c.png", "f/b/d.txt")  # "images" that are not images: never opened
+    assert catalog_for(tmp_path, "{path: f, pattern: '**/*.{jpg,png}'}").count() == 2
+
+
+def test_sku_hashes_are_equal_for_equal_text_wherever_the_array_starts() -> None:
+    from imgx.io.catalog import sku_hashes
+
+    values = pa.array(["", "a", "ab", "ba", "ünï", None, "a" * 300, "ab"])
+    full = sku_hashes(values)
+    assert full[2] == full[7] and full[1] != full[2] != full[3]
+    assert list(sku_hashes(values.slice(2, 4))) == list(full[2:6])
+    assert len(set(sku_hashes(values, seed=1).tolist())) == 6  # null hashes like ""; "ab" twice
+    many = sku_hashes(pa.array([f"SKU-{i:09d}" for i in range(200_000)]))
+    assert len(set(many.tolist())) == 200_000
