@@ -186,7 +186,8 @@ class CsvReader(CatalogReader):
             reader = pacsv.open_csv(
                 self.path,
                 read_options=pacsv.ReadOptions(block_size=1 << 20),  # 4 MiB blocks: 4x the peak memory, no faster
-                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                # a quoted cell may span lines (legal CSV; a product title with a line break): ~20 % slower parsing
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
                     include_columns=wanted,
                     column_types=dict.fromkeys(wanted, pa.string()),

@@ -217,3 +217,19 @@ def test_sku_hashes_are_equal_for_equal_text_wherever_the_array_starts() -> None
     assert len(set(sku_hashes(values, seed=1).tolist())) == 6  # null hashes like ""; "ab" twice
     many = sku_hashes(pa.array([f"SKU-{i:09d}" for i in range(200_000)]))
     assert len(set(many.tolist())) == 200_000
+
+
+def test_a_quoted_csv_cell_may_span_lines(tmp_path) -> None:
+    """Legal CSV: a cell in quotes holds a line break (a product title pasted from a spreadsheet); rows keep their
+    data-row numbers."""
+    from imgx.recipe import parse_recipe
+    from imgx.registry import load_registry
+
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "m.csv").write_text('sku,title,image\nA1,"two\nlines",a.png\n,"x",a.png\n')
+    loaded = parse_recipe(
+        "version: 1\nname: m\ninput: {path: m.csv}\nstages: [{id: a, uses: color.enhance}]\n", base_dir=tmp_path
+    )
+    refs = list(open_catalog(loaded, load_registry()))
+    assert (refs[0].sku, refs[0].error) == ("A1", None)
+    assert "manifest row 2 has an empty sku" in refs[1].error
