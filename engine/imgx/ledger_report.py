@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,10 +134,22 @@ def _flagged(rows: pa.Table | pa.RecordBatch) -> int:
     return int(pc.sum(pc.greater(pc.utf8_length(pc.fill_null(rows.column("flags"), "")), 0)).as_py() or 0)
 
 
+_ITEM_PARTS = (
+    (re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+?(?=:?\s|[;,]\s|$)"), "<uri>"),  # a URL or object-store URI
+    (re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\].+?(?=: |; |, |$)"), "<path>"),  # an absolute path, spaces and all
+    (re.compile(r"'[^']*'|\"[^\"]*\""), "'…'"),  # a quoted name (a sku, a file)
+    (re.compile(r"\b\d+(?:\.\d+)?\b"), "N"),  # sizes, row numbers, pixel counts
+)
+
+
 def _reason(error: str) -> str:
-    """An error without its item-specific tail, so identical causes group together."""
+    """An error without its item-specific parts (paths, URIs, quoted names, numbers), so one cause is one row:
+    "source not found: /a/b.jpg" and "source not found: /c/d.jpg" both read "source not found: <path>"."""
     head = error.split(": ", 2)
-    return ": ".join(head[:2]) if len(head) > 2 and len(head[0]) < 40 else error[:120]
+    text = ": ".join(head[:2]) if len(head) > 2 and len(head[0]) < 40 else error
+    for pattern, placeholder in _ITEM_PARTS:
+        text = pattern.sub(placeholder, text)
+    return text[:160]
 
 
 def summarize(out_dir: Path, *, top: int = 10, keep_state: bool = True) -> LedgerReport:

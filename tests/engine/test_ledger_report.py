@@ -165,3 +165,18 @@ def test_a_ledger_written_by_the_previous_code_is_still_read(manifest_recipe: Pa
     assert (resumed.items_skipped, resumed.outputs_skipped, resumed.outputs_ok) == (8, 16, 0)
     assert read_ledger(out).num_rows == old_rows.num_rows + 6  # the new run added only its 3 failed items' rows
     assert len(list((out / "_imgx" / "ledger").glob("*.parquet"))) == 1
+
+
+def test_missing_files_are_one_cause_not_one_row_each(photo_catalog: Path, tmp_path: Path) -> None:
+    """A manifest whose three images are missing (one path with a space): one cause, its 6 outputs (2 per item)."""
+    rows = ["sku,image"] + [
+        f"gone-{i},{tmp_path / ('no such' if i == 0 else 'nothere') / f'{i}.jpg'}" for i in range(3)
+    ]
+    rows.append(f"real,{next(photo_catalog.rglob('*.jpg'))}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    recipe = basic_recipe(tmp_path / "m.csv", tmp_path / "out", max_failures=5)
+    recipe["input"] = {"path": str(tmp_path / "m.csv")}
+    run_recipe(write_recipe(tmp_path, recipe))
+    report = summarize(tmp_path / "out")
+    assert_lean_agrees(report, tmp_path / "out")
+    assert report.by_cause == [("read", "source not found: <path>", 6)], report.by_cause
