@@ -226,24 +226,13 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
             reporter.advance(result.items, result.failed_items)
 
         try:
-            skips = _SkipReporter(reporter)  # items skipped as done move the bar, not the rate
-            executor.run(_batches(catalog, scan, plan, done, spec.batch_size, summary, skips), on_result)
+            executor.run(_batches(catalog, scan, plan, done, spec.batch_size, summary, reporter), on_result)
         finally:
             summary.seconds = time.perf_counter() - started
             reporter.stop()
             recover_journals(paths)  # workers' journals not yet compacted (a pool shut down, a worker killed)
             compact_ledger(paths)  # still holding the run lock: no writer, no other compaction
     return summary
-
-
-class _SkipReporter:
-    """What ``_batches`` reports to: its ``advance`` calls are items skipped as done by an earlier run."""
-
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
-
-    def advance(self, images: int, failed: int) -> None:
-        self.reporter.skip(images)
 
 
 def _done(out_dir: Path, plan: Plan, resume: bool) -> DoneSet:
@@ -271,7 +260,7 @@ def _batches(
         summary.items_skipped += items_skipped
         summary.outputs_skipped += outputs_skipped
         if items_skipped:
-            reporter.advance(items_skipped, 0)
+            reporter.skip(items_skipped)  # items done by an earlier run move the bar, not the rate
         for unit in units:
             batch.append(unit)
             if len(batch) >= batch_size:
