@@ -221,6 +221,8 @@ def make_ledger(recipe: Path, out: Path, catalog: Any) -> dict[str, Any]:
             "run_id": pa.array(["synthetic"] * n),
             "worker": pa.array(["w0"] * n),
             "finished_at": pa.repeat(stamp, n),
+            "flags": pa.array([""] * n),
+            "metrics": pa.array([""] * n),
         }
         pq.write_table(pa.table(columns, schema=LEDGER_SCHEMA), paths.ledger / f"part-synthetic-{number:05d}.parquet")
         if files:

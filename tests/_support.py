@@ -142,3 +142,13 @@ def default_registry():
     from imgx.registry import PluginConfig, load_registry
 
     return load_registry(PluginConfig(autoload=True))
+
+
+def as_if_in_a_terminal(command: list[str]) -> list[str]:
+    """``command`` started with Ctrl-C's default action, as a terminal's foreground job has it. A test runner started
+    as a background job of a non-interactive shell ignores SIGINT, and an ignored signal stays ignored across
+    ``exec``: without this, a Ctrl-C test would pass or fail by how pytest was launched."""
+    restore = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", restore, *command]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from _support import basic_recipe, write_recipe
+from _support import as_if_in_a_terminal, basic_recipe, write_recipe
 from imgx.ledger import read_ledger
 
 pytestmark = pytest.mark.slow
@@ -132,7 +132,9 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(
     """Ctrl-C reaches the whole foreground process group, as a terminal sends it."""
     skus, out, command = slow_run(photo_catalog, tmp_path, plugin_dir, workers, copies=4, seconds=0.1)  # 32 items
 
-    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    run = subprocess.Popen(
+        as_if_in_a_terminal(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while len(ok_rows(out)) < 6 and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from _support import basic_recipe, write_recipe
+from _support import as_if_in_a_terminal, basic_recipe, write_recipe
 from imgx.ledger import read_ledger
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -201,7 +201,9 @@ def test_ctrl_c_during_a_run_then_resume_finishes_everything_exactly_once(
     out = tmp_path / "out"
     recipe = write_recipe(tmp_path, _recipe(tmp_path / "catalog", out, address, seconds=0.25))
     command = _command(recipe, plugin_dir)
-    run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    run = subprocess.Popen(
+        as_if_in_a_terminal(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 180
     while len(_ok(out)) < 6 and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
