@@ -16,6 +16,7 @@ import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from ..color import parse_color
 from ..errors import ImgxError
 from ..io.atomic import atomic_write
 from ..io.decode import decode_image
@@ -25,7 +26,6 @@ from ..io.source import read_source
 from ..item import Item, ItemRef
 from ..ledger import LedgerRow, LedgerWriter, StatePaths
 from ..plan import Node, Plan
-from ..recipe.model import parse_color
 from ..registry import Registry
 from ..stage import Stage, StageContext
 
