@@ -26,8 +26,7 @@ from .errors import ImgxError, RecipeError
 from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
 from .executors.processor import BatchResult, RunSpec, WorkUnit
-from .io.catalog import Catalog, CatalogScan, glob_to_regex, open_catalog, refs_of
-from .io.leftout import LeftOut, left_out
+from .io.catalog import Catalog, CatalogScan, open_catalog, refs_of
 from .ledger import DoneSet, StatePaths, compact_ledger, recover_journals
 from .plan import Plan, build_plan, document_problems, preflight_problems
 from .progress import Reporter
@@ -155,17 +154,6 @@ class _RunLock:
         self.handle.close()
 
 
-def folder_left_out(loaded: LoadedRecipe, catalog: Catalog, out_dir: Path) -> LeftOut:
-    """What a folder catalog's ``input.pattern`` leaves out of its folder (empty for a manifest); walks the folder,
-    reads no image."""
-    if catalog.kind != "folder":
-        return LeftOut()
-    spec = loaded.recipe.input
-    patterns = [glob_to_regex(p, case_sensitive=spec.case_sensitive) for p in spec.patterns]
-    excludes = [glob_to_regex(p, case_sensitive=spec.case_sensitive) for p in spec.excludes]
-    return left_out(catalog.root, patterns, excludes, skip_dirs=(out_dir,))
-
-
 def _budget(max_failures: float | int, items: int) -> float:
     return max_failures * items if isinstance(max_failures, float) else float(max_failures)
 
@@ -192,7 +180,7 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         reporter.warn(f"plugin {failure.plugin}: {failure.error}")
     for note in plan.notes:
         reporter.warn(note)
-    summary.left_out = folder_left_out(loaded, catalog, out_dir)
+    summary.left_out = catalog.left_out()
     if options.dry_run:
         return _dry_run(plan, catalog, out_dir, options, summary)
 

@@ -16,7 +16,7 @@ from ..io.encode import FORMATS
 from ..io.naming import output_path
 from ..ledger import StatePaths
 from ..progress import Reporter
-from ..runner import RunOptions, folder_left_out, prepare, resolve_device, resolve_workers
+from ..runner import RunOptions, prepare, resolve_device, resolve_workers
 from ._common import Overrides, Plugin, PluginsDir, err_console, guarded, out_console, plugin_config, print_warning
 
 RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file.", dir_okay=False)]
@@ -65,7 +65,7 @@ def plan_command(
     out_console.print(escape(line), soft_wrap=True)
     if count:
         out_console.print(f"items: {catalog.count():,}")
-        Reporter(err_console).left_out(folder_left_out(loaded, catalog, out_dir))
+        Reporter(err_console).left_out(catalog.left_out())
     if first:
         out_console.print("first items: " + escape(", ".join(ref.sku for ref in first)), soft_wrap=True)
     asked = f" ({settings.device})" if settings.device != device else ""

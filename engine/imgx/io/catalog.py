@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 from ..errors import RecipeError
 from ..hookspecs import hookimpl
 from ..item import ItemRef
+from .leftout import LeftOut, left_out
 
 if TYPE_CHECKING:
     from ..recipe.loader import LoadedRecipe
@@ -457,6 +458,13 @@ class Catalog:
             self.label, self.numbering = "folder item", "items are the sorted file listing, numbered from 1"
         else:
             self.label, self.numbering = "manifest row", rows.numbering if rows is not None else ""
+
+    def left_out(self) -> LeftOut:
+        """What this folder catalog's patterns leave out of its folder, counted with its own patterns, excludes and
+        skipped folders (empty for a manifest); walks the folder, reads no image."""
+        if self.kind != "folder":
+            return LeftOut()
+        return left_out(self.root, self._patterns, self._excludes, skip_dirs=self._skip_dirs)
 
     # -- reading ------------------------------------------------------------------------------------------------
 
