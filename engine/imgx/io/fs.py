@@ -43,6 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_RETRY",
+    "absolute",
+    "is_local",
     "RUN_MARKER",
     "RetryPolicy",
     "acquire_run_marker",
@@ -143,6 +145,26 @@ def scheme_of(uri: str) -> str:
     if sep and len(head) > 1 and head.isascii() and head.replace("+", "").replace("-", "").replace(".", "").isalnum():
         return head.lower()
     return "file" if uri.lower().startswith("file:/") else ""
+
+
+def is_local(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` is on the local file system (a plain path or a ``file://`` URI)."""
+    return scheme_of(os.fspath(location)) in ("", "file")
+
+
+def absolute(location: str | os.PathLike[str], base: str | os.PathLike[str]) -> str:
+    """``location`` from a recipe or the command line, made absolute: an object-store URI as written (less a
+    trailing ``/``); a ``file://`` URI as its local path; a local path with ``~`` expanded and resolved against
+    ``base`` (symlinks resolved)."""
+    text = os.fspath(location)
+    scheme = scheme_of(text)
+    if scheme == "file":
+        return resolve(text)[1]
+    if scheme:
+        head, _, rest = text.partition("://")
+        return f"{head}://{rest.rstrip('/')}" if rest.strip("/") else text
+    path = os.path.expanduser(text)
+    return os.path.realpath(os.path.join(os.fspath(base), path))
 
 
 def is_transient(exc: BaseException) -> bool:
