@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import PluginError
+from .errors import ImgxError, PluginError
 from .recipe.loader import KeyPath, LoadedRecipe, validation_problems
 from .recipe.model import EncodeSettings
 from .registry import Registry, unknown_name_message
@@ -334,11 +334,20 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
 
 
 def _input_problems(path: Any, base_dir: Path, registry: Registry) -> list[tuple[KeyPath, str]]:
-    """A local ``input.path`` that does not exist, or a file no catalog reader takes; URIs are checked on use."""
-    if not isinstance(path, str) or "://" in path:
+    """A local ``input.path`` that does not exist, or a file no catalog reader takes; an object-store ``input.path``
+    that cannot be read (:func:`imgx.io.fs.check_readable`: a missing bucket, nothing at the URI, access denied)."""
+    from .io import fs  # here: imgx.io brings pyarrow, which a plan sent to a worker does not need
+
+    if not isinstance(path, str):
         return []
-    local = Path(path).expanduser()
-    root = (local if local.is_absolute() else base_dir / local).resolve()
+    try:
+        location = fs.absolute(path, base_dir)
+        if not fs.is_local(location):
+            fs.check_readable(location, setting="input.path")
+            return []
+    except ImgxError as exc:
+        return [(("input", "path"), str(exc))]
+    root = Path(location)
     if root.is_dir():
         return []
     if not root.exists():
@@ -384,7 +393,7 @@ def preflight_problems(
     loaded: LoadedRecipe, plan: Plan, registry: Registry, *, check_input: bool = True
 ) -> list[tuple[KeyPath, str]]:
     """What a valid plan will meet that makes the run fail whole: a stage that needs alpha where nothing produces
-    it, and (``check_input``) a missing local input folder or manifest."""
+    it, and (``check_input``) a missing input folder or manifest (on an object store: one that cannot be read)."""
     problems = _input_problems(loaded.recipe.input.path, loaded.base_dir, registry) if check_input else []
     if not loaded.recipe.input.alpha:
         index_of = {spec.id: i for i, spec in enumerate(loaded.recipe.stages)}

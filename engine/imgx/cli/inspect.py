@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ImgxError
+from ..io import fs
 from ..io.catalog import open_catalog
 from ..io.encode import FORMATS
 from ..io.naming import output_path
@@ -57,7 +58,8 @@ def plan_command(
     placement = "in-process" if workers == 1 else f"process pool, {workers} workers"
 
     out_console.print(f"[bold]{escape(spec.name)}[/]  ({escape(str(recipe))}, hash {loaded.hash[:12]})", soft_wrap=True)
-    catalog = guarded(lambda: open_catalog(loaded, registry, skip_dirs=(out_dir,)))
+    skip = fs.absolute(spec.output.dir, loaded.base_dir)  # a local path or URI, as the catalog compares them
+    catalog = guarded(lambda: open_catalog(loaded, registry, skip_dirs=(skip,)))
     first = list(itertools.islice(catalog, 3))
     line = f"input: {catalog.kind} {catalog.root}"
     if catalog.kind == "folder":

@@ -14,6 +14,11 @@ Python object per SKU:
   the duplicated SKUs (``searchsorted``, confirmed by text), and only a batch's worth of :class:`ItemRef` exists.
   (An Acero hash join did this first; its sink buffered the joined batches ahead of a slow consumer.)
 
+The catalog may live anywhere :mod:`imgx.io.fs` reaches: a local folder or file, or an object-store prefix or
+object (``s3://bucket/photos``, ``gs://bucket/list.csv``, any ``pyarrow.fs`` scheme). Manifests are read through
+``pyarrow.fs``; a folder is walked one folder at a time (:func:`imgx.io.leftout.folder_files`) in the same order
+wherever it is stored.
+
 Semantics: the FIRST row of a SKU wins; every later row with that SKU is its own failed item whose error names both
 row numbers. Rows are numbered as in the file: manifests count data rows from 1 (the row after a CSV header is row 1;
 a JSONL manifest's line N is row N), folders count the sorted listing from 1. Errors of empty cells use the same
@@ -24,21 +29,24 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import RecipeError
+from ..errors import ImgxError, InputError, RecipeError
 from ..hookspecs import hookimpl
 from ..item import ItemRef
-from .leftout import LeftOut, left_out
+from . import fs
+from .leftout import LeftOut, folder_files, left_out
 
 if TYPE_CHECKING:
     from ..recipe.loader import LoadedRecipe
@@ -89,13 +97,52 @@ def _text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in array.to_pylist()], pa.string())
 
 
+def _name(location: str) -> str:
+    """The last part of a local path or a URI (its query left out)."""
+    if fs.is_local(location):
+        return os.path.basename(location)
+    return urllib.parse.urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _suffix(location: str) -> str:
+    return Path(_name(location)).suffix
+
+
+def _parent(location: str) -> str:
+    """The folder (or prefix) holding a local file or an object (``s3://b/cat/m.csv`` -> ``s3://b/cat``)."""
+    if fs.is_local(location):
+        return os.path.dirname(location)
+    return location.rsplit("/", 1)[0]
+
+
+# What an object key needs escaped to go into a URI that imgx.io.fs.resolve reads back as the same key ('%' first);
+# everything else stays as it is, so a source stays readable.
+_URI_ESCAPES = (("%", "%25"), ("?", "%3F"), ("#", "%23"))
+
+
+def _escaped(key: str) -> str:
+    """An object key (or a part of one) as it goes into a URI (see ``_URI_ESCAPES``)."""
+    for char, escape in _URI_ESCAPES:
+        key = key.replace(char, escape)
+    return key
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's text without pyarrow's request ids."""
+    return re.sub(r"\s*\(Request ID: [^)]*\)", "", str(exc) or type(exc).__name__).strip()
+
+
 class CatalogReader:
     """Reads one manifest format; register subclasses through the ``imgx_catalog_readers`` hook.
 
     A reader yields Arrow record batches of :data:`RAW_SCHEMA` (:meth:`batches`). A reader written against the older
     row API may implement :meth:`rows` instead; the default :meth:`batches` groups its rows.
 
-    :param path: the manifest file.
+    ``path`` is a ``str``, an absolute local path or an object-store URI (``s3://bucket/lists/m.csv``), not a
+    ``pathlib.Path``: open it with :meth:`open` (which reads either, retrying transient errors), not the builtin
+    ``open``, and take its suffix from :attr:`suffix`.
+
+    :param path: the manifest: a local path or a URI (``os.PathLike`` is accepted and turned into a ``str``).
     :param columns: the two columns to read (SKU, image).
     """
 
@@ -104,9 +151,38 @@ class CatalogReader:
     numbering: ClassVar[str] = "data rows are numbered from 1"
     """How rows are numbered, as errors say it (the same numbering for every message about a row)."""
 
-    def __init__(self, path: Path, columns: tuple[str, str]) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str], columns: tuple[str, str]) -> None:
+        self.path = os.fspath(path)
         self.columns = columns
+
+    @property
+    def suffix(self) -> str:
+        """The manifest's file suffix as written (``".csv"``), from a local path or a URI alike."""
+        return _suffix(self.path)
+
+    def open(self) -> IO[bytes]:
+        """The manifest as a binary, seekable file (close it; use ``with``).
+
+        Local files are opened through ``pyarrow.fs`` as they are. On an object store the object is opened (its size
+        asked once) and read with ranged GETs, each retried on transient errors (``fs.with_retries``; the S3
+        client's own retries are off), so a blip in the middle of a large manifest does not end the run.
+
+        :raises RecipeError: the manifest cannot be opened (gone since the catalog was opened, access denied).
+        :raises InputError: transient errors past the retries.
+        """
+        filesystem, path = fs.resolve(self.path)
+        try:
+            file = fs.with_retries(lambda: filesystem.open_input_file(path), uri=self.path, action="open")
+        except ImgxError:
+            raise
+        except Exception as exc:
+            raise RecipeError(
+                f"manifest {self.path} could not be opened: {_reason(exc)}; fix input.path or its permissions",
+                key_path="input",
+            ) from exc
+        if fs.is_local(self.path):
+            return file
+        return io.BufferedReader(_RetriedReads(file, self.path), buffer_size=1 << 20)
 
     @classmethod
     def registration_problem(cls) -> str | None:
@@ -157,17 +233,66 @@ class CatalogReader:
 
     def _unreadable(self, exc: Exception) -> RecipeError:
         return RecipeError(
-            f"manifest {self.path} could not be read: {exc}; expected a well-formed {self.path.suffix} file",
+            f"manifest {self.path} could not be read: {exc}; expected a well-formed {self.suffix} file",
             key_path="input",
         )
+
+
+class _RetriedReads(io.RawIOBase):
+    """An object-store file read by ranged GETs (``read_at``), each retried on transient errors.
+
+    A permanent error (the object deleted or its access revoked mid-read) is an :class:`InputError` naming the URI.
+    """
+
+    def __init__(self, file: Any, uri: str) -> None:
+        super().__init__()
+        self._file, self._uri = file, uri
+        self._size, self._position = file.size(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._size - self._position)
+        if wanted <= 0:
+            return 0
+        position = self._position
+        try:
+            data = fs.with_retries(lambda: self._file.read_at(wanted, position), uri=self._uri, action="read")
+        except ImgxError:
+            raise
+        except Exception as exc:
+            raise InputError(f"could not read {self._uri}: {_reason(exc)}") from exc
+        if not data:  # the object shrank since it was opened
+            raise InputError(f"could not read {self._uri}: the object changed while it was read; run again")
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
 
 
 class CsvReader(CatalogReader):
     """CSV (comma) and TSV (tab) manifests with a header row, read in blocks by ``pyarrow.csv.open_csv``.
 
-    Row 1 is the first row after the header. A quoted cell may not span lines (that would stop pyarrow from splitting
-    the file into blocks); a row with too few or too many cells makes the manifest unreadable (a :class:`RecipeError`
-    before any image is read).
+    Row 1 is the first row after the header. A quoted cell may span lines (legal CSV: a product title with a line
+    break); a row with too few or too many cells makes the manifest unreadable (a :class:`RecipeError` before any
+    image is read). The header is read by Python's ``csv`` module (through a text wrapper of the same stream), the
+    rows by pyarrow.
     """
 
     suffixes = (".csv", ".tsv")
@@ -176,34 +301,36 @@ class CsvReader(CatalogReader):
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         import pyarrow.csv as pacsv
 
-        delimiter = "\t" if self.path.suffix.lower() == ".tsv" else ","
-        with self.path.open(newline="", encoding="utf-8-sig") as handle:
+        delimiter = "\t" if self.suffix.lower() == ".tsv" else ","
+        with io.TextIOWrapper(self.open(), newline="", encoding="utf-8-sig") as handle:
             fields = next(csv.reader(handle, delimiter=delimiter), [])
         if any(c not in fields for c in self.columns):
             raise self._missing(fields)
         sku, image = self.columns
         wanted = list(dict.fromkeys(self.columns))
-        try:
-            reader = pacsv.open_csv(
-                self.path,
-                read_options=pacsv.ReadOptions(block_size=1 << 20),  # 4 MiB blocks: 4x the peak memory, no faster
-                # a quoted cell may span lines (legal CSV; a product title with a line break): ~20 % slower parsing
-                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=wanted,
-                    column_types=dict.fromkeys(wanted, pa.string()),
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                ),
-            )
-            number = 1
-            for block in reader:
-                for offset in range(0, block.num_rows, batch_rows):
-                    batch = block.slice(offset, batch_rows)
-                    yield _raw(number, batch.column(sku), batch.column(image))
-                    number += batch.num_rows
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise self._unreadable(exc) from exc
+        with self.open() as file:
+            try:
+                reader = pacsv.open_csv(
+                    file,
+                    # 1 MiB blocks (4 MiB blocks: 4x the peak memory, no faster)
+                    read_options=pacsv.ReadOptions(block_size=1 << 20),
+                    # a quoted cell may span lines (legal CSV; a product title with a line break): ~20 % slower
+                    parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+                    convert_options=pacsv.ConvertOptions(
+                        include_columns=wanted,
+                        column_types=dict.fromkeys(wanted, pa.string()),
+                        strings_can_be_null=False,
+                        quoted_strings_can_be_null=False,
+                    ),
+                )
+                number = 1
+                for block in reader:
+                    for offset in range(0, block.num_rows, batch_rows):
+                        batch = block.slice(offset, batch_rows)
+                        yield _raw(number, batch.column(sku), batch.column(image))
+                        number += batch.num_rows
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                raise self._unreadable(exc) from exc
 
 
 class JsonlReader(CatalogReader):
@@ -215,7 +342,7 @@ class JsonlReader(CatalogReader):
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         line = 1
-        with self.path.open("rb") as handle:
+        with self.open() as handle:
             tail = b""
             while True:
                 block = handle.read(1 << 22)
@@ -299,15 +426,16 @@ class ParquetReader(CatalogReader):
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         import pyarrow.parquet as pq
 
-        file = pq.ParquetFile(self.path)
-        names = file.schema_arrow.names
-        if any(c not in names for c in self.columns):
-            raise self._missing(names)
-        sku, image = self.columns
-        number = 1
-        for batch in file.iter_batches(batch_size=batch_rows, columns=list(dict.fromkeys(self.columns))):
-            yield _raw(number, _text(batch.column(sku)), _text(batch.column(image)))
-            number += batch.num_rows
+        with self.open() as handle:
+            file = pq.ParquetFile(handle)
+            names = file.schema_arrow.names
+            if any(c not in names for c in self.columns):
+                raise self._missing(names)
+            sku, image = self.columns
+            number = 1
+            for batch in file.iter_batches(batch_size=batch_rows, columns=list(dict.fromkeys(self.columns))):
+                yield _raw(number, _text(batch.column(sku)), _text(batch.column(image)))
+                number += batch.num_rows
 
 
 class _RowError(str):
@@ -424,34 +552,36 @@ def refs_of(batch: pa.RecordBatch) -> list[ItemRef]:
 class Catalog:
     """The items of a recipe's input, streamed as Arrow batches in a stable order.
 
-    :param root: the folder or manifest.
+    :param root: the folder or manifest: an absolute local path or a URI (``s3://bucket/photos``), as
+        :func:`imgx.io.fs.absolute` gives it (a ``Path`` is taken as its ``str``).
     :param kind: ``"folder"`` or ``"manifest"``.
     :param rows: manifests: the :class:`CatalogReader`.
     :param patterns: folders: compiled globs a relative path must match.
     :param excludes: folders: compiled globs that leave a path out.
-    :param skip_dirs: folders never walked (the output folder, when it lies inside the catalog).
+    :param skip_dirs: folders never walked (the output folder, when it lies inside the catalog): local paths
+        (compared by real path) or URIs (compared as normalised prefixes).
     :param limit: at most this many items.
     :param batch_rows: rows per batch.
     """
 
     def __init__(
         self,
-        root: Path,
+        root: str | os.PathLike[str],
         kind: str,
         *,
         rows: CatalogReader | None = None,
         patterns: tuple[re.Pattern[str], ...] = (),
         excludes: tuple[re.Pattern[str], ...] = (),
-        skip_dirs: tuple[Path, ...] = (),
+        skip_dirs: tuple[str | os.PathLike[str], ...] = (),
         limit: int | None = None,
         batch_rows: int = BATCH_ROWS,
     ) -> None:
-        self.root = root
+        self.root = os.fspath(root)
         self.kind = kind
         self._reader = rows
         self._patterns = patterns
         self._excludes = excludes
-        self._skip_dirs = tuple(os.path.realpath(p) for p in skip_dirs)
+        self._skip_dirs = tuple(os.fspath(p) for p in skip_dirs)
         self.limit = limit
         self.batch_rows = batch_rows
         if kind == "folder":
@@ -588,24 +718,38 @@ class Catalog:
     # -- manifests ----------------------------------------------------------------------------------------------
 
     def _resolve(self, raw: pa.RecordBatch, *, sources: bool = True) -> pa.RecordBatch:
-        """Trim cells, mark empty ones and resolve relative image paths against the manifest's folder."""
+        """Trim cells, mark empty ones and resolve relative image paths against the manifest's folder.
+
+        A cell that is a URI or an absolute path is kept as it is; any other is relative to the manifest's folder
+        (``img/a.jpg`` next to ``s3://b/cat/m.csv`` is ``s3://b/cat/img/a.jpg``). Next to a manifest on an object
+        store, a relative cell with a ``..`` part fails its row: it would name a key outside the manifest's prefix.
+        """
         row, parse_error = raw.column("row"), raw.column("error")
         sku = pc.utf8_trim_whitespace(pc.fill_null(raw.column("sku"), ""))
         image = pc.utf8_trim_whitespace(pc.fill_null(raw.column("image"), ""))
         empty_sku, empty_image = pc.equal(sku, ""), pc.equal(image, "")
+        remote = not fs.is_local(self.root)
+        keep = escapes = None
+        if sources or remote:  # the dedupe passes of a local manifest need neither (the regex is most of a pass)
+            keep = pc.or_(pc.match_substring_regex(image, _URI), pc.starts_with(image, "/"))
+        if remote:
+            escapes = pc.and_(pc.invert(keep), pc.match_substring_regex(image, r"(^|/)\.\.(/|$)"))
         source = image
         if sources:
-            keep = pc.or_(pc.match_substring_regex(image, _URI), pc.starts_with(image, "/"))
-            base = str(self.root.parent)
-            joined = pc.binary_join_element_wise(base, pc.replace_substring_regex(image, r"^(\./)+", ""), "/")
+            relative = pc.replace_substring_regex(image, r"^(\./)+", "")
+            if remote:
+                for char, escape in _URI_ESCAPES:  # a relative cell is a key, not a piece of URI
+                    relative = pc.replace_substring(relative, char, escape)
+            joined = pc.binary_join_element_wise(_parent(self.root), relative, "/")
             source = pc.if_else(keep, image, joined)
         parsed = pc.is_null(parse_error)
         bad = pc.or_(pc.invert(parsed), pc.or_(empty_sku, empty_image))
+        bad = bad if escapes is None else pc.or_(bad, escapes)
         if not pc.any(bad).as_py():
             return pa.RecordBatch.from_arrays([row, sku, source, parse_error], schema=CATALOG_SCHEMA)
         number = pc.cast(row, pa.string())
         note = f" ({self.numbering})"
-        error = pc.coalesce(
+        problems = [
             parse_error,
             pc.if_else(
                 empty_sku,
@@ -617,21 +761,29 @@ class Catalog:
                 pc.binary_join_element_wise("manifest row ", number, " has an empty image path" + note, ""),
                 _NULL_TEXT,
             ),
-        )
+        ]
+        if escapes is not None:
+            outside = (
+                f"' with '..', which would leave the manifest's prefix {_parent(self.root)}/; write a path inside "
+                f"it or a full URI{note}"
+            )
+            message = pc.binary_join_element_wise("manifest row ", number, " has image path '", image, outside, "")
+            problems.append(pc.if_else(escapes, message, _NULL_TEXT))
+        error = pc.coalesce(*problems)
         placeholder = pc.binary_join_element_wise("<row ", number, ">", "")
         sku = pc.if_else(pc.or_(empty_sku, pc.invert(parsed)), placeholder, sku)
-        source = pc.if_else(parsed, pc.if_else(empty_image, "", source), str(self.root))
+        source = pc.if_else(parsed, pc.if_else(empty_image, "", source), self.root)
         return pa.RecordBatch.from_arrays([row, sku, source, error], schema=CATALOG_SCHEMA)
 
     # -- folders ------------------------------------------------------------------------------------------------
 
     def _folder_batches(self) -> Iterator[pa.RecordBatch]:
         number, skus, sources = 1, [], []
-        root = str(self.root)
-        for relative in self._walk(self.root, ""):
+        root, local = self.root, fs.is_local(self.root)
+        for relative in folder_files(root, self._skip_dirs):
             if any(p.match(relative) for p in self._patterns) and not any(p.match(relative) for p in self._excludes):
                 skus.append(relative.rsplit(".", 1)[0] if "." in relative.rsplit("/", 1)[-1] else relative)
-                sources.append(os.path.join(root, relative))
+                sources.append(os.path.join(root, relative) if local else f"{root}/{_escaped(relative)}")
                 if len(skus) >= self.batch_rows:
                     yield self._folder_batch(number, skus, sources)
                     number += len(skus)
@@ -647,37 +799,61 @@ class Catalog:
             schema=CATALOG_SCHEMA,
         )
 
-    def _walk(self, folder: Path, prefix: str) -> Iterator[str]:
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            return
-        for entry in entries:
-            if entry.name.startswith(".") or entry.name == "_imgx":
-                continue
-            relative = prefix + entry.name
-            if entry.is_dir(follow_symlinks=True):
-                if os.path.realpath(entry.path) in self._skip_dirs:
-                    continue
-                yield from self._walk(Path(entry.path), relative + "/")
-            else:
-                yield relative
 
+def open_catalog(
+    loaded: LoadedRecipe, registry: Registry, *, skip_dirs: tuple[str | os.PathLike[str], ...] = ()
+) -> Catalog:
+    """The catalog a recipe's ``input`` names: a folder or a manifest, on local disk or on an object store.
 
-def open_catalog(loaded: LoadedRecipe, registry: Registry, *, skip_dirs: tuple[Path, ...] = ()) -> Catalog:
-    """The catalog a recipe's ``input`` names. Raises :class:`RecipeError` if it does not exist or has no reader."""
+    ``input.path`` is made absolute by :func:`imgx.io.fs.absolute` (against the recipe's folder). A URI that names an
+    object is a manifest, its reader picked by suffix; a prefix with objects under it is listed as a folder, with the
+    same patterns, excludes, limit, order and SKUs as a local folder.
+
+    :param skip_dirs: folders never walked: the run's output folder when it lies inside the catalog, a local path or
+        a URI.
+    :raises RecipeError: on ``input.path``: nothing there (a missing folder or file; on an object store a missing
+        bucket, object or prefix), access denied (naming the credentials used), or a file no catalog reader takes.
+    """
     spec = loaded.recipe.input
-    root = loaded.resolve(spec.path)
-    if root.is_dir():
+    try:
+        root = fs.absolute(spec.path, loaded.base_dir)
+        kind = _kind(root)
+    except InputError as exc:
+        raise loaded.error([(("input", "path"), str(exc))]) from exc
+    if kind == "folder":
         patterns = tuple(glob_to_regex(p, case_sensitive=spec.case_sensitive) for p in spec.patterns)
         excludes = tuple(glob_to_regex(p, case_sensitive=spec.case_sensitive) for p in spec.excludes)
         return Catalog(root, "folder", patterns=patterns, excludes=excludes, skip_dirs=skip_dirs, limit=spec.limit)
-    if not root.exists():
+    if kind is None:
         raise loaded.error([(("input", "path"), f"got {spec.path!r}, resolved to {root}; no such folder or file")])
-    reader = registry.reader_for_suffix(root.suffix)
+    reader = registry.reader_for_suffix(_suffix(root))
     if reader is None:
         known = ", ".join(sorted(registry.catalog_readers))
         raise loaded.error(
-            [(("input", "path"), f"got manifest {root.name!r}; expected a folder or a manifest ending in {known}")]
+            [(("input", "path"), f"got manifest {_name(root)!r}; expected a folder or a manifest ending in {known}")]
         )
     return Catalog(root, "manifest", rows=reader(root, (spec.sku_column, spec.image_column)), limit=spec.limit)
+
+
+def _kind(root: str) -> str | None:
+    """``"folder"``, ``"manifest"`` (a file or an object) or ``None`` (nothing there) at an absolute path or URI.
+
+    :raises InputError: on an object store, in :func:`imgx.io.fs.check_readable`'s words (naming ``input.path``, the
+        URI and what to fix): the bucket does not exist, the credentials were refused, nothing is there.
+    """
+    if fs.is_local(root):
+        path = Path(root)
+        return "folder" if path.is_dir() else "manifest" if path.exists() else None
+    import pyarrow.fs as pafs
+
+    fs.check_readable(root, setting="input.path")
+    filesystem, path = fs.resolve(root)
+    try:
+        info = fs.with_retries(lambda: filesystem.get_file_info(path), uri=root, action="reach")
+    except ImgxError:
+        raise
+    except Exception as exc:
+        raise InputError(f"got input.path {root!r}: {_reason(exc)}") from exc
+    if info.type == pafs.FileType.File:
+        return "manifest"
+    return "folder" if info.type == pafs.FileType.Directory else None

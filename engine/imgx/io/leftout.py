@@ -1,9 +1,10 @@
 """What a folder catalog's patterns leave out: files under the folder that no ``input.pattern`` takes, counted per
 extension with a few examples, so a run never drops ``.jpeg`` files (or any others) without a word.
 
-The folder is streamed with ``os.scandir`` and memory stays bounded however large it is: one counter per extension
-and at most ``examples`` paths. Folders and files are skipped exactly as the catalog skips them (hidden entries,
-``_imgx``, the output folder), and files that ``input.exclude`` leaves out on purpose are counted apart.
+The folder (a local folder or an object-store prefix) is walked with :func:`folder_files`, the walk the folder
+catalog itself uses, and memory stays bounded however large it is: one counter per extension and at most
+``examples`` paths. Folders and files are skipped exactly as the catalog skips them (hidden entries, ``_imgx``, the
+output folder), and files that ``input.exclude`` leaves out on purpose are counted apart.
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["IMAGE_EXTENSIONS", "LeftOut", "left_out"]
+from ..errors import ImgxError, InputError
+from . import fs
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow.fs as pafs
+
+__all__ = ["IMAGE_EXTENSIONS", "LeftOut", "folder_files", "left_out"]
 
 # What imgx decodes (the extensions of the default input.pattern).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
@@ -63,25 +71,26 @@ class LeftOut:
 
 
 def left_out(
-    root: Path,
+    root: str | os.PathLike[str],
     patterns: Iterable[re.Pattern[str]],
     excludes: Iterable[re.Pattern[str]] = (),
     *,
-    skip_dirs: Iterable[Path] = (),
+    skip_dirs: Iterable[str | os.PathLike[str]] = (),
     examples: int = 5,
 ) -> LeftOut:
     """Walk ``root`` as the folder catalog does and count what ``patterns`` do not take (see :class:`LeftOut`).
 
+    :param root: the folder: a local path or an object-store prefix (``s3://bucket/photos``).
     :param patterns: the compiled ``input.pattern`` globs (``imgx.io.catalog.glob_to_regex``).
     :param excludes: the compiled ``input.exclude`` globs.
-    :param skip_dirs: folders never walked (the output folder inside the catalog).
+    :param skip_dirs: folders never walked (the output folder inside the catalog): local paths or URIs.
     :param examples: the most example paths kept.
+    :raises InputError: an object-store prefix that cannot be listed (see :func:`folder_files`).
     """
     patterns, excludes = tuple(patterns), tuple(excludes)
-    skip = {os.path.realpath(p) for p in skip_dirs}
     found = LeftOut()
     other_examples: list[str] = []
-    for relative in _walk(str(root), "", skip):
+    for relative in folder_files(root, skip_dirs):
         if any(p.match(relative) for p in excludes):  # left out on purpose, whatever the patterns say
             found.excluded += any(p.match(relative) for p in patterns)
             continue
@@ -98,17 +107,94 @@ def left_out(
     return found
 
 
-def _walk(folder: str, prefix: str, skip: set[str]) -> Iterator[str]:
+# -- the walk of a folder catalog ------------------------------------------------------------------------------------
+
+
+def folder_files(root: str | os.PathLike[str], skip_dirs: Iterable[str | os.PathLike[str]] = ()) -> Iterator[str]:
+    """The files under ``root`` (a local folder or an object-store prefix) as ``/``-separated paths relative to it,
+    in the folder catalog's order: each folder's entries sorted by name, a sub-folder walked where its name sorts
+    (``a/x.jpg`` comes before ``b.jpg``), the same order for the same tree wherever it is stored.
+
+    Names starting with ``.`` and the name ``_imgx`` (run state) are skipped, files and folders alike, and so is each
+    folder of ``skip_dirs`` (local folders compared by real path, prefixes by their URI with the scheme in lower
+    case, percent-escapes decoded and empty parts dropped). One folder is listed at a time (a delimited listing on
+    object stores), so memory is bounded by the largest folder times the depth, not by the catalog.
+
+    :raises InputError: an object-store prefix whose listing fails (access denied, retries spent), naming it: a
+        prefix that cannot be listed is not an empty one. (A local folder that cannot be listed is skipped, as
+        ``os.scandir`` failing always was.)
+    """
+    text = os.fspath(root)
+    skip = {_skip_key(location) for location in skip_dirs}
+    if fs.is_local(text):
+        return _walk_local(fs.absolute(text, os.curdir) if fs.scheme_of(text) else text, "", skip)
+    return _walk_store(text, skip)
+
+
+def _skip_key(location: str | os.PathLike[str]) -> str:
+    """What a folder is compared by (see :func:`folder_files`)."""
+    text = os.fspath(location)
+    if fs.is_local(text):
+        return os.path.realpath(fs.absolute(text, os.curdir) if fs.scheme_of(text) else text)
+    parts = urllib.parse.urlsplit(text)
+    scheme = parts.scheme.lower()
+    key = "/".join(part for part in urllib.parse.unquote(parts.path).split("/") if part not in ("", "."))
+    return f"{'gs' if scheme == 'gcs' else scheme}://{parts.netloc}" + (f"/{key}" if key else "")
+
+
+def _skipped(name: str) -> bool:
+    return name.startswith(".") or name == "_imgx"
+
+
+def _walk_local(folder: str, prefix: str, skip: set[str]) -> Iterator[str]:
     try:
         with os.scandir(folder) as entries:
             listed = sorted((e.name, e.path, e.is_dir(follow_symlinks=True)) for e in entries)  # one folder's
     except OSError:
         return
     for name, path, is_dir in listed:
-        if name.startswith(".") or name == "_imgx":
+        if _skipped(name):
             continue
         if is_dir:
             if os.path.realpath(path) not in skip:
-                yield from _walk(path, f"{prefix}{name}/", skip)
+                yield from _walk_local(path, f"{prefix}{name}/", skip)
         else:
             yield prefix + name
+
+
+def _walk_store(root: str, skip: set[str]) -> Iterator[str]:
+    import pyarrow.fs as pafs
+
+    filesystem, path = fs.resolve(root)
+    root_key = _skip_key(root)
+
+    def walk(folder: str, prefix: str) -> Iterator[str]:
+        listed = sorted(
+            (entry.base_name, entry.path, entry.type == pafs.FileType.Directory)
+            for entry in _listing(filesystem, folder, f"{root}/{prefix}" if prefix else root)
+            if entry.type in (pafs.FileType.File, pafs.FileType.Directory)
+        )
+        for name, path, is_dir in listed:
+            if _skipped(name):
+                continue
+            if is_dir:
+                if f"{root_key}/{prefix}{name}" not in skip:
+                    yield from walk(path, f"{prefix}{name}/")
+            else:
+                yield prefix + name
+
+    return walk(path, "")
+
+
+def _listing(filesystem: pafs.FileSystem, folder: str, uri: str) -> list[pafs.FileInfo]:
+    """One folder's entries (not recursive), retried on transient errors."""
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(folder, recursive=False, allow_not_found=True)
+    try:
+        return fs.with_retries(lambda: filesystem.get_file_info(selector), uri=uri, action="list")
+    except ImgxError:
+        raise
+    except Exception as exc:
+        reason = re.sub(r"\s*\(Request ID: [^)]*\)", "", str(exc) or type(exc).__name__).strip()
+        raise InputError(f"could not list {uri}: {reason}") from exc
