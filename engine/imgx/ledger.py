@@ -20,6 +20,12 @@ At scale (see :func:`compact_ledger`, :func:`scan_ledger`, :class:`DoneSet`):
   10^7 HEAD requests on object storage): it lists the output tree once (:func:`listed_outputs`: one ``scandir`` per
   folder, or one LIST per 1000 keys on an object store) into the same kind of sorted 64-bit path hashes, and an
   ``ok`` row counts only if its path is in the listing. An output deleted by hand is therefore redone.
+- On object storage (``output.dir: s3://...``) there is no append: a writer keeps its rows in memory and writes a
+  Parquet part every ``compact_rows`` rows or ``flush_seconds`` seconds (at the next row after that) and when it
+  closes; a part is one PUT, whole or absent. A writer killed in between loses at most those seconds of rows: their
+  outputs are written, and ``--resume`` writes them again (same bytes) rather than trusting a row that is not there.
+  Merged parts are streamed to a temp key under ``_imgx/tmp/`` and copied into place (see
+  :func:`imgx.io.fs.atomic_output`).
 - Skipped outputs are counted in the run's summary (``outputs_skipped``), not written as ledger rows: one row per
   skipped output would grow the ledger by the catalog's size on every resume. ``skipped`` rows written by older
   versions are still read (and ignored by the current state).
@@ -31,6 +37,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -41,7 +48,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .io.atomic import atomic_path
+from .errors import ImgxError
+from .io import fs
 from .io.catalog import sku_hashes
 
 __all__ = [
@@ -60,6 +68,8 @@ __all__ = [
 ]
 
 Status = Literal["ok", "failed", "skipped"]
+#: A local folder or file (``Path``) or an object-store URI (``str``).
+Location = Path | str
 
 LEDGER_SCHEMA = pa.schema(
     [
@@ -85,38 +95,70 @@ LEDGER_SCHEMA = pa.schema(
 
 @dataclasses.dataclass(frozen=True)
 class StatePaths:
-    """The run-state folders inside an output folder (``_imgx`` is reserved; SKUs can never write there)."""
+    """The run-state folders inside an output folder (``_imgx`` is reserved; SKUs can never write there).
 
-    out_dir: Path
+    :param out_dir: a local folder or an object-store URI (``s3://bucket/prefix``). Each location below is a ``Path``
+        for a local folder and a URI ``str`` for an object store (journals, the lock file and the workers' lock exist
+        only locally: object stores get the run marker of :func:`imgx.io.fs.acquire_run_marker`).
+    """
+
+    out_dir: Location
+
+    def __post_init__(self) -> None:
+        local = fs.is_local(self.out_dir)
+        object.__setattr__(self, "out_dir", Path(fs.absolute(self.out_dir, ".")) if local else str(self.out_dir))
 
     @property
-    def root(self) -> Path:
-        return self.out_dir / "_imgx"
+    def local(self) -> bool:
+        """Whether the output folder is on the local file system."""
+        return isinstance(self.out_dir, Path)
+
+    def _at(self, relative: str) -> Location:
+        return self.out_dir / relative if isinstance(self.out_dir, Path) else fs.join(self.out_dir, relative)
 
     @property
-    def ledger(self) -> Path:
-        return self.root / "ledger"
+    def root(self) -> Location:
+        return self._at("_imgx")
+
+    @property
+    def ledger(self) -> Location:
+        return self._at("_imgx/ledger")
 
     @property
     def journal(self) -> Path:
-        return self.root / "journal"
+        return self._local("_imgx/journal")
 
     @property
-    def tmp(self) -> Path:
-        return self.root / "tmp"
+    def tmp(self) -> Location:
+        return self._at("_imgx/tmp")
 
     @property
     def lock(self) -> Path:
-        return self.root / "lock"
+        return self._local("_imgx/lock")
 
     @property
     def workers_lock(self) -> Path:
         """Held shared by every worker process of a run for its whole life (see :mod:`imgx.executors.liveness`)."""
-        return self.root / "workers.lock"
+        return self._local("_imgx/workers.lock")
+
+    def _local(self, relative: str) -> Path:
+        if not isinstance(self.out_dir, Path):
+            raise TypeError(f"{relative} exists only in a local output folder, not in {self.out_dir}")
+        return self.out_dir / relative
 
     def make(self) -> None:
-        for folder in (self.ledger, self.journal, self.tmp):
-            folder.mkdir(parents=True, exist_ok=True)
+        """Create the local state folders (object stores need none)."""
+        if isinstance(self.out_dir, Path):
+            for folder in (self.ledger, self.journal, self.tmp):
+                Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+def _child(folder: Location, name: str) -> Location:
+    return folder / name if isinstance(folder, Path) else f"{folder}/{name}"
+
+
+def _name(location: Location) -> str:
+    return location.name if isinstance(location, Path) else location.rsplit("/", 1)[-1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,9 +209,11 @@ def _to_table(records: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=LEDGER_SCHEMA)
 
 
-def _write_part(table: pa.Table, path: Path, tmp_dir: Path) -> None:
-    with atomic_path(path, tmp_dir=tmp_dir) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+def _write_part(table: pa.Table, location: Location, tmp_dir: Location) -> None:
+    """One Parquet part, whole or absent (a part is at most ``compact_rows`` rows: written from memory)."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd")
+    fs.write_bytes_atomic(str(location), buffer.getvalue().to_pybytes(), tmp_dir=tmp_dir)
 
 
 def _read_journal(path: Path) -> list[dict[str, Any]]:
@@ -192,22 +236,39 @@ class LedgerWriter:
     :param run_id: the run's id.
     :param worker: this writer's name, unique within the run.
     :param compact_rows: journal rows per Parquet part.
+    :param flush_seconds: object stores only (no journal): a part is also written at the first row this long after
+        the oldest row not yet in a part.
     """
 
-    def __init__(self, paths: StatePaths, run_id: str, worker: str, *, compact_rows: int = 5000) -> None:
+    def __init__(
+        self, paths: StatePaths, run_id: str, worker: str, *, compact_rows: int = 5000, flush_seconds: float = 5.0
+    ) -> None:
         self.paths = paths
         self.run_id = run_id
         self.worker = worker
         self.compact_rows = compact_rows
+        self.flush_seconds = flush_seconds
         self._seq = 0
         self._records: list[dict[str, Any]] = []
         self._handle: Any = None
+        self._oldest = 0.0
 
     def _stem(self) -> str:
         return f"{self.run_id}-{self.worker}-{self._seq:05d}"
 
     def write(self, rows: Iterable[LedgerRow]) -> None:
-        """Append rows; each is in the journal (durable against a process kill) when this returns."""
+        """Append rows; each is in the journal (durable against a process kill) when this returns. On an object
+        store, rows are durable once their part is written (see the class docs)."""
+        if not self.paths.local:
+            for row in rows:
+                if not self._records:
+                    self._oldest = time.monotonic()
+                self._records.append(row.record(self.run_id, self.worker))
+            if len(self._records) >= self.compact_rows or (
+                self._records and time.monotonic() - self._oldest >= self.flush_seconds
+            ):
+                self.compact()
+            return
         for row in rows:
             if self._handle is None:
                 self.paths.journal.mkdir(parents=True, exist_ok=True)
@@ -220,15 +281,21 @@ class LedgerWriter:
                 self.compact()
 
     def compact(self) -> None:
-        """Turn the current journal into a Parquet part and start a new journal."""
-        if self._handle is None:
+        """Turn the current journal (on an object store: the rows held) into a Parquet part and start a new one."""
+        journal = None
+        if self.paths.local:
+            if self._handle is None:
+                return
+            self._handle.close()
+            self._handle = None
+            journal = self.paths.journal / f"{self._stem()}.jsonl"
+        elif not self._records:
             return
-        self._handle.close()
-        self._handle = None
-        journal = self.paths.journal / f"{self._stem()}.jsonl"
         if self._records:
-            _write_part(_to_table(self._records), self.paths.ledger / f"part-{self._stem()}.parquet", self.paths.tmp)
-        journal.unlink(missing_ok=True)
+            part = _child(self.paths.ledger, f"part-{self._stem()}.parquet")
+            _write_part(_to_table(self._records), part, self.paths.tmp)
+        if journal is not None:
+            journal.unlink(missing_ok=True)
         self._records = []
         self._seq += 1
 
@@ -242,11 +309,11 @@ def recover_journals(paths: StatePaths) -> int:
     Call only while holding the output folder's run lock (no live writer).
     """
     recovered = 0
-    if not paths.journal.is_dir():
+    if not paths.local or not paths.journal.is_dir():
         return 0
     paths.make()
     for journal in sorted(paths.journal.glob("*.jsonl")):
-        part = paths.ledger / f"part-{journal.stem}.parquet"
+        part = Path(paths.ledger) / f"part-{journal.stem}.parquet"
         if not part.exists():
             records = _read_journal(journal)
             if records:
@@ -260,26 +327,43 @@ _MERGED = "part-merged-"
 _REPLACES = b"imgx.replaces"
 
 
-def _replaced(part: Path) -> list[str]:
+def _replaced(part: Location) -> list[str]:
     """The part names a merged part replaces (from its Parquet metadata; empty for a plain part)."""
-    if not part.name.startswith(_MERGED):
+    if not _name(part).startswith(_MERGED):
         return []
-    metadata = pq.read_schema(part).metadata or {}
+    with _open_part(part) as handle:
+        metadata = pq.ParquetFile(handle).schema_arrow.metadata or {}
     return json.loads(metadata.get(_REPLACES, b"[]"))
 
 
-def ledger_parts(paths: StatePaths) -> list[Path]:
+def _open_part(part: Location) -> pa.NativeFile:
+    """A reader for a part; ``FileNotFoundError`` if it is gone (on every store)."""
+    if isinstance(part, Path):
+        return pa.OSFile(str(part))
+    try:
+        return fs.open_input(part)
+    except ImgxError as exc:
+        if str(exc).startswith("source not found"):
+            raise FileNotFoundError(part) from exc
+        raise
+
+
+def _part_names(folder: Location) -> list[Location]:
+    if isinstance(folder, Path):
+        return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+    return [_child(folder, n) for n in fs.names(folder) if n.startswith("part-") and n.endswith(".parquet")]
+
+
+def ledger_parts(paths: StatePaths) -> list[Location]:
     """The Parquet parts a reader reads now: every part, less those a merged part replaces (sorted by name)."""
-    if not paths.ledger.is_dir():
-        return []
-    parts = sorted(paths.ledger.glob("part-*.parquet"))
+    parts = _part_names(paths.ledger)
     replaced: set[str] = set()
     for part in parts:
         try:
             replaced.update(_replaced(part))
         except FileNotFoundError:  # merged again and deleted since the listing: the newer merged part is listed
             continue
-    return [p for p in parts if p.name not in replaced]  # a part gone since the listing fails its open: retried
+    return [p for p in parts if _name(p) not in replaced]  # a part gone since the listing fails its open: retried
 
 
 def _snapshot(paths: StatePaths, columns: list[str]) -> tuple[list[pa.NativeFile], list[pa.Table]]:
@@ -290,12 +374,13 @@ def _snapshot(paths: StatePaths, columns: list[str]) -> tuple[list[pa.NativeFile
     for _ in range(20):
         handles: list[pa.NativeFile] = []
         try:
-            journals = sorted(paths.journal.glob("*.jsonl")) if paths.journal.is_dir() else []
+            journals = sorted(paths.journal.glob("*.jsonl")) if paths.local and paths.journal.is_dir() else []
             parts = ledger_parts(paths)
-            handles = [pa.OSFile(str(part)) for part in parts]
+            for part in parts:
+                handles.append(_open_part(part))
             if ledger_parts(paths) != parts:  # a directory listing racing a rename can miss entries: list again
                 raise FileNotFoundError(paths.ledger)
-            stems = {p.stem.removeprefix("part-") for p in parts}
+            stems = {_name(p).removeprefix("part-").removesuffix(".parquet") for p in parts}
             tables = []
             for journal in journals:
                 if journal.stem not in stems:
@@ -313,10 +398,10 @@ class LedgerSnapshot:
     """The ledger as of one moment: its parts opened (an open file survives a compaction deleting it) and the live
     journals read. :meth:`batches` can be called several times and streams the same rows each time.
 
-    :param out_dir: the output folder.
+    :param out_dir: the output folder (a local folder or an object-store URI).
     """
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Location) -> None:
         self._handles, self._journals = _snapshot(StatePaths(out_dir), list(LEDGER_SCHEMA.names))
 
     @property
@@ -348,7 +433,7 @@ class LedgerSnapshot:
 
 
 def scan_ledger(
-    out_dir: Path, *, columns: list[str] | None = None, batch_rows: int = 65_536
+    out_dir: Location, *, columns: list[str] | None = None, batch_rows: int = 65_536
 ) -> Iterator[pa.RecordBatch]:
     """Stream the ledger's rows (Parquet parts, then journals of live writers) as record batches of ``columns``.
 
@@ -368,7 +453,7 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def read_ledger(out_dir: Path, *, columns: list[str] | None = None) -> pa.Table:
+def read_ledger(out_dir: Location, *, columns: list[str] | None = None) -> pa.Table:
     """Every row of the ledger (Parquet parts plus any live or left-over journal), as one table.
 
     For small ledgers and tests; code that must scale streams with :func:`scan_ledger`.
@@ -407,7 +492,7 @@ class DoneSet:
         return cls(outputs, [np.empty(0, np.uint64) for _ in outputs], [np.empty(0, np.uint64) for _ in outputs])
 
     @classmethod
-    def from_ledger(cls, out_dir: Path, hashes: Mapping[str, str], *, check_files: bool = True) -> DoneSet:
+    def from_ledger(cls, out_dir: Location, hashes: Mapping[str, str], *, check_files: bool = True) -> DoneSet:
         """The done pairs of ``out_dir``'s ledger for the current ``hashes`` (output id -> recipe hash).
 
         :param check_files: count a pair only if its output file is in a listing of ``out_dir`` (one pass over the
@@ -465,9 +550,10 @@ def _contains(listing: tuple[np.ndarray, np.ndarray], values: pa.Array) -> np.nd
     return (keys[position] == key) & (checks[position] == check)
 
 
-def listed_outputs(out_dir: Path, *, batch_rows: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+def listed_outputs(out_dir: Location, *, batch_rows: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
     """The files under ``out_dir`` (paths relative to it, ``_imgx`` left out) as sorted ``(hash, second hash)``
-    arrays: 16 bytes per file, no Python object kept per file."""
+    arrays: 16 bytes per file, no Python object kept per file. An object store is listed one prefix at a time
+    (:func:`imgx.io.fs.walk`: memory is bounded by the largest single folder's listing)."""
     keys: list[np.ndarray] = []
     checks: list[np.ndarray] = []
     names: list[str] = []
@@ -478,7 +564,13 @@ def listed_outputs(out_dir: Path, *, batch_rows: int = 65_536) -> tuple[np.ndarr
         checks.append(sku_hashes(array, seed=1))
         names.clear()
 
-    pending = [(str(out_dir), "")]
+    if not fs.is_local(out_dir):
+        root = fs.resolve(str(out_dir))[1].rstrip("/") + "/"
+        for info in fs.walk(str(out_dir)):  # a prefix with nothing under it lists nothing
+            names.append(info.path[len(root) :])
+            if len(names) >= batch_rows:
+                flush()
+    pending = [(str(out_dir), "")] if fs.is_local(out_dir) else []
     while pending:
         folder, prefix = pending.pop()
         try:
@@ -528,18 +620,23 @@ def compact_ledger(paths: StatePaths, *, target_rows: int = 1_000_000) -> int:
     """Merge small parts into ``part-merged-*`` parts of up to ``target_rows`` rows; returns how many parts went.
 
     Call only while holding the output folder's run lock (no other compaction, no writer turning journals into
-    parts). Each merged part is written to a temp file and renamed into place, and names the parts it replaces in its
-    metadata, before those are deleted: a reader at any moment sees each row exactly once (see :func:`ledger_parts`).
-    A part is small below half ``target_rows``; a merged part that is small is merged again.
+    parts). Each merged part is written whole (:func:`imgx.io.fs.atomic_output`: a temp file renamed, or a temp key
+    copied, into place), and names the parts it replaces in its metadata, before those are deleted: a reader at any
+    moment sees each row exactly once (see :func:`ledger_parts`). A part is small below half ``target_rows``; a merged
+    part that is small is merged again.
     """
-    if not paths.ledger.is_dir():
-        return 0
-    for part in sorted(paths.ledger.glob(f"{_MERGED}*.parquet")):  # a compaction killed before its deletions
-        for name in _replaced(part):
-            (paths.ledger / name).unlink(missing_ok=True)
-    small = [(p, pq.ParquetFile(p).metadata.num_rows) for p in ledger_parts(paths)]
-    small = [(p, rows) for p, rows in small if rows < target_rows // 2]
-    groups: list[list[Path]] = [[]]
+    parts = _part_names(paths.ledger)
+    for part in parts:  # a compaction killed before its deletions
+        if _name(part).startswith(_MERGED):
+            for name in _replaced(part):
+                _delete(_child(paths.ledger, name))
+    small = []
+    for part in ledger_parts(paths):
+        with _open_part(part) as handle:
+            rows = pq.ParquetFile(handle).metadata.num_rows
+        if rows < target_rows // 2:
+            small.append((part, rows))
+    groups: list[list[Location]] = [[]]
     rows_in_group = 0
     for part, rows in small:
         if groups[-1] and rows_in_group + rows > target_rows:
@@ -548,19 +645,30 @@ def compact_ledger(paths: StatePaths, *, target_rows: int = 1_000_000) -> int:
         groups[-1].append(part)
         rows_in_group += rows
     removed = 0
-    paths.tmp.mkdir(parents=True, exist_ok=True)
+    paths.make()
     for group in groups:
         if len(group) < 2:
             continue
-        schema = LEDGER_SCHEMA.with_metadata({_REPLACES: json.dumps([p.name for p in group]).encode()})
-        merged = (
-            paths.ledger / f"{_MERGED}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+        schema = LEDGER_SCHEMA.with_metadata({_REPLACES: json.dumps([_name(p) for p in group]).encode()})
+        merged = _child(
+            paths.ledger, f"{_MERGED}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
         )
-        with atomic_path(merged, tmp_dir=paths.tmp) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        with (
+            fs.atomic_output(str(merged), tmp_dir=paths.tmp) as stream,
+            pq.ParquetWriter(stream, schema, compression="zstd") as writer,
+        ):
             for part in group:
-                for batch in pq.ParquetFile(part).iter_batches(batch_size=65_536):
-                    writer.write_batch(_conform(batch, LEDGER_SCHEMA), row_group_size=131_072)
+                with _open_part(part) as handle:
+                    for batch in pq.ParquetFile(handle).iter_batches(batch_size=65_536):
+                        writer.write_batch(_conform(batch, LEDGER_SCHEMA), row_group_size=131_072)
         for part in group:
-            part.unlink(missing_ok=True)
+            _delete(part)
             removed += 1
     return removed
+
+
+def _delete(location: Location) -> None:
+    if isinstance(location, Path):
+        location.unlink(missing_ok=True)
+    else:
+        fs.delete(location)

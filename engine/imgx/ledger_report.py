@@ -26,12 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, ImageDraw
 
-from .errors import ImgxError
-from .io.atomic import atomic_write
+from .errors import ImgxError, InputError
+from .io import fs
 from .io.catalog import sku_hashes
 from .io.decode import decode_image
 from .io.source import read_source
-from .ledger import LEDGER_SCHEMA, LedgerSnapshot, StatePaths, scan_ledger
+from .ledger import LEDGER_SCHEMA, LedgerSnapshot, Location, scan_ledger
 
 __all__ = ["LedgerReport", "contact_sheet", "current_state", "summarize"]
 
@@ -82,11 +82,11 @@ def _state_rows(batches: Iterator[pa.RecordBatch], columns: list[str]) -> pa.Tab
     return _latest(pa.concat_tables(tables))
 
 
-def _no_ledger(out_dir: Path) -> ImgxError:
+def _no_ledger(out_dir: Location) -> ImgxError:
     return ImgxError(f"no ledger in {out_dir}; expected the output.dir of a run (it holds _imgx/ledger/)")
 
 
-def current_state(out_dir: Path, ledger: pa.Table | None = None, *, columns: list[str] | None = None) -> pa.Table:
+def current_state(out_dir: Location, ledger: pa.Table | None = None, *, columns: list[str] | None = None) -> pa.Table:
     """One row per (sku, output) -- a later duplicate row of a SKU counts as its own item -- : the latest non-skipped
     ledger row, sorted by sku and output. Streams ``out_dir``'s ledger (or reads ``ledger``, a table already read).
 
@@ -115,7 +115,7 @@ def current_state(out_dir: Path, ledger: pa.Table | None = None, *, columns: lis
 class LedgerReport:
     """Counts and the commonest failure causes of an output folder's current state."""
 
-    out_dir: Path
+    out_dir: Location
     items: int
     outputs: int
     ok: int
@@ -152,7 +152,7 @@ def _reason(error: str) -> str:
     return text[:160]
 
 
-def summarize(out_dir: Path, *, top: int = 10, keep_state: bool = True) -> LedgerReport:
+def summarize(out_dir: Location, *, top: int = 10, keep_state: bool = True) -> LedgerReport:
     """Summarise the current state of ``out_dir``'s ledger, streamed once with the columns it needs.
 
     Counts are Arrow compute over the state; failure causes are grouped batch by batch (only distinct causes become
@@ -212,7 +212,7 @@ def _commonest(causes: Counter[tuple[str, str]], top: int) -> list[tuple[str, st
     return [(stage, reason, count) for (stage, reason), count in ranked]
 
 
-def _lean_summary(out_dir: Path, top: int) -> LedgerReport:
+def _lean_summary(out_dir: Location, top: int) -> LedgerReport:
     """:func:`summarize` without the state table, in two passes over one :class:`LedgerSnapshot`.
 
     Pass 1 keeps, per row, a 64-bit hash of its (item, output) and its time (16 bytes, in numpy arrays sized from the
@@ -317,9 +317,11 @@ def _message_cell(text: str, cell: int, colour: tuple[int, int, int]) -> Image.I
 
 
 def contact_sheet(
-    out_dir: Path, destination: Path, *, limit: int = 24, cell: int = 192, failed_first: bool = True
+    out_dir: Location, destination: str | Path, *, limit: int = 24, cell: int = 192, failed_first: bool = True
 ) -> int:
     """Write a JPEG/PNG contact sheet: one row per SKU, its source then each output (failed outputs show the reason).
+
+    ``out_dir`` and ``destination`` may be local or object-store locations; the sheet is written atomically.
 
     :return: how many SKUs the sheet shows.
     """
@@ -353,11 +355,12 @@ def contact_sheet(
             elif row["status"] != "ok":
                 tile = _message_cell(f"{row['stage']}: {row['error']}", cell - 8, (170, 30, 30))
             else:
-                with Image.open(out_dir / row["path"]) as produced:
+                produced_at = fs.join(str(out_dir), row["path"], error=InputError)
+                with Image.open(io.BytesIO(read_source(produced_at))) as produced:
                     tile = _thumbnail(produced.convert("RGBA" if "A" in produced.mode else "RGB"), cell - 8)
             _place(sheet, tile, column * cell, top + label, cell)
     buffer = io.BytesIO()
-    fmt = "PNG" if destination.suffix.lower() == ".png" else "JPEG"
+    fmt = "PNG" if str(destination).lower().endswith(".png") else "JPEG"
     sheet.save(buffer, fmt, **({"quality": 88} if fmt == "JPEG" else {}))
-    atomic_write(destination, buffer.getvalue(), tmp_dir=StatePaths(out_dir).tmp)
+    fs.write_bytes_atomic(str(destination), buffer.getvalue())
     return len(skus)

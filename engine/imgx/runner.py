@@ -8,6 +8,7 @@ This is what ``imgx run`` calls and what benchmarks and other programs use direc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import os
@@ -26,8 +27,9 @@ from .errors import ImgxError, RecipeError
 from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
 from .executors.processor import BatchResult, RunSpec, WorkUnit
+from .io import fs
 from .io.catalog import Catalog, CatalogScan, open_catalog, refs_of
-from .ledger import DoneSet, StatePaths, compact_ledger, recover_journals
+from .ledger import DoneSet, Location, StatePaths, compact_ledger, recover_journals
 from .plan import Plan, build_plan, document_problems, preflight_problems
 from .progress import Reporter
 from .recipe import LoadedRecipe, load_recipe
@@ -128,7 +130,7 @@ def prepare(
 
 
 class _RunLock:
-    """One run per output folder at a time.
+    """One run per local output folder at a time.
 
     A POSIX record lock (``lockf``): released by the kernel when the process dies, and, unlike ``flock``, not shared
     with forked worker processes, so a worker can never keep a dead run's folder locked.
@@ -154,6 +156,34 @@ class _RunLock:
         self.handle.close()
 
 
+@contextlib.contextmanager
+def _claimed(paths: StatePaths, run_id: str) -> Iterator[None]:
+    """Hold the output folder for this run; clean up what a killed run left there first.
+
+    Local: :class:`_RunLock`, then wait for a killed run's workers, recover their journals and remove temp files.
+    Object stores: the run marker ``_imgx/run.lock``, created with a conditional put (:func:`imgx.io.fs.
+    acquire_run_marker`); a second run into the prefix is refused naming the first. A process killed with SIGKILL
+    cannot delete its marker: the refusal says which run holds it and to delete the marker if that run is dead.
+    """
+    if paths.local:
+        paths.make()
+        with _RunLock(paths.lock):
+            wait_for_earlier_workers(paths.workers_lock)  # a killed run's workers may still be finishing a write
+            recover_journals(paths)
+            shutil.rmtree(paths.tmp, ignore_errors=True)  # partial files of a killed run
+            Path(paths.tmp).mkdir(parents=True, exist_ok=True)
+            yield
+        return
+    out_dir = str(paths.out_dir)
+    fs.check_writable(out_dir)  # one clear line for a missing bucket or refused credentials, before any image
+    marker = fs.acquire_run_marker(out_dir, run_id)
+    try:
+        fs.delete_tree(str(paths.tmp))  # temp keys of a killed run's large writes
+        yield
+    finally:
+        fs.release_run_marker(marker, run_id)
+
+
 def _budget(max_failures: float | int, items: int) -> float:
     return max_failures * items if isinstance(max_failures, float) else float(max_failures)
 
@@ -165,7 +195,7 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
     reporter = reporter or Reporter(enabled=False)
     loaded, registry, plan = prepare(recipe, options)
     recipe_spec = loaded.recipe
-    out_dir = loaded.resolve(recipe_spec.output.dir).resolve()
+    out_dir = StatePaths(fs.absolute(recipe_spec.output.dir, loaded.base_dir)).out_dir
     catalog = open_catalog(loaded, registry, skip_dirs=(out_dir,))
     workers = resolve_workers(plan.settings.workers)
     summary = RunSummary(
@@ -185,12 +215,7 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         return _dry_run(plan, catalog, out_dir, options, summary)
 
     paths = StatePaths(out_dir)
-    paths.make()
-    with _RunLock(paths.lock):
-        wait_for_earlier_workers(paths.workers_lock)  # a killed run's workers may still be finishing a write
-        recover_journals(paths)
-        shutil.rmtree(paths.tmp, ignore_errors=True)  # partial files of a killed run
-        paths.tmp.mkdir(parents=True, exist_ok=True)
+    with _claimed(paths, summary.run_id):
         done = _done(out_dir, plan, options.resume)
         scan = catalog.scan()
         summary.items = scan.items
@@ -223,7 +248,7 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
     return summary
 
 
-def _done(out_dir: Path, plan: Plan, resume: bool) -> DoneSet:
+def _done(out_dir: Location, plan: Plan, resume: bool) -> DoneSet:
     """What ``--resume`` skips (nothing without it); bit ``i`` of a mask is ``plan.outputs[i]``."""
     if not resume:
         return DoneSet.empty(plan.outputs)
@@ -316,7 +341,7 @@ def _split(block: pa.RecordBatch, done: DoneSet, remaining: _Remaining) -> tuple
     return units, int(skipped.sum()), outputs_skipped
 
 
-def _dry_run(plan: Plan, catalog: Catalog, out_dir: Path, options: RunOptions, summary: RunSummary) -> RunSummary:
+def _dry_run(plan: Plan, catalog: Catalog, out_dir: Location, options: RunOptions, summary: RunSummary) -> RunSummary:
     done = _done(out_dir, plan, options.resume)
     scan = catalog.scan()
     summary.items = scan.items

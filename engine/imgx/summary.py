@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from .io.leftout import LeftOut
-from .ledger import LedgerRow, StatePaths
+from .ledger import LedgerRow, Location, StatePaths
 
 __all__ = ["RunSummary"]
 
@@ -17,7 +16,7 @@ class RunSummary:
 
     recipe: str
     run_id: str
-    out_dir: Path
+    out_dir: Location
     executor: str
     workers: int
     items: int = 0
@@ -38,7 +37,7 @@ class RunSummary:
     left_out: LeftOut | None = None  # what a folder catalog's patterns left out of its folder
 
     @property
-    def ledger_dir(self) -> Path:
+    def ledger_dir(self) -> Location:
         return StatePaths(self.out_dir).ledger
 
     @property

@@ -11,10 +11,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..io import fs
+from ..ledger import Location, StatePaths
 from ..ledger_report import contact_sheet, current_state, summarize
 from ._common import guarded, out_console
 
-OutDir = Annotated[Path, typer.Argument(help="A run's output.dir (it holds _imgx/ledger/).", file_okay=False)]
+OutDir = Annotated[
+    str, typer.Argument(help="A run's output.dir, a folder or an object-store URI (it holds _imgx/ledger/).")
+]
+
+
+def _located(out_dir: str) -> Location:
+    """The output folder as the ledger reads it: a local ``Path`` or an object-store URI."""
+    return StatePaths(out_dir).out_dir
 
 
 def report_command(
@@ -25,7 +34,7 @@ def report_command(
     ] = None,
 ) -> None:
     """Summarise OUT_DIR's ledger: the current state of every (sku, output) across runs, and failures by cause."""
-    report = guarded(lambda: summarize(out_dir, keep_state=failed or csv_path is not None))
+    report = guarded(lambda: summarize(_located(out_dir), keep_state=failed or csv_path is not None))
     out_console.print(
         f"{report.items:,} items, {report.outputs:,} outputs over {report.runs} run(s): "
         f"[green]{report.ok:,} ok[/], [red]{report.failed:,} failed[/]"
@@ -70,18 +79,23 @@ def report_command(
 def sheet_command(
     out_dir: OutDir,
     output: Annotated[
-        Path | None,
-        typer.Option("-o", "--output", help="The sheet to write (.jpg or .png); default OUT_DIR/contact-sheet.jpg."),
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="The sheet to write (.jpg or .png; a path or URI); default OUT_DIR/contact-sheet.jpg.",
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many SKUs (failed ones first).")] = 24,
     cell: Annotated[int, typer.Option(min=48, max=1024, help="Thumbnail size in pixels.")] = 192,
 ) -> None:
     """Draw a before/after contact sheet of OUT_DIR: each SKU's source beside its outputs, failures first. It is
     written into OUT_DIR unless -o says where."""
-    destination = output if output is not None else out_dir / "contact-sheet.jpg"
-    state = guarded(lambda: current_state(out_dir))
+    location = _located(out_dir)
+    destination = output if output is not None else fs.join(str(location), "contact-sheet.jpg")
+    state = guarded(lambda: current_state(location))
     skus = len(pc.unique(state["sku"]))
-    shown = guarded(lambda: contact_sheet(out_dir, destination, limit=limit, cell=cell))
+    shown = guarded(lambda: contact_sheet(location, destination, limit=limit, cell=cell))
     more = f"; --limit {skus} for all" if shown < skus else ""
     out_console.print(
         f"contact sheet of {shown} SKU(s) of {skus:,} (failed ones first{more}): {escape(str(destination))}",

@@ -67,7 +67,9 @@ def _init_worker(plugin_config: PluginConfig, spec_bytes: bytes, main: tuple[int
         # loaded before the plan is unpickled, so one-off plugin modules are importable; stages look names up in it
         registry = load_registry(plugin_config)
         spec = pickle.loads(spec_bytes)
-        hold_worker_lock(StatePaths(spec.out_dir).workers_lock)
+        paths = StatePaths(spec.out_dir)
+        if paths.local:  # an object-store output has no temp files for a later run's cleanup to race
+            hold_worker_lock(paths.workers_lock)
         _PROCESSOR = BatchProcessor(spec, worker=f"w{os.getpid()}", registry=registry)
     except ImgxError as exc:
         _INIT_ERROR = exc  # raised from the first batch, so the run fails with this message

@@ -14,17 +14,16 @@ import logging
 import os
 import time
 from collections.abc import Collection, Sequence
-from pathlib import Path
 
 from ..color import parse_color
 from ..errors import ImgxError
-from ..io.atomic import atomic_write
+from ..io import fs
 from ..io.decode import decode_image
 from ..io.encode import FORMATS, encode_image
 from ..io.naming import output_path
 from ..io.source import read_source
 from ..item import Item, ItemRef
-from ..ledger import LedgerRow, LedgerWriter, StatePaths
+from ..ledger import LedgerRow, LedgerWriter, Location, StatePaths
 from ..plan import Node, Plan
 from ..registry import Registry
 from ..stage import Stage, StageContext
@@ -38,7 +37,8 @@ class RunSpec:
     backend, precision, encodings); this says where and as which run.
 
     :param plan: the validated DAG with its resolved settings.
-    :param out_dir: the resolved output folder.
+    :param out_dir: the resolved output folder: a local ``Path`` or an object-store URI (see
+        :class:`imgx.ledger.StatePaths`).
     :param run_id: this run's id (names ledger parts).
     :param device: the device stages run on, resolved from the plan's ``auto`` (``cpu`` / ``cuda``).
     :param compact_rows: ledger rows per Parquet part.
@@ -46,7 +46,7 @@ class RunSpec:
     """
 
     plan: Plan
-    out_dir: Path
+    out_dir: Location
     run_id: str
     device: str = "cpu"
     compact_rows: int = 5000
@@ -93,7 +93,7 @@ class ItemState:
         self.values: dict[str, Item] = {}
         self.failed: dict[str, tuple[str, str]] = {}  # node id or "source" -> (stage, reason)
         self.elapsed: dict[str, float] = {}  # "source" / node id -> seconds for this item
-        self.paths: dict[str, Path] = {}  # output id -> where it will be written (names already checked)
+        self.paths: dict[str, Location] = {}  # output id -> where it will be written (names already checked)
         self.needed: set[str] = set()  # node ids to compute for the outputs still wanted
 
 
@@ -302,11 +302,11 @@ class BatchProcessor:
                     png_compress_level=settings.png_compression,
                 )
                 stage = "write"
-                atomic_write(path, data, tmp_dir=self.paths.tmp)
+                fs.write_bytes_atomic(str(path), data, tmp_dir=self.paths.tmp)
             except Exception as exc:
                 error = describe_error(exc)
             duration += (time.perf_counter() - start) * 1000.0
-            relative = os.path.relpath(path, self.spec.out_dir).replace(os.sep, "/")
+            relative = _relative(path, self.spec.out_dir)
             if error:
                 rows.append(LedgerRow(ref.sku, ref.source, out, "", "failed", stage, error, duration, digest))
             else:
@@ -316,6 +316,13 @@ class BatchProcessor:
                     LedgerRow(ref.sku, ref.source, out, relative, "ok", "", "", duration, digest, item.flags, metrics)
                 )
         return rows
+
+
+def _relative(path: Location, out_dir: Location) -> str:
+    """``path`` relative to the output folder, with ``/`` (the ledger's ``path`` column)."""
+    if isinstance(path, str):
+        return path[len(str(out_dir).rstrip("/")) + 1 :]
+    return os.path.relpath(path, out_dir).replace(os.sep, "/")
 
 
 def _announce_model_downloads() -> None:

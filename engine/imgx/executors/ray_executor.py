@@ -24,7 +24,6 @@ import os
 import pickle
 import queue
 import re
-import shutil
 import sys
 import threading
 import warnings
@@ -34,6 +33,7 @@ from typing import Any
 
 from ..errors import ImgxError
 from ..hookspecs import hookimpl
+from ..io import fs
 from ..plan import Plan
 from ..registry import is_dir_plugin
 from .base import Executor
@@ -81,7 +81,6 @@ class RayExecutor(Executor):
             groups=groups,
         )
         markers = chunk_markers(self.spec.out_dir, self.spec.run_id)
-        markers.mkdir(parents=True, exist_ok=True)
         try:
             with _connected(ray, self.settings, self.options.workers, self.spec.plan), _quiet_ray_data(ray):
                 cpus = float(ray.cluster_resources().get("CPU", 1.0))
@@ -96,7 +95,8 @@ class RayExecutor(Executor):
         except Exception as exc:
             raise _run_error(exc) from exc
         finally:
-            shutil.rmtree(markers.parent, ignore_errors=True)
+            with contextlib.suppress(ImgxError):  # left-over markers are harmless: named after this run's id
+                fs.delete_tree(markers.rsplit("/", 1)[0])
 
     def _dataset(
         self,

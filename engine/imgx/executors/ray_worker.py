@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..io import fs
 from ..item import freeze
 from ..ledger import LedgerRow, StatePaths, read_ledger
 from ..plan import Node
@@ -59,9 +60,11 @@ class Payload:
     groups: tuple[StageGroup, ...]
 
 
-def chunk_markers(out_dir: Path, run_id: str) -> Path:
-    """The folder of a run's chunk markers (one empty file per chunk the last group has started)."""
-    return StatePaths(out_dir).root / "ray-chunks" / run_id
+def chunk_markers(out_dir: str | Path, run_id: str) -> str:
+    """The folder (or prefix) of a run's chunk markers: one empty file or object per chunk the last group has
+    started, created with :func:`imgx.io.fs.create_exclusive` (``O_EXCL`` locally, a conditional put on S3), so
+    exactly one attempt of a chunk, on any node, sees it new."""
+    return f"{StatePaths(out_dir).root}/ray-chunks/{run_id}"
 
 
 def _worker_name() -> str:
@@ -106,7 +109,13 @@ def _cached_processor(payload: Payload, index: int) -> BatchProcessor:
 
 
 @contextlib.contextmanager
-def _shared_lock(path: Path) -> Iterator[None]:
+def _shared_lock(paths: StatePaths) -> Iterator[None]:
+    """Hold the output folder's workers' lock shared for one call (local output folders only: an object store has no
+    temp files or journals for a later run's clean-up to race)."""
+    if not paths.local:
+        yield
+        return
+    path = paths.workers_lock
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_SH)
@@ -138,7 +147,7 @@ def run_cpu_group(batch: pa.Table, payload: Payload, index: int) -> pa.Table:
     chunks = batch.column("chunk").to_pylist()
     blobs = batch.column("units" if group.first else "states").to_pylist()
     out: list[bytes] = []
-    with _shared_lock(processor.paths.workers_lock):
+    with _shared_lock(processor.paths):
         writer = _ChunkWriter(processor, payload) if group.last else None
         try:
             for chunk, blob in zip(chunks, blobs, strict=True):
@@ -183,18 +192,13 @@ class _ChunkWriter:
 
     def __init__(self, processor: BatchProcessor, payload: Payload) -> None:
         self.processor = processor
-        self.markers = chunk_markers(Path(payload.out_dir), payload.run_id)
+        self.markers = chunk_markers(payload.out_dir, payload.run_id)
         self.run_id = payload.run_id
         self._recorded: dict[tuple[str, bool], dict[str, LedgerRow]] | None = None
 
     def _claim(self, chunk: int) -> bool:
         """True the first time chunk ``chunk`` is started in this run; False on a retry."""
-        self.markers.mkdir(parents=True, exist_ok=True)
-        try:
-            os.close(os.open(self.markers / str(chunk), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-        except FileExistsError:
-            return False
-        return True
+        return fs.create_exclusive(f"{self.markers}/{chunk}")
 
     def _recorded_rows(self) -> dict[tuple[str, bool], dict[str, LedgerRow]]:
         """Rows this run has journaled (read once per call, and only when a chunk is retried)."""

@@ -34,25 +34,33 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ImgxError, InputError, OutputError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
     import pyarrow.fs as pafs
 
 __all__ = [
     "DEFAULT_RETRY",
-    "absolute",
-    "is_local",
     "RUN_MARKER",
+    "SINGLE_PUT_BYTES",
     "RetryPolicy",
+    "absolute",
     "acquire_run_marker",
+    "atomic_output",
     "check_readable",
     "check_writable",
+    "create_exclusive",
+    "delete",
+    "delete_tree",
     "exists",
+    "is_local",
     "is_transient",
     "join",
+    "names",
+    "open_input",
     "read_bytes",
     "release_run_marker",
     "resolve",
@@ -327,30 +335,42 @@ def read_bytes(uri: str, *, max_bytes: int | None = None, policy: RetryPolicy = 
         raise _read_error(uri, exc) from exc
 
 
-def write_bytes_atomic(uri: str, data: bytes, *, policy: RetryPolicy = DEFAULT_RETRY) -> None:
+#: Objects smaller than this go up as one PUT (atomic for readers); larger ones through a temp key (see
+#: :func:`atomic_output`). Below pyarrow's upload part size (10 MiB), so a small object is never a multipart upload.
+SINGLE_PUT_BYTES = 8 << 20
+
+
+def write_bytes_atomic(
+    uri: str, data: bytes, *, tmp_dir: str | os.PathLike[str] | None = None, policy: RetryPolicy = DEFAULT_RETRY
+) -> None:
     """Write ``data`` to ``uri`` so that a reader sees the old content or the new, never a partial one.
 
-    - Local: a temp file ``.<name>.imgx-<random>.tmp`` in the same folder (created with mode ``0o666`` minus the
-      umask, like a plain ``open``), then ``os.replace``. A killed process can leave that temp file, never a partial
-      target. Missing parent folders are created.
-    - S3 and GCS: an object store has no rename; a single PUT is atomic for readers (they get the previous object
-      or the whole new one), and so is a multipart upload, which stays invisible until it completes (an aborted one
-      leaves no object, only parts a bucket lifecycle rule should expire). Objects smaller than pyarrow's upload part
-      size (10 MiB in pyarrow 26) go up as a single PUT at close.
+    - Local: :func:`imgx.io.atomic.atomic_write` (a temp file in ``tmp_dir`` or the target's folder, then
+      ``os.replace``); missing folders are created.
+    - Object stores: an object under :data:`SINGLE_PUT_BYTES` is one PUT, which readers see whole or not at all.
+      A larger one goes through :func:`atomic_output` (a temp key, then a server-side copy).
 
     Transient errors are retried (the whole write, which is idempotent).
 
+    :param tmp_dir: local writes: where the temp file lives (same file system as ``uri``); object stores: the prefix
+        for temp keys of large objects (default: a dot-named key next to the target, which catalog listings skip).
     :raises OutputError: ``could not write <uri>: <reason>``.
     """
     filesystem, path = resolve(uri)
     import pyarrow.fs as pafs
 
     if isinstance(filesystem, pafs.LocalFileSystem):
-        _write_local_atomic(uri, path, data)
+        from .atomic import atomic_write
+
+        atomic_write(path, data, tmp_dir=tmp_dir)
+        return
+    if len(data) >= SINGLE_PUT_BYTES:
+        with atomic_output(uri, tmp_dir=tmp_dir, policy=policy) as stream:
+            stream.write(data)
         return
 
     def write() -> None:
-        with filesystem.open_output_stream(path) as stream:
+        with filesystem.open_output_stream(path) as stream:  # delayed open: the PUT is sent at close, whole
             stream.write(data)
 
     try:
@@ -358,27 +378,177 @@ def write_bytes_atomic(uri: str, data: bytes, *, policy: RetryPolicy = DEFAULT_R
     except ImgxError:
         raise
     except Exception as exc:
-        raise OutputError(f"could not write {uri}: {_reason(exc)}") from exc
+        raise OutputError(f"could not write {uri}: {_explain(uri, exc, 'write')}") from exc
 
 
-def _write_local_atomic(uri: str, path: str, data: bytes) -> None:
-    folder, name = os.path.split(path)
-    tmp = None
+@contextlib.contextmanager
+def atomic_output(
+    uri: str, *, tmp_dir: str | os.PathLike[str] | None = None, policy: RetryPolicy = DEFAULT_RETRY
+) -> Iterator[Any]:
+    """A writable binary stream for ``uri`` whose content appears at ``uri`` whole when the block ends without an error,
+    and not at all otherwise; for writers that stream (``pyarrow.parquet.ParquetWriter``) or large objects.
+
+    - Local: a temp file (:func:`imgx.io.atomic.atomic_path`), renamed onto the target.
+    - Object stores: the stream goes to a temp key (``<tmp_dir>/<random>`` or ``.<name>.imgx-<random>.tmp`` next to
+      the target); at the end it is copied server-side onto ``uri`` (S3 ``CopyObject``: readers see the old object
+      or the whole new one) and deleted. pyarrow cannot abort a multipart upload, so a stream that failed halfway
+      may still be completed at close: that happens to the temp key, never to ``uri``. The copy is retried; the
+      stream itself is not (the caller's data may not be replayable). A temp key left by a killed process is named
+      ``.imgx-*`` (skipped by catalog listings) or lives under the run's ``_imgx/tmp/``.
+
+    :raises OutputError: naming ``uri`` when the stream cannot be opened or the copy fails.
+    """
+    import pyarrow.fs as pafs
+
+    filesystem, path = resolve(uri)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        from .atomic import atomic_path
+
+        with atomic_path(path, tmp_dir=tmp_dir) as tmp, open(tmp, "wb") as file:
+            yield file
+        return
+    if tmp_dir is not None:
+        tmp_uri = join(os.fspath(tmp_dir), f".imgx-{uuid.uuid4().hex}.tmp")
+    else:
+        folder, _, name = uri.rpartition("/")
+        tmp_uri = f"{folder}/.{name[:64]}.imgx-{uuid.uuid4().hex}.tmp"
+    tmp_fs, tmp_path = resolve(tmp_uri)
     try:
-        os.makedirs(folder, exist_ok=True)
-        candidate = os.path.join(folder, f".{name[:64]}.imgx-{uuid.uuid4().hex}.tmp")
-        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-        tmp = candidate
-        with open(fd, "wb") as file:
-            file.write(data)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise OutputError(f"could not write {uri}: {exc.strerror or exc}") from exc
+        stream = tmp_fs.open_output_stream(tmp_path)
+    except Exception as exc:
+        raise OutputError(f"could not write {uri}: {_explain(uri, exc, 'write')}") from exc
+    try:
+        try:
+            yield stream
+        finally:
+            stream.close()
+        try:
+            with_retries(lambda: filesystem.copy_file(tmp_path, path), uri=uri, action="write", error=OutputError,
+                         policy=policy)  # fmt: skip
+        except ImgxError:
+            raise
+        except Exception as exc:
+            raise OutputError(f"could not write {uri}: {_explain(uri, exc, 'write')}") from exc
     finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        with contextlib.suppress(Exception):
+            tmp_fs.delete_file(tmp_path)
+
+
+def create_exclusive(uri: str, body: bytes = b"") -> bool:
+    """Create ``uri`` with ``body`` only if nothing exists there: ``True`` if this call created it, ``False`` if it
+    existed. The check and the write are one atomic step for every concurrent caller, on any node.
+
+    Local: ``open(O_CREAT | O_EXCL)`` (folders created). S3: ``put_object(IfNoneMatch="*")`` through boto3 (pyarrow
+    has no conditional write), which S3 and S3-compatible stores (moto, MinIO) answer with 412 when the key exists;
+    needs ``boto3`` (``pip install 'imgx[s3]'``). Other schemes: not supported (GCS would be an upload with
+    ``ifGenerationMatch=0``).
+
+    :raises OutputError: an unsupported scheme, boto3 missing, or the write failed (retries spent).
+    """
+    scheme = scheme_of(uri)
+    if scheme in ("", "file"):
+        _, path = resolve(uri)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise OutputError(f"could not write {uri}: {exc.strerror or exc}") from exc
+        with open(fd, "wb") as file:
+            file.write(body)
+        return True
+    if scheme != "s3":
+        raise OutputError(
+            f"cannot create {uri} exclusively: that needs a conditional write, which imgx implements for local "
+            f"folders and s3:// only (for gs:// it would be an upload with ifGenerationMatch=0)"
+        )
+    client, bucket, key = _boto3_client(uri)
+    import botocore.exceptions
+
+    try:
+        with_retries(
+            lambda: client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*"),
+            uri=uri,
+            action="write",
+            error=OutputError,
+        )
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+            return False
+        raise OutputError(f"could not write {uri}: {exc}") from exc
+    return True
+
+
+def delete(uri: str, *, policy: RetryPolicy = DEFAULT_RETRY) -> bool:
+    """Delete the file or object at ``uri``; ``False`` if there was none.
+
+    :raises OutputError: access denied, retries spent.
+    """
+    filesystem, path = resolve(uri)
+    try:
+        with_retries(lambda: filesystem.delete_file(path), uri=uri, action="delete", error=OutputError, policy=policy)
+    except FileNotFoundError:
+        return False
+    except ImgxError:
+        raise
+    except Exception as exc:
+        if "not found" in str(exc).lower() or "NO_SUCH_KEY" in str(exc):
+            return False
+        raise OutputError(f"could not delete {uri}: {_reason(exc)}") from exc
+    return True
+
+
+def delete_tree(prefix: str, *, policy: RetryPolicy = DEFAULT_RETRY) -> None:
+    """Delete a folder or every object under a prefix, and the prefix itself; nothing there is not an error."""
+    filesystem, path = resolve(prefix)
+    try:
+        with_retries(lambda: filesystem.delete_dir(path), uri=prefix, action="delete", error=OutputError,
+                     policy=policy)  # fmt: skip
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except ImgxError:
+        raise
+    except Exception as exc:
+        if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
+            return
+        raise OutputError(f"could not delete {prefix}: {_reason(exc)}") from exc
+
+
+def names(folder: str, *, policy: RetryPolicy = DEFAULT_RETRY) -> list[str]:
+    """The names of the files directly in ``folder`` (a folder or a prefix), sorted; ``[]`` if there is none.
+
+    :raises InputError: access denied, retries spent.
+    """
+    import pyarrow.fs as pafs
+
+    filesystem, path = resolve(folder)
+    selector = pafs.FileSelector(path, recursive=False, allow_not_found=True)
+    try:
+        entries = with_retries(lambda: filesystem.get_file_info(selector), uri=folder, action="list", policy=policy)
+    except ImgxError:
+        raise
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except Exception as exc:
+        raise _read_error(folder, exc) from exc
+    return sorted(entry.base_name for entry in entries if entry.type == pafs.FileType.File)
+
+
+def open_input(uri: str, *, policy: RetryPolicy = DEFAULT_RETRY) -> pa.NativeFile:
+    """A random-access reader for ``uri`` (for ``pyarrow.parquet.ParquetFile``): the object's size is read now, its
+    bytes as they are asked for (ranged GETs on object stores).
+
+    :raises InputError: as :func:`read_bytes`.
+    """
+    filesystem, path = resolve(uri)
+    try:
+        return with_retries(lambda: filesystem.open_input_file(path), uri=uri, action="read", policy=policy)
+    except ImgxError:
+        raise
+    except Exception as exc:
+        raise _read_error(uri, exc) from exc
 
 
 def exists(uri: str, *, policy: RetryPolicy = DEFAULT_RETRY) -> bool:
@@ -545,39 +715,12 @@ def acquire_run_marker(prefix: str, run_id: str) -> str:
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
     ).encode()
-    scheme = scheme_of(prefix)
-    if scheme in ("", "file"):
-        _, path = resolve(marker)
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            raise _held(prefix, marker) from None
-        except OSError as exc:
-            raise OutputError(f"could not write {marker}: {exc.strerror or exc}") from exc
-        with open(fd, "wb") as file:
-            file.write(body)
-        return marker
-    if scheme != "s3":
-        raise OutputError(
-            f"got output prefix {prefix!r}: refusing a second concurrent run needs a conditional write, which imgx "
-            f"implements for local folders and s3:// only (for gs:// it would be an upload with ifGenerationMatch=0)"
-        )
-    client, bucket, key = _boto3_client(marker)
-    import botocore.exceptions
-
     try:
-        with_retries(
-            lambda: client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*"),
-            uri=marker,
-            action="write",
-            error=OutputError,
-        )
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
-            raise _held(prefix, marker) from None
-        raise OutputError(f"could not write {marker}: {exc}") from exc
+        created = create_exclusive(marker, body)
+    except OutputError as exc:
+        raise OutputError(f"got output prefix {prefix!r}: cannot refuse a second concurrent run: {exc}") from exc
+    if not created:
+        raise _held(prefix, marker)
     return marker
 
 

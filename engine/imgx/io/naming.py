@@ -23,6 +23,7 @@ import string
 import unicodedata
 
 from ..errors import OutputError
+from . import fs
 
 __all__ = [
     "MAX_COMPONENT_BYTES",
@@ -104,10 +105,12 @@ def validate_template(template: str, *, n_outputs: int) -> None:
         )
 
 
-def output_path(out_dir: pathlib.Path, template: str, *, sku: str, output: str, ext: str) -> pathlib.Path:
+def output_path(out_dir: pathlib.Path | str, template: str, *, sku: str, output: str, ext: str) -> pathlib.Path | str:
     """The file that output ``output`` of ``sku`` is written to: ``out_dir / template.format(...)``.
 
-    :param out_dir: the run's output folder (need not exist yet).
+    :param out_dir: the run's output folder (need not exist yet): a local ``Path`` (gives a ``Path``) or an
+        object-store URI ``str`` such as ``s3://bucket/prefix`` (gives the object's URI; the same rules apply to the
+        key, and an object store has no symlinks to follow).
     :param template: a template that passed :func:`validate_template`.
     :param sku: the SKU (untrusted).
     :param output: the recipe's output name; :param ext: the file extension (no dot).
@@ -129,12 +132,14 @@ def output_path(out_dir: pathlib.Path, template: str, *, sku: str, output: str, 
     reason = _path_problem(relative)
     if reason is not None:
         raise OutputError(f"unsafe SKU {shown}: its output path {_show(relative)} {reason}")
-    path = out_dir / relative
+    path = pathlib.Path(out_dir) / relative if fs.is_local(out_dir) else fs.join(str(out_dir), relative)
     if len(os.fsencode(path)) > MAX_PATH_BYTES:
         raise OutputError(
             f"unsafe SKU {shown}: output path is longer than {MAX_PATH_BYTES} bytes; use {{sku_hash}} in "
             "output.naming for long SKUs"
         )
+    if isinstance(path, str):
+        return path
     # Defence in depth: lexically, then through symlinks that already exist under out_dir.
     root = os.path.abspath(out_dir)
     target = os.path.normpath(os.path.join(root, relative))
