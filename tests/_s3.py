@@ -1,21 +1,28 @@
 """An S3-compatible server on loopback for the tests: moto's standalone server, in a thread of the test process.
 
-Importable as ``_s3``; ``tests/engine/io/conftest.py`` turns it into fixtures. Nothing here talks to a real cloud:
+Importable as ``_s3``; ``tests/conftest.py`` turns it into fixtures. Nothing here talks to a real cloud:
 the server listens on 127.0.0.1 on a free port, and the fixtures point ``AWS_ENDPOINT_URL`` at it through
 ``monkeypatch`` (so the process environment is restored after each test).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import os
 import socket
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
+
+from _support import basic_recipe
 
 REGION = "us-east-1"
 ACCESS_KEY = "testing-access-key"
@@ -43,6 +50,7 @@ class MotoS3:
         self._server: Any = None
 
     def start(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request drowns a failure's report
         self._server = self._server_class(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         deadline = time.monotonic() + 10
@@ -122,3 +130,60 @@ def new_bucket(server: MotoS3) -> str:
     name = f"imgx-test-{uuid.uuid4().hex[:12]}"
     server.client().create_bucket(Bucket=name)
     return name
+
+
+# -- catalogs and runs in a bucket ---------------------------------------------------------------------------
+
+
+def subprocess_env(server: MotoS3, **extra: str) -> dict[str, str]:
+    """This process's environment for a child (an ``imgx`` run, a Ray node) that talks to ``server`` only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "RAY_ADDRESS"}
+    env.update(
+        AWS_ENDPOINT_URL=server.endpoint,
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/imgx-tests",
+    )
+    env.update(extra)
+    return env
+
+
+def upload_catalog(server: MotoS3, bucket: str, photo_catalog: Path, prefix: str, copies: int = 1) -> list[str]:
+    """The real photos as ``<prefix>/setNN/<folder>/<name>.jpg`` objects; returns their SKUs."""
+    client = server.client()
+    skus = []
+    for index in range(copies):
+        for photo in sorted(photo_catalog.rglob("*.jpg")):
+            sku = f"set{index:02d}/{photo.relative_to(photo_catalog).with_suffix('').as_posix()}"
+            client.put_object(Bucket=bucket, Key=f"{prefix}/{sku}.jpg", Body=photo.read_bytes())
+            skus.append(sku)
+    return skus
+
+
+def keys(server: MotoS3, bucket: str, prefix: str = "") -> list[str]:
+    """Every key under ``prefix``."""
+    client = server.client()
+    found = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found += [item["Key"] for item in page.get("Contents", [])]
+    return found
+
+
+def s3_recipe(bucket: str, **execution: object) -> dict:
+    """The tests' basic recipe (enhance -> fit, PNG, ``{sku}/{output}.{ext}``) from ``catalog/`` into ``out/``."""
+    recipe = basic_recipe(Path("unused"), Path("unused"), **execution)
+    recipe["input"]["path"] = f"s3://{bucket}/catalog"
+    recipe["output"]["dir"] = f"s3://{bucket}/out"
+    return recipe
+
+
+def check_outputs(server: MotoS3, bucket: str, skus: list[str]) -> None:
+    """Every (sku, output) object is in the bucket and decodes whole."""
+    client = server.client()
+    for sku in skus:
+        for output in ("enhanced", "square"):
+            body = client.get_object(Bucket=bucket, Key=f"out/{sku}/{output}.png")["Body"].read()
+            with Image.open(io.BytesIO(body)) as image:
+                image.load()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from _s3 import MotoS3, moto_server, new_bucket, s3_environment
 from _support import REAL_PHOTOS, real_photo
 
 
@@ -107,3 +109,16 @@ def _no_autoload_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("IMGX_DISABLE_PLUGIN_AUTOLOAD", "IMGX_PLUGINS"):
         monkeypatch.delenv(name, raising=False)
     os.environ.setdefault("COLUMNS", "200")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3]:
+    """moto's S3 server on 127.0.0.1 for the whole session (skipped with a reason if moto is not installed)."""
+    yield from moto_server()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: MotoS3, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the loopback server, with ``AWS_ENDPOINT_URL`` and test credentials set for this test."""
+    s3_environment(monkeypatch, s3_server)
+    return new_bucket(s3_server)
