@@ -180,6 +180,7 @@ def _claimed(paths: StatePaths, run_id: str) -> Iterator[None]:
     try:
         fs.delete_tree(str(paths.tmp))  # temp keys of a killed run's large writes
         yield
+        fs.delete_tree(str(paths.tmp))  # deleting a temp key makes S3 stores leave a `tmp/` folder marker behind
     finally:
         fs.release_run_marker(marker, run_id)
 
