@@ -15,6 +15,10 @@ duplicate). Sizes:
   only).
 - ``--run-sizes``: manifests that are really run (decode, one stage, encode a PNG per item, 2 workers), then resumed
   with everything done, then reported.
+- ``--compare-runs N`` (with ``--before-root``): the run step alone, before and after alternated N times per run size
+  (before, after, before, after ...), each into a fresh output folder, with the wall time and the CPU time of the
+  step's process tree; the medians' ratio is the run-throughput comparison (the separate passes above are minutes
+  apart and carry the machine's drift).
 
 Example (what ``benchmarks/results/scale-*.json`` was made with)::
 
@@ -286,6 +290,45 @@ def measure(root: Path, work: Path, sizes: list[int], big: list[int], run_sizes:
     return steps
 
 
+def compare_runs(before: Path, work: Path, run_sizes: list[int], repeats: int) -> dict[str, Any]:
+    """The run step of ``before`` and of this tree alternated ``repeats`` times per size: wall and CPU seconds."""
+    import shutil
+    import statistics
+
+    compared: dict[str, Any] = {}
+    for rows in run_sizes:
+        times: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+        for repeat in range(repeats):
+            for name, root in (("before", before), ("after", REPO)):
+                folder = work / "compare" / f"{name}-{rows}-{repeat}"
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir(parents=True)
+                _link_inputs(work, folder, rows)
+                recipe = write_recipe(folder, rows)
+                used = resource.getrusage(resource.RUSAGE_CHILDREN)
+                started = time.perf_counter()
+                result = run_step(root, "run", recipe)
+                wall = time.perf_counter() - started
+                now = resource.getrusage(resource.RUSAGE_CHILDREN)  # the step's process and its reaped workers
+                cpu = now.ru_utime - used.ru_utime + now.ru_stime - used.ru_stime
+                # every row but the known duplicates (failed, as they should) has its output
+                if "error" in result or result.get("outputs_ok") != rows - rows // DUPLICATE_EVERY:
+                    raise SystemExit(f"{name} run of {rows} rows: {result}")
+                times[name].append({"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "run_s": result["seconds"]})
+                shutil.rmtree(folder, ignore_errors=True)
+        median = {
+            name: {key: statistics.median(t[key] for t in runs) for key in ("wall_s", "cpu_s", "run_s")}
+            for name, runs in times.items()
+        }
+        compared[str(rows)] = {
+            "runs": times,
+            "median": median,
+            "after_over_before": {k: round(median["after"][k] / median["before"][k], 3) for k in median["after"]},
+        }
+        print(f"  compare {rows:>8,} rows  after/before {compared[str(rows)]['after_over_before']}", flush=True)
+    return compared
+
+
 def _link_inputs(work: Path, folder: Path, rows: int) -> None:
     for name in (f"manifest-{rows}.csv", "images"):
         link = folder / name
@@ -318,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", default="10000000", help="rows for the steps that read no image and make no files")
     parser.add_argument("--run-sizes", default="10000,30000", help="rows that are really run")
     parser.add_argument("--before-root", type=Path, default=None, help="an older imgx tree to measure first")
+    parser.add_argument("--compare-runs", type=int, default=0, help="alternate before/after runs N times per size")
     parser.add_argument("--work-dir", type=Path, default=REPO / "build" / "scale")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/scale-<host>-<date>.json)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -346,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         result["parameters"]["before_note"] = "the 'big' sizes are not measured before (minutes per step)"
     print(f"after: {REPO}", flush=True)
     result["after"] = measure(REPO, work, sizes, big, run_sizes, new=True)
+    if args.before_root and args.compare_runs:
+        print(f"run step, before and after alternated {args.compare_runs} times", flush=True)
+        result["compare_runs"] = compare_runs(args.before_root.resolve(), work, run_sizes, args.compare_runs)
     result["targets"] = verdict(result["after"])
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["load_average_at_end"] = list(os.getloadavg())  # 2 cores shared with other work: see README

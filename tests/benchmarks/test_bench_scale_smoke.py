@@ -43,3 +43,20 @@ def test_every_step_reports_rows_time_and_peak_memory(result: dict) -> None:
     assert after["resume"]["600"]["items_skipped"] == 600
     assert after["run"]["40"]["outputs_ok"] == 40 and after["run_resume"]["40"]["items_skipped"] == 40
     assert set(result["targets"]) == {"count_rows_per_s", "dedupe_rows_per_s", "resume_skus_per_s", "peak_rss_growth"}
+
+
+@pytest.mark.slow
+def test_compare_runs_alternates_before_and_after(tmp_path: Path) -> None:
+    out = tmp_path / "compare.json"
+    command = [sys.executable, str(SCRIPT), "--sizes", "", "--big", "", "--run-sizes", "30", "--compare-runs", "2"]
+    command += ["--before-root", str(REPO), "--work-dir", str(tmp_path), "--out", str(out)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    compared = json.loads(out.read_text())["compare_runs"]["30"]
+    assert [len(compared["runs"][name]) for name in ("before", "after")] == [2, 2]
+    for runs in compared["runs"].values():
+        assert all(run["wall_s"] >= run["run_s"] > 0 and run["cpu_s"] > 0 for run in runs)
+    median = compared["median"]
+    assert compared["after_over_before"]["wall_s"] == pytest.approx(
+        median["after"]["wall_s"] / median["before"]["wall_s"], abs=1e-3
+    )
