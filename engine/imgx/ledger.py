@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 
 from .errors import ImgxError
 from .io import fs
-from .io.catalog import sku_hashes
+from .io.catalog import sku_hash_pair, sorted_positions
 
 __all__ = [
     "LEDGER_SCHEMA",
@@ -513,8 +513,9 @@ class DoneSet:
                 )
                 skus = batch.column("sku").filter(pc.fill_null(pc.and_(ok, current), False))
                 if len(skus):
-                    keys[index].append(sku_hashes(skus))
-                    checks[index].append(sku_hashes(skus, seed=1))
+                    key, check = sku_hash_pair(skus)
+                    keys[index].append(key)
+                    checks[index].append(check)
         del listing  # before the sorts: the two peaks do not add up
         done = cls.empty(outputs)
         for index in range(len(outputs)):
@@ -530,11 +531,11 @@ class DoneSet:
         result = np.zeros(len(skus), dtype=np.int64)
         if not self.size or not len(skus):
             return result
-        key, check = sku_hashes(skus), sku_hashes(skus, seed=1)
+        key, check = sku_hash_pair(skus)
         for index, (keys, checks) in enumerate(zip(self._keys, self._checks, strict=True)):
             if not len(keys):
                 continue
-            position = np.searchsorted(keys, key).clip(0, len(keys) - 1)
+            position = sorted_positions(keys, key)
             found = (keys[position] == key) & (checks[position] == check)
             result |= found.astype(np.int64) << index
         return result
@@ -545,8 +546,8 @@ def _contains(listing: tuple[np.ndarray, np.ndarray], values: pa.Array) -> np.nd
     keys, checks = listing
     if not len(keys) or not len(values):
         return np.zeros(len(values), dtype=bool)
-    key, check = sku_hashes(values), sku_hashes(values, seed=1)
-    position = np.searchsorted(keys, key).clip(0, len(keys) - 1)
+    key, check = sku_hash_pair(values)
+    position = sorted_positions(keys, key)
     return (keys[position] == key) & (checks[position] == check)
 
 
@@ -559,9 +560,9 @@ def listed_outputs(out_dir: Location, *, batch_rows: int = 65_536) -> tuple[np.n
     names: list[str] = []
 
     def flush() -> None:
-        array = pa.array(names, pa.string())
-        keys.append(sku_hashes(array))
-        checks.append(sku_hashes(array, seed=1))
+        key, check = sku_hash_pair(pa.array(names, pa.string()))
+        keys.append(key)
+        checks.append(check)
         names.clear()
 
     if not fs.is_local(out_dir):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -217,6 +218,21 @@ def test_sku_hashes_are_equal_for_equal_text_wherever_the_array_starts() -> None
     assert len(set(sku_hashes(values, seed=1).tolist())) == 6  # null hashes like ""; "ab" twice
     many = sku_hashes(pa.array([f"SKU-{i:09d}" for i in range(200_000)]))
     assert len(set(many.tolist())) == 200_000
+
+
+def test_the_hash_pair_and_the_sorted_lookup_agree_with_their_plain_forms() -> None:
+    from imgx.io.catalog import sku_hash_pair, sku_hashes, sorted_positions
+
+    values = pa.array(["", "a", "ünï", None, "a" * 300, *(f"SKU-{i:09d}" for i in range(5000))])
+    first, second = sku_hash_pair(values.slice(1))
+    assert list(first) == list(sku_hashes(values.slice(1))) and list(second) == list(sku_hashes(values, seed=1)[1:])
+    keys = np.unique(sku_hashes(values))
+    rng = np.random.default_rng(0)
+    for size in (10, 5000):  # below and above the size where the values are sorted first
+        probe = np.concatenate([rng.choice(keys, size // 2), rng.integers(0, 2**64, size // 2, dtype=np.uint64)])
+        expected = np.searchsorted(keys, probe).clip(0, len(keys) - 1)
+        assert (sorted_positions(keys, probe) == expected).all()
+        assert (keys[sorted_positions(keys, probe)] == probe).sum() == size // 2
 
 
 def test_a_quoted_csv_cell_may_span_lines(tmp_path) -> None:
