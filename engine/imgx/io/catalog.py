@@ -17,7 +17,8 @@ Python object per SKU:
 The catalog may live anywhere :mod:`imgx.io.fs` reaches: a local folder or file, or an object-store prefix or
 object (``s3://bucket/photos``, ``gs://bucket/list.csv``, any ``pyarrow.fs`` scheme). Manifests are read through
 ``pyarrow.fs``; a folder is walked one folder at a time (:func:`imgx.io.leftout.folder_files`) in the same order
-wherever it is stored.
+wherever it is stored, once per catalog: the walk is kept in a temp file for the passes that follow
+(:class:`imgx.io.leftout.FolderListing`).
 
 Semantics: the FIRST row of a SKU wins; every later row with that SKU is its own failed item whose error names both
 row numbers. Rows are numbered as in the file: manifests count data rows from 1 (the row after a CSV header is row 1;
@@ -46,7 +47,7 @@ from ..errors import ImgxError, InputError, RecipeError
 from ..hookspecs import hookimpl
 from ..item import ItemRef
 from . import fs
-from .leftout import LeftOut, folder_files, left_out
+from .leftout import FolderListing, LeftOut, left_out
 
 if TYPE_CHECKING:
     from ..recipe.loader import LoadedRecipe
@@ -612,6 +613,7 @@ class Catalog:
         self._skip_dirs = tuple(os.fspath(p) for p in skip_dirs)
         self.limit = limit
         self.batch_rows = batch_rows
+        self._listing = FolderListing(self.root, self._skip_dirs) if kind == "folder" else None
         if kind == "folder":
             self.label, self.numbering = "folder item", "items are the sorted file listing, numbered from 1"
         else:
@@ -620,9 +622,11 @@ class Catalog:
     def left_out(self) -> LeftOut:
         """What this folder catalog's patterns leave out of its folder, counted with its own patterns, excludes and
         skipped folders (empty for a manifest); walks the folder, reads no image."""
-        if self.kind != "folder":
+        if self._listing is None:  # a manifest
             return LeftOut()
-        return left_out(self.root, self._patterns, self._excludes, skip_dirs=self._skip_dirs)
+        return left_out(
+            self.root, self._patterns, self._excludes, skip_dirs=self._skip_dirs, names=self._listing.names()
+        )
 
     # -- reading ------------------------------------------------------------------------------------------------
 
@@ -808,7 +812,8 @@ class Catalog:
     def _folder_batches(self) -> Iterator[pa.RecordBatch]:
         number, skus, sources = 1, [], []
         root, local = self.root, fs.is_local(self.root)
-        for relative in folder_files(root, self._skip_dirs):
+        listing = self._listing or FolderListing(root, self._skip_dirs)
+        for relative in listing.names():
             if any(p.match(relative) for p in self._patterns) and not any(p.match(relative) for p in self._excludes):
                 skus.append(relative.rsplit(".", 1)[0] if "." in relative.rsplit("/", 1)[-1] else relative)
                 sources.append(os.path.join(root, relative) if local else f"{root}/{_escaped(relative)}")

@@ -12,7 +12,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
+import tempfile
 import urllib.parse
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -22,7 +25,7 @@ from . import fs
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow.fs as pafs
 
-__all__ = ["IMAGE_EXTENSIONS", "LeftOut", "folder_files", "left_out"]
+__all__ = ["IMAGE_EXTENSIONS", "FolderListing", "LeftOut", "folder_files", "left_out"]
 
 # What imgx decodes (the extensions of the default input.pattern).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
@@ -77,6 +80,7 @@ def left_out(
     *,
     skip_dirs: Iterable[str | os.PathLike[str]] = (),
     examples: int = 5,
+    names: Iterable[str] | None = None,
 ) -> LeftOut:
     """Walk ``root`` as the folder catalog does and count what ``patterns`` do not take (see :class:`LeftOut`).
 
@@ -85,12 +89,13 @@ def left_out(
     :param excludes: the compiled ``input.exclude`` globs.
     :param skip_dirs: folders never walked (the output folder inside the catalog): local paths or URIs.
     :param examples: the most example paths kept.
+    :param names: the walk's relative paths when the caller has them already (:class:`FolderListing`).
     :raises InputError: an object-store prefix that cannot be listed (see :func:`folder_files`).
     """
     patterns, excludes = tuple(patterns), tuple(excludes)
     found = LeftOut()
     other_examples: list[str] = []
-    for relative in folder_files(root, skip_dirs):
+    for relative in folder_files(root, skip_dirs) if names is None else names:
         if any(p.match(relative) for p in excludes):  # left out on purpose, whatever the patterns say
             found.excluded += any(p.match(relative) for p in patterns)
             continue
@@ -129,6 +134,64 @@ def folder_files(root: str | os.PathLike[str], skip_dirs: Iterable[str | os.Path
     if fs.is_local(text):
         return _walk_local(fs.absolute(text, os.curdir) if fs.scheme_of(text) else text, "", skip)
     return _walk_store(text, skip)
+
+
+class FolderListing:
+    """One walk of a folder catalog (:func:`folder_files`), kept for the passes of a run that follow it.
+
+    The first walk that runs to its end writes the relative paths to an Arrow IPC file in a temp folder (streamed, 64k
+    names a batch); later walks read that file. A run walks its folder four or five times (left-out count, count,
+    duplicate scan, items): on an object store each walk is one LIST request per 1,000 keys, and the folder may change
+    meanwhile. With the listing kept, every pass sees the same files and the store is listed once. A walk stopped
+    early (``input.limit``) keeps nothing. The temp folder goes when the listing is garbage-collected or
+    :meth:`close` is called.
+    """
+
+    BATCH = 65_536
+
+    def __init__(self, root: str | os.PathLike[str], skip_dirs: Iterable[str | os.PathLike[str]] = ()) -> None:
+        self.root = os.fspath(root)
+        self.skip_dirs = tuple(skip_dirs)
+        self._kept: str | None = None
+        self._cleanup: weakref.finalize | None = None
+
+    def names(self) -> Iterator[str]:
+        """The relative paths, in :func:`folder_files` order."""
+        import pyarrow as pa
+
+        if self._kept is not None:
+            with pa.OSFile(self._kept, "rb") as source, pa.ipc.open_stream(source) as reader:
+                for batch in reader:
+                    yield from batch.column(0).to_pylist()
+            return
+        folder = tempfile.mkdtemp(prefix="imgx-listing-")
+        path = os.path.join(folder, "names.arrows")
+        schema = pa.schema([("name", pa.string())])
+        complete = False
+        try:
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+                pending: list[str] = []
+                for name in folder_files(self.root, self.skip_dirs):
+                    pending.append(name)
+                    if len(pending) >= self.BATCH:
+                        writer.write_batch(pa.record_batch([pa.array(pending, pa.string())], schema=schema))
+                        pending = []
+                    yield name
+                if pending:
+                    writer.write_batch(pa.record_batch([pa.array(pending, pa.string())], schema=schema))
+            complete = True
+        finally:
+            if complete:
+                self._kept = path
+                self._cleanup = weakref.finalize(self, shutil.rmtree, folder, True)
+            else:  # stopped early or failed: nothing is kept
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """Delete the kept listing now (the next walk lists the folder again)."""
+        if self._cleanup is not None:
+            self._cleanup()
+        self._kept = self._cleanup = None
 
 
 def _skip_key(location: str | os.PathLike[str]) -> str:

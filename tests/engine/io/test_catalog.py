@@ -249,3 +249,32 @@ def test_a_quoted_csv_cell_may_span_lines(tmp_path) -> None:
     refs = list(open_catalog(loaded, load_registry()))
     assert (refs[0].sku, refs[0].error) == ("A1", None)
     assert "manifest row 2 has an empty sku" in refs[1].error
+
+
+def test_a_folder_is_walked_once_and_every_pass_sees_that_walk(tmp_path: Path) -> None:
+    """left_out, count, the duplicate scan and the items all read the first complete walk: a file that appears during
+    the run changes none of them (and an object store is listed once); a new catalog sees it."""
+    import gc
+
+    from imgx.io.leftout import FolderListing
+
+    touch(tmp_path, "f/a.jpg", "f/b/c.png", "f/notes.txt")
+    catalog = catalog_for(tmp_path, "{path: f}")
+    assert catalog.left_out().total == 1  # the first walk: notes.txt
+    touch(tmp_path, "f/d.jpg", "f/more.txt")
+    assert catalog.count() == 2 and catalog.scan().items == 2 and [r.sku for r in catalog] == ["a", "b/c"]
+    assert catalog.left_out().total == 1
+    assert catalog_for(tmp_path, "{path: f}").count() == 3
+    limited = catalog_for(tmp_path, "{path: f, limit: 1}")  # a walk stopped early keeps nothing
+    assert limited.count() == 1 and [r.sku for r in limited] == ["a"]
+
+    listing = FolderListing(tmp_path / "f")
+    assert list(listing.names()) == ["a.jpg", "b/c.png", "d.jpg", "more.txt", "notes.txt"]
+    kept = listing._kept
+    assert kept is not None and Path(kept).is_file()
+    listing.close()
+    assert not Path(kept).parent.exists() and len(list(listing.names())) == 5
+    kept = listing._kept
+    del listing
+    gc.collect()
+    assert not Path(kept).parent.exists(), "the temp listing outlived its catalog"

@@ -143,6 +143,20 @@ def test_the_folder_walk_interleaves_folders_by_name_and_skips_run_state(
     assert [r.source for r in whole_bucket] == [f"{uri}/shoes/red-1.jpg"]
 
 
+def test_a_prefix_is_listed_once_per_catalog(s3_server: MotoS3, s3_bucket: str, tmp_path: Path) -> None:
+    """The run's passes read the first listing: an object put after it is not in the count, the scan or the items (a
+    LIST request per 1,000 keys is paid once); a new catalog lists it."""
+    for key in ("shop/a.jpg", "shop/b/c.png", "shop/readme.md"):
+        put(s3_server, s3_bucket, key)
+    uri = f"s3://{s3_bucket}/shop"
+    catalog = catalog_for(tmp_path, f"{{path: '{uri}'}}")
+    assert catalog.left_out().by_extension == {".md": 1}
+    put(s3_server, s3_bucket, "shop/d.jpg")
+    assert catalog.count() == 2 and catalog.scan().items == 2
+    assert [r.source for r in catalog] == [f"{uri}/a.jpg", f"{uri}/b/c.png"]
+    assert catalog_for(tmp_path, f"{{path: '{uri}'}}").count() == 3
+
+
 def test_left_out_counts_a_prefix_as_it_counts_a_folder(s3_server: MotoS3, s3_bucket: str, tmp_path: Path) -> None:
     write_tree(s3_server, s3_bucket, "photos", tmp_path / "photos")
     uri = f"s3://{s3_bucket}/photos"
