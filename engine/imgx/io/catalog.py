@@ -34,7 +34,10 @@ import io
 import json
 import os
 import re
+import shutil
+import tempfile
 import urllib.parse
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
@@ -157,6 +160,7 @@ class CatalogReader:
     def __init__(self, path: str | os.PathLike[str], columns: tuple[str, str]) -> None:
         self.path = os.fspath(path)
         self.columns = columns
+        self._copy: str | None = None  # an object-store manifest's local copy (see open)
 
     @property
     def suffix(self) -> str:
@@ -166,13 +170,17 @@ class CatalogReader:
     def open(self) -> IO[bytes]:
         """The manifest as a binary, seekable file (close it; use ``with``).
 
-        Local files are opened through ``pyarrow.fs`` as they are. On an object store the object is opened (its size
-        asked once) and read with ranged GETs, each retried on transient errors (``fs.with_retries``; the S3
-        client's own retries are off), so a blip in the middle of a large manifest does not end the run.
+        Local files are opened through ``pyarrow.fs`` as they are. An object-store manifest is downloaded once per
+        reader to a local temp file (ranged GETs, each retried on transient errors: ``fs.with_retries``; the S3
+        client's own retries are off), and every later open reads that copy: a run's passes (count, duplicate scan,
+        items) cost one download, and all of them read the same version of the manifest even if it is replaced
+        during the run. The copy goes when the reader is garbage-collected.
 
         :raises RecipeError: the manifest cannot be opened (gone since the catalog was opened, access denied).
         :raises InputError: transient errors past the retries.
         """
+        if self._copy is not None:
+            return open(self._copy, "rb")  # the caller closes it
         filesystem, path = fs.resolve(self.path)
         try:
             file = fs.with_retries(lambda: filesystem.open_input_file(path), uri=self.path, action="open")
@@ -185,7 +193,18 @@ class CatalogReader:
             ) from exc
         if fs.is_local(self.path):
             return file
-        return io.BufferedReader(_RetriedReads(file, self.path), buffer_size=1 << 20)
+        folder = tempfile.mkdtemp(prefix="imgx-manifest-")
+        copy = os.path.join(folder, "manifest" + self.suffix)
+        try:
+            remote = io.BufferedReader(_RetriedReads(file, self.path), buffer_size=8 << 20)
+            with file, remote, open(copy, "wb") as local:
+                shutil.copyfileobj(remote, local, 8 << 20)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self._copy = copy
+        weakref.finalize(self, shutil.rmtree, folder, True)
+        return open(copy, "rb")  # the caller closes it
 
     @classmethod
     def registration_problem(cls) -> str | None:

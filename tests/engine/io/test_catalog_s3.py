@@ -21,7 +21,7 @@ from _s3 import MotoS3
 from imgx import RecipeError
 from imgx.cli import app
 from imgx.io import fs
-from imgx.io.catalog import CsvReader, open_catalog
+from imgx.io.catalog import open_catalog
 from imgx.recipe import parse_recipe
 from imgx.registry import load_registry
 
@@ -264,16 +264,19 @@ def test_a_manifest_larger_than_one_read_streams_in_order(s3_server: MotoS3, s3_
 def test_manifest_reads_are_retried_while_the_server_is_down(s3_server: MotoS3, s3_bucket: str, tmp_path: Path) -> None:
     """Opening and each ranged read of a manifest are retried on transient errors (here: connection refused), so an
     outage shorter than the retries does not end a run, whether it starts before the catalog is read or mid-read."""
+    from imgx.io.catalog import _RetriedReads
+
     body = manifest_bytes(".csv", ROWS)
     put(s3_server, s3_bucket, "lists/m.csv", body)
     uri = f"s3://{s3_bucket}/lists/m.csv"
     catalog = catalog_for(tmp_path, f"{{path: '{uri}'}}")
-    with CsvReader(uri, ("sku", "image")).open() as handle:  # the object's size is asked now, no byte read yet
+    with fs.open_input(uri) as file, _RetriedReads(file, uri) as handle:  # the reads a manifest's download makes
+        first = handle.read(10)
         s3_server.stop()
         restart = threading.Timer(0.5, s3_server.start)
         restart.start()
         try:
-            assert handle.read() == body
+            assert first + handle.read() == body
         finally:
             restart.join()
     s3_server.stop()
@@ -283,6 +286,29 @@ def test_manifest_reads_are_retried_while_the_server_is_down(s3_server: MotoS3, 
         assert [r.sku for r in catalog][:2] == ["A-1", "B-2"]
     finally:
         restart.join()
+
+
+def test_a_bucket_manifest_is_downloaded_once_and_every_pass_reads_that_copy(
+    s3_server: MotoS3, s3_bucket: str, tmp_path: Path
+) -> None:
+    """count, the duplicate scan and the items read one download: a manifest replaced during the run changes none of
+    them; the local copy goes with its reader."""
+    import gc
+
+    put(s3_server, s3_bucket, "lists/m.csv", b"sku,image\nA,a.jpg\nB,b.jpg\nA,c.jpg\n")
+    uri = f"s3://{s3_bucket}/lists/m.csv"
+    catalog = catalog_for(tmp_path, f"{{path: '{uri}'}}")
+    assert catalog.count() == 3
+    put(s3_server, s3_bucket, "lists/m.csv", b"sku,image\nX,x.jpg\n")
+    scan = catalog.scan()
+    assert (scan.items, scan.duplicates.column("dup_sku").to_pylist()) == (3, ["A"])
+    assert [r.sku for r in catalog] == ["A", "B", "A"]
+    copy = catalog._reader._copy
+    assert copy is not None and Path(copy).read_bytes().startswith(b"sku,image\nA,")
+    assert catalog_for(tmp_path, f"{{path: '{uri}'}}").count() == 1
+    del catalog
+    gc.collect()
+    assert not Path(copy).exists(), "the manifest's local copy outlived its catalog"
 
 
 def test_a_missing_column_in_a_bucket_manifest_names_the_uri(s3_server: MotoS3, s3_bucket: str, tmp_path) -> None:
