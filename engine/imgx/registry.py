@@ -20,9 +20,13 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import io
 import os
+import shutil
 import sys
+import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -104,6 +108,13 @@ class PluginConfig:
     plugins_dirs: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
     autoload: bool | None = None
+    shipped: tuple[ShippedDir, ...] = ()
+
+    def with_shipped(self) -> PluginConfig:
+        """This config with each ``plugins_dirs`` folder packed into it (:class:`ShippedDir`), for workers on other
+        machines: they load the packed files, under the module names the driver gave them, whether or not the
+        folder exists at that path on their machine."""
+        return dataclasses.replace(self, shipped=tuple(ShippedDir.pack(d) for d in self.plugins_dirs))
 
     def autoload_enabled(self) -> bool:
         if self.autoload is not None:
@@ -113,6 +124,65 @@ class PluginConfig:
     def all_modules(self) -> tuple[str, ...]:
         from_env = tuple(m.strip() for m in os.environ.get(EXTRA_PLUGINS_ENV, "").split(",") if m.strip())
         return tuple(dict.fromkeys(self.modules + from_env))
+
+
+SHIP_LIMIT_BYTES = 16 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class ShippedDir:
+    """A ``--plugins-dir`` folder packed to travel with a run to other machines (a Ray cluster).
+
+    :param given: the folder as ``--plugins-dir`` named it (what :attr:`PluginConfig.plugins_dirs` holds).
+    :param resolved: its real path on the driver: module names are made from it, so a worker's modules have the
+        names the driver's classes pickle by.
+    :param archive: a zip of its ``*.py`` modules and packages (no ``__pycache__``, no hidden or ``_`` entries).
+    """
+
+    given: str
+    resolved: str
+    archive: bytes
+
+    @classmethod
+    def pack(cls, directory: str) -> ShippedDir:
+        """:raises PluginError: a missing folder, or one over :data:`SHIP_LIMIT_BYTES` packed."""
+        path = Path(directory)
+        if not path.is_dir():
+            raise PluginError(f"got --plugins-dir {directory!r}; expected an existing folder of plugin modules")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for candidate in _candidates(path):
+                files = [candidate] if candidate.is_file() else sorted(candidate.rglob("*"))
+                for file in files:
+                    parts = file.relative_to(path).parts
+                    if file.is_file() and not any(p == "__pycache__" or p.startswith(".") for p in parts):
+                        archive.write(file, "/".join(parts))
+        if buffer.tell() > SHIP_LIMIT_BYTES:
+            raise PluginError(
+                f"--plugins-dir {directory!r} packs to {buffer.tell() / 2**20:.1f} MiB, over the "
+                f"{SHIP_LIMIT_BYTES >> 20} MiB a run ships to its workers; install it on the nodes as a package "
+                "(an entry point in the imgx group) instead"
+            )
+        return cls(directory, str(path.resolve()), buffer.getvalue())
+
+    def unpacked(self) -> str:
+        """The files, unpacked once per machine into a temp folder named by their hash (shared by the workers)."""
+        parent = Path(tempfile.gettempdir()) / "imgx-plugins"
+        target = parent / hashlib.sha256(self.archive).hexdigest()[:16]
+        if target.is_dir():
+            return str(target)
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{target.name}-", dir=parent)
+        try:
+            with zipfile.ZipFile(io.BytesIO(self.archive)) as archive:
+                archive.extractall(staging)
+            os.rename(staging, target)  # whole or not at all
+        except OSError:
+            if not target.is_dir():  # else another worker of this machine unpacked it first
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return str(target)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,24 +272,39 @@ def unknown_name_message(name: str, kind: str, known: Iterable[str]) -> str:
     return f"got unknown {kind} {name!r}.{hint} Known {kind}s: {listing}{where}"
 
 
-def _load_dir_plugins(directory: str) -> list[tuple[str, ModuleType | None, str]]:
-    """Import each ``*.py`` module and package of ``directory``: ``(name, module or None, error)``."""
-    path = Path(directory)
-    if not path.is_dir():
-        raise PluginError(f"got --plugins-dir {directory!r}; expected an existing folder of plugin modules")
-    loaded: list[tuple[str, ModuleType | None, str]] = []
+def _candidates(path: Path) -> list[Path]:
+    """The plugin modules (``*.py``) and packages (folders with ``__init__.py``) directly in ``path``, sorted."""
+    found = []
     for candidate in sorted(path.iterdir()):
         if candidate.name.startswith(("_", ".")):
             continue
-        if candidate.is_file() and candidate.suffix == ".py":
+        if (candidate.is_file() and candidate.suffix == ".py") or (
+            candidate.is_dir() and (candidate / "__init__.py").is_file()
+        ):
+            found.append(candidate)
+    return found
+
+
+def _load_dir_plugins(directory: str, *, named_as: str | None = None) -> list[tuple[str, ModuleType | None, str]]:
+    """Import each ``*.py`` module and package of ``directory``: ``(name, module or None, error)``.
+
+    :param named_as: the real path the module names are made from (a :class:`ShippedDir`'s folder on the driver);
+        default: ``directory``'s own.
+    """
+    path = Path(directory)
+    if not path.is_dir():
+        raise PluginError(f"got --plugins-dir {directory!r}; expected an existing folder of plugin modules")
+    base = named_as or str(path.resolve())
+    loaded: list[tuple[str, ModuleType | None, str]] = []
+    for candidate in _candidates(path):
+        if candidate.is_file():
             init, search = candidate, None
-        elif candidate.is_dir() and (candidate / "__init__.py").is_file():
-            init, search = candidate / "__init__.py", [str(candidate)]
         else:
-            continue
+            init, search = candidate / "__init__.py", [str(candidate)]
         # A top-level name unique to this folder: classes pickle by reference, and a worker that loads the same
-        # folder gets the same name. Two folders may both have a "stages.py".
-        digest = hashlib.sha256(str(candidate.resolve()).encode()).hexdigest()[:10]
+        # folder (or its shipped copy, named after the driver's path) gets the same name. Two folders may both have
+        # a "stages.py".
+        digest = hashlib.sha256(os.path.join(base, candidate.name).encode()).hexdigest()[:10]
         module_name = f"{DIR_PLUGIN_PREFIX}{digest}_{candidate.stem}"
         try:
             spec = importlib.util.spec_from_file_location(module_name, init, submodule_search_locations=search)
@@ -263,8 +348,11 @@ def load_registry(config: PluginConfig | None = None) -> Registry:
             register(f"{ep.name} ({dist})", ep.load)
     for module_name in config.all_modules():
         register(module_name, lambda m=module_name: importlib.import_module(m))
+    shipped = {entry.given: entry for entry in config.shipped}
     for directory in config.plugins_dirs:
-        for name, module, error in _load_dir_plugins(directory):
+        entry = shipped.get(directory)
+        loaded = _load_dir_plugins(entry.unpacked(), named_as=entry.resolved) if entry else _load_dir_plugins(directory)
+        for name, module, error in loaded:
             if module is None:
                 registry.failures.append(PluginFailure(name, error))
             else:

@@ -80,6 +80,64 @@ def test_plugins_dir_loads_modules_and_packages(tmp_path: Path) -> None:
     assert registry.stage_plugin("shop.tint").endswith("tint.py")
 
 
+def test_a_shipped_plugins_dir_loads_where_the_folder_does_not_exist(tmp_path: Path) -> None:
+    """What a Ray run sends to its workers: the folder packed into the config. In a fresh interpreter, with the folder
+    gone, the modules and packages load from the packed copy under the names the driver gave them, so a stage class
+    pickled by the driver unpickles there."""
+    import pickle
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "dir"
+    write_plugin(folder, "tint", GOOD)
+    (folder / "shop_pkg").mkdir()
+    (folder / "shop_pkg" / "__init__.py").write_text(textwrap.dedent(GOOD).replace("shop.tint", "shop.pkg"))
+    (folder / "shop_pkg" / "data.txt").write_text("kept: packages carry their files")
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "junk.pyc").write_bytes(b"\0")
+    config = PluginConfig(plugins_dirs=(str(folder),)).with_shipped()
+    driver = load_registry(PluginConfig(plugins_dirs=(str(folder),)))
+    stage_bytes = pickle.dumps((driver.stages["shop.tint"].obj, driver.stages["shop.pkg"].obj))
+    (shipped,) = config.shipped
+    import io
+    import zipfile
+
+    names = sorted(zipfile.ZipFile(io.BytesIO(shipped.archive)).namelist())
+    assert names == ["shop_pkg/__init__.py", "shop_pkg/data.txt", "tint.py"]
+    shutil.rmtree(folder)
+    (tmp_path / "config.pickle").write_bytes(pickle.dumps(config))
+    (tmp_path / "stages.pickle").write_bytes(stage_bytes)
+    script = textwrap.dedent(
+        """
+        import pathlib, pickle, sys
+        from imgx.registry import load_registry
+        here = pathlib.Path(sys.argv[1])
+        registry = load_registry(pickle.loads((here / "config.pickle").read_bytes()))
+        assert registry.failures == [], registry.failures
+        tint, pkg = pickle.loads((here / "stages.pickle").read_bytes())
+        assert tint is registry.stages["shop.tint"].obj and pkg is registry.stages["shop.pkg"].obj
+        print((pathlib.Path(sys.modules[pkg.__module__].__file__).parent / "data.txt").read_text())
+        """
+    )
+    worker = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path.parent, timeout=120
+    )
+    assert worker.returncode == 0, worker.stderr
+    assert worker.stdout.strip() == "kept: packages carry their files"
+
+
+def test_a_plugins_dir_too_big_to_ship_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    import os
+
+    package = tmp_path / "dir" / "shop_pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(textwrap.dedent(GOOD))
+    (package / "weights.bin").write_bytes(os.urandom(17 << 20))  # random bytes: zip cannot shrink them
+    with pytest.raises(PluginError, match=r"over the 16 MiB a run ships to its workers; install it on the nodes as"):
+        PluginConfig(plugins_dirs=(str(tmp_path / "dir"),)).with_shipped()
+
+
 def test_a_missing_plugins_dir_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PluginError, match="expected an existing folder"):
         load_registry(PluginConfig(plugins_dirs=(str(tmp_path / "nope"),)))

@@ -4,7 +4,8 @@
   neither, a local Ray with ``execution.workers`` CPUs is started for the run and shut down after it. A program that
   has already called ``ray.init()`` (a notebook, the benchmarks, the tests) runs on its Ray, which is left running.
 - Code on the workers: joining a cluster, imgx and the plan's plugin packages are sent as the job's ``py_modules``
-  (``execution.ray.runtime_env.ship_code``); otherwise the nodes need the same imgx installed.
+  (``execution.ray.runtime_env.ship_code``); otherwise the nodes need the same imgx installed. ``--plugins-dir``
+  folders always travel in the payload (:class:`imgx.registry.ShippedDir`), so a node needs no copy of them.
 - Work: the runner's batches become chunks (one Ray Data row each) grouped into windows; each window is a
   ``from_items`` dataset with a block count chosen from its size and the cluster's CPUs, mapped through the plan's
   stage groups (:mod:`imgx.executors.ray_layout`): CPU groups as fused tasks, model stages as actor pools. Workers
@@ -75,7 +76,7 @@ class RayExecutor(Executor):
         groups = stage_groups(self.spec.plan)
         payload = Payload(
             spec_bytes=pickle.dumps(self.spec),
-            plugin_config=self.options.plugin_config,
+            plugin_config=self.options.plugin_config.with_shipped(),  # --plugins-dir folders travel to every node
             run_id=self.spec.run_id,
             out_dir=str(self.spec.out_dir),
             groups=groups,

@@ -1,10 +1,12 @@
 """A two-node Ray cluster over a catalog in object storage: the head and a second node (``ray start`` processes with
 the standard AWS variables, as a cluster's nodes carry credentials), an S3-compatible server on loopback, and
 ``imgx run --address`` in a subprocess. Every output lands in the bucket, both nodes did work (the ledger's
-``worker`` column), and nothing is written to a local path: no shared file system is needed."""
+``worker`` column), and nothing is written to a local path: no shared file system is needed, not even for the
+``--plugins-dir`` folder (shipped with the run)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -42,8 +44,11 @@ def test_catalog_and_outputs_in_s3_on_two_nodes_with_no_shared_file_system(
     cwd.mkdir()
     recipe = recipe_dir / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(document))
+    # The plugin folder exists only where the driver runs, named relative to its working directory: the Ray workers
+    # run elsewhere, so they can load it only from the copy the run ships to them.
+    shutil.copytree(plugin_dir, cwd / "my-plugins")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    command = [sys.executable, "-m", "imgx", "run", str(recipe), "--no-progress", "--plugins-dir", str(plugin_dir)]
+    command = [sys.executable, "-m", "imgx", "run", str(recipe), "--no-progress", "--plugins-dir", "my-plugins"]
     result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
 
