@@ -212,64 +212,59 @@ def _commonest(causes: Counter[tuple[str, str]], top: int) -> list[tuple[str, st
     return [(stage, reason, count) for (stage, reason), count in ranked]
 
 
-def _lean_summary(out_dir: Location, top: int) -> LedgerReport:
-    """:func:`summarize` without the state table, in two passes over one :class:`LedgerSnapshot`.
+REPORT_PASS_ROWS = 1 << 20
+"""Ledger rows one pass of :func:`_lean_summary` holds (16-24 bytes each); a bigger ledger takes more passes."""
 
-    Pass 1 keeps, per row, a 64-bit hash of its (item, output) and its time (16 bytes, in numpy arrays sized from the
-    Parquet footers) and picks each key's latest non-skipped row by a stable sort. Pass 2 reads the rows again and
-    aggregates only the picked ones: counts, distinct items (their hashes), failures by cause (Arrow ``group_by``)
-    and a running top-k of durations.
+
+def _lean_summary(out_dir: Location, top: int) -> LedgerReport:
+    """:func:`summarize` without the state table, in bounded memory.
+
+    The items are split by a hash of their item key into ``ceil(rows / REPORT_PASS_ROWS)`` parts, so one part holds
+    about :data:`REPORT_PASS_ROWS` rows whatever the ledger's size; each part is two passes over one
+    :class:`LedgerSnapshot`. Pass 1 keeps, per row of the part, a 64-bit hash of its (item, output), its time and
+    its row number (numpy arrays) and picks each key's latest non-skipped row by a stable sort. Pass 2 reads the rows
+    again and aggregates only the picked ones: counts, distinct items (their hashes), failures by cause (Arrow
+    ``group_by``) and a running top-k of durations. An item's rows all fall in one part, so the parts' counts add
+    up. A ledger of up to :data:`REPORT_PASS_ROWS` rows is one part (two passes, as before); 10^7 rows take ten.
     """
     with LedgerSnapshot(out_dir) as snapshot:
         total = snapshot.num_rows
         if not total:
             raise _no_ledger(out_dir)
-        key, time, runs, filled = np.empty(total, np.uint64), np.empty(total, np.int64), set(), 0
-        for batch in snapshot.batches(["sku", "output", "status", "stage", "error", "finished_at", "run_id"]):
-            runs.update(v for v in pc.unique(batch.column("run_id")).to_pylist() if v is not None)
-            end = filled + batch.num_rows
-            key[filled:end] = sku_hashes(pc.binary_join_element_wise(_item_key(batch), batch.column("output"), "\x1f"))
-            stamp = pc.cast(batch.column("finished_at"), pa.int64()).to_numpy(zero_copy_only=False)
-            skipped = pc.fill_null(pc.equal(batch.column("status"), "skipped"), False).to_numpy(zero_copy_only=False)
-            time[filled:end] = np.where(skipped, np.iinfo(np.int64).min, stamp)  # a skipped row is never the latest
-            filled = end
-        order = np.lexsort((time, key))  # stable: by key, then time, then position; each key's last is its latest
-        key = key[order]
-        last = np.ones(len(order), dtype=bool)
-        last[:-1] = key[1:] != key[:-1]
-        del key
-        picked = order[last]
-        del order, last
-        picked = np.sort(picked[time[picked] != np.iinfo(np.int64).min])
-        del time
-        start, ok, outputs, flagged = 0, 0, 0, 0
-        items: list[np.ndarray] = []
+        parts = max(1, -(-total // REPORT_PASS_ROWS))
+        runs: set[str] = set()
+        ok = outputs = flagged = items = 0
         causes: Counter[tuple[str, str]] = Counter()
-        slow = pa.table({"sku": pa.array([], pa.string()), "output": pa.array([], pa.string()), "duration_ms": []})
-        slow = slow.cast(pa.schema([("sku", pa.string()), ("output", pa.string()), ("duration_ms", pa.float64())]))
-        for batch in snapshot.batches(["sku", "output", "status", "stage", "error", "duration_ms", "flags"]):
-            lo, hi = np.searchsorted(picked, [start, start + batch.num_rows])
-            start += batch.num_rows
-            if lo == hi:
-                continue
-            rows = batch.take(pa.array(picked[lo:hi] - (start - batch.num_rows)))
-            outputs += rows.num_rows
-            items.append(np.unique(sku_hashes(_item_key(rows))))
-            is_ok = pc.fill_null(pc.equal(rows.column("status"), "ok"), False)
-            ok += pc.sum(is_ok).as_py() or 0
-            flagged += _flagged(rows)
-            failed = pa.Table.from_batches([rows.filter(pc.invert(is_ok))]).select(["stage", "error"])
-            counted = failed.group_by(["stage", "error"], use_threads=False).aggregate([("stage", "count")])
-            for stage, error, count in zip(*(counted.column(i).to_pylist() for i in range(3)), strict=True):
-                causes[(stage, _reason(error or ""))] += count
-            good = pa.Table.from_batches([rows.filter(is_ok)]).select(["sku", "output", "duration_ms"])
-            slow = pa.concat_tables([slow, good])
-            if slow.num_rows > top:
-                slow = slow.take(pc.select_k_unstable(slow, k=top, sort_keys=[("duration_ms", "descending")]))
+        slow = pa.schema([("sku", pa.string()), ("output", pa.string()), ("duration_ms", pa.float64())]).empty_table()
+        for part in range(parts):
+            picked = _picked_rows(snapshot, part, parts, runs if part == 0 else None)
+            start = 0
+            part_items: list[np.ndarray] = []
+            for batch in snapshot.batches(["sku", "output", "status", "stage", "error", "duration_ms", "flags"]):
+                lo, hi = np.searchsorted(picked, [start, start + batch.num_rows])
+                start += batch.num_rows
+                if lo == hi:
+                    continue
+                rows = batch.take(pa.array(picked[lo:hi] - (start - batch.num_rows)))
+                outputs += rows.num_rows
+                part_items.append(np.unique(sku_hashes(_item_key(rows))))
+                is_ok = pc.fill_null(pc.equal(rows.column("status"), "ok"), False)
+                ok += pc.sum(is_ok).as_py() or 0
+                flagged += _flagged(rows)
+                failed = pa.Table.from_batches([rows.filter(pc.invert(is_ok))]).select(["stage", "error"])
+                counted = failed.group_by(["stage", "error"], use_threads=False).aggregate([("stage", "count")])
+                for stage, error, count in zip(*(counted.column(i).to_pylist() for i in range(3)), strict=True):
+                    causes[(stage, _reason(error or ""))] += count
+                good = pa.Table.from_batches([rows.filter(is_ok)]).select(["sku", "output", "duration_ms"])
+                slow = pa.concat_tables([slow, good])
+                if slow.num_rows > top:
+                    slow = slow.take(pc.select_k_unstable(slow, k=top, sort_keys=[("duration_ms", "descending")]))
+            items += len(np.unique(np.concatenate(part_items))) if part_items else 0
+            del picked, part_items
     slowest = sorted(slow.to_pylist(), key=lambda r: -(r["duration_ms"] or 0.0))[:top]
     return LedgerReport(
         out_dir=out_dir,
-        items=len(np.unique(np.concatenate(items))) if items else 0,
+        items=items,
         outputs=outputs,
         ok=ok,
         failed=outputs - ok,
@@ -279,6 +274,40 @@ def _lean_summary(out_dir: Location, top: int) -> LedgerReport:
         state=pa.schema([LEDGER_SCHEMA.field(c) for c in ("sku", "output", "status")]).empty_table(),
         flagged=flagged,
     )
+
+
+def _picked_rows(snapshot: LedgerSnapshot, part: int, parts: int, runs: set[str] | None) -> np.ndarray:
+    """Pass 1 of :func:`_lean_summary` for one part: the sorted row numbers of each (item, output)'s latest
+    non-skipped row, among the items whose key hash is ``part`` modulo ``parts``; ``runs`` collects the run ids."""
+    never = np.iinfo(np.int64).min
+    keys: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    numbers: list[np.ndarray] = []
+    start = 0
+    for batch in snapshot.batches(["sku", "output", "status", "stage", "error", "finished_at", "run_id"]):
+        if runs is not None:
+            runs.update(v for v in pc.unique(batch.column("run_id")).to_pylist() if v is not None)
+        item = _item_key(batch)
+        number = np.arange(start, start + batch.num_rows, dtype=np.int64)
+        start += batch.num_rows
+        if parts > 1:
+            mine = sku_hashes(item) % np.uint64(parts) == np.uint64(part)
+            batch, item, number = batch.filter(pa.array(mine)), item.filter(pa.array(mine)), number[mine]
+        keys.append(sku_hashes(pc.binary_join_element_wise(item, batch.column("output"), "\x1f")))
+        stamp = pc.cast(batch.column("finished_at"), pa.int64()).to_numpy(zero_copy_only=False)
+        skipped = pc.fill_null(pc.equal(batch.column("status"), "skipped"), False).to_numpy(zero_copy_only=False)
+        times.append(np.where(skipped, never, stamp))  # a skipped row is never the latest
+        numbers.append(number)
+    key, time, number = np.concatenate(keys), np.concatenate(times), np.concatenate(numbers)
+    del keys, times, numbers
+    order = np.lexsort((time, key))  # stable: by key, then time, then position; each key's last is its latest
+    key = key[order]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = key[1:] != key[:-1]
+    del key
+    picked = order[last]
+    del order, last
+    return np.sort(number[picked[time[picked] != never]])
 
 
 def _thumbnail(image: Image.Image, cell: int) -> Image.Image:
