@@ -76,6 +76,8 @@ __all__ = [
 
 _URI = r"^[A-Za-z][A-Za-z0-9+.-]*://"
 BATCH_ROWS = 65_536
+DEDUPE_PASS_ROWS = 1 << 23
+"""Most SKU hashes :meth:`Catalog.scan` holds at once (8 bytes each: 64 MiB); a bigger catalog is hashed in parts."""
 RAW_SCHEMA = pa.schema([("row", pa.int64()), ("sku", pa.string()), ("image", pa.string()), ("error", pa.string())])
 """What a :class:`CatalogReader` yields: the row number (1-based, as in the file), the raw cells, and the reason a row
 could not be parsed (null when it could)."""
@@ -681,20 +683,31 @@ class Catalog:
 
         A first pass counts rows (cheap); a second hashes every valid SKU to 64 bits (:func:`sku_hashes`, vectorised
         over the batch's string buffers) into one preallocated numpy array that is sorted in place: 8 bytes per row,
-        no Python object per SKU. Only when some hash repeats does a third pass collect the SKU text of the rows with
-        those hashes and group them exactly (a hash collision can never merge two SKUs).
+        no Python object per SKU. A catalog of more than :data:`DEDUPE_PASS_ROWS` rows is hashed in parts (the SKUs
+        whose hash is ``part`` modulo ``parts``, one pass each), so the array never holds more than about that many
+        hashes. Only when some hash repeats does a last pass collect the SKU text of the rows with those hashes and
+        group them exactly (a hash collision can never merge two SKUs).
         """
         items = self.count()
-        digest = np.empty(items, dtype=np.uint64)
-        filled = 0
-        for batch in self._unmarked(sources=False):
-            hashes = sku_hashes(batch.column("sku").filter(pc.is_null(batch.column("error"))))
-            digest[filled : filled + len(hashes)] = hashes
-            filled += len(hashes)
-        digest = digest[:filled]
-        digest.sort()
-        repeated = np.unique(digest[1:][digest[1:] == digest[:-1]])
-        del digest
+        parts = max(1, -(-items // DEDUPE_PASS_ROWS))
+        found_repeats = []
+        for part in range(parts):
+            # uniform hashes: a part's size strays from items/parts by ~sqrt of it, far inside the 1 % + 1024 slack
+            digest = np.empty(items if parts == 1 else items // parts + items // (100 * parts) + 1024, np.uint64)
+            filled = 0
+            for batch in self._unmarked(sources=False):
+                hashes = sku_hashes(batch.column("sku").filter(pc.is_null(batch.column("error"))))
+                if parts > 1:
+                    hashes = hashes[hashes % np.uint64(parts) == np.uint64(part)]
+                if filled + len(hashes) > len(digest):
+                    digest = np.resize(digest, 2 * (filled + len(hashes)))
+                digest[filled : filled + len(hashes)] = hashes
+                filled += len(hashes)
+            digest = digest[:filled]
+            digest.sort()
+            found_repeats.append(np.unique(digest[1:][digest[1:] == digest[:-1]]))
+            del digest
+        repeated = np.sort(np.concatenate(found_repeats))
         if len(repeated) == 0:
             return CatalogScan(items=items, duplicates=_DUPLICATES_SCHEMA.empty_table())
         found = []
