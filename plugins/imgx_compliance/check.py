@@ -1,0 +1,72 @@
+"""``check.marketplace``: the rules of one or more packs on the item a run is about to write."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from imgx import Item, RecipeError, Stage, StageContext, StageError, StageParams, recipe_path
+
+from .packs import Pack, check_item, resolve_pack
+
+__all__ = ["CheckMarketplace", "CheckParams", "check_marketplace"]
+
+
+class CheckParams(StageParams):
+    """Parameters of ``check.marketplace``."""
+
+    rules: list[str] = Field(
+        ...,
+        min_length=1,
+        description="rule packs: built-in names (amazon-main, google-merchant, zalando, shopify) or YAML pack files "
+        "(relative to the recipe's folder)",
+    )
+    action: Literal["fail", "flag"] = Field(
+        "flag", description="fail: the item fails with each broken rule named; flag: flagged in the ledger, written"
+    )
+
+    @field_validator("rules", mode="after")
+    @classmethod
+    def _resolve(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        resolved = []
+        for entry in value:
+            path = str(recipe_path(entry, info)) if entry.endswith((".yaml", ".yml")) else entry
+            try:
+                resolve_pack(path)  # fail at validation, before any image is read
+            except RecipeError as exc:
+                raise ValueError(str(exc)) from exc
+            resolved.append(path)
+        return resolved
+
+
+def check_marketplace(item: Item, packs: list[Pack], action: Literal["fail", "flag"] = "flag") -> Item:
+    """``item`` checked against ``packs``: flagged (one flag per broken rule id, the measured values as metrics), or,
+    with ``action="fail"`` and any error-level rule broken, a :class:`imgx.StageError` naming each rule, value and
+    bound. Warnings only ever flag. The image ``(H, W, 3)`` uint8 RGB and its alpha pass through unchanged."""
+    findings = check_item(item, packs)
+    errors = [f for f in findings if f.level == "error"]
+    if action == "fail" and errors:
+        listed = "; ".join(f"{f.rule}: got {f.value}, expected {f.bound}" for f in errors)
+        raise StageError(f"item {item.sku!r} breaks marketplace rules: {listed}")
+    flags = [f.rule if f.level == "error" else f"warning:{f.rule}" for f in findings]
+    metrics: dict[str, Any] = {f.rule: f.value for f in findings}
+    return item.noted(*flags, **metrics)
+
+
+class CheckMarketplace(Stage):
+    """Checks each item against marketplace rule packs (Amazon, Google Merchant, Zalando, Shopify, user packs)."""
+
+    name: ClassVar[str] = "check.marketplace"
+    Params: ClassVar[type[StageParams]] = CheckParams
+    summary: ClassVar[str] = "check images against marketplace rule packs; fail or flag each broken rule by its id"
+    example: ClassVar[dict[str, Any]] = {"rules": ["amazon-main", "shopify"], "action": "flag"}
+
+    def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:
+        super().__init__(params, context)
+        assert isinstance(self.params, CheckParams)
+        self.packs = [resolve_pack(entry) for entry in self.params.rules]
+
+    def process(self, item: Item, *others: Item) -> Item:
+        assert isinstance(self.params, CheckParams)
+        return check_marketplace(item, self.packs, self.params.action)
