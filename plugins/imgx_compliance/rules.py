@@ -242,6 +242,14 @@ def _white_background(f: Facts, s: WhiteBackground) -> Finding | None:
     margin = round(s.margin * max(f.width, f.height))
     near = ndimage.maximum_filter(f.mask.astype(np.uint8), size=2 * margin + 1) if margin else f.mask
     background = ~near.astype(bool)
+    frame = border_width(f.image)  # a frame is the border rule's finding: not counted twice as a grey background
+    if frame:
+        background[:frame], background[-frame:], background[:, :frame], background[:, -frame:] = (
+            False,
+            False,
+            False,
+            False,
+        )
     total = int(background.sum())
     if total == 0:
         return None  # the product fills the frame: product.fill / product.cropped speak for it
@@ -335,16 +343,24 @@ def _border(f: Facts, s: Border) -> Finding | None:
     return Finding("border", width, bound, f"a {width} px frame surrounds the image; needs {bound}")
 
 
-def sharpness(image: np.ndarray) -> float:
-    """Variance of the Laplacian of the grey image (0..255) scaled so its longest side is 512 px: size-independent."""
+def sharpness(image: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Variance of the Laplacian of the grey image (0..255) scaled so its longest side is 512 px (size-independent),
+    taken inside the product's ``(H, W)`` bool ``mask`` (shrunk 2 px, so its outline, sharp on any cut-out, does not
+    count) when it covers enough pixels, else over the whole image."""
     grey = Image.fromarray(image).convert("L")
     scale = 512 / max(grey.size)
-    grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))), Image.Resampling.BOX)
-    return float(ndimage.laplace(np.asarray(grey, np.float32)).var())
+    size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
+    laplace = ndimage.laplace(np.asarray(grey.resize(size, Image.Resampling.BOX), np.float32))
+    if mask is not None:
+        small = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)) > 0
+        inside = ndimage.binary_erosion(small, iterations=2)
+        if inside.sum() >= 64:
+            return float(laplace[inside].var())
+    return float(laplace.var())
 
 
 def _blur(f: Facts, s: Blur) -> Finding | None:
-    value = sharpness(f.image)
+    value = sharpness(f.image, f.mask)
     if value >= s.min:
         return None
     bound = f">= {s.min}"
