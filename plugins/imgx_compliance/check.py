@@ -1,4 +1,11 @@
-"""``check.marketplace``: the rules of one or more packs on the item a run is about to write."""
+"""``check.marketplace``: the rules of one or more packs on the item a run is about to write.
+
+Pixel rules (size, aspect, background, product, border, blur) measure the item as it leaves the last stage. File rules
+(``file.max_bytes``, ``format``, ``color.space``) read what the decoder recorded about the *source* file
+(``meta["format"]``, ``meta["source_mode"]``, ``meta["icc_profile"]``) and its size on disk when it is a local file:
+the bytes and format of the output the run is about to encode are not known to a stage, and a source that is an
+object-store URI has no byte size or frame count here (those rules then pass silently).
+"""
 
 from __future__ import annotations
 

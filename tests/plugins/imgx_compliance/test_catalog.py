@@ -89,3 +89,15 @@ def test_zalando_and_shopify(tmp_path: Path, compose) -> None:
     (warning,) = check_item(decoded(path), [shopify])
     assert warning.rule == "aspect" and warning.level == "warning"
     assert check_item(decoded(square), [shopify]) == []
+
+
+def test_an_animated_gif_breaks_the_format_rule(tmp_path: Path, compose) -> None:
+    rgb, _ = compose("rocket", size=1000)
+    frames = [Image.fromarray(rgb), Image.fromarray(rgb[:, ::-1].copy())]
+    still, animated = tmp_path / "still.gif", tmp_path / "animated.gif"
+    frames[0].save(still)
+    frames[0].save(animated, save_all=True, append_images=frames[1:], duration=200, loop=0)
+    amazon = [builtin_pack("amazon-main")]
+    assert "format" not in [f.rule for f in check_item(decoded(still), amazon)]
+    (fmt,) = [f for f in check_item(decoded(animated), amazon) if f.rule == "format"]
+    assert fmt.value == "GIF (2 frames)" and "not animated" in fmt.bound

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from _support import write_recipe
-from imgx import Item, StageError
+from imgx import Item, RecipeError, StageError
 from imgx.ledger import read_ledger
 from imgx.runner import run_recipe
 from imgx_compliance import CheckMarketplace, CheckParams, builtin_pack, check_marketplace
@@ -93,3 +93,13 @@ def test_params_reject_an_unknown_pack_before_any_image_is_read() -> None:
         CheckParams(rules=["amazon"])
     with pytest.raises(ValidationError, match="cannot read rule pack"):
         CheckParams(rules=["missing.yaml"])
+
+
+def test_a_bad_user_pack_stops_the_recipe_naming_both_files(small_catalog: Path, tmp_path: Path) -> None:
+    pack = tmp_path / "packs" / "bad.yaml"
+    pack.parent.mkdir()
+    pack.write_text("name: bad\nextends: amazon-main\nrules:\n  logo: {}\n", encoding="utf-8")
+    path = write_recipe(tmp_path, recipe(small_catalog, tmp_path / "out", "flag", ["amazon-main", "packs/bad.yaml"]))
+    with pytest.raises(RecipeError, match=rf"{path}:\d+: .*rules.*{pack}:4: got rule id 'logo'"):
+        run_recipe(path)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))
