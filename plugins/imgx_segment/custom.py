@@ -1,0 +1,193 @@
+"""``segment.onnx``: the product mask from a segmentation network the catalog team brings, as an ONNX file.
+
+Teams with their own licence for BiRefNet, ISNet, RMBG or a U2-Net of their own point this stage at the network's
+ONNX file (``model_file:``, a path relative to the recipe) or at a registered model (``model:``, a plugin's
+:class:`imgx.models.ModelSpec` whose ``onnx`` file has an ``https://``/``s3://`` source and a pinned sha256; nothing is
+fetched from a hub unless the registry is told where). ONNX Runtime runs it on the CPU with the worker's threads.
+
+The conventions these families differ in are parameters, with a ``preset`` per family that sets them the way rembg's
+sessions run them (every value can still be given alone and wins over the preset):
+
+- ``input_size``: the square side the photo is resized to (Pillow bicubic), 320 for U2-Net, 1024 for the others;
+- ``mean`` / ``std``: per-channel normalisation after the photo is divided by its own maximum (rembg's habit);
+- ``output``: which graph output holds the mask (0: the first), its first channel taken;
+- ``sigmoid``: whether that output is a logit (BiRefNet) rather than a probability.
+
+The prediction then goes through ``segment.product``'s post-processing, unchanged: min-max normalisation, bicubic
+upsampling, islands, holes, guided refinement and threshold (:func:`imgx_segment.product.mask_from_prediction`), so a
+U2-Netp file run here gives ``segment.product``'s masks (tested with rembg's ``u2netp.onnx``). Only the ``u2net``
+preset is checked against a real file here; the others follow rembg's sessions and are the starting point for the
+family's own file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from imgx import Item, Stage, StageError, StageParams, recipe_path
+from imgx.arrays import check_rgb
+
+from .product import SegmentProductParams, mask_from_prediction
+
+__all__ = ["PRESETS", "SegmentOnnx", "SegmentOnnxParams", "onnx_input"]
+
+_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+_HALF = ((0.5, 0.5, 0.5), (1.0, 1.0, 1.0))
+PRESETS: dict[str, dict[str, Any]] = {
+    "u2net": {"input_size": 320, "mean": _IMAGENET[0], "std": _IMAGENET[1], "output": 0, "sigmoid": False},
+    "isnet": {"input_size": 1024, "mean": _HALF[0], "std": _HALF[1], "output": 0, "sigmoid": False},
+    "birefnet": {"input_size": 1024, "mean": _IMAGENET[0], "std": _IMAGENET[1], "output": 0, "sigmoid": True},
+    "rmbg": {"input_size": 1024, "mean": _HALF[0], "std": _HALF[1], "output": 0, "sigmoid": False},
+}
+"""What each family's network expects, as rembg's sessions feed it (``u2net`` checked on rembg's ``u2netp.onnx``)."""
+
+
+class SegmentOnnxParams(SegmentProductParams):
+    """Parameters of ``segment.onnx``: the network, its conventions, and ``segment.product``'s post-processing."""
+
+    model_file: str | None = Field(None, description="the network's ONNX file (relative to the recipe)")
+    model: str | None = Field(None, description="or a registered model whose 'onnx' file to run (imgx models list)")
+    sha256: str | None = Field(None, description="model_file: refuse a file whose sha256 differs (pin it)")
+    preset: Literal["u2net", "isnet", "birefnet", "rmbg"] | None = Field(
+        None, description="the family's conventions (input_size, mean, std, output, sigmoid); each may be overridden"
+    )
+    input_size: int | None = Field(None, ge=16, le=4096, description="square input side in pixels")
+    mean: tuple[float, float, float] | None = Field(None, description="per-channel mean after dividing by the max")
+    std: tuple[float, float, float] | None = Field(None, description="per-channel std after dividing by the max")
+    output: int | None = Field(None, ge=0, description="index of the graph output that holds the mask")
+    sigmoid: bool | None = Field(None, description="the output is a logit: apply a sigmoid first")
+
+    @field_validator("model_file", mode="after")
+    @classmethod
+    def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else str(recipe_path(value, info))
+
+    @field_validator("sha256", mode="after")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower())):
+            raise ValueError(f"got sha256 {value!r}; expected 64 hexadecimal digits")
+        return None if value is None else value.lower()
+
+    @model_validator(mode="after")
+    def _complete(self) -> SegmentOnnxParams:
+        if (self.model_file is None) == (self.model is None):
+            raise ValueError("give exactly one of model_file (an ONNX file) and model (a registered model)")
+        missing = [name for name in ("input_size", "mean", "std", "output", "sigmoid") if self.setting(name) is None]
+        if missing:
+            raise ValueError(f"no preset and no {', '.join(missing)}; set preset: u2net|isnet|birefnet|rmbg or each")
+        if any(s == 0 for s in self.setting("std")):
+            raise ValueError("std may not contain 0")
+        return self
+
+    def setting(self, name: str) -> Any:
+        """A convention: the value given, else the preset's."""
+        value = getattr(self, name)
+        if value is None and self.preset is not None:
+            return PRESETS[self.preset][name]
+        return value
+
+
+def onnx_input(image: np.ndarray, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> ``(3, size, size)`` float32: resized (bicubic), divided by its maximum, normalised."""
+    check_rgb(image)
+    small = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32)
+    small *= np.float32(1.0 / max(float(small.max()), 1e-6))
+    small -= np.asarray(mean, np.float32)
+    small /= np.asarray(std, np.float32)
+    return np.ascontiguousarray(small.transpose(2, 0, 1))
+
+
+class SegmentOnnx(Stage):
+    """Product mask from a team's own ONNX segmentation network into ``Item.alpha``; see :mod:`imgx_segment.custom`."""
+
+    name: ClassVar[str] = "segment.onnx"
+    Params: ClassVar[type[StageParams]] = SegmentOnnxParams
+    summary: ClassVar[str] = "Mask the product with your own ONNX network (BiRefNet, ISNet, RMBG, U2-Net presets)."
+    example: ClassVar[dict] = {"model": "u2netp", "preset": "u2net", "min_island": 0.05}
+    version: ClassVar[str] = "1"
+    batchable: ClassVar[bool] = True
+    produces_alpha: ClassVar[bool] = True
+    params: SegmentOnnxParams
+
+    def __init__(self, params: StageParams | None = None, context: Any = None) -> None:
+        super().__init__(params, context)
+        self._session: Any = None
+
+    @classmethod
+    def models(cls, params: StageParams) -> tuple[str, ...]:
+        model = getattr(params, "model", None)
+        return (model,) if model else ()
+
+    def _file(self) -> str:
+        params = self.params
+        if params.model is not None:
+            from imgx.models import ensure_files, get_spec
+
+            registry = self.context.require_registry(self.name)
+            files = ensure_files(get_spec(params.model, registry), registry=registry)
+            if "onnx" not in files:
+                raise StageError(f"model {params.model!r} has no 'onnx' file (it has {', '.join(files)})")
+            return str(files["onnx"])
+        path = Path(str(params.model_file))
+        if not path.is_file():
+            raise StageError(f"segment.onnx: model_file {path} does not exist; fix the path (relative to the recipe)")
+        if params.sha256 is not None:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest != params.sha256:
+                raise StageError(f"segment.onnx: model_file {path} has sha256 {digest}, not the pinned {params.sha256}")
+        return str(path)
+
+    def _run(self, inputs: np.ndarray) -> np.ndarray:
+        if self._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            if self.context.threads:
+                options.intra_op_num_threads = self.context.threads
+                options.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(self._file(), options, providers=["CPUExecutionProvider"])
+            graph_inputs = self._session.get_inputs()
+            outputs = self._session.get_outputs()
+            index = self.params.setting("output")
+            if len(graph_inputs) != 1 or index >= len(outputs):
+                raise StageError(
+                    f"segment.onnx: the network has {len(graph_inputs)} inputs and {len(outputs)} outputs; expected "
+                    f"one image input and an output number {index}"
+                )
+        session = self._session
+        index = self.params.setting("output")
+        name = session.get_inputs()[0].name
+        # one image a run: exported networks often have a fixed batch of 1
+        predictions = [np.asarray(session.run(None, {name: one[None]})[index], np.float32) for one in inputs]
+        prediction = np.concatenate([p.reshape(1, -1, *p.shape[-2:])[:, 0] for p in predictions])
+        if self.params.setting("sigmoid"):
+            prediction = 1.0 / (1.0 + np.exp(-prediction))
+        return prediction
+
+    def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
+        params = self.params
+        mode = params.existing_alpha
+        todo = [i for i, item in enumerate(batch) if item.alpha is None or mode != "keep"]
+        results = list(batch)
+        if not todo:
+            return results
+        size, mean, std = params.setting("input_size"), params.setting("mean"), params.setting("std")
+        predictions = self._run(np.stack([onnx_input(batch[i].image, size, mean, std) for i in todo]))
+        for i, prediction in zip(todo, predictions, strict=True):
+            item = batch[i]
+            mask = mask_from_prediction(item.image, prediction, params)
+            if mode == "intersect" and item.alpha is not None:
+                mask = np.minimum(mask, item.alpha)
+            results[i] = item.replace(alpha=mask)
+        return results
+
+    def close(self) -> None:
+        self._session = None
