@@ -62,8 +62,8 @@ def measure(
     if "ssim" in metrics:
         out["ssim"] = float(structural_similarity(image, ref, channel_axis=2, data_range=255))
     if "psnr" in metrics:
-        psnr = float(peak_signal_noise_ratio(ref, image, data_range=255))
-        out["psnr"] = psnr if np.isfinite(psnr) else None
+        identical = np.array_equal(ref, image)  # skimage would divide by a zero error
+        out["psnr"] = None if identical else float(peak_signal_noise_ratio(ref, image, data_range=255))
     if "product_delta_e" in metrics:
         mask = alpha if alpha is not None else None
         if mask is None and reference_alpha is not None:
