@@ -48,18 +48,21 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _keys(metrics: dict[str, Any], name: str) -> list[str]:
+    return [k for k in metrics if k == name or k.endswith(f".{name}")]
+
+
 def broken_bounds(
     metrics: dict[str, Any], bounds: dict[str, Bound], missing: Literal["fail", "flag"] = "fail"
 ) -> list[tuple[str, str]]:
     """``(flag, message)`` per broken bound, e.g. ``("ssim_below_min", "ssim 0.42 < min 0.5 (short by 0.08)")``.
 
-    A bound on a metric no upstream node measured raises :class:`imgx.StageError` (``missing="fail"``) or gives a
-    ``<name>_missing`` flag (``missing="flag"``)."""
+    A bound on a metric no upstream node measured raises :class:`imgx.StageError` (``missing="fail"``) or is skipped
+    (``missing="flag"``: :func:`gate` flags it ``<name>_missing``)."""
     broken: list[tuple[str, str]] = []
     for name, bound in bounds.items():
-        keys = [k for k in metrics if k == name or k.endswith(f".{name}")]
+        keys = _keys(metrics, name)
         if not keys and missing == "flag":
-            broken.append((f"{name}_missing", f"{name} not measured upstream"))
             continue
         if not keys:
             raise StageError(
@@ -94,11 +97,14 @@ def gate(
     action: Literal["fail", "flag"] = "flag",
     missing: Literal["fail", "flag"] = "fail",
 ) -> Item:
-    """The item unchanged (``flag``: plus a flag per broken bound), or :class:`imgx.StageError` (``fail``)."""
+    """The item unchanged (``flag``: plus a flag per broken bound), or :class:`imgx.StageError` (``fail``). With
+    ``missing="flag"`` a bound on an unmeasured metric is flagged ``<name>_missing`` whatever the action."""
     broken = broken_bounds(item.metrics, bounds, missing)
     if broken and action == "fail":
         raise StageError(f"item {item.sku!r} breaks quality bounds: " + "; ".join(m for _, m in broken))
-    return item.noted(*(flag for flag, _ in broken)) if broken else item
+    unmeasured = [f"{name}_missing" for name in bounds if not _keys(item.metrics, name)]
+    flags = [flag for flag, _ in broken] + unmeasured
+    return item.noted(*flags) if flags else item
 
 
 class QualityGate(Stage):

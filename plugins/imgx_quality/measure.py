@@ -10,7 +10,7 @@ from pydantic import Field
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from imgx import Item, Stage, StageParams
+from imgx import Item, Stage, StageError, StageParams
 
 __all__ = ["METRICS", "Metric", "MetricsParams", "QualityMetrics", "measure", "sharpness"]
 
@@ -101,7 +101,9 @@ class QualityMetrics(Stage):
     example: ClassVar[dict[str, Any]] = {"metrics": ["ssim", "psnr", "sharpness"]}
 
     def process(self, item: Item, *others: Item) -> Item:
-        reference = others[0] if others else item
+        if len(others) != 1:
+            raise StageError(f"got {len(others) + 1} input(s) for {self.name}; expected 2: needs: [output, reference]")
+        reference = others[0]
         params: MetricsParams = self.params  # type: ignore[assignment]
         values = measure(
             item.image,

@@ -13,7 +13,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from _support import frozen, load_rgba_pack, real_photo
-from imgx import Item
+from imgx import Item, StageError
 from imgx_quality import MetricsParams, QualityMetrics, measure, sharpness
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "grace_hopper")
@@ -114,3 +114,9 @@ def test_unknown_metric_is_rejected() -> None:
         measure(real_photo("coffee", 32), real_photo("coffee", 32), metrics=("brisque",))
     with pytest.raises(ValueError):
         MetricsParams(metrics=("brisque",))
+
+
+def test_the_stage_refuses_a_missing_reference() -> None:
+    image = frozen(real_photo("coffee", 32))
+    with pytest.raises(StageError, match="expected 2"):
+        QualityMetrics().process(Item("a", "a.png", image))

@@ -114,3 +114,11 @@ def test_gate_message_states_the_shortfall() -> None:
     assert "q.product_delta_e 5 > max 3 (over by 2)" in str(caught.value)
     assert gate(item, bounds, "flag").flags == ("ssim_below_min", "product_delta_e_above_max")
     assert gate(item, {"ssim": Bound(min=0.4)}, "fail") is item
+
+
+def test_missing_flag_flags_an_unmeasured_metric_instead_of_failing() -> None:
+    item = Item("s", "s.png", np.zeros((4, 4, 3), np.uint8), metrics={"q.ssim": 0.9})
+    bounds = {"ssim": Bound(min=0.5), "niqe": Bound(max=5)}
+    assert gate(item, bounds, "fail", missing="flag").flags == ("niqe_missing",)
+    with pytest.raises(StageError, match="no metric 'niqe'"):
+        gate(item, bounds, "flag")
