@@ -44,6 +44,8 @@ def test_ssim_and_psnr_match_skimage(name: str, distort) -> None:
     psnr = peak_signal_noise_ratio(reference, distorted, data_range=255)
     assert got["ssim"] == pytest.approx(ssim, abs=1e-9) and got["psnr"] == pytest.approx(psnr, abs=1e-9)
     assert 0.0 < got["ssim"] < 0.99 and 10.0 < got["psnr"] < 45.0, got
+    mse = np.mean((reference.astype(np.float64) - distorted) ** 2)  # PSNR from its definition, not skimage
+    assert got["psnr"] == pytest.approx(10 * np.log10(255.0**2 / mse), abs=1e-9)
 
 
 def test_distortions_rank_as_expected() -> None:
