@@ -146,9 +146,7 @@ class ShippedDir:
     @classmethod
     def pack(cls, directory: str) -> ShippedDir:
         """:raises PluginError: a missing folder, or one over :data:`SHIP_LIMIT_BYTES` packed."""
-        path = Path(directory)
-        if not path.is_dir():
-            raise PluginError(f"got --plugins-dir {directory!r}; expected an existing folder of plugin modules")
+        path = _plugins_folder(directory)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for candidate in _candidates(path):
@@ -272,6 +270,14 @@ def unknown_name_message(name: str, kind: str, known: Iterable[str]) -> str:
     return f"got unknown {kind} {name!r}.{hint} Known {kind}s: {listing}{where}"
 
 
+def _plugins_folder(directory: str) -> Path:
+    """``directory`` as a path; :class:`PluginError` when it is not an existing folder."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise PluginError(f"got --plugins-dir {directory!r}; expected an existing folder of plugin modules")
+    return path
+
+
 def _candidates(path: Path) -> list[Path]:
     """The plugin modules (``*.py``) and packages (folders with ``__init__.py``) directly in ``path``, sorted."""
     found = []
@@ -291,9 +297,7 @@ def _load_dir_plugins(directory: str, *, named_as: str | None = None) -> list[tu
     :param named_as: the real path the module names are made from (a :class:`ShippedDir`'s folder on the driver);
         default: ``directory``'s own.
     """
-    path = Path(directory)
-    if not path.is_dir():
-        raise PluginError(f"got --plugins-dir {directory!r}; expected an existing folder of plugin modules")
+    path = _plugins_folder(directory)
     base = named_as or str(path.resolve())
     loaded: list[tuple[str, ModuleType | None, str]] = []
     for candidate in _candidates(path):

@@ -634,7 +634,7 @@ class Catalog:
         self._skip_dirs = tuple(os.fspath(p) for p in skip_dirs)
         self.limit = limit
         self.batch_rows = batch_rows
-        self._listing = FolderListing(self.root, self._skip_dirs) if kind == "folder" else None
+        self._listing = FolderListing(self.root, self._skip_dirs)  # walks nothing until a folder catalog reads it
         if kind == "folder":
             self.label, self.numbering = "folder item", "items are the sorted file listing, numbered from 1"
         else:
@@ -643,7 +643,7 @@ class Catalog:
     def left_out(self) -> LeftOut:
         """What this folder catalog's patterns leave out of its folder, counted with its own patterns, excludes and
         skipped folders (empty for a manifest); walks the folder, reads no image."""
-        if self._listing is None:  # a manifest
+        if self.kind != "folder":
             return LeftOut()
         return left_out(
             self.root, self._patterns, self._excludes, skip_dirs=self._skip_dirs, names=self._listing.names()
@@ -844,8 +844,7 @@ class Catalog:
     def _folder_batches(self) -> Iterator[pa.RecordBatch]:
         number, skus, sources = 1, [], []
         root, local = self.root, fs.is_local(self.root)
-        listing = self._listing or FolderListing(root, self._skip_dirs)
-        for relative in listing.names():
+        for relative in self._listing.names():
             if any(p.match(relative) for p in self._patterns) and not any(p.match(relative) for p in self._excludes):
                 skus.append(relative.rsplit(".", 1)[0] if "." in relative.rsplit("/", 1)[-1] else relative)
                 sources.append(os.path.join(root, relative) if local else f"{root}/{_escaped(relative)}")

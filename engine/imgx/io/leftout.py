@@ -168,17 +168,21 @@ class FolderListing:
         path = os.path.join(folder, "names.arrows")
         schema = pa.schema([("name", pa.string())])
         complete = False
+        pending: list[str] = []
         try:
             with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-                pending: list[str] = []
+
+                def flush() -> None:
+                    writer.write_batch(pa.record_batch([pa.array(pending, pa.string())], schema=schema))
+                    pending.clear()
+
                 for name in folder_files(self.root, self.skip_dirs):
                     pending.append(name)
                     if len(pending) >= self.BATCH:
-                        writer.write_batch(pa.record_batch([pa.array(pending, pa.string())], schema=schema))
-                        pending = []
+                        flush()
                     yield name
                 if pending:
-                    writer.write_batch(pa.record_batch([pa.array(pending, pa.string())], schema=schema))
+                    flush()
             complete = True
         finally:
             if complete:
