@@ -176,10 +176,7 @@ def _size_min(f: Facts, s: SizeMin) -> Finding | None:
         bounds.append(f"width >= {s.width}")
     if s.height is not None and f.height < s.height:
         bounds.append(f"height >= {s.height}")
-    if not bounds:
-        return None
-    bound = ", ".join(bounds)
-    return Finding("size.min", f"{f.width}x{f.height}", bound, f"image is {f.width}x{f.height} px; needs {bound}")
+    return _size_finding("size.min", f, bounds)
 
 
 def _size_max(f: Facts, s: SizeMax) -> Finding | None:
@@ -188,10 +185,15 @@ def _size_max(f: Facts, s: SizeMax) -> Finding | None:
         bounds.append(f"longest side <= {s.longest}")
     if s.megapixels is not None and f.width * f.height > s.megapixels * 1e6:
         bounds.append(f"<= {s.megapixels:g} MP")
+    return _size_finding("size.max", f, bounds)
+
+
+def _size_finding(rule: str, f: Facts, bounds: list[str]) -> Finding | None:
+    """The finding of a size rule whose ``bounds`` the image breaks; ``None`` when it breaks none."""
     if not bounds:
         return None
     bound = ", ".join(bounds)
-    return Finding("size.max", f"{f.width}x{f.height}", bound, f"image is {f.width}x{f.height} px; needs {bound}")
+    return Finding(rule, f"{f.width}x{f.height}", bound, f"image is {f.width}x{f.height} px; needs {bound}")
 
 
 def _max_bytes(f: Facts, s: MaxBytes) -> Finding | None:
