@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from PIL import Image
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from imgx import Item, Stage, StageError, StageParams, recipe_path
-from imgx.arrays import check_rgb
 
+from .preprocess import network_input
 from .product import SegmentProductParams, mask_from_prediction
 
 __all__ = ["PRESETS", "SegmentOnnx", "SegmentOnnxParams", "onnx_input"]
@@ -96,13 +95,9 @@ class SegmentOnnxParams(SegmentProductParams):
 
 
 def onnx_input(image: np.ndarray, size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB -> ``(3, size, size)`` float32: resized (bicubic), divided by its maximum, normalised."""
-    check_rgb(image)
-    small = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32)
-    small *= np.float32(1.0 / max(float(small.max()), 1e-6))
-    small -= np.asarray(mean, np.float32)
-    small /= np.asarray(std, np.float32)
-    return np.ascontiguousarray(small.transpose(2, 0, 1))
+    """``(H, W, 3)`` uint8 RGB -> ``(3, size, size)`` float32: ``segment.product``'s input preparation
+    (:func:`imgx_segment.preprocess.network_input`) with the family's size, mean and std, channels first."""
+    return np.ascontiguousarray(network_input(image, size, mean, std).transpose(2, 0, 1))
 
 
 class SegmentOnnx(Stage):

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from PIL import Image
 
@@ -27,13 +29,19 @@ STD = np.array([0.229, 0.224, 0.225], np.float32)
 FLAT_RANGE = 1e-6  # a prediction whose max - min is below this has no object in it
 
 
-def network_input(image: np.ndarray, side: int = INPUT_SIDE) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB -> ``(side, side, 3)`` float32, max-scaled and ImageNet-normalised (rembg's)."""
+def network_input(
+    image: np.ndarray,
+    side: int = INPUT_SIDE,
+    mean: np.ndarray | Sequence[float] = MEAN,
+    std: np.ndarray | Sequence[float] = STD,
+) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> ``(side, side, 3)`` float32, max-scaled and normalised (rembg's; ImageNet's mean and
+    std by default, another family's for ``segment.onnx``)."""
     check_rgb(image)
     small = np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32)
     small *= np.float32(1.0 / max(float(small.max()), 1e-6))
-    small -= MEAN
-    small /= STD
+    small -= np.asarray(mean, np.float32)
+    small /= np.asarray(std, np.float32)
     return small
 
 
