@@ -51,7 +51,7 @@ if [ "$tests_status" -ne 0 ] && [ "$tests_status" -ne 5 ]; then  # 5: no test se
     status=1
 fi
 
-models=${GPU_CHECK_MODELS:-$("$PY" -c 'import imgx; print(" ".join(sorted(imgx.load_registry().models)))')}
+models=${GPU_CHECK_MODELS:-$("$PY" -c 'import imgx; r = imgx.load_registry(); print(" ".join(sorted(n for n, e in r.models.items() if e.obj.build is not None)))')}
 echo "gpu_check: [2/2] imgx bench on $device, backends $backends, models: $models"
 for model in $models; do
     echo "gpu_check: bench $model"

@@ -73,6 +73,11 @@ def load_module(name_or_spec: str | ModelSpec, *, registry: Registry, pull: bool
     import torch
 
     spec = name_or_spec if isinstance(name_or_spec, ModelSpec) else get_spec(name_or_spec, registry)
+    if spec.build is None:
+        raise ModelError(
+            f"model {spec.name!r} has no PyTorch module (it runs only through ONNX Runtime on its original file); "
+            "expected a model with a build function here"
+        )
     paths = ensure_files(spec, pull=pull, registry=registry)
     try:
         module = spec.build(paths)

@@ -44,7 +44,9 @@ class ModelSpec:
     :param files: the weight files, keyed by a role name that ``build`` receives (``{"onnx": WeightFile(...)}``).
     :param build: ``build(paths) -> torch.nn.Module`` where ``paths`` maps each role to its verified cached file; the
         module is in eval mode, float32, on the CPU, and maps one ``(B, C, H, W)`` float32 tensor to one tensor.
-        Conditioning (a style vector) is bound by the stage before the module reaches a backend.
+        Conditioning (a style vector) is bound by the stage before the module reaches a backend. ``None`` for a model
+        that has no PyTorch port and runs only through ONNX Runtime on its original file (an OCR detector a rule
+        stage calls directly): the registry still pins, fetches and lists it, and ``imgx bench`` refuses it.
     :param summary: one line for ``imgx models list``.
     :param licence: the licence of the weights, as stated by the package or page they come from.
     :param homepage: where the weights and their licence text come from.
@@ -59,7 +61,7 @@ class ModelSpec:
 
     name: str
     files: Mapping[str, WeightFile]
-    build: Callable[[Mapping[str, Path]], torch.nn.Module]
+    build: Callable[[Mapping[str, Path]], torch.nn.Module] | None
     summary: str = ""
     licence: str = "unknown"
     homepage: str = ""
@@ -73,8 +75,10 @@ class ModelSpec:
     registers_as: ClassVar[str] = "model"
 
     def registration_problem(self) -> str | None:
-        if not (isinstance(self, ModelSpec) and self.name and self.files and callable(self.build)):
-            return f"got {self!r} from imgx_models; expected a ModelSpec with a name, files and build"
+        if not (
+            isinstance(self, ModelSpec) and self.name and self.files and (self.build is None or callable(self.build))
+        ):
+            return f"got {self!r} from imgx_models; expected a ModelSpec with a name, files and a build (or None)"
         return None
 
     def registry_keys(self) -> tuple[str, ...]:

@@ -99,3 +99,20 @@ def test_weights_key_follows_the_pinned_hashes_only(make_spec, registry) -> None
     assert weights_key(make_spec("file:///elsewhere/small-net.pt", name="renamed", filename="other.pt")) == key
     assert weights_key(make_spec("https://a.example/small-net.pt", sha256="0" * 64)) != key
     assert weights_key(get_spec("shop-small", registry)) == key  # same file, same key, whoever registers it
+
+
+def test_an_onnx_only_model_registers_pulls_and_is_refused_as_a_module(weights) -> None:
+    """``build=None``: a model that runs only through ONNX Runtime on its original file (an OCR detector) is pinned,
+    pulled and listed like any other, and asking for its PyTorch module names why there is none."""
+    from imgx.models import ModelSpec, WeightFile, ensure_files
+
+    spec = ModelSpec(
+        name="onnx-only",
+        files={"weights": WeightFile("small-net.pt", weights.sha256, (weights.path.as_uri(),), weights.size)},
+        build=None,
+    )
+    assert spec.registration_problem() is None
+    paths = ensure_files(spec, registry=default_registry())
+    assert paths["weights"].read_bytes() == weights.path.read_bytes()
+    with pytest.raises(ModelError, match="'onnx-only' has no PyTorch module"):
+        load_module(spec, registry=default_registry())
