@@ -73,6 +73,7 @@ class RunSettings:
 
     :param encodings: output id -> its encoding (``output``'s defaults with its override applied).
     :param naming: the output path template (relative to the output folder).
+    :param write: False: stages run and ledger rows are recorded, but no output file is written (an audit).
     :param max_pixels: images with more pixels fail (decompression-bomb guard).
     :param allowed_hosts: http(s) hosts (names or CIDR ranges) a catalog image may come from although they are
         internal (loopback, private, link-local); none: internal addresses are refused.
@@ -103,6 +104,7 @@ class RunSettings:
     workers: int | str
     start_method: str | None
     max_failures: float | int
+    write: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,8 +289,8 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
     lineage: dict[str, tuple[str, ...]] = {}
     hashes: dict[str, str] = {}
     for out in recipe.output_ids:
-        # where files go never changes them; the output's own encoding does (its override applied)
-        out_spec = recipe.output.model_dump(mode="json", exclude={"dir", "overrides"})
+        # where files go (or whether they are written) never changes them; the output's own encoding does
+        out_spec = recipe.output.model_dump(mode="json", exclude={"dir", "overrides", "write"})
         out_spec.update(recipe.output.settings(out).model_dump(mode="json"))
         if out_spec["png_compression"] == 6:  # hashes from before the key existed stay valid for --resume
             del out_spec["png_compression"]
@@ -306,6 +308,7 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
     settings = RunSettings(
         encodings={out: recipe.output.settings(out) for out in recipe.output_ids},
         naming=recipe.output.naming,
+        write=recipe.output.write,
         max_pixels=recipe.input.max_pixels,
         allowed_hosts=tuple(recipe.input.allowed_hosts),
         max_download_bytes=recipe.input.max_download_bytes,

@@ -289,6 +289,9 @@ class BatchProcessor:
             if failure is not None:
                 rows.append(LedgerRow(ref.sku, ref.source, out, "", "failed", failure[0], failure[1], duration, digest))
                 continue
+            if not self.plan.settings.write:  # an audit: the row, its flags and metrics, and no file
+                rows.append(_ok_row(ref, out, "", duration, digest, state.values[out]))
+                continue
             path = state.paths[out]
             start = time.perf_counter()
             stage, error = "encode", ""
@@ -310,12 +313,14 @@ class BatchProcessor:
             if error:
                 rows.append(LedgerRow(ref.sku, ref.source, out, "", "failed", stage, error, duration, digest))
             else:
-                item = state.values[out]
-                metrics = json.dumps(item.metrics, sort_keys=True, default=str) if item.metrics else ""
-                rows.append(
-                    LedgerRow(ref.sku, ref.source, out, relative, "ok", "", "", duration, digest, item.flags, metrics)
-                )
+                rows.append(_ok_row(ref, out, relative, duration, digest, state.values[out]))
         return rows
+
+
+def _ok_row(ref: ItemRef, out: str, relative: str, duration: float, digest: str, item: Item) -> LedgerRow:
+    """The ledger row of an output made: its path (empty when nothing was written), the item's flags and metrics."""
+    metrics = json.dumps(item.metrics, sort_keys=True, default=str) if item.metrics else ""
+    return LedgerRow(ref.sku, ref.source, out, relative, "ok", "", "", duration, digest, item.flags, metrics)
 
 
 def _relative(path: Location, out_dir: Location) -> str:

@@ -148,6 +148,11 @@ class OutputSpec(_Model):
         description="Output path template relative to dir; fields: {sku}, {output}, {ext}, {stem}, {sku_hash}.",
     )
     background: str = Field(default="#FFFFFF", description="Colour that alpha is flattened onto for JPEG outputs.")
+    write: bool = Field(
+        default=True,
+        description="false: run every stage and record each item's ledger row (status, flags, metrics) but write no "
+        "image: an audit that only measures. Such rows have an empty path and are never counted done by --resume.",
+    )
     overrides: dict[str, OutputOverride] = Field(
         default_factory=dict,
         description="Per written node id, encoding that differs from the defaults above, e.g. {cutout: {format: png}}.",

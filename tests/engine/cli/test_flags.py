@@ -97,3 +97,27 @@ def test_resume_progress_counts_skipped_items_apart_from_the_rate(imgx, tmp_path
     assert "main-images: 2/2 images (100%), rate and ETA after two results, 0 failed, 2 skipped (done before)" in (
         resumed.stderr
     )
+
+
+def test_write_false_records_rows_flags_and_metrics_but_writes_no_image(imgx, tmp_path: Path) -> None:
+    """``output.write: false`` (what an audit runs): every stage runs and every row is recorded with its flags and
+    metrics, no file appears beside the ledger, and the same recipe written for real later is not skipped by
+    ``--resume`` (a row with no file is never done) and gets the same recipe hash."""
+    recipe = _recipe(tmp_path, "flag")
+    text = recipe.read_text().replace("format: jpeg", "format: jpeg\n  write: false")
+    assert text != recipe.read_text()
+    recipe.write_text(text)
+    result = imgx("run", recipe)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["_imgx"]
+    rows = {r["sku"]: r for r in read_ledger(out).to_pylist()}
+    assert {r["status"] for r in rows.values()} == {"ok"} and {r["path"] for r in rows.values()} == {""}
+    assert rows["small"]["flags"] == "centred:fill_below_min"
+    assert abs(json.loads(rows["small"]["metrics"])["centred.fill"] - 0.4) < 0.01
+    recipe.write_text(text.replace("  write: false\n", ""))
+    again = imgx("run", recipe, "--resume")
+    assert again.exit_code == 0, again.output
+    written = {r["sku"]: r for r in read_ledger(out).to_pylist() if r["path"]}
+    assert sorted(written) == ["large", "small"] and all((out / r["path"]).is_file() for r in written.values())
+    assert {r["recipe_hash"] for r in written.values()} == {r["recipe_hash"] for r in rows.values()}
