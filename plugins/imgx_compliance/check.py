@@ -48,7 +48,8 @@ class CheckParams(StageParams):
 
 
 def check_marketplace(item: Item, packs: list[Pack], action: Literal["fail", "flag"] = "flag") -> Item:
-    """``item`` checked against ``packs``: flagged (one flag per broken rule id, the measured values as metrics), or,
+    """``item`` checked against ``packs``: flagged (one flag per broken rule id; metrics ``<rule>``, ``<rule>.bound``
+    and ``<rule>.message`` hold the measured value, the bound and the sentence), or,
     with ``action="fail"`` and any error-level rule broken, a :class:`imgx.StageError` naming each rule, value and
     bound. Warnings only ever flag. The image ``(H, W, 3)`` uint8 RGB and its alpha pass through unchanged."""
     findings = check_item(item, packs)
@@ -57,7 +58,9 @@ def check_marketplace(item: Item, packs: list[Pack], action: Literal["fail", "fl
         listed = "; ".join(f"{f.rule}: got {f.value}, expected {f.bound}" for f in errors)
         raise StageError(f"item {item.sku!r} breaks marketplace rules: {listed}")
     flags = [f.rule if f.level == "error" else f"warning:{f.rule}" for f in findings]
-    metrics: dict[str, Any] = {f.rule: f.value for f in findings}
+    metrics: dict[str, Any] = {}
+    for f in findings:  # the ledger keeps what an audit reports: the value, the bound it missed and why
+        metrics.update({f.rule: f.value, f"{f.rule}.bound": f.bound, f"{f.rule}.message": f.message})
     return item.noted(*flags, **metrics)
 
 
