@@ -21,6 +21,7 @@ PUBLIC = (
     "imgx.registry",
     "imgx.executors",
     "imgx.io",
+    "imgx.cli.toolkit",
 )
 
 

@@ -4,11 +4,13 @@ The public plugin API is what this module exports: write a :class:`Stage` with a
 register it from a ``@hookimpl`` of ``imgx_stages``. The documented public subpackages are :mod:`imgx.arrays` and
 :mod:`imgx.color` (the stage author's toolkit), :mod:`imgx.models` (registering weights), :mod:`imgx.runtime`
 (model stages and backends), :mod:`imgx.registry` (the plugin host), :mod:`imgx.executors` and :mod:`imgx.io`
-(executors and catalog formats) and :mod:`imgx.samples` (sample catalogs).
+(executors and catalog formats), :mod:`imgx.samples` (sample catalogs) and :mod:`imgx.cli.toolkit` (a plugin's
+command: ``imgx_commands`` returns :class:`Command` objects).
 """
 
 from __future__ import annotations
 
+from .command import Command
 from .errors import BackendError, ImgxError, InputError, OutputError, PluginError, RecipeError, StageError
 from .hookspecs import hookimpl
 from .item import Item, ItemRef
@@ -19,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendError",
+    "Command",
     "ImgxError",
     "InputError",
     "Item",

@@ -100,3 +100,16 @@ def imgx_backends() -> Sequence[type[Any]]:
 
     :return: the :class:`imgx.runtime.Backend` subclasses.
     """
+
+
+@hookspec
+def imgx_commands() -> Sequence[Any]:
+    """Commands this plugin adds to the ``imgx`` program (``imgx audit ...``).
+
+    Each is an :class:`imgx.Command`: a name and the ``"module:function"`` of a Typer command function, imported
+    only when the command is run or ``imgx --help`` lists it. A built-in command's name is refused; a name registered
+    twice warns and the later registration wins. :mod:`imgx.cli.toolkit` is what such a function may use to run a
+    recipe the way ``imgx run`` does (progress, errors, exit codes).
+
+    :return: the :class:`imgx.Command` instances.
+    """

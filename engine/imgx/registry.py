@@ -93,6 +93,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("imgx_models", "model", "models", "an imgx.models.ModelSpec"),
     Kind("imgx_model_sources", "model source", "model_sources", "a subclass of imgx.models.ModelSource"),
     Kind("imgx_backends", "backend", "backends", "a subclass of imgx.runtime.Backend"),
+    Kind("imgx_commands", "command", "commands", "an imgx.Command"),
 )
 
 
@@ -212,6 +213,7 @@ class Registry:
     models: dict[str, Entry] = dataclasses.field(default_factory=dict)
     model_sources: dict[str, Entry] = dataclasses.field(default_factory=dict)
     backends: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    commands: dict[str, Entry] = dataclasses.field(default_factory=dict)
     stage_aliases: dict[str, str] = dataclasses.field(default_factory=dict)
     failures: list[PluginFailure] = dataclasses.field(default_factory=list)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import typer
 
 from .. import __version__
+from ._common import print_warning
 from .bench import bench_command
 from .demo import demo_catalog_command
 from .inspect import plan_command, validate_command
@@ -13,7 +17,10 @@ from .report import report_command, sheet_command
 from .run import run_command
 from .stages import stages_command
 
-__all__ = ["app", "main"]
+if TYPE_CHECKING:
+    from ..registry import Registry
+
+__all__ = ["BUILTIN_COMMANDS", "add_plugin_commands", "app", "main"]
 
 app = typer.Typer(
     name="imgx",
@@ -31,6 +38,7 @@ app.command("sheet")(sheet_command)
 app.command("demo-catalog")(demo_catalog_command)
 app.command("bench")(bench_command)
 app.add_typer(models_app, name="models")
+BUILTIN_COMMANDS = frozenset({c.name for c in app.registered_commands} | {g.name for g in app.registered_groups})
 
 
 def _version(value: bool) -> None:
@@ -46,5 +54,37 @@ def _root(
     """imgx: recipes of stages over product catalogs."""
 
 
+def add_plugin_commands(registry: Registry | None = None) -> list[str]:
+    """Add the commands plugins register (``imgx_commands``) to :data:`app` (once each); returns their names. One
+    named like a built-in command is left out with a warning, and so is one whose module fails to import (the other
+    commands keep working)."""
+    from ..registry import load_registry
+
+    registry = registry or load_registry()
+    added = []
+    for name, entry in sorted(registry.commands.items()):
+        if name in BUILTIN_COMMANDS:
+            print_warning(f"plugin {entry.plugin}: command {name!r} is a built-in imgx command; left out")
+            continue
+        if name not in _plugin_commands:
+            try:
+                function = entry.obj.load()
+            except Exception as exc:
+                print_warning(f"plugin {entry.plugin}: command {name!r} failed to load: {type(exc).__name__}: {exc}")
+                continue
+            app.command(name, help=entry.obj.help or None)(function)
+            _plugin_commands.add(name)
+        added.append(name)
+    return added
+
+
+_plugin_commands: set[str] = set()
+
+
 def main() -> None:
+    # Plugins are loaded only when the command is not one of imgx's own (a plugin's, --help, or a typo to list
+    # against): a built-in command starts without importing every plugin.
+    words = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    if not words or words[0] not in BUILTIN_COMMANDS:
+        add_plugin_commands()
     app()
