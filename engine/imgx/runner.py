@@ -28,7 +28,7 @@ from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
 from .executors.processor import BatchResult, RunSpec, WorkUnit
 from .io import fs
-from .io.catalog import Catalog, CatalogScan, open_catalog, refs_of
+from .io.catalog import Catalog, CatalogScan, open_catalog, read_sku_list, refs_of
 from .ledger import DoneSet, Location, StatePaths, compact_ledger, recover_journals
 from .plan import Plan, build_plan, document_problems, preflight_problems
 from .progress import Reporter
@@ -52,6 +52,9 @@ class RunOptions:
     :param address: overrides ``execution.ray.address``: the Ray cluster the ``ray`` executor joins.
     :param dry_run: plan, count and report what would run; read no image and write nothing.
     :param plugin_config: where plugins come from.
+    :param only: a file listing the SKUs to run (``--only``): a CSV with a ``sku`` column (the review page's
+        download) or one SKU per line; every other catalog item is left out of the run (see
+        :func:`imgx.io.catalog.read_sku_list`). A listed SKU the catalog lacks is warned about.
     """
 
     overrides: tuple[str, ...] = ()
@@ -62,6 +65,7 @@ class RunOptions:
     address: str | None = None
     dry_run: bool = False
     plugin_config: PluginConfig = dataclasses.field(default_factory=PluginConfig)
+    only: str | Path | None = None
 
     def all_overrides(self) -> tuple[Override, ...]:
         """``--set`` assignments, then the flags as assignments labelled with the flag (errors name ``--workers``)."""
@@ -197,7 +201,8 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
     loaded, registry, plan = prepare(recipe, options)
     recipe_spec = loaded.recipe
     out_dir = StatePaths(fs.absolute(recipe_spec.output.dir, loaded.base_dir)).out_dir
-    catalog = open_catalog(loaded, registry, skip_dirs=(out_dir,))
+    only = read_sku_list(options.only) if options.only is not None else None
+    catalog = open_catalog(loaded, registry, skip_dirs=(out_dir,), only=only)
     workers = resolve_workers(plan.settings.workers)
     summary = RunSummary(
         recipe=loaded.path,
@@ -213,12 +218,13 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         reporter.warn(note)
     summary.left_out = catalog.left_out()
     if options.dry_run:
-        return _dry_run(plan, catalog, out_dir, options, summary)
+        return _dry_run(plan, catalog, out_dir, options, summary, reporter)
 
     paths = StatePaths(out_dir)
     with _claimed(paths, summary.run_id):
         done = _done(out_dir, plan, options.resume)
         scan = catalog.scan()
+        _warn_missing(catalog, reporter)
         summary.items = scan.items
         summary.max_failures = plan.settings.max_failures
         summary.failure_budget = _budget(summary.max_failures, summary.items)
@@ -247,6 +253,20 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
             recover_journals(paths)  # workers' journals not yet compacted (a pool shut down, a worker killed)
             compact_ledger(paths)  # still holding the run lock: no writer, no other compaction
     return summary
+
+
+_MISSING_LISTED = 5
+
+
+def _warn_missing(catalog: Catalog, reporter: Reporter) -> None:
+    """Warn about the SKUs ``--only`` lists that the catalog does not have (how many, and the first few)."""
+    missing = catalog.only_missing()
+    if len(missing) and catalog.only is not None:
+        first = ", ".join(repr(sku) for sku in missing.slice(0, _MISSING_LISTED).to_pylist())
+        more = f" and {len(missing) - _MISSING_LISTED:,} more" if len(missing) > _MISSING_LISTED else ""
+        reporter.warn(
+            f"{len(missing):,} of the {len(catalog.only):,} SKUs --only lists are not in the catalog: {first}{more}"
+        )
 
 
 def _done(out_dir: Location, plan: Plan, resume: bool) -> DoneSet:
@@ -342,9 +362,12 @@ def _split(block: pa.RecordBatch, done: DoneSet, remaining: _Remaining) -> tuple
     return units, int(skipped.sum()), outputs_skipped
 
 
-def _dry_run(plan: Plan, catalog: Catalog, out_dir: Location, options: RunOptions, summary: RunSummary) -> RunSummary:
+def _dry_run(
+    plan: Plan, catalog: Catalog, out_dir: Location, options: RunOptions, summary: RunSummary, reporter: Reporter
+) -> RunSummary:
     done = _done(out_dir, plan, options.resume)
     scan = catalog.scan()
+    _warn_missing(catalog, reporter)
     summary.items = scan.items
     full = (1 << len(plan.outputs)) - 1
     if done.size:

@@ -68,6 +68,7 @@ __all__ = [
     "ParquetReader",
     "glob_to_regex",
     "open_catalog",
+    "read_sku_list",
     "refs_of",
     "sku_hash_pair",
     "sku_hashes",
@@ -612,6 +613,10 @@ class Catalog:
         (compared by real path) or URIs (compared as normalised prefixes).
     :param limit: at most this many items.
     :param batch_rows: rows per batch.
+    :param only: take only the items whose SKU is in this string array (``imgx run --only``; see
+        :func:`read_sku_list`), before ``limit``. Rows are filtered in Arrow (``pyarrow.compute.index_in`` on each
+        batch's SKU column) where the batches are produced, so every pass and every executor sees the same items;
+        :meth:`only_missing` says which listed SKUs no row had.
     """
 
     def __init__(
@@ -625,6 +630,7 @@ class Catalog:
         skip_dirs: tuple[str | os.PathLike[str], ...] = (),
         limit: int | None = None,
         batch_rows: int = BATCH_ROWS,
+        only: pa.Array | None = None,
     ) -> None:
         self.root = os.fspath(root)
         self.kind = kind
@@ -634,6 +640,8 @@ class Catalog:
         self._skip_dirs = tuple(os.fspath(p) for p in skip_dirs)
         self.limit = limit
         self.batch_rows = batch_rows
+        self.only = None if only is None else pc.unique(only.cast(pa.string()))
+        self._only_found = None if self.only is None else np.zeros(len(self.only), dtype=bool)
         self._listing = FolderListing(self.root, self._skip_dirs)  # walks nothing until a folder catalog reads it
         if kind == "folder":
             self.label, self.numbering = "folder item", "items are the sorted file listing, numbered from 1"
@@ -662,20 +670,48 @@ class Catalog:
             if batch.num_rows:
                 yield batch
 
+    def _selected(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """The rows of ``batches`` (folder or raw manifest batches) whose SKU is in :attr:`only` (all without it);
+        marks the listed SKUs seen. A manifest's SKU cell is compared trimmed, as :meth:`_resolve` trims it."""
+        if self.only is None:
+            yield from batches
+            return
+        for batch in batches:
+            sku = batch.column("sku")
+            if self.kind != "folder":
+                sku = pc.utf8_trim_whitespace(sku)
+            where = pc.index_in(sku, value_set=self.only)  # per row: its position in the list, null when not listed
+            listed = pc.is_valid(where)
+            found = where.drop_null().to_numpy(zero_copy_only=False)
+            if len(found):
+                self._only_found[found] = True
+                yield batch.filter(listed)
+
+    def only_missing(self) -> pa.Array:
+        """The SKUs :attr:`only` lists that no catalog row has (empty without ``only``), as of the last full pass
+        (:meth:`count`, :meth:`scan` or :meth:`batches`)."""
+        if self.only is None:
+            return pa.array([], pa.string())
+        return self.only.filter(pa.array(~self._only_found))
+
     def _unmarked(self, *, sources: bool = True) -> Iterator[pa.RecordBatch]:
         """:data:`CATALOG_SCHEMA` batches before duplicate detection (empty cells and parse errors are marked).
 
         :param sources: resolve image paths; ``False`` leaves the cells as read (the dedupe passes need SKUs only).
         """
         if self.kind == "folder":
-            yield from self._limited(self._folder_batches())
+            yield from self._limited(self._selected(self._folder_batches()))
         else:
-            for raw in self._limited(self._reader.batches(self.batch_rows)):
+            for raw in self._limited(self._selected(self._reader.batches(self.batch_rows))):
                 yield self._resolve(raw, sources=sources)
 
     def count(self) -> int:
-        """How many items there are: the sum of batch lengths (lists files or reads the manifest; reads no image)."""
+        """How many items there are: the sum of batch lengths (lists files or reads the manifest; reads no image).
+        With :attr:`only`, every batch is read even past ``limit``, so :meth:`only_missing` knows every row."""
         source = self._folder_batches() if self.kind == "folder" else self._reader.batches(self.batch_rows)
+        if self.only is not None:
+            selected = sum(batch.num_rows for batch in self._selected(source))
+            return selected if self.limit is None else min(selected, self.limit)
         return sum(batch.num_rows for batch in self._limited(source))
 
     def scan(self) -> CatalogScan:
@@ -865,7 +901,11 @@ class Catalog:
 
 
 def open_catalog(
-    loaded: LoadedRecipe, registry: Registry, *, skip_dirs: tuple[str | os.PathLike[str], ...] = ()
+    loaded: LoadedRecipe,
+    registry: Registry,
+    *,
+    skip_dirs: tuple[str | os.PathLike[str], ...] = (),
+    only: pa.Array | None = None,
 ) -> Catalog:
     """The catalog a recipe's ``input`` names: a folder or a manifest, on local disk or on an object store.
 
@@ -875,6 +915,7 @@ def open_catalog(
 
     :param skip_dirs: folders never walked: the run's output folder when it lies inside the catalog, a local path or
         a URI.
+    :param only: take only these SKUs (see :class:`Catalog`).
     :raises RecipeError: on ``input.path``: nothing there (a missing folder or file; on an object store a missing
         bucket, object or prefix), access denied (naming the credentials used), or a file no catalog reader takes.
     """
@@ -887,7 +928,9 @@ def open_catalog(
     if kind == "folder":
         patterns = tuple(glob_to_regex(p, case_sensitive=spec.case_sensitive) for p in spec.patterns)
         excludes = tuple(glob_to_regex(p, case_sensitive=spec.case_sensitive) for p in spec.excludes)
-        return Catalog(root, "folder", patterns=patterns, excludes=excludes, skip_dirs=skip_dirs, limit=spec.limit)
+        return Catalog(
+            root, "folder", patterns=patterns, excludes=excludes, skip_dirs=skip_dirs, limit=spec.limit, only=only
+        )
     if kind is None:
         raise loaded.error([(("input", "path"), f"got {spec.path!r}, resolved to {root}; no such folder or file")])
     reader = registry.reader_for_suffix(_suffix(root))
@@ -896,7 +939,8 @@ def open_catalog(
         raise loaded.error(
             [(("input", "path"), f"got manifest {_name(root)!r}; expected a folder or a manifest ending in {known}")]
         )
-    return Catalog(root, "manifest", rows=reader(root, (spec.sku_column, spec.image_column)), limit=spec.limit)
+    rows = reader(root, (spec.sku_column, spec.image_column))
+    return Catalog(root, "manifest", rows=rows, limit=spec.limit, only=only)
 
 
 def _kind(root: str) -> str | None:
@@ -921,3 +965,52 @@ def _kind(root: str) -> str | None:
     if info.type == pafs.FileType.File:
         return "manifest"
     return "folder" if info.type == pafs.FileType.Directory else None
+
+
+def read_sku_list(path: str | os.PathLike[str], *, flag: str = "--only") -> pa.Array:
+    """The distinct SKUs a local file lists, as an Arrow string array (``imgx run --only FILE``).
+
+    The file is a CSV (or, ending in ``.tsv``, a TSV) whose header has a ``sku`` column -- what the review page's
+    "Download rejected CSV" writes -- or a text file with one SKU per line. Cells are trimmed; empty ones are
+    skipped. Read with pyarrow's CSV reader and string kernels: no Python object per SKU.
+
+    :raises RecipeError: naming ``flag``: the file cannot be read, a CSV with a header but no ``sku`` column, or
+        no SKU at all.
+    """
+    import pyarrow.csv as pacsv
+
+    def error(problem: str) -> RecipeError:
+        return RecipeError(f"got {os.fspath(path)!r}: {problem}", key_path=flag)
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read it ({exc.strerror or exc})") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    delimiter = "\t" if os.fspath(path).lower().endswith(".tsv") else ","
+    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
+    header = [cell.strip() for cell in next(csv.reader([first], delimiter=delimiter), [])]
+    try:
+        if "sku" in header:
+            table = pacsv.read_csv(
+                pa.BufferReader(data),
+                read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=["sku"], column_types={"sku": pa.string()}, strings_can_be_null=False
+                ),
+            )
+            skus = table.column("sku").combine_chunks()
+        elif len(header) > 1 and delimiter in first and os.fspath(path).lower().endswith((".csv", ".tsv")):
+            raise error(f"expected a 'sku' column in its header, got {', '.join(map(repr, header))}")
+        else:
+            lines = pc.split_pattern(pa.array([data.decode("utf-8")], pa.string()), "\n")
+            skus = lines.flatten()
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise error(f"not a CSV with a 'sku' column nor a text file of SKUs: {exc}") from None
+    skus = pc.utf8_trim_whitespace(pc.fill_null(skus, ""))
+    skus = pc.unique(skus.filter(pc.not_equal(skus, "")))
+    if not len(skus):
+        raise error("it lists no SKU (expected a CSV with a 'sku' column, or one SKU per line)")
+    return skus
