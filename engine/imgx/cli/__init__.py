@@ -14,6 +14,7 @@ from .demo import demo_catalog_command
 from .inspect import plan_command, validate_command
 from .models import app as models_app
 from .report import report_command, sheet_command
+from .review import review_command
 from .run import run_command
 from .stages import stages_command
 
@@ -35,6 +36,7 @@ app.command("plan")(plan_command)
 app.command("stages")(stages_command)
 app.command("report")(report_command)
 app.command("sheet")(sheet_command)
+app.command("review")(review_command)
 app.command("demo-catalog")(demo_catalog_command)
 app.command("bench")(bench_command)
 app.add_typer(models_app, name="models")
