@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
 
-from _support import write_recipe
+from _support import basic_recipe, write_recipe
 from imgx.cli import app
 from imgx.ledger import read_ledger
 from imgx.ledger_report import current_state
@@ -309,3 +309,17 @@ def test_a_folder_without_a_ledger_is_a_usage_error_naming_it(tmp_path: Path) ->
     result = imgx("review", tmp_path, "-o", tmp_path / "review.html")
     assert result.exit_code == 2
     assert f"no ledger in {tmp_path}" in result.stderr and not (tmp_path / "review.html").exists()
+
+
+def test_a_run_on_object_storage_gets_its_page_there_too(
+    photo_catalog: Path, tmp_path: Path, s3_bucket: str, s3_server
+) -> None:
+    recipe = basic_recipe(photo_catalog, tmp_path / "unused")
+    recipe["output"]["dir"] = f"s3://{s3_bucket}/out"
+    path = write_recipe(tmp_path, recipe)
+    assert imgx("run", path, "--set", "input.limit=3", "--no-progress").exit_code == 0
+    result = imgx("review", f"s3://{s3_bucket}/out", "-o", f"s3://{s3_bucket}/review.html")
+    assert result.exit_code == 0, result.output
+    assert "review page of 6 row(s) of 6 (0 failed, 0 flagged, 6 ok;" in result.stdout
+    page = s3_server.client().get_object(Bucket=s3_bucket, Key="review.html")["Body"].read().decode("utf-8")
+    assert page.count('<img class="thumb"') == 6 and len(re.findall(r"\.s\d+\{background-image:url\(data:", page)) == 3
