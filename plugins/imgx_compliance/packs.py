@@ -24,12 +24,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from imgx import Item, RecipeError
 
 from .rules import RULES, Facts, Finding, RuleSettings, facts_of
+from .text import TextDetector, default_detector
 
-__all__ = ["BUILTIN_PACKS", "Pack", "PackFile", "builtin_pack", "check_item", "load_pack", "resolve_pack"]
+__all__ = [
+    "BUILTIN_PACKS",
+    "Pack",
+    "PackFile",
+    "builtin_pack",
+    "check_item",
+    "load_pack",
+    "needs_text",
+    "resolve_pack",
+]
 
 MB = 1_000_000
 
-# Numbers from the marketplaces' pages (cited in the README); blur and product.count are imgx's own bounds.
+# Numbers from the marketplaces' pages (cited in the README); blur and product.count are imgx's own bounds. ``text``:
+# Amazon's main image allows no text, logo or watermark, Google Merchant no watermark or promotional text, Zalando no
+# text or watermark over the image; text printed on the product itself is allowed (the rule measures text over the
+# background when the item carries a product mask). Shopify, the merchant's own store, sets no such rule.
 BUILTIN_PACKS: dict[str, dict[str, dict[str, Any]]] = {
     "amazon-main": {
         "size.min": {"longest": 1000},
@@ -42,12 +55,14 @@ BUILTIN_PACKS: dict[str, dict[str, dict[str, Any]]] = {
         "product.count": {"max": 1},
         "border": {"max_px": 0},
         "blur": {"min": 20.0},
+        "text": {"max_regions": 0},
     },
     "google-merchant": {
         "size.min": {"width": 100, "height": 100},
         "size.max": {"megapixels": 64},
         "file.max_bytes": {"max_bytes": 16 * MB},
         "border": {"max_px": 0},
+        "text": {"max_regions": 0},
     },
     "zalando": {
         "aspect": {"ratio": 1 / 1.44, "tolerance": 0.02},
@@ -55,6 +70,7 @@ BUILTIN_PACKS: dict[str, dict[str, dict[str, Any]]] = {
         "format": {"allowed": ["JPEG"]},
         "file.max_bytes": {"max_bytes": 20 * MB},
         "background.white": {"tolerance": 3, "min_share": 0.98},
+        "text": {"max_regions": 0},
     },
     "shopify": {
         "file.max_bytes": {"max_bytes": 20 * MB},
@@ -177,9 +193,20 @@ def resolve_pack(entry: str | Path) -> Pack:
     return builtin_pack(str(entry))
 
 
-def check_item(item: Item, packs: list[Pack]) -> list[Finding]:
-    """Every rule of ``packs`` that ``item`` breaks (a rule shared by two packs is reported once per bound)."""
-    facts = facts_of(item)
+def needs_text(packs: list[Pack]) -> bool:
+    """Whether a pack of ``packs`` has the ``text`` rule (and so needs the text detector)."""
+    return any("text" in pack.rules for pack in packs)
+
+
+def check_item(item: Item, packs: list[Pack], text_detector: TextDetector | None = None) -> list[Finding]:
+    """Every rule of ``packs`` that ``item`` breaks (a rule shared by two packs is reported once per bound).
+
+    :param text_detector: runs for the ``text`` rule (once per item, only when a pack has the rule); None: this
+        process's :func:`~imgx_compliance.text.default_detector`.
+    """
+    if needs_text(packs) and text_detector is None:
+        text_detector = default_detector()
+    facts = facts_of(item, text_detector if needs_text(packs) else None)
     found: list[Finding] = []
     for pack in packs:
         for finding in pack.check(facts):

@@ -2,12 +2,21 @@
 
 A rule takes the item's :class:`Facts` and its settings (a pydantic model, unknown keys rejected) and returns a
 :class:`Finding` when the image breaks it, ``None`` when it passes or when the fact it needs is not known (a file size
-for an image that was never a local file). Arrays are ``(H, W, 3)`` uint8 RGB and ``(H, W)`` bool masks.
+for an image that was never a local file, text boxes for facts built without a text detector). Arrays are
+``(H, W, 3)`` uint8 RGB and ``(H, W)`` bool masks.
+
+The ``text`` rule reads the boxes of a text detector (:class:`imgx_compliance.text.TextDetector`, PP-OCRv4 on ONNX
+Runtime), run only when the rule asks for them (:attr:`Facts.text_boxes`), once per item whatever the number of packs.
+Marketplaces allow text printed on the product (a label on a bottle) and refuse text over the background (a caption,
+a watermark, a promotional badge): with a product mask in the item's alpha, a text box counts when more than
+``outside`` (half) of its area lies outside the mask; with no alpha, every text box counts (the near-white estimate of
+the product would hold dark text on a white background).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from typing import Any, Literal
@@ -18,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
 from imgx import Item
+
+from .text import share_outside
 
 __all__ = ["RULES", "Facts", "Finding", "RuleSettings", "facts_of", "rule_ids"]
 
@@ -50,6 +61,8 @@ class Facts:
     :param icc_profile: the RGB ICC profile the item carries, or None (then sRGB is assumed, as browsers do).
     :param file_bytes: size of the source file when it is a local file, else None.
     :param frames: frames in the source file (an animated GIF has more than 1) when it is a local file, else None.
+    :param text_detector: ``detector(image) -> (N, 4, 2)`` float32 text rectangles (corner x, y in the image's
+        pixels), run the first time :attr:`text_boxes` is read; None: the text rule cannot look (it passes).
     """
 
     image: np.ndarray
@@ -60,6 +73,15 @@ class Facts:
     icc_profile: bytes | None = None
     file_bytes: int | None = None
     frames: int | None = None
+    text_detector: Callable[[np.ndarray], np.ndarray] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
+
+    @functools.cached_property
+    def text_boxes(self) -> np.ndarray | None:
+        """``(N, 4, 2)`` float32 text rectangles found on the image (detected once, on first use), or None without a
+        detector."""
+        return None if self.text_detector is None else self.text_detector(self.image)
 
     @property
     def width(self) -> int:
@@ -73,8 +95,9 @@ class Facts:
 NEAR_WHITE = 250  # a pixel with every channel at or above this counts as background when no alpha is given
 
 
-def facts_of(item: Item) -> Facts:
-    """The facts of ``item``: its pixels, its mask (alpha or near-white estimate) and what the decoder recorded."""
+def facts_of(item: Item, text_detector: Callable[[np.ndarray], np.ndarray] | None = None) -> Facts:
+    """The facts of ``item``: its pixels, its mask (alpha or near-white estimate) and what the decoder recorded; its
+    text boxes come from ``text_detector`` when a rule reads them."""
     if item.alpha is not None:
         mask, source = item.alpha >= 128, "alpha"
     else:
@@ -94,6 +117,7 @@ def facts_of(item: Item) -> Facts:
         icc_profile=item.meta.get("icc_profile"),
         file_bytes=file_bytes,
         frames=frames,
+        text_detector=text_detector,
     )
 
 
@@ -369,6 +393,35 @@ def _blur(f: Facts, s: Blur) -> Finding | None:
     return Finding("blur", round(value, 2), bound, f"sharpness is {value:.1f}; needs {bound} (the image looks blurred)")
 
 
+class TextSettings(RuleSettings):
+    max_regions: int = Field(
+        0, ge=0, description="most text regions allowed over the background (on the whole image without a mask)"
+    )
+    outside: float = Field(
+        0.5, ge=0, lt=1, description="a text region is over the background when more than this share of it is off"
+    )
+
+
+def _text(f: Facts, s: TextSettings) -> Finding | None:
+    boxes = f.text_boxes
+    if boxes is None:
+        return None
+    masked = f.mask_source == "alpha"
+    counted = [box for box in boxes if not masked or share_outside(box, f.mask) > s.outside]
+    if len(counted) <= s.max_regions:
+        return None
+    x0, y0 = np.floor(counted[0].min(axis=0)).astype(int)
+    x1, y1 = np.ceil(counted[0].max(axis=0)).astype(int)
+    where = "over the background" if masked else "on the image (no product mask: text on the product counts too)"
+    bound = f"<= {s.max_regions} text regions over the background"
+    return Finding(
+        "text",
+        len(counted),
+        bound,
+        f"{len(counted)} text region(s) {where}, the first at x {x0}..{x1}, y {y0}..{y1} px; needs {bound}",
+    )
+
+
 Rule = Callable[[Facts, Any], "Finding | None"]
 
 RULES: dict[str, tuple[Rule, type[RuleSettings]]] = {
@@ -384,6 +437,7 @@ RULES: dict[str, tuple[Rule, type[RuleSettings]]] = {
     "product.count": (_count, Count),
     "border": (_border, Border),
     "blur": (_blur, Blur),
+    "text": (_text, TextSettings),
 }
 
 
