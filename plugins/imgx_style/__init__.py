@@ -13,19 +13,25 @@ from collections.abc import Sequence
 import imgx
 from imgx.models import ModelSpec
 
-from .models import MULTISTYLE26, build_multistyle26
+from .models import ARBITRARY_STYLE, MULTISTYLE26, build_arbitrary_style, build_multistyle26
 from .ops import blend, keep_color, style_vector
+from .reference import StyleReference, StyleReferenceParams, reference_arrays
 from .transfer import StyleTransfer, StyleTransferParams, stylize_arrays
 
 __all__ = [
+    "ARBITRARY_STYLE",
     "MULTISTYLE26",
+    "StyleReference",
+    "StyleReferenceParams",
     "StyleTransfer",
     "StyleTransferParams",
     "blend",
+    "build_arbitrary_style",
     "build_multistyle26",
     "imgx_models",
     "imgx_stages",
     "keep_color",
+    "reference_arrays",
     "style_vector",
     "stylize_arrays",
 ]
@@ -33,11 +39,11 @@ __all__ = [
 
 @imgx.hookimpl
 def imgx_stages() -> Sequence[type[imgx.Stage]]:
-    """``style.transfer``."""
-    return [StyleTransfer]
+    """``style.transfer``, ``style.reference``."""
+    return [StyleTransfer, StyleReference]
 
 
 @imgx.hookimpl
 def imgx_models() -> Sequence[ModelSpec]:
-    """``multistyle26``."""
-    return [MULTISTYLE26]
+    """``multistyle26``, ``arbitrary_style``."""
+    return [MULTISTYLE26, ARBITRARY_STYLE]
