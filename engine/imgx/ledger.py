@@ -89,6 +89,8 @@ LEDGER_SCHEMA = pa.schema(
         # the reports take the latest row per (sku, output) with Arrow's hash "first", which has no list kernel
         pa.field("flags", pa.string()),
         pa.field("metrics", pa.string()),
+        # the variants row an output was made for ("" for none): its output is "<node>@<variant>"
+        pa.field("variant", pa.string()),
     ]
 )
 
@@ -131,6 +133,11 @@ class StatePaths:
     @property
     def tmp(self) -> Location:
         return self._at("_imgx/tmp")
+
+    def variants_manifest(self, suffix: str) -> Location:
+        """``_imgx/variants.parquet`` or ``.csv``: the outputs made per variants row (see
+        :func:`imgx.ledger_report.write_variants_manifest`)."""
+        return self._at(f"_imgx/variants{suffix}")
 
     @property
     def lock(self) -> Path:
@@ -177,6 +184,8 @@ class LedgerRow:
     :param flags: ``node:flag`` for what the output's stages flagged (``centred:fill_below_min``), comma-separated
         in the ledger ("" for none).
     :param metrics: JSON object of what its stages measured, keys ``node.name`` (``{"centred.fill": 0.62}``); "".
+
+    The ledger's ``variant`` column is the variants row of ``output`` (``hero@vintage`` -> ``vintage``; "" for none).
     """
 
     sku: str
@@ -194,7 +203,7 @@ class LedgerRow:
     def record(self, run_id: str, worker: str) -> dict[str, Any]:
         row = dataclasses.asdict(self)
         row.update(run_id=run_id, worker=worker, finished_at=dt.datetime.now(dt.timezone.utc).isoformat())
-        row.update(flags=",".join(self.flags), metrics=self.metrics)
+        row.update(flags=",".join(self.flags), metrics=self.metrics, variant=self.output.partition("@")[2])
         return row
 
 

@@ -14,6 +14,7 @@ Everything is computed from the Parquet parts with column projection, streamed b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import re
@@ -31,9 +32,17 @@ from .io import fs
 from .io.catalog import sku_hashes
 from .io.decode import decode_image
 from .io.source import read_source
-from .ledger import LEDGER_SCHEMA, LedgerSnapshot, Location, scan_ledger
+from .ledger import LEDGER_SCHEMA, LedgerSnapshot, Location, StatePaths, scan_ledger
 
-__all__ = ["LedgerReport", "contact_sheet", "current_state", "summarize"]
+__all__ = [
+    "VARIANTS_COLUMNS",
+    "LedgerReport",
+    "contact_sheet",
+    "current_rows",
+    "current_state",
+    "summarize",
+    "write_variants_manifest",
+]
 
 
 _REDUCE_ROWS = 1_000_000
@@ -238,14 +247,9 @@ def _lean_summary(out_dir: Location, top: int) -> LedgerReport:
         slow = pa.schema([("sku", pa.string()), ("output", pa.string()), ("duration_ms", pa.float64())]).empty_table()
         for part in range(parts):
             picked = _picked_rows(snapshot, part, parts, runs if part == 0 else None)
-            start = 0
             part_items: list[np.ndarray] = []
-            for batch in snapshot.batches(["sku", "output", "status", "stage", "error", "duration_ms", "flags"]):
-                lo, hi = np.searchsorted(picked, [start, start + batch.num_rows])
-                start += batch.num_rows
-                if lo == hi:
-                    continue
-                rows = batch.take(pa.array(picked[lo:hi] - (start - batch.num_rows)))
+            columns = ["sku", "output", "status", "stage", "error", "duration_ms", "flags"]
+            for rows in _taken(snapshot, picked, columns):
                 outputs += rows.num_rows
                 part_items.append(np.unique(sku_hashes(_item_key(rows))))
                 is_ok = pc.fill_null(pc.equal(rows.column("status"), "ok"), False)
@@ -274,6 +278,63 @@ def _lean_summary(out_dir: Location, top: int) -> LedgerReport:
         state=pa.schema([LEDGER_SCHEMA.field(c) for c in ("sku", "output", "status")]).empty_table(),
         flagged=flagged,
     )
+
+
+def _taken(snapshot: LedgerSnapshot, picked: np.ndarray, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """Pass 2: the rows numbered ``picked`` (sorted), of ``columns``, streamed batch by batch."""
+    start = 0
+    for batch in snapshot.batches(columns):
+        lo, hi = np.searchsorted(picked, [start, start + batch.num_rows])
+        start += batch.num_rows
+        if lo != hi:
+            yield batch.take(pa.array(picked[lo:hi] - (start - batch.num_rows)))
+
+
+def current_rows(out_dir: Location, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The latest non-skipped row of every (item, output), of ``columns``, streamed in bounded memory (the parts of
+    :func:`_lean_summary`: about :data:`REPORT_PASS_ROWS` row hashes held at a time, whatever the ledger's size).
+    Unlike :func:`current_state` the rows come in no particular order."""
+    with LedgerSnapshot(out_dir) as snapshot:
+        parts = max(1, -(-snapshot.num_rows // REPORT_PASS_ROWS))
+        for part in range(parts):
+            yield from _taken(snapshot, _picked_rows(snapshot, part, parts, None), columns)
+
+
+VARIANTS_COLUMNS = ("sku", "variant", "output", "path", "recipe_hash", "metrics")
+
+
+def write_variants_manifest(out_dir: Location) -> int:
+    """Write ``<out_dir>/_imgx/variants.parquet`` and ``variants.csv``: per (sku, variant, output) made, its file, the
+    recipe hash and the metrics its stages measured (JSON) -- what a storefront or an A/B testing tool reads to serve
+    one image per audience. ``output`` is the node's own id (``hero``, not ``hero@vintage``). Streamed in bounded
+    memory; each file appears whole or not at all. Returns the rows written."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(name, pa.string()) for name in VARIANTS_COLUMNS])
+    paths = StatePaths(out_dir)
+    rows = 0
+    with contextlib.ExitStack() as stack:
+        tmp = None if paths.local else paths.tmp
+        parquet = stack.enter_context(fs.atomic_output(str(paths.variants_manifest(".parquet")), tmp_dir=tmp))
+        text = stack.enter_context(fs.atomic_output(str(paths.variants_manifest(".csv")), tmp_dir=tmp))
+        tables = stack.enter_context(pq.ParquetWriter(parquet, schema))
+        lines = stack.enter_context(pacsv.CSVWriter(text, schema))
+        for batch in current_rows(out_dir, ["sku", "output", "status", "path", "recipe_hash", "metrics", "variant"]):
+            varied = pc.not_equal(pc.fill_null(batch.column("variant"), ""), "")
+            batch = batch.filter(pc.fill_null(pc.and_(pc.equal(batch.column("status"), "ok"), varied), False))
+            if not batch.num_rows:
+                continue
+            base = pc.extract_regex(batch.column("output"), r"^(?P<node>[^@]*)").field("node")
+            table = pa.table(
+                [batch.column("sku"), batch.column("variant"), base, batch.column("path"), batch.column("recipe_hash"),
+                 pc.fill_null(batch.column("metrics"), "")],
+                schema=schema,
+            )  # fmt: skip
+            tables.write_table(table)
+            lines.write_table(table)
+            rows += table.num_rows
+    return rows
 
 
 def _picked_rows(snapshot: LedgerSnapshot, part: int, parts: int, runs: set[str] | None) -> np.ndarray:

@@ -270,6 +270,12 @@ class Reporter:
                 "flags and metrics columns say why; `imgx report` counts them",
                 soft_wrap=True,
             )
+        if summary.variants_manifest is not None:
+            self.console.print(
+                f"variants manifest: {summary.variants_manifest:,} output(s) made per variant, in "
+                f"{escape(str(summary.variants_path))} (and .csv)",
+                soft_wrap=True,
+            )
         if summary.stage_seconds:
             title = "time per stage (summed over workers)"
             stages = Table(title=title, header_style="bold", min_width=len(title))

@@ -35,10 +35,16 @@ class RunSummary:
     failures: list[LedgerRow] = dataclasses.field(default_factory=list)
     dry_run: bool = False
     left_out: LeftOut | None = None  # what a folder catalog's patterns left out of its folder
+    variants_manifest: int | None = None  # rows of _imgx/variants.parquet, written when the recipe has variants
 
     @property
     def ledger_dir(self) -> Location:
         return StatePaths(self.out_dir).ledger
+
+    @property
+    def variants_path(self) -> Location:
+        """The variants manifest (Parquet; a CSV beside it), when ``variants_manifest`` says one was written."""
+        return StatePaths(self.out_dir).variants_manifest(".parquet")
 
     @property
     def images_per_second(self) -> float:

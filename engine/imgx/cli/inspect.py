@@ -75,6 +75,15 @@ def plan_command(
         f"execution: {settings.executor} executor, {workers} worker(s), batch size {settings.batch_size}, "
         f"device {device}{asked}, max_failures {settings.max_failures:g}"
     )
+    varied = [node.id for node in plan.nodes if "@" in node.id]
+    if varied:
+        rows = list(dict.fromkeys(node_id.partition("@")[2] for node_id in varied))
+        per_row = list(dict.fromkeys(node_id.partition("@")[0] for node_id in varied))
+        out_console.print(
+            f"variants: {len(rows)} row(s) ({escape(', '.join(rows))}) x node(s) {escape(', '.join(per_row))} = "
+            f"{len(varied)} node(s); the other nodes run once per item",
+            soft_wrap=True,
+        )
 
     nodes = Table(title="stages (in run order)", header_style="bold")
     for column in ("node", "stage", "plugin", "needs", "runs on", "batch"):

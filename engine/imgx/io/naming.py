@@ -5,7 +5,11 @@ A template is a ``str.format`` string over :data:`TEMPLATE_FIELDS`, e.g. ``"{sku
 - ``sku``: the SKU itself; ``/`` in a SKU makes folders (``"shoes/red-1"`` -> ``out/shoes/red-1/...``);
 - ``output``: the recipe's output name; ``ext``: the file extension of the output format;
 - ``stem``: the last ``/``-separated component of the SKU;
-- ``sku_hash``: the first 16 hex digits of the SHA-256 of the SKU (UTF-8): fixed length, for long or odd SKUs.
+- ``sku_hash``: the first 16 hex digits of the SHA-256 of the SKU (UTF-8): fixed length, for long or odd SKUs;
+- ``variant``: the id of the variants row an output was made for (``hero@vintage`` is written as output ``hero``,
+  variant ``vintage``); empty for an output no variant changes, and then a ``-``, ``_``, ``.`` or ``/`` right before
+  it goes too (``{output}-{variant}.{ext}`` -> ``cutout.png``; ``{sku}/{variant}/{output}.{ext}`` ->
+  ``sku/cutout.png``).
 
 :func:`output_path` rejects, with an :class:`imgx.OutputError` naming the SKU: empty SKUs, control characters (NUL,
 newlines, ...), backslashes, absolute paths, ``.``/``..`` or empty components, components over 255 bytes, paths over
@@ -19,6 +23,7 @@ import functools
 import hashlib
 import os
 import pathlib
+import re
 import string
 import unicodedata
 
@@ -34,12 +39,14 @@ __all__ = [
     "validate_template",
 ]
 
-TEMPLATE_FIELDS: tuple[str, ...] = ("sku", "output", "ext", "stem", "sku_hash")
+TEMPLATE_FIELDS: tuple[str, ...] = ("sku", "output", "ext", "stem", "sku_hash", "variant")
 #: The top-level folder of the output directory that imgx keeps for itself (ledger, temp files).
 RESERVED_DIR = "_imgx"
 MAX_COMPONENT_BYTES = 255  # NAME_MAX on Linux/macOS file systems
 MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
 _SHOWN_CHARS = 60
+_NO_VARIANT = "\x00"  # {variant} of an output no variant changes: removed with the separator before it
+_DANGLING = re.compile("^\x00/|[-_./]?\x00")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})  # control chars, lone surrogates, line/para separators
 
 
@@ -97,7 +104,7 @@ def validate_template(template: str, *, n_outputs: int) -> None:
             f"'.{{ext}}', e.g. {example}"
         )
     # The literal parts must be safe too: render with a harmless SKU and apply the same rules as for real SKUs.
-    rendered = template.format(sku="sku", output="output", ext="ext", stem="sku", sku_hash="0" * 16)
+    rendered = template.format(sku="sku", output="output", ext="ext", stem="sku", sku_hash="0" * 16, variant="v")
     reason = _path_problem(rendered)
     if reason is not None:
         raise ValueError(
@@ -124,9 +131,11 @@ def output_path(out_dir: pathlib.Path | str, template: str, *, sku: str, output:
         raise OutputError(f"unsafe SKU {shown}: the SKU {reason}")
     if not _is_plain_template(template):
         raise OutputError(f"output.naming {template!r} is not a valid template; run validate_template() on it first")
+    output, _, variant = output.partition("@")
     fields = {"sku": sku, "output": output, "ext": ext, "stem": sku.rsplit("/", 1)[-1], "sku_hash": sku_hash(sku)}
+    fields["variant"] = variant or _NO_VARIANT
     try:
-        relative = template.format_map(fields)
+        relative = _DANGLING.sub("", template.format_map(fields)) if not variant else template.format_map(fields)
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise OutputError(f"output.naming {template!r} cannot be rendered for SKU {shown}: {exc}") from exc
     reason = _path_problem(relative)

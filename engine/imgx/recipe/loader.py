@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import RecipeError
 from .model import Recipe
+from .variants import expand_variants
 
 __all__ = [
     "IncompleteRecipe",
@@ -83,9 +84,28 @@ class Locator:
     path: str
     lines: dict[KeyPath, int]
     overridden: dict[KeyPath, str] = dataclasses.field(default_factory=dict)  # key path -> the flag as typed
+    # variants: stage j of the expanded recipe is stage origin[j][0] of the file, made for row origin[j][1] ("": none)
+    origin: tuple[tuple[int, str], ...] = ()
+
+    def remapped(self, origin: Sequence[tuple[int, Any]]) -> Locator:
+        """This locator for a recipe whose stage ``j`` was copied from stage ``origin[j][0]`` of the one it locates
+        (variants): a problem in a copy is placed on, and named by, the original's key path, and labelled with its
+        variants row (``origin[j][1]``, with ``id`` and ``where``, or ``None``)."""
+        rows = tuple((i, f"variant {row.id!r} ({row.where})" if row else "") for i, row in origin)
+        return dataclasses.replace(self, origin=rows)
+
+    def original(self, key_path: KeyPath) -> tuple[KeyPath, str]:
+        """``key_path`` as written in the file (a variant copy's stage index mapped back), and its variant's label."""
+        if self.origin and len(key_path) >= 2 and key_path[0] == "stages" and isinstance(key_path[1], int):
+            index, label = self.origin[key_path[1]]
+            return ("stages", index, *key_path[2:]), label
+        return tuple(key_path), ""
 
     def locate(self, key_path: KeyPath) -> str:
         """``"file:line"`` (or ``"--set a.b"``) for the innermost known prefix of ``key_path``."""
+        return self._written(self.original(key_path)[0])
+
+    def _written(self, key_path: KeyPath) -> str:
         for end in range(len(key_path), -1, -1):
             prefix = tuple(key_path[:end])
             if prefix in self.overridden:
@@ -97,12 +117,16 @@ class Locator:
     def error(self, problems: Sequence[tuple[KeyPath, str]]) -> RecipeError:
         """One :class:`RecipeError` for all ``problems``; its ``problems`` attribute keeps them, so a later check can
         add its own and report everything in one message."""
-        if len(problems) == 1:
-            key_path, message = problems[0]
-            error = RecipeError(message, location=self.locate(key_path), key_path=format_key_path(key_path))
+        shown = []
+        for key_path, message in problems:
+            written, label = self.original(key_path)
+            shown.append((written, f"{label}: {message}" if label else message))
+        if len(shown) == 1:
+            key_path, message = shown[0]
+            error = RecipeError(message, location=self._written(key_path), key_path=format_key_path(key_path))
         else:
-            rendered = "\n  ".join(f"{self.locate(k)}: {format_key_path(k) or '(top level)'}: {m}" for k, m in problems)
-            error = RecipeError(f"{len(problems)} problems in the recipe:\n  {rendered}", location=self.path)
+            rendered = "\n  ".join(f"{self._written(k)}: {format_key_path(k) or '(top level)'}: {m}" for k, m in shown)
+            error = RecipeError(f"{len(shown)} problems in the recipe:\n  {rendered}", location=self.path)
         error.problems = list(problems)  # type: ignore[attr-defined]
         return error
 
@@ -329,6 +353,7 @@ def parse_recipe(
     problems = recipe.problems()
     if problems:
         raise IncompleteRecipe(locator, problems, document, folder)
+    recipe, locator = expand_variants(recipe, locator, folder)
     return LoadedRecipe(recipe=recipe, path=path, base_dir=folder, locator=locator)
 
 

@@ -167,7 +167,7 @@ class OutputSpec(_Model):
     def settings(self, output: str) -> EncodeSettings:
         """The encoding of output ``output``: these defaults with ``overrides[output]``'s set keys applied."""
         values = self.model_dump(include={"format", "quality", "png_compression", "background"})
-        override = self.overrides.get(output)
+        override = self.overrides.get(output.partition("@")[0])  # a variant's output: its node's override
         if override is not None:
             values.update(override.model_dump(exclude_none=True))
         return EncodeSettings(**values)
@@ -296,6 +296,12 @@ class Recipe(_Model):
     output: OutputSpec = Field(default_factory=OutputSpec, description="Where and how outputs are written.")
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec, description="How the run is executed.")
     stages: list[StageSpec] = Field(min_length=1, description="The DAG's nodes.")
+    variants: list[dict[str, Any]] | str | None = Field(
+        default=None,
+        description="Audience variants: a table (a list of rows, or a CSV/Parquet/JSONL file relative to the recipe) "
+        "whose rows have an id and fields; stage parameters refer to them as ${variant.NAME}, and those nodes (and "
+        "what needs them) run once per row.",
+    )
     outputs: list[str] | None = Field(
         default=None, description="Node ids whose images are written; default: every node nothing else needs."
     )

@@ -104,7 +104,23 @@ def test_all_template_fields(tmp_path: pathlib.Path) -> None:
     digest = hashlib.sha256(sku.encode()).hexdigest()[:16]
     template = "{output}/{stem}-{sku_hash}.{ext}"
     assert output_path(tmp_path, template, sku=sku, output="small", ext="jpg") == tmp_path / f"small/red-1-{digest}.jpg"
-    assert TEMPLATE_FIELDS == ("sku", "output", "ext", "stem", "sku_hash")
+    assert TEMPLATE_FIELDS == ("sku", "output", "ext", "stem", "sku_hash", "variant")
+
+
+@pytest.mark.parametrize(
+    ("template", "plain", "varied"),
+    [
+        ("{sku}/{output}-{variant}.{ext}", "a/b/cutout.png", "a/b/hero-vintage.png"),
+        ("{sku}/{variant}/{output}.{ext}", "a/b/cutout.png", "a/b/vintage/hero.png"),
+        ("{variant}/{sku}/{output}.{ext}", "a/b/cutout.png", "vintage/a/b/hero.png"),
+        ("{sku}_{output}.{variant}.{ext}", "a/b_cutout.png", "a/b_hero.vintage.png"),
+    ],
+)
+def test_variant_field(tmp_path: pathlib.Path, template: str, plain: str, varied: str) -> None:
+    """``{variant}`` is the row of ``hero@vintage``; for an output no variant changes it is empty and takes the
+    separator before it along, so no path has ``cutout-.png`` or an empty folder."""
+    assert output_path(tmp_path, template, sku="a/b", output="cutout", ext="png") == tmp_path / plain
+    assert output_path(tmp_path, template, sku="a/b", output="hero@vintage", ext="png") == tmp_path / varied
 
 
 def test_symlink_inside_out_dir_pointing_out_is_rejected(tmp_path: pathlib.Path) -> None:
