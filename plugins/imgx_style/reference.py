@@ -16,6 +16,9 @@ The style vector reaches the network as a 4th input plane (:class:`~imgx_style.n
 one exported graph or engine per shape serves every style image and every ``strength``, and a batch mixes images
 with different vectors. Vectors of style images are computed once per stage instance (worker) and cached.
 
+``style_image`` is an image file (relative to the recipe's folder, checked when the recipe is validated) or a
+``file://`` URI; other schemes are refused with that reason (the engine's URI reader is not part of the plugin API).
+
 ``scope`` (needs the item's alpha, e.g. from ``segment.product``): ``background`` restyles the scene and keeps the
 product's own pixels, ``product`` the reverse, both through the mask feathered by ``feather`` pixels. Alpha is
 carried through untouched.
