@@ -241,3 +241,20 @@ def test_the_registry_builds_the_transformer_bound_to_the_grey_vector(files, pre
         assert torch.equal(module.vector, grey)
         x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
         assert torch.equal(module(x), transformer(x, grey[None]))
+
+
+def test_the_fused_quantization_is_onnxs_quantize_linear_but_at_float_ties() -> None:
+    """``Quant`` runs PyTorch's fused fake-quantize (``x * (1 / s)``); ONNX's ``QuantizeLinear`` divides. They agree
+    but where ``x / s`` lies within a float rounding of a half step; saturation and rounding half to even alike."""
+    from imgx_style.network_reference import Quant, fake_quant
+
+    point = Quant("t")
+    point.scale.fill_(0.0235294)
+    point.zero.fill_(-128)
+    x = torch.randn(1_000_000, generator=torch.Generator().manual_seed(4)) * 4
+    edges = torch.tensor([-1.0, 0.0, 6.0, 7.0, float("inf")])
+    with torch.inference_mode():
+        fused, literal = point(x), fake_quant(x, point.scale, point.zero.float())
+        assert torch.equal(point(edges), fake_quant(edges, point.scale, point.zero.float()))
+    assert (fused != literal).float().mean() < 1e-5 and (fused - literal).abs().max() <= 0.0235294 + 1e-6
+    assert point(edges).tolist()[0] == 0.0 and point(edges).max() == pytest.approx(255 * 0.0235294, rel=1e-6)
