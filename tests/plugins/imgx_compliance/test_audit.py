@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _s3 import keys, new_bucket, subprocess_env
 from _support import load_rgba_pack
 from imgx_compliance.audit import audit_recipe, item_report
 
@@ -26,10 +27,12 @@ from .test_catalog import EXPECTED
 IMGX = shutil.which("imgx", path=str(Path(sys.executable).parent)) or shutil.which("imgx")
 
 
-def audit(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def audit(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     if IMGX is None:
         pytest.fail("the imgx console script is not installed (pip install -e .)")
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**(env or os.environ), "COLUMNS": "200"}
     return subprocess.run(
         [IMGX, "audit", *map(str, args), "--no-progress"],
         capture_output=True,
@@ -200,3 +203,27 @@ def test_item_report_reads_flags_and_metrics() -> None:
     assert [w["rule"] for w in item["warnings"]] == ["aspect"]
     warned = item_report({**row, "flags": "check:warning:aspect"})
     assert warned["passed"] is True and warned["violations"] == []
+
+
+def test_a_catalog_in_object_storage_is_audited_read_only(catalog: Path, s3_server, tmp_path: Path) -> None:
+    """The catalog under a prefix of a bucket on moto's S3 server (loopback): every file audited with its rule id,
+    and the bucket holds exactly the keys it held before (nothing written next to the images)."""
+    bucket = new_bucket(s3_server)
+    client = s3_server.client()
+    names = ["ok-coffee.png", "fill-50.png", "border-20.png"]
+    for name in names:
+        client.put_object(Bucket=bucket, Key=f"shop/{name}", Body=(catalog / name).read_bytes())
+    before = keys(s3_server, bucket)
+    done = audit(
+        f"s3://{bucket}/shop", "-r", "amazon-main", "--mask", "alpha", "--json", tmp_path / "a.json",
+        env=subprocess_env(s3_server),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    items = {i["sku"]: i for i in json.loads((tmp_path / "a.json").read_text())["items"]}
+    assert {sku: [v["rule"] for v in item["violations"]] for sku, item in items.items()} == {
+        "ok-coffee": [],
+        "fill-50": ["product.fill"],
+        "border-20": ["border"],
+    }
+    assert items["fill-50"]["source"] == f"s3://{bucket}/shop/fill-50.png"
+    assert keys(s3_server, bucket) == before
