@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import ImgxError, PluginError
 from .recipe.loader import KeyPath, LoadedRecipe, validation_problems
-from .recipe.model import EncodeSettings
+from .recipe.model import SOURCE, EncodeSettings
 from .registry import Registry, unknown_name_message
 from .stage import Stage, StageParams
 
@@ -179,7 +179,7 @@ def _topological(loaded: LoadedRecipe, needs: dict[str, tuple[str, ...]]) -> lis
                 [(("stages", index_of[node_id], "needs"), f"cycle: {' -> '.join(cycle)}; a node cannot need itself")]
             )
         state[node_id] = 1
-        for upstream in needs[node_id]:
+        for upstream in (n for n in needs[node_id] if n != SOURCE):
             visit(upstream, [*path, node_id])
         state[node_id] = 2
         order.append(node_id)
@@ -300,7 +300,7 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
             current = stack.pop()
             if current not in wanted:
                 wanted.add(current)
-                stack.extend(needs[current])
+                stack.extend(n for n in needs[current] if n != SOURCE)
         lineage[out] = tuple(node_id for node_id in order if node_id in wanted)
         payload = {"nodes": [nodes[n].fingerprint() for n in lineage[out]], "output": out_spec, "id": out}
         hashes[out] = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

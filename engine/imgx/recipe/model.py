@@ -15,6 +15,7 @@ from ..color import parse_color  # re-exported: imgx.recipe.parse_color was its 
 
 __all__ = [
     "DEFAULT_PATTERNS",
+    "SOURCE",
     "EncodeSettings",
     "ExecutionSpec",
     "InputSpec",
@@ -27,6 +28,7 @@ __all__ = [
 
 DEFAULT_PATTERNS = ("**/*.jpg", "**/*.jpeg", "**/*.png", "**/*.webp", "**/*.tif", "**/*.tiff", "**/*.bmp")
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+SOURCE = "source"  # the decoded catalog image, as a need: quality.metrics compares an output with it
 
 
 class _Model(BaseModel):
@@ -269,7 +271,8 @@ class StageSpec(_Model):
     id: str = Field(description="Node id, unique in the recipe; used by needs: and outputs:.")
     uses: str = Field(description="Registered stage name (see `imgx stages`).")
     needs: list[str] = Field(
-        default_factory=list, description="Upstream node ids; empty means the decoded catalog image."
+        default_factory=list,
+        description="Upstream node ids ('source' is the decoded catalog image); empty means the catalog image.",
     )
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The stage's parameters.")
 
@@ -320,14 +323,17 @@ class Recipe(_Model):
                 )
             seen.setdefault(stage.id, index)
         for index, stage in enumerate(self.stages):
+            if stage.id == SOURCE:
+                found.append((("stages", index, "id"), f"{SOURCE!r} names the decoded catalog image; pick another id"))
             for k, need in enumerate(stage.needs):
-                if need not in seen:
+                if need not in seen and need != SOURCE:
                     close = difflib.get_close_matches(need, list(seen), n=1)
                     hint = f" Did you mean {close[0]!r}?" if close else ""
                     found.append(
                         (
                             ("stages", index, "needs", k),
-                            f"needs unknown node {need!r}.{hint} Known nodes: {', '.join(seen)}",
+                            f"needs unknown node {need!r}.{hint} Known nodes: {', '.join(seen)} (and {SOURCE}, "
+                            "the decoded catalog image)",
                         )
                     )
         for k, out in enumerate(self.outputs or ()):

@@ -12,7 +12,7 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from _support import real_photo, write_recipe
-from imgx import Item, StageError
+from imgx import Item, RecipeError, StageError
 from imgx.ledger import read_ledger
 from imgx.runner import run_recipe
 from imgx_quality import Bound, gate
@@ -122,3 +122,22 @@ def test_missing_flag_flags_an_unmeasured_metric_instead_of_failing() -> None:
     assert gate(item, bounds, "fail", missing="flag").flags == ("niqe_missing",)
     with pytest.raises(StageError, match="no metric 'niqe'"):
         gate(item, bounds, "flag")
+
+
+def test_the_source_image_is_a_node_to_measure_against(photo_catalog: Path, tmp_path: Path) -> None:
+    """``needs: [bright, source]``: the decoded catalog image itself is the reference, no copy node needed; and
+    ``source`` cannot be taken as a node id."""
+    body = recipe(photo_catalog, tmp_path / "out", {"bounds": {"ssim": {"min": 0.0}}})
+    body["stages"] = [s for s in body["stages"] if s["id"] != "keep"]
+    body["stages"][1]["needs"] = ["bright", "source"]
+    summary = run_recipe(write_recipe(tmp_path, body))
+    assert summary.items == 3 and summary.items_failed == 0
+    for name, row in rows_of(tmp_path / "out").items():
+        written = np.asarray(Image.open(tmp_path / "out" / name / "g.png").convert("RGB"))
+        source = np.asarray(Image.open(photo_catalog / f"{name}.png").convert("RGB"))
+        expected = structural_similarity(written, source, channel_axis=2, data_range=255)
+        assert row["metrics"]["q.ssim"] == pytest.approx(expected, abs=1e-9)
+    body["stages"][0]["id"] = "source"
+    body["stages"][1]["needs"] = ["source", "source"]
+    with pytest.raises(RecipeError, match="'source' names the decoded catalog image"):
+        run_recipe(write_recipe(tmp_path / "bad", body))
