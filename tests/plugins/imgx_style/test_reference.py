@@ -92,9 +92,13 @@ def test_the_style_picture_changes_the_photo_measurably_and_each_its_own_way(sty
 def test_strength_mixes_in_the_photos_own_vector(styles, photo, plain) -> None:
     """As the original: 0 is the photo restyled by its own vector (close to the photo, not equal), 1 the style's."""
     zero = make(styles["flower"], strength=0.0)(items(photo))[0].image
-    half = make(styles["flower"], strength=0.5)(items(photo))[0].image
+    half_stage = make(styles["flower"], strength=0.5)
+    half = half_stage(items(photo))[0].image
     assert mean_diff(zero, photo) < 0.6 * mean_diff(plain, photo)
     assert mean_diff(zero, plain) > mean_diff(half, plain) > 5
+    assert half_stage.predictions == 2  # the style picture, then the photo's own vector
+    half_stage(items(photo))
+    assert half_stage.predictions == 3  # the style's vector is cached; each photo's own is computed
 
 
 def test_preserve_color_keeps_the_photos_chroma(styles, photo, plain) -> None:
@@ -108,16 +112,11 @@ def test_preserve_color_keeps_the_photos_chroma(styles, photo, plain) -> None:
     assert np.abs(ycc(kept)[..., 0] - ycc(plain)[..., 0]).mean() < 3  # the luma is the stylized one
 
 
-def test_the_style_vector_is_computed_once_per_style_picture(styles) -> None:
-    stage = make(styles["flower"], batch_size=2)
+def test_the_style_vector_is_computed_once_per_style_picture(flower_stage, plain, styles) -> None:
     small, other = frozen(real_photo("coffee", 96)), frozen(real_photo("astronaut", 64))
-    stage(items(other, small))
-    stage(items(small))
-    assert stage.predictions == 1 and list(stage.vectors) == [str(styles["flower"])]
-    mixed = make(styles["flower"], strength=0.5)
-    mixed(items(other, small))
-    mixed(items(small))
-    assert mixed.predictions == 1 + 3  # the style once, then each photo's own vector
+    flower_stage(items(other, small))
+    flower_stage(items(small))
+    assert flower_stage.predictions == 1 and list(flower_stage.vectors) == [str(styles["flower"])]
 
 
 def test_max_side_bounds_the_work_and_the_output_keeps_the_input_size(styles) -> None:
