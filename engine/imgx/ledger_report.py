@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -37,9 +38,11 @@ from .ledger import LEDGER_SCHEMA, LedgerSnapshot, Location, StatePaths, scan_le
 __all__ = [
     "VARIANTS_COLUMNS",
     "LedgerReport",
+    "MetricStats",
     "contact_sheet",
     "current_rows",
     "current_state",
+    "metric_distributions",
     "summarize",
     "write_variants_manifest",
 ]
@@ -298,6 +301,99 @@ def current_rows(out_dir: Location, columns: list[str]) -> Iterator[pa.RecordBat
         parts = max(1, -(-snapshot.num_rows // REPORT_PASS_ROWS))
         for part in range(parts):
             yield from _taken(snapshot, _picked_rows(snapshot, part, parts, None), columns)
+
+
+METRIC_SAMPLE = 1 << 16
+"""Values kept per (output, metric) for :func:`metric_distributions`' quantiles: a uniform sample of all of them."""
+
+
+@dataclasses.dataclass
+class MetricStats:
+    """The distribution of one numeric metric over one output's current ``ok`` rows (``q.ssim`` of ``hero@teens``).
+    Count, mean, min and max are exact; the quantiles come from a uniform sample of at most :data:`METRIC_SAMPLE`
+    values (exact below that)."""
+
+    output: str
+    metric: str
+    count: int = 0
+    total: float = 0.0
+    low: float = float("inf")
+    high: float = float("-inf")
+    sample: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else float("nan")
+
+    def quantile(self, q: float) -> float:
+        return float(np.quantile(self.sample, q)) if self.sample.size else float("nan")
+
+    def add(self, values: np.ndarray, rng: np.random.Generator) -> None:
+        values = values[np.isfinite(values)]
+        if not values.size:
+            return
+        seen = self.count
+        self.count += values.size
+        self.total += float(values.sum())
+        self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+        room = METRIC_SAMPLE - self.sample.size
+        if room > 0:
+            self.sample = np.concatenate([self.sample, values[:room]])
+            values, seen = values[room:], seen + room
+        if values.size:  # reservoir sampling: value number t (1-based) replaces a random slot with chance size / t
+            t = seen + 1 + np.arange(values.size)
+            keep = rng.random(values.size) < METRIC_SAMPLE / t
+            slots = rng.integers(0, METRIC_SAMPLE, int(keep.sum()))
+            self.sample[slots] = values[keep]
+
+
+def _numeric_columns(rows: list[str]) -> pa.Table:
+    """The numeric values of JSON objects ``rows`` as float64 columns (null where a row has none or another type)."""
+    objects = [json.loads(row) for row in rows]
+    names = sorted({k for o in objects for k, v in o.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+    columns = {
+        name: pa.array(
+            [
+                float(v) if isinstance(v := o.get(name), int | float) and not isinstance(v, bool) else None
+                for o in objects
+            ],
+            pa.float64(),
+        )
+        for name in names
+    }
+    return pa.table(columns) if columns else pa.table({"_": pa.nulls(len(rows))})
+
+
+def metric_distributions(out_dir: Location) -> list[MetricStats]:
+    """Per output (a variant's output is its own: ``hero@teens``) and numeric metric of the ledger's ``metrics``
+    column, the distribution over the current ``ok`` rows, sorted by output and metric. Streamed in bounded memory
+    (:func:`current_rows`); non-numeric notes (``centred.limited_by``, a rule's message) are left out."""
+    import pyarrow.json as pajson
+
+    found: dict[tuple[str, str], MetricStats] = {}
+    rng = np.random.default_rng(0)
+    for batch in current_rows(out_dir, ["output", "status", "metrics"]):
+        text = pc.fill_null(batch.column("metrics"), "")
+        keep = pc.and_(pc.equal(batch.column("status"), "ok"), pc.greater(pc.utf8_length(text), 0))
+        keep = pc.fill_null(keep, False)
+        if not pc.any(keep).as_py():
+            continue
+        rows = text.filter(keep).to_pylist()
+        try:
+            parsed = pajson.read_json(io.BytesIO("\n".join(rows).encode()))
+        except pa.ArrowInvalid:  # a key whose type differs between rows: read those rows one by one
+            parsed = _numeric_columns(rows)
+        outputs = batch.column("output").filter(keep)
+        for name in parsed.column_names:
+            column = parsed.column(name)
+            if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+                continue
+            values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+            for output in pc.unique(outputs).to_pylist():
+                mine = pc.equal(outputs, output).to_numpy(zero_copy_only=False)
+                stats = found.setdefault((output, name), MetricStats(output, name))
+                stats.add(values[mine], rng)
+    return [found[key] for key in sorted(found) if found[key].count]
 
 
 VARIANTS_COLUMNS = ("sku", "variant", "output", "path", "recipe_hash", "metrics")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -189,3 +190,67 @@ def test_missing_files_are_one_cause_not_one_row_each(photo_catalog: Path, tmp_p
     report = summarize(tmp_path / "out")
     assert_lean_agrees(report, tmp_path / "out")
     assert report.by_cause == [("read", "source not found: <path>", 6)], report.by_cause
+
+
+def _metrics_ledger(out: Path, rows: list[tuple[str, str, str, str]]) -> None:
+    """A ledger of (sku, output, status, metrics JSON) rows written by a real LedgerWriter."""
+    from imgx.ledger import LedgerRow, LedgerWriter, StatePaths
+
+    writer = LedgerWriter(StatePaths(out), "run1", "w0", compact_rows=1000)
+    writer.write(
+        [
+            LedgerRow(sku, f"/src/{sku}.jpg", output, f"{sku}.png", status, "", "", 1.0, "h", (), m)
+            for sku, output, status, m in rows
+        ]
+    )
+    writer.close()
+
+
+def test_metric_distributions_per_output_and_variant(tmp_path: Path) -> None:
+    """Exact count, mean, min, max and quantiles (below the sample size) per output, a variant's output on its own;
+    failed rows, text notes and rows without metrics are left out, and mixed-type keys do not stop the report."""
+    rng = np.random.default_rng(3)
+    ssim = {"hero@teens": rng.uniform(0.4, 0.9, 50), "hero@classic": rng.uniform(0.7, 1.0, 40)}
+    rows = []
+    for output, values in ssim.items():
+        for i, v in enumerate(values):
+            rows.append((f"s{i}", output, "ok", json.dumps({"q.ssim": float(v), "centred.limited_by": "size"})))
+    rows += [("bad", "hero@teens", "failed", json.dumps({"q.ssim": 0.0})), ("plain", "cutout", "ok", "")]
+    rows += [("m1", "odd", "ok", json.dumps({"x": 1})), ("m2", "odd", "ok", json.dumps({"x": "n/a"}))]
+    _metrics_ledger(tmp_path, rows)
+    found = {(m.output, m.metric): m for m in ledger_report.metric_distributions(tmp_path)}
+    assert set(found) == {("hero@classic", "q.ssim"), ("hero@teens", "q.ssim"), ("odd", "x")}
+    for output, values in ssim.items():
+        stats = found[(output, "q.ssim")]
+        assert stats.count == len(values) and stats.mean == pytest.approx(values.mean())
+        assert (stats.low, stats.high) == (pytest.approx(values.min()), pytest.approx(values.max()))
+        assert stats.quantile(0.5) == pytest.approx(np.median(values)) and stats.quantile(0.05) == pytest.approx(
+            np.quantile(values, 0.05)
+        )
+    assert found[("odd", "x")].count == 1
+
+
+def test_metric_sample_stays_bounded_and_uniform() -> None:
+    """Past :data:`METRIC_SAMPLE` values the sample keeps its size and stays uniform: its quartiles track the
+    data's even when the values arrive sorted (a biased sample would keep the early, small ones)."""
+    stats = ledger_report.MetricStats("o", "m")
+    rng = np.random.default_rng(1)
+    data = np.sort(rng.normal(10.0, 2.0, 4 * ledger_report.METRIC_SAMPLE))
+    for chunk in np.array_split(data, 37):
+        stats.add(chunk, rng)
+    assert stats.sample.size == ledger_report.METRIC_SAMPLE and stats.count == data.size
+    for q in (0.05, 0.25, 0.5, 0.75, 0.95):
+        assert stats.quantile(q) == pytest.approx(np.quantile(data, q), abs=0.05)
+
+
+def test_report_prints_the_metric_table(tmp_path: Path) -> None:
+    _metrics_ledger(tmp_path, [(f"s{i}", "hero@teens", "ok", json.dumps({"q.ssim": 0.5 + i / 100})) for i in range(5)])
+    from typer.testing import CliRunner
+
+    from imgx.cli import app
+
+    result = CliRunner().invoke(app, ["report", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "metrics of ok outputs" in result.stdout and "hero@teens" in result.stdout and "0.52" in result.stdout
+    quiet = CliRunner().invoke(app, ["report", str(tmp_path), "--no-metrics"], env={"COLUMNS": "200"})
+    assert "metrics of ok outputs" not in quiet.stdout

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..io import fs
 from ..ledger import Location, StatePaths
-from ..ledger_report import contact_sheet, current_state, summarize
+from ..ledger_report import contact_sheet, current_state, metric_distributions, summarize
 from ._common import guarded, out_console
 
 OutDir = Annotated[
@@ -32,6 +32,9 @@ def report_command(
     csv_path: Annotated[
         Path | None, typer.Option("--csv", help="Write the current state (one row per sku x output) as CSV.")
     ] = None,
+    metrics: Annotated[
+        bool, typer.Option(help="Show the distribution of each numeric metric per output (and variant).")
+    ] = True,
 ) -> None:
     """Summarise OUT_DIR's ledger: the current state of every (sku, output) across runs, and failures by cause."""
     report = guarded(lambda: summarize(_located(out_dir), keep_state=failed or csv_path is not None))
@@ -58,6 +61,15 @@ def report_command(
         for sku, output, ms in report.slowest:
             slow.add_row(escape(sku), escape(output), f"{ms:,.0f}")
         out_console.print(slow)
+    distributions = guarded(lambda: metric_distributions(_located(out_dir))) if metrics else []
+    if distributions:
+        table = Table(title="metrics of ok outputs (quantiles from up to 65,536 values each)", header_style="bold")
+        for column in ("output", "metric", "n", "mean", "p5", "median", "p95", "min", "max"):
+            table.add_column(column, justify="left" if column in ("output", "metric") else "right")
+        for m in distributions:
+            numbers = (m.mean, m.quantile(0.05), m.quantile(0.5), m.quantile(0.95), m.low, m.high)
+            table.add_row(escape(m.output), escape(m.metric), f"{m.count:,}", *(f"{v:,.4g}" for v in numbers))
+        out_console.print(table)
     if failed or csv_path:
         state = report.state
         if failed:
