@@ -57,23 +57,24 @@ __all__ += ["ARBITRARY_PREDICT_SHA256", "ARBITRARY_STYLE", "ARBITRARY_TRANSFORM_
 
 ARBITRARY_PREDICT_SHA256 = "d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d"
 ARBITRARY_TRANSFORM_SHA256 = "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd"
-NEUTRAL_GREY = 0.5  # the registry's module is bound to the style vector of a uniform mid-grey picture
+NEUTRAL_GREY = 0.5  # the registry's module is bound to the style vector of a uniform mid-grey picture ...
+NEUTRAL_SIDE = 64  # ... of 64 x 64 (flat: its size hardly matters, and the build stays 16x cheaper than at 256)
 
 
 def build_arbitrary_style(paths: Mapping[str, Path]) -> torch.nn.Module:
     """The reference module: :class:`~imgx_style.network_reference.BoundStyleVector` over the port of
     ``arbitrary_transform.onnx``, bound to the style vector that the port of ``arbitrary_predict.onnx`` gives a uniform
-    mid-grey 256 x 256 picture, so that it maps one ``(B, 3, H, W)`` float32 tensor (RGB 0..1, H and W multiples of
+    mid-grey 64 x 64 picture, so that it maps one ``(B, 3, H, W)`` float32 tensor (RGB 0..1, H and W multiples of
     4) to one (as ``imgx bench`` runs it). It carries the predictor (``.predictor``); the ``style.reference`` stage
     takes both and runs the transformer with each image's vector as a 4th input plane."""
     import torch
 
-    from .network_reference import STYLE_SIZE, BoundStyleVector, load_predictor, load_transformer
+    from .network_reference import BoundStyleVector, load_predictor, load_transformer
 
     predictor = load_predictor(paths["predict"])
     transformer = load_transformer(paths["transform"])
     with torch.inference_mode():
-        vector = predictor(torch.full((1, 3, STYLE_SIZE, STYLE_SIZE), NEUTRAL_GREY))[0]
+        vector = predictor(torch.full((1, 3, NEUTRAL_SIDE, NEUTRAL_SIDE), NEUTRAL_GREY))[0]
     return BoundStyleVector(transformer, vector.clone(), predictor).eval()
 
 

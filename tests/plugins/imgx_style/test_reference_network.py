@@ -237,7 +237,7 @@ def test_the_registry_builds_the_transformer_bound_to_the_grey_vector(files, pre
     module = load_module("arbitrary_style", registry=default_registry())
     assert isinstance(module, BoundStyleVector) and module.predictor is not None
     with torch.inference_mode():
-        grey = predictor(torch.full((1, 3, 256, 256), 0.5))[0]
+        grey = predictor(torch.full((1, 3, 64, 64), 0.5))[0]
         assert torch.equal(module.vector, grey)
         x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
         assert torch.equal(module(x), transformer(x, grey[None]))
