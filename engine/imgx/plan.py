@@ -62,7 +62,7 @@ class Node:
             "id": self.id,
             "uses": self.uses,
             "version": str(getattr(self.stage, "version", "1")),
-            "params": self.params.model_dump(mode="json"),
+            "params": self.params.fingerprint(),
             "needs": list(self.needs),
         }
 

@@ -50,6 +50,20 @@ class StageParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: Parameters added after ledgers were written with this stage: while one is at its default it is left out of the
+    #: output hash (:meth:`fingerprint`), so adding it does not make every catalog's next ``--resume`` redo the outputs
+    #: it cannot have changed. A value other than the default is hashed like any parameter.
+    added_later: ClassVar[frozenset[str]] = frozenset()
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The parameters as the output hash sees them: every value, less an :attr:`added_later` one at its default."""
+        dumped = self.model_dump(mode="json")
+        for name in self.added_later:
+            field = type(self).model_fields[name]
+            if name in dumped and getattr(self, name) == field.get_default(call_default_factory=True):
+                del dumped[name]
+        return dumped
+
 
 def recipe_path(value: str, info: ValidationInfo) -> Path:
     """A file path parameter resolved as a recipe user means it: ``~`` expanded, and a relative path taken against the

@@ -79,3 +79,22 @@ def test_an_output_override_changes_only_that_outputs_hash_and_one_equal_to_the_
     assert {k: png[k] for k in ("square", "gray")} == {k: before[k] for k in ("square", "gray")}
     same = plan_of(VARIANTS, "output.overrides.warm.format=webp", "output.overrides.gray.quality=90").output_hashes
     assert same == before
+
+
+def test_a_parameter_added_later_is_hashed_only_off_its_default() -> None:
+    """``StageParams.added_later``: a new parameter at its default leaves the fingerprint (the output hash) as it was
+    before the parameter existed, so --resume redoes nothing; any other value is hashed."""
+    from typing import ClassVar
+
+    from imgx import StageParams
+
+    class Before(StageParams):
+        size: int = 96
+
+    class After(StageParams):
+        size: int = 96
+        scope: str = "all"
+        added_later: ClassVar[frozenset[str]] = frozenset({"scope"})
+
+    assert After().fingerprint() == Before().fingerprint() == {"size": 96}
+    assert After(scope="background").fingerprint() == {"size": 96, "scope": "background"}
