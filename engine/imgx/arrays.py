@@ -21,8 +21,11 @@ import numpy as np
 __all__ = [
     "INTERPOLATIONS",
     "Interpolation",
+    "Scope",
+    "apply_scope",
     "check_alpha",
     "check_rgb",
+    "feathered_mask",
     "flatten_alpha",
     "pad_min",
     "resize_plane",
@@ -164,3 +167,35 @@ def pad_min(image: np.ndarray, side: int) -> np.ndarray:
         mode = "reflect" if h > 1 and w > 1 else "edge"
         image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
     return image
+
+
+Scope = Literal["all", "background", "product"]
+
+
+def feathered_mask(alpha: np.ndarray, feather: float) -> np.ndarray:
+    """``(H, W)`` float32 0..1 from a ``(H, W)`` uint8 alpha, its edge softened by a Gaussian of sigma ``feather / 2``
+    pixels (``0``: the hard mask)."""
+    mask = to_float(alpha)
+    if feather > 0:
+        mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=feather / 2.0, borderType=cv2.BORDER_REFLECT)
+    return mask
+
+
+def apply_scope(
+    edited: np.ndarray, original: np.ndarray, alpha: np.ndarray | None, scope: Scope, feather: float
+) -> np.ndarray:
+    """Where an edit (a restyle, a vintage look) applies: ``all`` returns ``edited``; ``background`` keeps the
+    product's own pixels (alpha) from ``original`` and the edit elsewhere; ``product`` the reverse. The mask is
+    feathered by ``feather`` pixels (:func:`feathered_mask`). Both images are ``(H, W, 3)`` uint8 RGB of one size.
+
+    :raises ValueError: for ``background``/``product`` without an alpha (run ``segment.product`` upstream).
+    """
+    if scope == "all":
+        return edited
+    if alpha is None:
+        raise ValueError(f"got no alpha for scope {scope!r}; expected a product mask (segment.product upstream)")
+    keep = feathered_mask(alpha, feather)
+    keep = keep if scope == "background" else 1.0 - keep
+    k = keep[..., None]
+    mixed = original.astype(np.float32) * k + edited.astype(np.float32) * (1.0 - k)
+    return (mixed + 0.5).astype(np.uint8)

@@ -3,6 +3,7 @@ blend, working size and padding. Per function: smoke, odd sizes, dtype, edge val
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -241,3 +242,28 @@ def test_pad_min_mirrors_up_to_the_minimum_and_leaves_large_images_alone() -> No
     dot = pad_min(photo[:1, :1], 4)
     assert dot.shape == (4, 4, 3) and (dot == photo[0, 0]).all()
     assert pad_min(real_photo("coffee", 16)[:1, :7], 8).shape == (8, 8, 3)  # uint8 and a 1-pixel side
+
+
+def test_apply_scope_keeps_the_product_or_the_scene() -> None:
+    """On matplotlib's RGBA gift pack (a real product with its own mask): an edit scoped to the background leaves the
+    product's colours (CIEDE2000 under 1 away from the feathered edge) and moves the background; ``product`` is the
+    reverse; ``all`` is the edit itself."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from imgx.arrays import apply_scope
+
+    rgb, alpha = load_rgba_pack()
+    edited = (255 - rgb).astype(np.uint8)  # a drastic edit everywhere
+    inner = cv2.erode((alpha >= 250).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    outer = cv2.erode((alpha <= 5).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+
+    def delta(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+        return float(deltaE_ciede2000(rgb2lab(a), rgb2lab(b))[where].mean())
+
+    background = apply_scope(edited, rgb, alpha, "background", 2.0)
+    assert delta(background, rgb, inner) < 1.0 and delta(background, rgb, outer) > 10.0
+    product = apply_scope(edited, rgb, alpha, "product", 2.0)
+    assert delta(product, rgb, outer) < 1.0 and delta(product, rgb, inner) > 10.0
+    assert apply_scope(edited, rgb, None, "all", 2.0) is edited
+    with pytest.raises(ValueError, match="expected a product mask"):
+        apply_scope(edited, rgb, None, "background", 2.0)
