@@ -10,20 +10,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import imgx
+from imgx.models import ModelSpec
 
+from .brisque import BRISQUE_LIVE, BRISQUE_MODEL, Brisque, brisque_features
 from .gate import Bound, GateParams, QualityGate, broken_bounds, gate
-from .measure import METRICS, MetricsParams, QualityMetrics, measure, sharpness
+from .measure import ALL_METRICS, METRICS, MetricsParams, QualityMetrics, measure, sharpness
 
 __all__ = [
+    "ALL_METRICS",
+    "BRISQUE_LIVE",
+    "BRISQUE_MODEL",
     "METRICS",
     "STAGES",
     "Bound",
+    "Brisque",
     "GateParams",
     "MetricsParams",
     "QualityGate",
     "QualityMetrics",
+    "brisque_features",
     "broken_bounds",
     "gate",
+    "imgx_models",
     "imgx_stages",
     "measure",
     "sharpness",
@@ -36,3 +44,9 @@ STAGES: tuple[type[imgx.Stage], ...] = (QualityMetrics, QualityGate)
 def imgx_stages() -> Sequence[type[imgx.Stage]]:
     """The quality stages."""
     return list(STAGES)
+
+
+@imgx.hookimpl
+def imgx_models() -> Sequence[ModelSpec]:
+    """BRISQUE's SVR and feature scaling (``brisque-live``, no PyTorch module), for ``metrics: [brisque]``."""
+    return [BRISQUE_LIVE]
