@@ -1,8 +1,8 @@
 """imgx_quality: measured quality of outputs (``quality.metrics``, ``quality.gate``).
 
-``quality.metrics`` reads two nodes (``needs: [output, reference]``) and notes SSIM, PSNR, product CIEDE2000 and
-sharpness on the output; ``quality.gate`` fails or flags items against bounds on those metrics. No no-reference
-model score is built yet.
+``quality.metrics`` reads two nodes (``needs: [output, reference]``; the reference may be ``source``, the catalog
+image) and notes SSIM, PSNR, product CIEDE2000, sharpness and, when asked, the no-reference BRISQUE score
+(:mod:`.brisque`) on the output; ``quality.gate`` fails or flags items against bounds on those metrics.
 """
 
 from __future__ import annotations
