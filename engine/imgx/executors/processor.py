@@ -297,8 +297,9 @@ class BatchProcessor:
             stage, error = "encode", ""
             try:
                 settings = self.encoding[out]
+                item = state.values[out]
                 data = encode_image(
-                    state.values[out],
+                    item if settings.alpha == "keep" or item.alpha is None else item.replace(alpha=None),
                     format=settings.format,
                     quality=settings.quality,
                     background=parse_color(settings.background),
@@ -345,9 +346,12 @@ def _announce_model_downloads() -> None:
 
 def _attribute(node_id: str, before: Item, after: Item | None) -> Item | None:
     """``after`` with the flags and metrics its stage added named after the node (``centred:fill_below_min``,
-    ``centred.fill``), so two nodes of one stage never overwrite each other's notes in the ledger."""
+    ``centred.fill``), so two nodes of one stage never overwrite each other's notes in the ledger. A variant's copy
+    of a node notes under the node's own id (``q.ssim`` for ``q@teens``: the ledger's variant column tells them
+    apart), so one query reads a metric across every variant."""
     if after is None or (after.flags == before.flags and after.metrics == before.metrics):
         return after
+    node_id = node_id.partition("@")[0]
     flags = tuple(f if f in before.flags else f"{node_id}:{f}" for f in after.flags)
     metrics = {
         (k if k in before.metrics and before.metrics[k] == v else f"{node_id}.{k}"): v for k, v in after.metrics.items()
