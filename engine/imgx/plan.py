@@ -294,6 +294,8 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
         out_spec.update(recipe.output.settings(out).model_dump(mode="json"))
         if out_spec["png_compression"] == 6:  # hashes from before the key existed stay valid for --resume
             del out_spec["png_compression"]
+        if out_spec["alpha"] == "keep":  # likewise
+            del out_spec["alpha"]
         wanted: set[str] = set()
         stack = [out]
         while stack:

@@ -111,6 +111,9 @@ class OutputOverride(_Model):
     background: str | None = Field(
         default=None, description="Colour that alpha is flattened onto if this output is JPEG."
     )
+    alpha: Literal["keep", "drop"] | None = Field(
+        default=None, description="keep: the item's alpha is written (PNG/WebP) or flattened (JPEG); drop: ignored."
+    )
 
     @field_validator("background")
     @classmethod
@@ -128,6 +131,7 @@ class EncodeSettings(BaseModel):
     quality: int
     png_compression: int
     background: str
+    alpha: Literal["keep", "drop"] = "keep"
 
 
 class OutputSpec(_Model):
@@ -150,6 +154,11 @@ class OutputSpec(_Model):
         description="Output path template relative to dir; fields: {sku}, {output}, {ext}, {stem}, {sku_hash}.",
     )
     background: str = Field(default="#FFFFFF", description="Colour that alpha is flattened onto for JPEG outputs.")
+    alpha: Literal["keep", "drop"] = Field(
+        default="keep",
+        description="keep: an item's alpha (a product mask) is written (PNG/WebP) or flattened onto background (JPEG); "
+        "drop: the image is written as it is, without its alpha (a scene restyled around a masked product).",
+    )
     write: bool = Field(
         default=True,
         description="false: run every stage and record each item's ledger row (status, flags, metrics) but write no "
@@ -168,7 +177,7 @@ class OutputSpec(_Model):
 
     def settings(self, output: str) -> EncodeSettings:
         """The encoding of output ``output``: these defaults with ``overrides[output]``'s set keys applied."""
-        values = self.model_dump(include={"format", "quality", "png_compression", "background"})
+        values = self.model_dump(include={"format", "quality", "png_compression", "background", "alpha"})
         override = self.overrides.get(output.partition("@")[0])  # a variant's output: its node's override
         if override is not None:
             values.update(override.model_dump(exclude_none=True))

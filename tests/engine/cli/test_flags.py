@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
@@ -121,3 +122,41 @@ def test_write_false_records_rows_flags_and_metrics_but_writes_no_image(imgx, tm
     written = {r["sku"]: r for r in read_ledger(out).to_pylist() if r["path"]}
     assert sorted(written) == ["large", "small"] and all((out / r["path"]).is_file() for r in written.values())
     assert {r["recipe_hash"] for r in written.values()} == {r["recipe_hash"] for r in rows.values()}
+
+
+def test_output_alpha_drop_writes_the_scene_not_the_cut_out(imgx, tmp_path: Path) -> None:
+    """An RGBA catalog image (matplotlib's gift pack with its own mask, in a coffee photo's scene) written as JPEG: by default its alpha is
+    flattened onto output.background (a white cut-out); with ``alpha: drop`` for that output the pixels outside the
+    mask are written as they are (a restyled scene must stay). ``keep`` leaves the output hash as it was."""
+    from _support import load_rgba_pack
+
+    rgb, alpha = load_rgba_pack()
+    scene_photo = np.asarray(Image.fromarray(real_photo("coffee", 400)).resize(rgb.shape[1::-1]))
+    rgb = np.where((alpha == 0)[..., None], scene_photo, rgb).astype(np.uint8)  # the product in a real scene
+    (tmp_path / "catalog").mkdir()
+    Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "catalog" / "gift.png")
+    body = {
+        "version": 1,
+        "name": "alpha",
+        "input": {"path": str(tmp_path / "catalog"), "alpha": True},
+        "output": {
+            "dir": str(tmp_path / "out"),
+            "format": "jpeg",
+            "quality": 95,
+            "overrides": {"scene": {"alpha": "drop"}},
+        },
+        "execution": {"workers": 1},
+        "stages": [
+            {"id": "cutout", "uses": "color.gamma", "with": {"gamma": 1.0}},
+            {"id": "scene", "uses": "color.gamma", "with": {"gamma": 1.0}},
+        ],
+    }
+    result = imgx("run", write_recipe(tmp_path, body))
+    assert result.exit_code == 0, result.output
+    outside = alpha == 0
+    cutout = np.asarray(Image.open(tmp_path / "out" / "gift" / "cutout.jpg").convert("RGB")).astype(int)
+    scene = np.asarray(Image.open(tmp_path / "out" / "gift" / "scene.jpg").convert("RGB")).astype(int)
+    assert np.abs(cutout[outside] - 255).mean() < 3  # flattened onto white
+    assert np.abs(scene[outside] - rgb[outside]).mean() < 4 and np.abs(scene[outside] - 255).mean() > 20
+    hashes = {r["output"]: r["recipe_hash"] for r in read_ledger(tmp_path / "out").to_pylist()}
+    assert hashes["cutout"] != hashes["scene"]
