@@ -140,6 +140,20 @@ def test_captions_are_found_where_they_are_drawn_and_clean_photos_have_none(dete
     assert area(found) < 1.8 * area(truth), (found, truth)  # and the box is the text, not the photo around it
 
 
+def test_the_text_of_a_photographed_page_is_found(detector: TextDetector) -> None:
+    from skimage import data
+
+    # a photographed book page (a title, 5 slightly tilted lines, 1 of code): the rectangle score keeps the title and
+    # the straightest lines; one is enough for the rule
+    page = frozen(np.dstack([data.page()] * 3))
+    boxes = [bounds(box) for box in detector(page)]
+    assert boxes and all(x1 - x0 > 3 * (y1 - y0) for x0, y0, x1, y1 in boxes), boxes  # lines, not blobs
+    assert boxes[0][1] < 20 and boxes[0][2] - boxes[0][0] > 250  # the title, across the top
+    assert [y0 for _, y0, _, _ in boxes] == sorted(y0 for _, y0, _, _ in boxes)  # reported top to bottom
+    (finding,) = check_item(Item("page", "memory", page), [TEXT_ONLY], detector)
+    assert finding.value == len(boxes)
+
+
 def test_the_rule_fails_a_caption_and_passes_the_clean_photo(detector: TextDetector) -> None:
     photo = load_photo("astronaut")
     captioned, _ = caption(photo, "SALE -50%", 30, 30, 40)
