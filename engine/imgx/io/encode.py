@@ -7,7 +7,9 @@ Choices (speed first: this runs once per output on millions of SKUs):
   flattened over ``background`` with the toolkit's "over" blend (:func:`imgx.arrays.flatten_alpha`: exact integer
   ``(rgb * a + bg * (255 - a)) / 255``, rounded).
 - PNG: lossless, RGBA when the item has alpha; ``quality`` does not apply; ``png_compress_level`` (default 6, zlib's
-  own default) trades size for speed (1 is ~3x faster and ~10-20% larger on photos).
+  own default) trades size for speed (1 is ~3x faster and ~10-20% larger on photos). Encoded by OpenCV (libpng with
+  its RLE strategy: 13-23 % faster than Pillow at level 6 on 1024 px photos, files ~3 % larger, the same pixels; see
+  ``benchmarks/bench_encode.py``), or by Pillow when there is an ICC profile to embed (OpenCV cannot).
 - WebP: lossy with ``quality`` unless ``lossless=True``; ``method=4`` (libwebp's default speed/size trade-off; 6 is
   ~2x slower for a few % smaller files, 0 is fastest); RGBA when the item has alpha. Lossless WebP keeps the RGB
   under fully transparent pixels (``exact=True``) so a round trip gives the same arrays back.
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import io
 
+import cv2
+import numpy as np
 from PIL import Image
 
 from ..arrays import flatten_alpha
@@ -63,6 +67,8 @@ def encode_image(
     if icc:
         options["icc_profile"] = icc
     try:
+        if format == "png" and not icc:
+            return _png_opencv(item, png_compress_level)
         if format == "jpeg":
             rgb = item.image if item.alpha is None else flatten_alpha(item.image, item.alpha, background)
             pil, pil_format = Image.fromarray(rgb), "JPEG"
@@ -83,3 +89,12 @@ def encode_image(
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise OutputError(f"could not encode {item.sku!r} as {format}: {exc}") from exc
     return buffer.getvalue()
+
+
+def _png_opencv(item: Item, level: int) -> bytes:
+    """PNG bytes from OpenCV's encoder (BGR/BGRA order); the decoded pixels equal the item's."""
+    planes = item.image[..., ::-1] if item.alpha is None else np.dstack([item.image[..., ::-1], item.alpha])
+    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(planes), [cv2.IMWRITE_PNG_COMPRESSION, level])
+    if not ok:
+        raise OutputError(f"could not encode {item.sku!r} as png: OpenCV's encoder refused the image")
+    return buffer.tobytes()
