@@ -15,7 +15,7 @@ from .errors import BackendError, ImgxError, InputError, OutputError, PluginErro
 from .hookspecs import hookimpl
 from .item import Item, ItemRef
 from .registry import PluginConfig, Registry, load_registry
-from .stage import Stage, StageContext, StageParams, recipe_path
+from .stage import ScopedParams, Stage, StageContext, StageParams, recipe_path
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,7 @@ __all__ = [
     "PluginError",
     "RecipeError",
     "Registry",
+    "ScopedParams",
     "Stage",
     "StageContext",
     "StageError",

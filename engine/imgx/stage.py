@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
 
+from .arrays import Scope
 from .item import Item
 from .registry import Registry
 
-__all__ = ["Stage", "StageContext", "StageParams", "recipe_path", "type_name"]
+__all__ = ["ScopedParams", "Stage", "StageContext", "StageParams", "recipe_path", "type_name"]
 
 
 def type_name(annotation: Any) -> str:
@@ -55,6 +56,10 @@ class StageParams(BaseModel):
     #: it cannot have changed. A value other than the default is hashed like any parameter.
     added_later: ClassVar[frozenset[str]] = frozenset()
 
+    def wants_alpha(self) -> bool:
+        """Whether these parameters make the stage fail every item without alpha (:meth:`Stage.alpha_needed` asks)."""
+        return False
+
     def fingerprint(self) -> dict[str, Any]:
         """The parameters as the output hash sees them: every value, less an :attr:`added_later` one at its default."""
         dumped = self.model_dump(mode="json")
@@ -63,6 +68,26 @@ class StageParams(BaseModel):
             if name in dumped and getattr(self, name) == field.get_default(call_default_factory=True):
                 del dumped[name]
         return dumped
+
+
+class ScopedParams(StageParams):
+    """Parameters of a stage that changes an image's look (a restyle, a vintage look) and can keep to the scene or to
+    the product: subclass it and apply :func:`imgx.arrays.apply_scope` to the result. ``scope`` other than ``all``
+    needs the item's alpha (``segment.product`` upstream), which ``imgx validate`` checks."""
+
+    scope: Scope = Field(
+        "all",
+        description="all | background (the change on the scene, the product's own pixels kept) | product (on the "
+        "product only); background and product need the item's alpha (segment.product upstream)",
+    )
+    feather: float = Field(
+        2.0, ge=0.0, le=100.0, description="softness of the product edge for scope background/product, in pixels"
+    )
+
+    added_later: ClassVar[frozenset[str]] = frozenset({"scope", "feather"})  # older outputs keep their hash
+
+    def wants_alpha(self) -> bool:
+        return self.scope != "all"
 
 
 def recipe_path(value: str, info: ValidationInfo) -> Path:
@@ -193,8 +218,9 @@ class Stage:
 
     @classmethod
     def alpha_needed(cls, params: StageParams) -> bool:
-        """Whether, with ``params``, every item without alpha fails here (default: :attr:`needs_alpha`)."""
-        return bool(cls.needs_alpha)
+        """Whether, with ``params``, every item without alpha fails here (default: :attr:`needs_alpha`, or what the
+        parameters say: :meth:`StageParams.wants_alpha`)."""
+        return bool(cls.needs_alpha) or params.wants_alpha()
 
     @classmethod
     def alpha_produced(cls, params: StageParams) -> bool:

@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image
 from pydantic import Field, Strict, model_validator
 
-from imgx import Item, StageParams
-from imgx.arrays import Scope, apply_scope, pad_min, to_uint8, working_size
+from imgx import Item, ScopedParams, StageParams
+from imgx.arrays import apply_scope, pad_min, to_uint8, working_size
 from imgx.runtime import ModelStage, run_tiled
 
 __all__ = [
@@ -50,7 +50,7 @@ DEFAULT_OVERLAP = 64
 STRIP_PIXELS = 1 << 22  # the full-size blend runs in bands of about this many pixels (4 Mpx: 48 MB of float32)
 
 
-class VintageParams(StageParams):
+class VintageParams(ScopedParams):
     """Parameters of ``gan.vintage``."""
 
     strength: float = Field(1.0, ge=0.0, le=1.0, description="0 = the photo unchanged, 1 = the full vintage look")
@@ -71,16 +71,6 @@ class VintageParams(StageParams):
         description="when the network runs below the input size, add its upscaled change to the full-size photo "
         "(sharp) instead of upscaling its picture (soft)",
     )
-    scope: Scope = Field(
-        "all",
-        description="all | background (the look on the scene, the product's pixels kept) | product (on the product "
-        "only); background and product need the item's alpha (segment.product upstream)",
-    )
-    feather: float = Field(
-        2.0, ge=0.0, le=100.0, description="softness of the product edge for scope background/product, in pixels"
-    )
-
-    added_later: ClassVar[frozenset[str]] = frozenset({"scope", "feather"})  # outputs made before keep their hash
 
     @model_validator(mode="after")
     def _check_tiling(self) -> VintageParams:
@@ -209,10 +199,6 @@ class VintageLook(ModelStage):
         h, w = max(h, MIN_SIDE), max(w, MIN_SIDE)
         side = tile_side(h, w, params.tile)
         return (h, w) if side is None else (min(h, side), min(w, side))
-
-    @classmethod
-    def alpha_needed(cls, params: StageParams) -> bool:
-        return getattr(params, "scope", "all") != "all"
 
     def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
         images = vintage_arrays([item.image for item in batch], self.params, self.infer_images)

@@ -37,8 +37,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from pydantic import Field, ValidationInfo, field_validator
 
-from imgx import Item, StageError, StageParams, recipe_path
-from imgx.arrays import Scope, apply_scope, flatten_alpha, pad_min, to_float, to_uint8, working_size
+from imgx import Item, ScopedParams, StageError, StageParams, recipe_path
+from imgx.arrays import apply_scope, flatten_alpha, pad_min, to_float, to_uint8, working_size
 from imgx.runtime import ModelStage
 
 from .ops import MIN_SIDE, keep_color, resize_rgb
@@ -74,7 +74,7 @@ def _sample_style() -> str:
     return "style.jpg"
 
 
-class StyleReferenceParams(StageParams):
+class StyleReferenceParams(ScopedParams):
     """Parameters of ``style.reference``."""
 
     style_image: str = Field(
@@ -93,14 +93,6 @@ class StyleReferenceParams(StageParams):
         DEFAULT_MAX_SIDE,
         ge=16,
         description="stylize at most at this long side (the result is scaled back to the input size); null = full size",
-    )
-    scope: Scope = Field(
-        "all",
-        description="all | background (restyle the scene, keep the product's pixels) | product (restyle the "
-        "product only); background and product need the item's alpha (segment.product)",
-    )
-    feather: float = Field(
-        2.0, ge=0.0, le=100.0, description="softness of the product edge for scope background/product, in pixels"
     )
 
     @field_validator("style_image")
@@ -214,10 +206,6 @@ class StyleReference(ModelStage):
     multiple: ClassVar[int] = 4
     in_channels: ClassVar[int] = STAGE_CHANNELS  # StylePlane: RGB + the style-vector plane (the registry's takes RGB)
     params: StyleReferenceParams
-
-    @classmethod
-    def alpha_needed(cls, params: StageParams) -> bool:
-        return getattr(params, "scope", "all") != "all"
 
     def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
         """The transformer as :class:`~imgx_style.network_reference.StylePlane` (the vector as a 4th plane); the

