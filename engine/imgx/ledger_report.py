@@ -502,6 +502,20 @@ def _message_cell(text: str, cell: int, colour: tuple[int, int, int]) -> Image.I
     return tile
 
 
+def _metrics_caption(metrics: str | None, cell: int) -> str:
+    """The numeric metrics of a ledger row, short (``ssim 0.912 product_delta_e 0.41``: the node's name left out),
+    cut to what fits under a cell."""
+    found = json.loads(metrics) if metrics else {}
+    parts = [
+        f"{key.split('.', 1)[-1]} {value:.3g}"
+        for key, value in sorted(found.items())
+        if isinstance(value, int | float) and not isinstance(value, bool) and not key.endswith((".bound", ".message"))
+    ]
+    text = " ".join(parts)
+    room = max(8, cell // 6)
+    return text if len(text) <= room else text[: room - 1] + "…"
+
+
 def contact_sheet(
     out_dir: Location, destination: str | Path, *, limit: int = 24, cell: int = 192, failed_first: bool = True
 ) -> int:
@@ -511,7 +525,8 @@ def contact_sheet(
 
     :return: how many SKUs the sheet shows.
     """
-    state = current_state(out_dir, columns=["sku", "source", "output", "path", "status", "stage", "error"]).to_pylist()
+    columns = ["sku", "source", "output", "path", "status", "stage", "error", "metrics"]
+    state = current_state(out_dir, columns=columns).to_pylist()
     by_sku: dict[str, dict[str, dict]] = {}
     for row in state:
         by_sku.setdefault(row["sku"], {})[row["output"]] = row
@@ -519,12 +534,15 @@ def contact_sheet(
     skus = sorted(by_sku, key=lambda s: (not any(r["status"] == "failed" for r in by_sku[s].values()), s))
     skus = skus[:limit] if failed_first else sorted(by_sku)[:limit]
     label = 18
-    sheet = Image.new("RGB", ((1 + len(outputs)) * cell, label + len(skus) * (cell + label)), (255, 255, 255))
+    captions = {(r["sku"], r["output"]): _metrics_caption(r.get("metrics"), cell) for r in state if r["sku"] in skus}
+    caption = 14 if any(captions.values()) else 0  # a line under each output: what its stages measured
+    height = label + len(skus) * (cell + label + caption)
+    sheet = Image.new("RGB", ((1 + len(outputs)) * cell, height), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for column, title in enumerate(["source", *outputs]):
         draw.text((column * cell + 4, 3), title, fill=(0, 0, 0))
     for row_index, sku in enumerate(skus):
-        top = label + row_index * (cell + label)
+        top = label + row_index * (cell + label + caption)
         draw.text((4, top + 2), sku[:60], fill=(60, 60, 60))
         rows = by_sku[sku]
         source = next(iter(rows.values()))["source"]
@@ -545,6 +563,8 @@ def contact_sheet(
                 with Image.open(io.BytesIO(read_source(produced_at))) as produced:
                     tile = _thumbnail(produced.convert("RGBA" if "A" in produced.mode else "RGB"), cell - 8)
             _place(sheet, tile, column * cell, top + label, cell)
+            if captions.get((sku, output)):
+                draw.text((column * cell + 4, top + label + cell), captions[(sku, output)], fill=(40, 40, 40))
     buffer = io.BytesIO()
     fmt = "PNG" if str(destination).lower().endswith(".png") else "JPEG"
     sheet.save(buffer, fmt, **({"quality": 88} if fmt == "JPEG" else {}))

@@ -254,3 +254,29 @@ def test_report_prints_the_metric_table(tmp_path: Path) -> None:
     assert "metrics of ok outputs" in result.stdout and "hero@teens" in result.stdout and "0.52" in result.stdout
     quiet = CliRunner().invoke(app, ["report", str(tmp_path), "--no-metrics"], env={"COLUMNS": "200"})
     assert "metrics of ok outputs" not in quiet.stdout
+
+
+def test_contact_sheet_captions_carry_the_metrics(tmp_path: Path) -> None:
+    """Each output's numeric metrics are written under its tile (node names left out, bounds and messages not), and
+    the caption line only exists when something was measured."""
+    assert ledger_report._metrics_caption(json.dumps({"q.ssim": 0.91234, "q.note": "x", "c.fill.bound": 1}), 192) == (
+        "ssim 0.912"
+    )
+    assert ledger_report._metrics_caption("", 192) == "" and ledger_report._metrics_caption(None, 192) == ""
+    long = ledger_report._metrics_caption(json.dumps({f"q.metric_{i}": i / 7 for i in range(20)}), 96)
+    assert len(long) == 96 // 6 and long.endswith("…")
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(photo)
+    heights = {}
+    for name, metrics in (("plain", ""), ("measured", json.dumps({"q.ssim": 0.5}))):
+        out = tmp_path / name
+        (out / "s").mkdir(parents=True)
+        Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(out / "s" / "o.png")
+        from imgx.ledger import LedgerRow, LedgerWriter, StatePaths
+
+        writer = LedgerWriter(StatePaths(out), "run1", "w0")
+        writer.write([LedgerRow("s", str(photo), "o", "s/o.png", "ok", "", "", 1.0, "h", (), metrics)])
+        writer.close()
+        assert contact_sheet(out, out / "sheet.png", cell=96) == 1
+        heights[name] = Image.open(out / "sheet.png").height
+    assert heights["measured"] == heights["plain"] + 14
