@@ -16,8 +16,9 @@ The style vector reaches the network as a 4th input plane (:class:`~imgx_style.n
 one exported graph or engine per shape serves every style image and every ``strength``, and a batch mixes images
 with different vectors. Vectors of style images are computed once per stage instance (worker) and cached.
 
-``style_image`` is an image file (relative to the recipe's folder, checked when the recipe is validated) or a
-``file://`` URI; other schemes are refused with that reason (the engine's URI reader is not part of the plugin API).
+``style_image`` is an image file (relative to the recipe's folder, checked when the recipe is validated), a
+``file://`` URI, or a URI read like a catalog image (``s3://``, ``gs://``, ``https://``: :func:`imgx.io.read_source`,
+with its retries and its refusal of internal addresses), read when the stage first needs its vector.
 
 ``scope`` (needs the item's alpha, e.g. from ``segment.product``): ``background`` restyles the scene and keeps the
 product's own pixels, ``product`` the reverse, both through the mask feathered by ``feather`` pixels. Alpha is
@@ -37,8 +38,9 @@ import numpy as np
 from PIL import Image, ImageOps
 from pydantic import Field, ValidationInfo, field_validator
 
-from imgx import Item, ScopedParams, StageError, StageParams, recipe_path
+from imgx import ImgxError, Item, ScopedParams, StageError, StageParams, recipe_path
 from imgx.arrays import apply_scope, flatten_alpha, pad_min, to_float, to_uint8, working_size
+from imgx.io import decode_image, read_source
 from imgx.runtime import ModelStage
 
 from .ops import MIN_SIDE, keep_color, resize_rgb
@@ -79,7 +81,7 @@ class StyleReferenceParams(ScopedParams):
 
     style_image: str = Field(
         description="the picture whose style is applied: an image file (absolute, or relative to the recipe's "
-        "folder) or a file:// URI",
+        "folder), a file:// URI, or a URI (s3://, gs://, https://) read like a catalog image",
     )
     strength: float = Field(
         1.0,
@@ -105,11 +107,10 @@ class StyleReferenceParams(ScopedParams):
             if parts.netloc not in ("", "localhost"):
                 raise ValueError(f"got style_image {value!r} on host {parts.netloc!r}; expected file:///absolute/path")
             path = Path(urllib.request.url2pathname(parts.path))
-        elif len(parts.scheme) > 1:  # not a Windows drive letter
-            raise ValueError(
-                f"got style_image {value!r}; expected a file path or a file:// URI ({parts.scheme}:// is not read "
-                "here: download the picture next to the recipe)"
-            )
+        elif len(parts.scheme) > 1:  # not a Windows drive letter: a URI (s3://, gs://, https://), read when used
+            if not parts.netloc:
+                raise ValueError(f"got style_image {value!r}; expected a file, or a URI such as s3://bucket/key")
+            return value
         else:
             path = recipe_path(value, info)
         if not path.is_file():
@@ -133,6 +134,14 @@ def read_style_image(source: str | Path) -> np.ndarray:
 
     :raises StageError: it cannot be read or is not an image; the message names ``source``.
     """
+    if "://" in str(source):  # an object store or a web server, read like a catalog image
+        try:
+            item = decode_image(read_source(str(source)), sku="style_image", source=str(source))
+        except ImgxError as exc:
+            raise StageError(f"style.reference: cannot read style_image {str(source)!r}: {exc}") from exc
+        if item.alpha is None:
+            return item.image
+        return flatten_alpha(item.image, item.alpha, (255, 255, 255))
     try:
         with Image.open(source) as opened:
             picture = ImageOps.exif_transpose(opened)

@@ -1,7 +1,11 @@
 """Reading catalogs and images, writing outputs: paths and URIs (:mod:`imgx.io.fs`), catalog formats
 (:class:`CatalogReader`, registered through ``imgx_catalog_readers``), decoding, encoding, output naming and atomic
-writes."""
+writes. A stage that reads a picture named in its parameters (a style picture) reads it like a catalog image:
+:func:`read_source` (paths, ``file://``, ``http(s)://`` with the internal-address guard, object stores) and
+:func:`decode_image`."""
 
 from .catalog import CatalogReader
+from .decode import decode_image
+from .source import read_source
 
-__all__ = ["CatalogReader"]
+__all__ = ["CatalogReader", "decode_image", "read_source"]

@@ -194,7 +194,7 @@ def test_an_unreadable_style_image_fails_the_stage_naming_it(photo, tmp_path) ->
         ({"style_image": ""}, "empty style_image"),
         ({"style_image": "nowhere/x.jpg"}, r"got 'nowhere/x.jpg' for style_image; expected an existing image file"),
         ({"style_image": "file:///nowhere/gone.jpg"}, r"looked for /nowhere/gone\.jpg"),
-        ({"style_image": "https://example.com/s.jpg"}, r"expected a file path or a file:// URI \(https://"),
+        ({"style_image": "https:///s.jpg"}, r"expected a file, or a URI such as s3://bucket/key"),
         ({"style_image": __file__, "strength": 1.5}, "less than or equal to 1"),
         ({"style_image": __file__, "scope": "edges"}, "'all', 'background' or 'product'"),
     ],
@@ -216,3 +216,16 @@ def test_the_onnxruntime_backend_runs_the_same_module(styles, photo, plain, tmp_
     assert mean_diff(out.image, plain) < 0.4 * mean_diff(plain, photo)
     assert stage.model_key_extra() == "style-plane-1"
     stage.close()
+
+
+def test_a_style_image_in_object_storage_gives_the_local_files_vector(styles, s3_bucket, s3_server) -> None:
+    """``style_image: s3://...`` is read like a catalog image (moto's S3 on loopback) and gives the same vector as
+    the same picture on disk."""
+    key = "looks/flower.png"
+    s3_server.client().put_object(Bucket=s3_bucket, Key=key, Body=Path(styles["flower"]).read_bytes())
+    uri = f"s3://{s3_bucket}/{key}"
+    assert StyleReferenceParams(style_image=uri).style_image == uri  # taken as given, read when used
+    remote, local = make(uri), make(str(styles["flower"]))
+    assert np.array_equal(remote.style_vector(uri), local.style_vector(str(styles["flower"])))
+    with pytest.raises(StageError, match="cannot read style_image"):
+        remote.style_vector(f"s3://{s3_bucket}/looks/missing.png")
