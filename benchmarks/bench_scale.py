@@ -227,7 +227,9 @@ def make_ledger(recipe: Path, out: Path, catalog: Any) -> dict[str, Any]:
             "finished_at": pa.repeat(stamp, n),
             "flags": pa.array([""] * n),
             "metrics": pa.array([""] * n),
+            "variant": pa.array([""] * n),
         }
+        columns = {name: columns[name] for name in LEDGER_SCHEMA.names if name in columns}  # a ledger of any version
         pq.write_table(pa.table(columns, schema=LEDGER_SCHEMA), paths.ledger / f"part-synthetic-{number:05d}.parquet")
         if files:
             for name in path.to_pylist():
