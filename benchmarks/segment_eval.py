@@ -3,7 +3,9 @@
 A benchmark module, not part of a stage: ``segment.product`` ships without it. Its tests
 (``tests/benchmarks/test_segment_eval.py``) hold the model's measured quality; run it to print the scores::
 
-    python benchmarks/segment_eval.py --n 16 --backend onnxruntime
+    python benchmarks/segment_eval.py --n 60 --backend onnxruntime             # today's default
+    python benchmarks/segment_eval.py --n 60 --tta flip --refine-radius 2     # one option
+    python benchmarks/segment_eval.py --n 60 --sweep --out benchmarks/results/segment-quality-vm-20261205.json
 
 :func:`build_testset` composites real and synthetic cut-out objects onto varied backgrounds:
 
@@ -21,18 +23,26 @@ and textures come from :mod:`imgx.samples` (scikit-image and matplotlib, the ``d
 is built.
 
 Metrics: :func:`iou` and :func:`boundary_f` (the boundary F-measure of Perazzi et al. 2016, DAVIS: precision and
-recall of boundary pixels matched within a pixel tolerance).
+recall of boundary pixels matched within a pixel tolerance). With each option the command also reports ms/image (the
+network's views, batched, and the post-processing; the machine's load is recorded with ``--sweep``) and how well
+``segment.product``'s ``confidence`` ranks the masks by their true IoU (:func:`spearman`). ``--sweep`` runs every
+``tta`` with a grid of post-processing knobs (``min_island``, ``fill_holes``, ``refine_radius``) on the same network
+outputs and writes a JSON with the machine's description.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
+import time
+from typing import Any
 
 import cv2
 import numpy as np
 
-__all__ = ["BACKGROUNDS", "OBJECTS", "boundary_f", "build_testset", "iou", "score"]
+__all__ = ["BACKGROUNDS", "OBJECTS", "boundary_f", "build_testset", "evaluate", "iou", "score", "spearman", "sweep"]
 
 OBJECTS = ("present", "horse", "bottle", "box", "shoe", "mug", "ball", "bag")
 BACKGROUNDS = ("white", "gradient", "texture", "photo")
@@ -221,26 +231,178 @@ def build_testset(seed: int = 0, n: int = 32, long_side: int = 256) -> list[tupl
     return items
 
 
+def spearman(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> float:
+    """Spearman's rank correlation of two equally long sequences (ties get their average rank); 0.0 when either is
+    constant."""
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"got shapes {x.shape} and {y.shape}; expected two 1-D sequences of the same length")
+
+    def ranks(v: np.ndarray) -> np.ndarray:
+        order = np.argsort(v, kind="mergesort")
+        r = np.empty(len(v), np.float64)
+        r[order] = np.arange(len(v), dtype=np.float64)
+        for value in np.unique(v):  # average rank of ties
+            tied = v == value
+            r[tied] = r[tied].mean()
+        return r
+
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return 0.0
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+POST_GRID = {"min_island": (0.0, 0.05), "fill_holes": (False, True), "refine_radius": (0, 2, 4)}
+"""The post-processing knobs ``--sweep`` tries with every ``tta`` (their product: 12 combinations)."""
+
+
+def _stage(tta: str, backend: str, batch_size: int) -> Any:
+    from imgx import StageContext, load_registry
+    from imgx_segment import SegmentProduct, SegmentProductParams
+
+    return SegmentProduct(
+        SegmentProductParams(tta=tta), StageContext(backend=backend, batch_size=batch_size, registry=load_registry())
+    )
+
+
+def _network(testset: list, stage: Any) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    """Merged predictions, the raw per-view outputs (flat, view order of :func:`imgx_segment.tta.views`) and the
+    seconds the network's views took (prepared, batched, run, merged)."""
+    from imgx_segment.tta import predict
+
+    raw: list[np.ndarray] = []
+
+    def infer(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        out = stage.infer_images(inputs)
+        raw.extend(out)
+        return out
+
+    predict([testset[0][0]], stage.params.tta, stage.infer_images)  # warm-up: the backend's first call is slower
+    start = time.perf_counter()
+    merged = predict([image for image, _, _ in testset], stage.params.tta, infer)
+    return merged, raw, time.perf_counter() - start
+
+
+def _post(testset: list, merged: list[np.ndarray], **knobs: Any) -> tuple[list[np.ndarray], float]:
+    from imgx_segment import SegmentProductParams, mask_from_prediction
+
+    params = SegmentProductParams(**knobs)
+    start = time.perf_counter()
+    masks = [mask_from_prediction(image, pred, params) for (image, _, _), pred in zip(testset, merged, strict=True)]
+    return masks, time.perf_counter() - start
+
+
+def evaluate(
+    testset: list, tta: str = "none", backend: str = "onnxruntime", batch_size: int = 8, **knobs: Any
+) -> dict[str, Any]:
+    """Scores of ``segment.product`` with ``tta`` and post-processing ``knobs`` on ``testset``: :func:`score`'s keys,
+    ``ms_per_image`` (network views and post-processing) and ``confidence_spearman`` (the stage's confidence against
+    the true IoU), plus per item ``ious`` and ``confidences``."""
+    from imgx_segment.tta import mask_confidence
+
+    merged, _, seconds = _network(testset, _stage(tta, backend, batch_size))
+    masks, post_seconds = _post(testset, merged, **knobs)
+    truths = [mask for _, mask, _ in testset]
+    ious = [iou(m, t) for m, t in zip(masks, truths, strict=True)]
+    confidences = [mask_confidence(p) if m.any() else 0.0 for p, m in zip(merged, masks, strict=True)]
+    return {
+        **score(masks, truths),
+        "ms_per_image": 1000.0 * (seconds + post_seconds) / len(testset),
+        "confidence_spearman": spearman(confidences, ious),
+        "ious": ious,
+        "confidences": confidences,
+    }
+
+
+def sweep(testset: list, backend: str = "onnxruntime", batch_size: int = 8) -> dict[str, Any]:
+    """Every ``tta`` with every :data:`POST_GRID` combination, the network run once per ``tta`` (``summary``: per
+    ``tta`` the default post-processing and the combination of best mean IoU, then boundary F); per ``tta`` also
+    how well confidences rank the masks (default post-processing) by their true IoU: ``segment.product``'s
+    (:func:`imgx_segment.tta.mask_confidence`), the decided share in the grown bounding box and, with a mirrored view,
+    the plain/mirrored mask agreement."""
+    from imgx_segment.tta import TTA_MODES, decided_share, flip_agreement, mask_confidence
+
+    truths = [mask for _, mask, _ in testset]
+    rows, correlation = [], {}
+    for tta in TTA_MODES:
+        load_before = os.getloadavg()
+        merged, raw, seconds = _network(testset, _stage(tta, backend, batch_size))
+        load_after = os.getloadavg()
+        names = list(POST_GRID)
+        for values in itertools.product(*POST_GRID.values()):
+            knobs = dict(zip(names, values, strict=True))
+            masks, post_seconds = _post(testset, merged, **knobs)
+            rows.append(
+                {
+                    "tta": tta,
+                    **knobs,
+                    **{k: round(v, 4) for k, v in score(masks, truths).items()},
+                    "ms_per_image": round(1000.0 * (seconds + post_seconds) / len(testset), 1),
+                    "network_ms_per_image": round(1000.0 * seconds / len(testset), 1),
+                    "load_average_1min": [round(load_before[0], 2), round(load_after[0], 2)],
+                }
+            )
+        masks, _ = _post(testset, merged)
+        ious = [iou(m, t) for m, t in zip(masks, truths, strict=True)]
+        decided = [mask_confidence(p) if m.any() else 0.0 for p, m in zip(merged, masks, strict=True)]
+        box = [decided_share(p) if m.any() else 0.0 for p, m in zip(merged, masks, strict=True)]
+        entry = {
+            "mask_confidence": round(spearman(decided, ious), 3),
+            "decided_share_in_box": round(spearman(box, ious), 3),
+        }
+        if tta != "none":
+            views = len(raw) // len(testset)
+            agree = [flip_agreement(raw[i * views][:, :, 0], raw[i * views + 1][:, ::-1, 0]) for i in range(len(ious))]
+            entry["flip_agreement"] = round(spearman(agree, ious), 3)
+        correlation[tta] = entry
+        correlation[tta]["per_item"] = [
+            {"name": name, "iou": round(v, 4), "confidence": round(c, 4)}
+            for (_, _, name), v, c in zip(testset, ious, decided, strict=True)
+        ]
+    best = {}
+    for tta in TTA_MODES:
+        mine = [row for row in rows if row["tta"] == tta]
+        best[tta] = {
+            "default": next(r for r in mine if not (r["min_island"] or r["fill_holes"] or r["refine_radius"])),
+            "best": max(mine, key=lambda r: (r["iou_mean"], r["bf_mean"], -r["min_island"], -r["refine_radius"])),
+        }
+    return {"summary": best, "rows": rows, "confidence_spearman": correlation}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Score ``segment.product`` (default parameters) on :func:`build_testset` and print the scores as JSON."""
+    """Score ``segment.product`` on :func:`build_testset` and print the scores as JSON (``--sweep``: every option,
+    written to ``--out`` with the machine's description)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seed", type=int, default=0, help="seed of the test set (default 0)")
-    parser.add_argument("--n", type=int, default=16, help="images in the test set (default 16)")
+    parser.add_argument("--n", type=int, default=60, help="images in the test set (default 60)")
     parser.add_argument("--long-side", type=int, default=256, help="long side of each image in pixels (default 256)")
     parser.add_argument("--backend", default="onnxruntime", help="model backend (default onnxruntime)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per model call (default 8)")
+    parser.add_argument("--tta", default="none", choices=("none", "flip", "flip_scales"), help="test-time augmentation")
+    parser.add_argument("--min-island", type=float, default=0.0, help="segment.product's min_island (default 0)")
+    parser.add_argument("--fill-holes", action="store_true", help="segment.product's fill_holes")
+    parser.add_argument("--refine-radius", type=int, default=0, help="segment.product's refine_radius (default 0)")
+    parser.add_argument("--sweep", action="store_true", help="every tta with a grid of post-processing knobs")
+    parser.add_argument("--out", default=None, help="--sweep: write the JSON here too")
     args = parser.parse_args(argv)
 
-    from imgx import Item, StageContext, load_registry
-    from imgx_segment import SegmentProduct, SegmentProductParams
-
     testset = build_testset(args.seed, args.n, args.long_side)
-    stage = SegmentProduct(
-        SegmentProductParams(), StageContext(backend=args.backend, batch_size=args.batch_size, registry=load_registry())
-    )
-    out = stage([Item(name, "testset", image) for image, _, name in testset])
-    result = score([o.alpha for o in out], [mask for _, mask, _ in testset])
-    print(json.dumps({"parameters": vars(args), **{k: round(v, 4) for k, v in result.items()}}, indent=1))
+    if args.sweep:
+        from imgx.machine import machine_info
+
+        result = {"parameters": vars(args), **sweep(testset, args.backend, args.batch_size)}
+        result["machine"] = machine_info("cpu")
+        text = json.dumps(result, indent=1)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        print(text)
+        return 0
+    knobs = {"min_island": args.min_island, "fill_holes": args.fill_holes, "refine_radius": args.refine_radius}
+    result = evaluate(testset, args.tta, args.backend, args.batch_size, **knobs)
+    shown = {k: round(v, 4) for k, v in result.items() if k not in ("ious", "confidences")}
+    print(json.dumps({"parameters": vars(args), **shown}, indent=1))
     return 0
 
 

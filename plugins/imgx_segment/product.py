@@ -12,7 +12,15 @@ item with a clear message. An input that already has alpha follows ``existing_al
 network's mask), ``keep`` (the item passes through untouched, no inference), ``intersect`` (the per-pixel minimum of
 both, e.g. to trim an existing rough matte).
 
-Every image, whatever its size, runs at 320 x 320: a batch of mixed sizes is one network shape.
+Every image, whatever its size, runs at 320 x 320: a batch of mixed sizes is one network shape (``tta:
+flip_scales`` adds a 384 x 384 shape).
+
+``tta`` (test-time augmentation, :mod:`imgx_segment.tta`): ``flip`` averages the network's prediction with its pass on
+the mirrored photo, ``flip_scales`` also runs both at 384 x 384; every view goes to the backend in the same batched
+call. Each item gets a ``confidence`` metric (0..1, :func:`imgx_segment.tta.mask_confidence`: of the pixels the
+network does not call background, the share it calls product with certainty), recorded in the ledger as
+``<node>.confidence``; with ``min_mask_confidence`` set, an item below it is flagged ``low_confidence`` (its mask is
+still written). The metric changes no pixel and no hash. ``imgx plan`` counts the 320 x 320 shape only.
 """
 
 from __future__ import annotations
@@ -21,17 +29,27 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from imgx import Item, StageParams
 from imgx.arrays import to_uint8
 from imgx.runtime import ModelStage
 
 from .models import INPUT_SIDE
-from .preprocess import network_input, normalise_prediction, upsample_mask
+from .preprocess import normalise_prediction, upsample_mask
 from .refine import refine
+from .tta import Tta, mask_confidence, predict
 
-__all__ = ["SegmentProduct", "SegmentProductParams", "mask_from_prediction", "segment_arrays"]
+__all__ = [
+    "LOW_CONFIDENCE",
+    "SegmentProduct",
+    "SegmentProductParams",
+    "mask_from_prediction",
+    "segment_arrays",
+    "segment_with_confidence",
+]
+
+LOW_CONFIDENCE = "low_confidence"  # the flag of an item whose mask confidence is below ``min_mask_confidence``
 
 
 class SegmentProductParams(StageParams):
@@ -61,6 +79,23 @@ class SegmentProductParams(StageParams):
         "replace",
         description="input that already has alpha: replace it, keep it (no inference), or intersect with the new mask",
     )
+    tta: Tta = Field(
+        "none",
+        description="test-time augmentation: none, flip (mirrored pass averaged, 2x the network work) or flip_scales "
+        "(flip at 320 and 384 px, ~5x)",
+    )
+    min_mask_confidence: float | None = Field(
+        None, ge=0.0, le=1.0, description="flag items whose mask confidence (metric 'confidence') is below this"
+    )
+
+    added_later: ClassVar[frozenset[str]] = frozenset({"tta", "min_mask_confidence"})  # older outputs keep their hash
+
+    @model_validator(mode="after")
+    def _product_only(self) -> SegmentProductParams:
+        # segment.onnx shares these parameters but runs its own network loop, without TTA or the confidence flag
+        if type(self) is not SegmentProductParams and (self.tta != "none" or self.min_mask_confidence is not None):
+            raise ValueError("tta and min_mask_confidence are segment.product's; segment.onnx does not run them")
+        return self
 
 
 def mask_from_prediction(image: np.ndarray, prediction: np.ndarray, params: SegmentProductParams) -> np.ndarray:
@@ -88,21 +123,38 @@ def mask_from_prediction(image: np.ndarray, prediction: np.ndarray, params: Segm
     return to_uint8(mask)
 
 
+def segment_with_confidence(
+    images: Sequence[np.ndarray],
+    params: SegmentProductParams,
+    infer: Callable[[list[np.ndarray]], list[np.ndarray]],
+) -> list[tuple[np.ndarray, float]]:
+    """Mask and confidence of each ``(H, W, 3)`` uint8 RGB array; the work of the stage without the item bookkeeping.
+
+    :param infer: runs U2-Netp on ``(side, side, 3)`` float32 network inputs, returning ``(side, side, 1)`` float32
+        (``ModelStage.infer_images``); called once with every view of every image (``params.tta``).
+    :return: per image, the ``(H, W)`` uint8 alpha and :func:`imgx_segment.tta.mask_confidence` (0.0 when the mask is
+        empty).
+    """
+    if not images:
+        return []
+    predictions = predict(images, params.tta, infer)
+    out = []
+    for image, pred in zip(images, predictions, strict=True):
+        mask = mask_from_prediction(image, pred, params)
+        out.append((mask, mask_confidence(pred) if mask.any() else 0.0))
+    return out
+
+
 def segment_arrays(
     images: Sequence[np.ndarray],
     params: SegmentProductParams,
     infer: Callable[[list[np.ndarray]], list[np.ndarray]],
 ) -> list[np.ndarray]:
-    """Masks of ``(H, W, 3)`` uint8 RGB arrays; the work of the stage without the item bookkeeping.
+    """Masks of ``(H, W, 3)`` uint8 RGB arrays (:func:`segment_with_confidence` without the confidence).
 
-    :param infer: runs U2-Netp on ``(320, 320, 3)`` float32 network inputs, returning ``(320, 320, 1)`` float32
-        (``ModelStage.infer_images``).
     :return: ``(H, W)`` uint8 alphas, one per image.
     """
-    if not images:
-        return []
-    predictions = infer([network_input(image) for image in images])
-    return [mask_from_prediction(image, pred, params) for image, pred in zip(images, predictions, strict=True)]
+    return [mask for mask, _ in segment_with_confidence(images, params, infer)]
 
 
 class SegmentProduct(ModelStage):
@@ -126,11 +178,13 @@ class SegmentProduct(ModelStage):
     def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
         mode = self.params.existing_alpha
         todo = [i for i, item in enumerate(batch) if item.alpha is None or mode != "keep"]
-        masks = segment_arrays([batch[i].image for i in todo], self.params, self.infer_images)
+        masks = segment_with_confidence([batch[i].image for i in todo], self.params, self.infer_images)
         results = list(batch)
-        for i, mask in zip(todo, masks, strict=True):
+        least = self.params.min_mask_confidence
+        for i, (mask, confidence) in zip(todo, masks, strict=True):
             item = batch[i]
             if mode == "intersect" and item.alpha is not None:
                 mask = np.minimum(mask, item.alpha)
-            results[i] = item.replace(alpha=mask)
+            flags = (LOW_CONFIDENCE,) if least is not None and confidence < least else ()
+            results[i] = item.replace(alpha=mask).noted(*flags, confidence=round(confidence, 4))
         return results

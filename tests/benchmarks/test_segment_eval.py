@@ -9,7 +9,7 @@ import pytest
 from _support import default_registry
 from imgx import Item, StageContext
 from imgx_segment import SegmentProduct, SegmentProductParams
-from segment_eval import BACKGROUNDS, OBJECTS, boundary_f, build_testset, iou, score
+from segment_eval import BACKGROUNDS, OBJECTS, boundary_f, build_testset, iou, score, spearman
 
 # Measured with the default parameters on build_testset(seed=0, n=16) (256 px long side), onnxruntime backend:
 # mean IoU 0.980, worst 0.941; mean boundary F (2 px) 0.967, worst 0.736. Held with a small margin (the worst
@@ -84,3 +84,25 @@ def test_the_command_prints_the_scores(capsys: pytest.CaptureFixture[str]) -> No
     printed = json.loads(capsys.readouterr().out)
     assert printed["parameters"]["n"] == 2 and printed["parameters"]["backend"] == "onnxruntime"
     assert 0.0 <= printed["iou_min"] <= printed["iou_mean"] <= 1.0 and 0.0 <= printed["bf_mean"] <= 1.0
+
+
+def test_spearman_ranks() -> None:
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4], [1, 4, 9, 100]) == pytest.approx(1.0)  # ranks, not values
+    assert spearman([1, 1, 2], [5, 6, 7]) == pytest.approx(np.corrcoef([0.5, 0.5, 2], [0, 1, 2])[0, 1])  # ties
+    assert spearman([1, 1, 1], [1, 2, 3]) == 0.0
+    with pytest.raises(ValueError, match="same length"):
+        spearman([1, 2], [1, 2, 3])
+
+
+def test_the_command_scores_an_option_with_its_time_and_confidence(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from segment_eval import main
+
+    assert main(["--n", "3", "--long-side", "96", "--tta", "flip", "--refine-radius", "2"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["parameters"]["tta"] == "flip" and printed["parameters"]["refine_radius"] == 2
+    assert printed["ms_per_image"] > 0 and -1.0 <= printed["confidence_spearman"] <= 1.0
+    assert 0.0 <= printed["iou_min"] <= printed["iou_mean"] <= 1.0
