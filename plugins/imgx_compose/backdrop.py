@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
-from imgx.arrays import check_rgb, flatten_alpha, resize_plane
+from imgx.arrays import check_rgb, resize_plane
+from imgx.io import open_picture
 
 __all__ = ["cover", "load_backdrop"]
 
@@ -22,15 +22,9 @@ def load_backdrop(path: str | Path, matte: tuple[int, int, int] = (255, 255, 255
     :raises ValueError: the file is missing or not an image.
     """
     try:
-        with Image.open(path) as opened:
-            picture = ImageOps.exif_transpose(opened)
-            picture.load()
+        return open_picture(path, matte)
     except (OSError, ValueError) as exc:
         raise ValueError(f"got {str(path)!r} for the backdrop image; expected a readable image file ({exc})") from exc
-    if picture.mode in ("RGBA", "LA", "PA") or (picture.mode == "P" and "transparency" in picture.info):
-        rgba = np.asarray(picture.convert("RGBA"))
-        return flatten_alpha(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]), matte)
-    return np.ascontiguousarray(np.asarray(picture.convert("RGB")))
 
 
 def cover(backdrop: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from PIL import Image, ImageOps
 from pydantic import Field, ValidationInfo, field_validator
 
 from imgx import ImgxError, Item, ScopedParams, StageError, StageParams, recipe_path
 from imgx.arrays import apply_scope, flatten_alpha, pad_min, to_float, to_uint8, working_size
-from imgx.io import decode_image, read_source
+from imgx.io import decode_image, open_picture, read_source
 from imgx.runtime import ModelStage
 
 from .ops import MIN_SIDE, keep_color, resize_rgb
@@ -143,15 +142,9 @@ def read_style_image(source: str | Path) -> np.ndarray:
             return item.image
         return flatten_alpha(item.image, item.alpha, (255, 255, 255))
     try:
-        with Image.open(source) as opened:
-            picture = ImageOps.exif_transpose(opened)
-            picture.load()
+        return open_picture(source)
     except (OSError, ValueError) as exc:
         raise StageError(f"style.reference: cannot read style_image {str(source)!r}: {exc}") from exc
-    if picture.mode in ("RGBA", "LA", "PA") or (picture.mode == "P" and "transparency" in picture.info):
-        rgba = np.asarray(picture.convert("RGBA"))
-        return flatten_alpha(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]), (255, 255, 255))
-    return np.ascontiguousarray(np.asarray(picture.convert("RGB")))
 
 
 def plane_input(image: np.ndarray, vector: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import struct
 import zlib
 from typing import Any
@@ -32,16 +33,18 @@ from PIL import (
     GifImagePlugin,  # noqa: F401
     Image,
     ImageFile,
+    ImageOps,
     JpegImagePlugin,  # noqa: F401  (also opens MPO: multi-picture JPEGs from phones)
     PngImagePlugin,  # noqa: F401
     TiffImagePlugin,  # noqa: F401
     WebPImagePlugin,  # noqa: F401
 )
 
+from ..arrays import flatten_alpha
 from ..errors import InputError
 from ..item import Item
 
-__all__ = ["FORMATS", "decode_image", "pixel_limit_message"]
+__all__ = ["FORMATS", "decode_image", "open_picture", "pixel_limit_message"]
 
 with contextlib.suppress(ImportError):  # Pillow >= 11.3 wheels bundle libavif; other builds may not
     from PIL import AvifImagePlugin  # noqa: F401
@@ -110,6 +113,23 @@ def decode_image(data: bytes, *, sku: str, source: str, max_pixels: int = 100_00
         raise InputError(f"could not convert {img.format} {img.mode} image to RGB: {exc}") from exc
     except MemoryError as exc:
         raise InputError(f"out of memory converting a {width}x{height} {img.format} image") from exc
+
+
+def open_picture(path: str | os.PathLike[str], matte: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """A picture a stage's parameters name (a backdrop, a style picture): the image file at ``path`` read by Pillow,
+    EXIF orientation applied, any mode converted to RGB, transparency flattened over ``matte``.
+
+    :return: ``(H, W, 3)`` uint8 RGB.
+    :raises OSError, ValueError: the file is missing or not an image (Pillow's own errors; the caller names the
+        parameter).
+    """
+    with Image.open(path) as opened:
+        picture = ImageOps.exif_transpose(opened)
+        picture.load()
+    if picture.mode in ("RGBA", "LA", "PA") or (picture.mode == "P" and "transparency" in picture.info):
+        rgba = np.asarray(picture.convert("RGBA"))
+        return flatten_alpha(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]), matte)
+    return np.ascontiguousarray(np.asarray(picture.convert("RGB")))
 
 
 def _open(data: bytes) -> ImageFile.ImageFile:
