@@ -51,6 +51,7 @@ import pyarrow.parquet as pq
 from .errors import ImgxError
 from .io import fs
 from .io.catalog import sku_hash_pair, sorted_positions
+from .io.naming import split_output
 
 __all__ = [
     "LEDGER_SCHEMA",
@@ -203,7 +204,7 @@ class LedgerRow:
     def record(self, run_id: str, worker: str) -> dict[str, Any]:
         row = dataclasses.asdict(self)
         row.update(run_id=run_id, worker=worker, finished_at=dt.datetime.now(dt.timezone.utc).isoformat())
-        row.update(flags=",".join(self.flags), metrics=self.metrics, variant=self.output.partition("@")[2])
+        row.update(flags=",".join(self.flags), metrics=self.metrics, variant=split_output(self.output)[1])
         return row
 
 

@@ -29,6 +29,7 @@ from .executors.liveness import wait_for_earlier_workers
 from .executors.processor import BatchResult, RunSpec, WorkUnit
 from .io import fs
 from .io.catalog import Catalog, CatalogScan, open_catalog, read_sku_list, refs_of
+from .io.naming import split_output
 from .ledger import DoneSet, Location, StatePaths, compact_ledger, recover_journals
 from .ledger_report import write_variants_manifest
 from .plan import Plan, build_plan, document_problems, preflight_problems
@@ -253,7 +254,7 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
             reporter.stop()
             recover_journals(paths)  # workers' journals not yet compacted (a pool shut down, a worker killed)
             compact_ledger(paths)  # still holding the run lock: no writer, no other compaction
-        if any("@" in out for out in plan.outputs):
+        if any(split_output(out)[1] for out in plan.outputs):
             summary.variants_manifest = write_variants_manifest(out_dir)
     return summary
 

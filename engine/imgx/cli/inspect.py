@@ -14,7 +14,7 @@ from ..errors import ImgxError
 from ..io import fs
 from ..io.catalog import open_catalog
 from ..io.encode import FORMATS
-from ..io.naming import output_path
+from ..io.naming import output_path, split_output
 from ..ledger import StatePaths
 from ..progress import Reporter
 from ..runner import RunOptions, prepare, resolve_device, resolve_workers
@@ -75,10 +75,10 @@ def plan_command(
         f"execution: {settings.executor} executor, {workers} worker(s), batch size {settings.batch_size}, "
         f"device {device}{asked}, max_failures {settings.max_failures:g}"
     )
-    varied = [node.id for node in plan.nodes if "@" in node.id]
+    varied = [split_output(node.id) for node in plan.nodes if split_output(node.id)[1]]
     if varied:
-        rows = list(dict.fromkeys(node_id.partition("@")[2] for node_id in varied))
-        per_row = list(dict.fromkeys(node_id.partition("@")[0] for node_id in varied))
+        rows = list(dict.fromkeys(row for _, row in varied))
+        per_row = list(dict.fromkeys(node for node, _ in varied))
         out_console.print(
             f"variants: {len(rows)} row(s) ({escape(', '.join(rows))}) x node(s) {escape(', '.join(per_row))} = "
             f"{len(varied)} node(s); the other nodes run once per item",

@@ -20,7 +20,7 @@ from ..errors import ImgxError
 from ..io import fs
 from ..io.decode import decode_image
 from ..io.encode import FORMATS, encode_image
-from ..io.naming import output_path
+from ..io.naming import output_path, split_output
 from ..io.source import read_source
 from ..item import Item, ItemRef
 from ..ledger import LedgerRow, LedgerWriter, Location, StatePaths
@@ -351,7 +351,7 @@ def _attribute(node_id: str, before: Item, after: Item | None) -> Item | None:
     apart), so one query reads a metric across every variant."""
     if after is None or (after.flags == before.flags and after.metrics == before.metrics):
         return after
-    node_id = node_id.partition("@")[0]
+    node_id = split_output(node_id)[0]
     flags = tuple(f if f in before.flags else f"{node_id}:{f}" for f in after.flags)
     metrics = {
         (k if k in before.metrics and before.metrics[k] == v else f"{node_id}.{k}"): v for k, v in after.metrics.items()

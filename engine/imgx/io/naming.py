@@ -35,7 +35,9 @@ __all__ = [
     "MAX_PATH_BYTES",
     "RESERVED_DIR",
     "TEMPLATE_FIELDS",
+    "VARIANT_SEPARATOR",
     "output_path",
+    "split_output",
     "validate_template",
 ]
 
@@ -48,6 +50,15 @@ _SHOWN_CHARS = 60
 _NO_VARIANT = "\x00"  # {variant} of an output no variant changes: removed with the separator before it
 _DANGLING = re.compile("^\x00/|[-_./]?\x00")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})  # control chars, lone surrogates, line/para separators
+
+
+VARIANT_SEPARATOR = "@"  # a variants row's output: "<node>@<row>" (see imgx.recipe.variants)
+
+
+def split_output(output: str) -> tuple[str, str]:
+    """``"hero@vintage"`` -> ``("hero", "vintage")``; an output no variant changes -> ``(output, "")``."""
+    base, _, variant = output.partition(VARIANT_SEPARATOR)
+    return base, variant
 
 
 def sku_hash(sku: str) -> str:
@@ -131,7 +142,7 @@ def output_path(out_dir: pathlib.Path | str, template: str, *, sku: str, output:
         raise OutputError(f"unsafe SKU {shown}: the SKU {reason}")
     if not _is_plain_template(template):
         raise OutputError(f"output.naming {template!r} is not a valid template; run validate_template() on it first")
-    output, _, variant = output.partition("@")
+    output, variant = split_output(output)
     fields = {"sku": sku, "output": output, "ext": ext, "stem": sku.rsplit("/", 1)[-1], "sku_hash": sku_hash(sku)}
     fields["variant"] = variant or _NO_VARIANT
     try:

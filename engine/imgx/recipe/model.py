@@ -178,7 +178,9 @@ class OutputSpec(_Model):
     def settings(self, output: str) -> EncodeSettings:
         """The encoding of output ``output``: these defaults with ``overrides[output]``'s set keys applied."""
         values = self.model_dump(include={"format", "quality", "png_compression", "background", "alpha"})
-        override = self.overrides.get(output.partition("@")[0])  # a variant's output: its node's override
+        from ..io.naming import split_output
+
+        override = self.overrides.get(split_output(output)[0])  # a variant's output: its node's override
         if override is not None:
             values.update(override.model_dump(exclude_none=True))
         return EncodeSettings(**values)

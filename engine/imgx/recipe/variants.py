@@ -22,14 +22,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..io.naming import VARIANT_SEPARATOR
+
 if TYPE_CHECKING:
     from .model import Recipe, StageSpec
 
 KeyPath = tuple[Any, ...]
 
-__all__ = ["VARIANT_SEPARATOR", "Variant", "expand_variants", "references", "split_output", "substitute"]
+__all__ = ["Variant", "expand_variants", "references", "substitute"]
 
-VARIANT_SEPARATOR = "@"
 REFERENCE = re.compile(r"\$\{variant\.([A-Za-z_][A-Za-z0-9_]*)\}")
 ROW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 VARIANT_NAMING = "{sku}/{output}-{variant}.{ext}"
@@ -43,12 +44,6 @@ class Variant:
     id: str
     fields: dict[str, Any]
     where: str  # "variants[1]" or "audiences.csv row 2"
-
-
-def split_output(output: str) -> tuple[str, str]:
-    """``"hero@vintage"`` -> ``("hero", "vintage")``; an output no variant changes -> ``(output, "")``."""
-    base, _, variant = output.partition(VARIANT_SEPARATOR)
-    return base, variant
 
 
 def references(value: Any) -> Iterator[tuple[tuple[Any, ...], str]]:
