@@ -165,6 +165,19 @@ def _param_problems(
     return []
 
 
+def _beside_recipe(value: Any, base_dir: str) -> Any:
+    """``value`` with every path under the recipe's folder written relative to it (``./packs/shop.yaml``): a file
+    parameter is stored absolute (:func:`imgx.recipe_path`, for the workers), but the output hash must not change
+    when the same recipe and its files are checked out somewhere else."""
+    if isinstance(value, str):
+        return "./" + value[len(base_dir) + 1 :] if value.startswith(base_dir + "/") else value
+    if isinstance(value, dict):
+        return {key: _beside_recipe(item, base_dir) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_beside_recipe(item, base_dir) for item in value]
+    return value
+
+
 def _topological(loaded: LoadedRecipe, needs: dict[str, tuple[str, ...]]) -> list[str]:
     order: list[str] = []
     state: dict[str, int] = {}  # 1 = visiting, 2 = done
@@ -304,7 +317,8 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
                 wanted.add(current)
                 stack.extend(n for n in needs[current] if n != SOURCE)
         lineage[out] = tuple(node_id for node_id in order if node_id in wanted)
-        payload = {"nodes": [nodes[n].fingerprint() for n in lineage[out]], "output": out_spec, "id": out}
+        fingerprints = [_beside_recipe(nodes[n].fingerprint(), str(loaded.base_dir)) for n in lineage[out]]
+        payload = {"nodes": fingerprints, "output": out_spec, "id": out}
         hashes[out] = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     execution = recipe.execution
     settings = RunSettings(

@@ -15,7 +15,7 @@ BEFORE = {
     "demo.yaml": {"enhanced": "4f36c87bea695890", "square": "2b66f4bd3dddcc53"},
     # main changed on purpose (issue 14): it now ends in check.marketplace and is written without the product mask
     # (was 856da28480f72bb0); the cut-out's lineage did not change, nor its hash
-    "marketplace-white.yaml": {"main": "49716b0be9e4238d", "cutout": "3c48885046e06efe"},
+    "marketplace-white.yaml": {"main": "c9c496a18ff3145e", "cutout": "3c48885046e06efe"},
     "restore-lowres.yaml": {"catalog": "756259c2cfddb2bd"},
     "style-variants.yaml": {
         "style_7": "2e4c0843aad254ca",
@@ -30,3 +30,14 @@ BEFORE = {
 def test_output_hashes_are_those_of_earlier_ledgers(recipe: str) -> None:
     _, _, plan = prepare(REPO / "recipes" / recipe, RunOptions())
     assert dict(plan.output_hashes) == BEFORE[recipe]
+
+
+@pytest.mark.parametrize("recipe", ["marketplace-white.yaml", "audience-variants.yaml"])
+def test_output_hashes_do_not_depend_on_where_the_checkout_is(recipe: str, tmp_path) -> None:
+    """A recipe naming files beside it (a rule pack, style pictures) hashes the same from another folder: file
+    parameters are stored absolute for the workers, but hashed relative to the recipe."""
+    import shutil
+
+    copy = shutil.copytree(REPO / "recipes", tmp_path / "elsewhere" / "recipes")
+    hashes = [dict(prepare(folder / recipe, RunOptions())[2].output_hashes) for folder in (REPO / "recipes", copy)]
+    assert hashes[0] == hashes[1]
