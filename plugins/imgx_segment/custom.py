@@ -18,6 +18,13 @@ upsampling, islands, holes, guided refinement and threshold (:func:`imgx_segment
 U2-Netp file run here gives ``segment.product``'s masks (tested with rembg's ``u2netp.onnx``). Only the ``u2net``
 preset is checked against a real file here; the others follow rembg's sessions and are the starting point for the
 family's own file.
+
+``tta`` and ``min_mask_confidence`` work as in ``segment.product``, through the same functions
+(:func:`imgx_segment.tta.predict` and :func:`imgx_segment.tta.masks_with_confidence`) at the family's input side:
+``flip`` averages the pass on the mirrored photo, ``flip_scales`` also runs both at
+:func:`imgx_segment.tta.second_side` (a network exported with a fixed input size cannot: a clear error says so), and
+every item gets the ``confidence`` metric (``<node>.confidence`` in the ledger, flag ``low_confidence`` below
+``min_mask_confidence``). Both parameters are ``added_later``: outputs made before keep their hash.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from imgx import Item, Stage, StageError, StageParams, recipe_path
 
 from .preprocess import network_input
-from .product import SegmentProductParams, mask_from_prediction
+from .product import LOW_CONFIDENCE, SegmentProductParams, mask_from_prediction
+from .tta import masks_with_confidence, predict
 
 __all__ = ["PRESETS", "SegmentOnnx", "SegmentOnnxParams", "onnx_input"]
 
@@ -84,6 +92,12 @@ class SegmentOnnxParams(SegmentProductParams):
             raise ValueError(f"no preset and no {', '.join(missing)}; set preset: u2net|isnet|birefnet|rmbg or each")
         if any(s == 0 for s in self.setting("std")):
             raise ValueError("std may not contain 0")
+        return self
+
+    @model_validator(mode="after")
+    def _product_only(self) -> SegmentOnnxParams:
+        """``segment.onnx`` runs ``tta`` and ``min_mask_confidence`` too: this replaces (same name) the check of
+        :class:`SegmentProductParams` that refuses them in a subclass."""
         return self
 
     def setting(self, name: str) -> Any:
@@ -140,7 +154,7 @@ class SegmentOnnx(Stage):
                 raise StageError(f"segment.onnx: model_file {path} has sha256 {digest}, not the pinned {params.sha256}")
         return str(path)
 
-    def _run(self, inputs: np.ndarray) -> np.ndarray:
+    def _open(self) -> Any:
         if self._session is None:
             import onnxruntime as ort
 
@@ -148,24 +162,42 @@ class SegmentOnnx(Stage):
             if self.context.threads:
                 options.intra_op_num_threads = self.context.threads
                 options.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(self._file(), options, providers=["CPUExecutionProvider"])
-            graph_inputs = self._session.get_inputs()
-            outputs = self._session.get_outputs()
+            session = ort.InferenceSession(self._file(), options, providers=["CPUExecutionProvider"])
+            graph_inputs = session.get_inputs()
+            outputs = session.get_outputs()
             index = self.params.setting("output")
             if len(graph_inputs) != 1 or index >= len(outputs):
                 raise StageError(
                     f"segment.onnx: the network has {len(graph_inputs)} inputs and {len(outputs)} outputs; expected "
                     f"one image input and an output number {index}"
                 )
-        session = self._session
+            self._session = session
+        return self._session
+
+    def _infer(self, views: list[np.ndarray]) -> list[np.ndarray]:
+        """The network's mask output (its first channel, after the sigmoid where asked) of each ``(s, s, 3)`` float32
+        view (:func:`imgx_segment.tta.views`), as ``(h, w)`` float32."""
+        session = self._open()
+        graph_input = session.get_inputs()[0]
+        fixed = [d for d in graph_input.shape[-2:] if isinstance(d, int)]
+        for side in sorted({view.shape[0] for view in views}):
+            if fixed and any(d != side for d in fixed):
+                raise StageError(
+                    f"segment.onnx: the network's input is fixed at {' x '.join(map(str, graph_input.shape[-2:]))} "
+                    f"but tta {self.params.tta!r} with input_size {self.params.setting('input_size')} runs it at "
+                    f"{side} x {side}; use tta: flip (or none) and the input_size it was exported for, or export it "
+                    "with dynamic height and width"
+                )
         index = self.params.setting("output")
-        name = session.get_inputs()[0].name
-        # one image a run: exported networks often have a fixed batch of 1
-        predictions = [np.asarray(session.run(None, {name: one[None]})[index], np.float32) for one in inputs]
-        prediction = np.concatenate([p.reshape(1, -1, *p.shape[-2:])[:, 0] for p in predictions])
-        if self.params.setting("sigmoid"):
-            prediction = 1.0 / (1.0 + np.exp(-prediction))
-        return prediction
+        out = []
+        for view in views:  # one image a run: exported networks often have a fixed batch of 1
+            chw = np.ascontiguousarray(view.transpose(2, 0, 1))[None]
+            pred = np.asarray(session.run(None, {graph_input.name: chw})[index], np.float32)
+            pred = pred.reshape(-1, *pred.shape[-2:])[0]
+            if self.params.setting("sigmoid"):
+                pred = 1.0 / (1.0 + np.exp(-pred))
+            out.append(pred)
+        return out
 
     def __call__(self, batch: Sequence[Item], *more: Sequence[Item]) -> list[Item]:
         params = self.params
@@ -174,14 +206,19 @@ class SegmentOnnx(Stage):
         results = list(batch)
         if not todo:
             return results
+        images = [batch[i].image for i in todo]
         size, mean, std = params.setting("input_size"), params.setting("mean"), params.setting("std")
-        predictions = self._run(np.stack([onnx_input(batch[i].image, size, mean, std) for i in todo]))
-        for i, prediction in zip(todo, predictions, strict=True):
+        predictions = predict(images, params.tta, self._infer, size, mean, std)
+        masks = masks_with_confidence(
+            images, predictions, lambda image, pred: mask_from_prediction(image, pred, params)
+        )
+        least = params.min_mask_confidence
+        for i, (mask, confidence) in zip(todo, masks, strict=True):
             item = batch[i]
-            mask = mask_from_prediction(item.image, prediction, params)
             if mode == "intersect" and item.alpha is not None:
                 mask = np.minimum(mask, item.alpha)
-            results[i] = item.replace(alpha=mask)
+            flags = (LOW_CONFIDENCE,) if least is not None and confidence < least else ()
+            results[i] = item.replace(alpha=mask).noted(*flags, confidence=round(confidence, 4))
         return results
 
     def close(self) -> None:

@@ -22,6 +22,9 @@ Spearman 0.69 (one pass; 0.65 with ``flip``), against 0.61 for the share of deci
 box grown by 10 % (:func:`decided_share`, which also counts the shape's outline) and 0.64 for the agreement of the
 plain and mirrored masks (:func:`flip_agreement`, which needs ``flip``; with ``flip``, the confidence's own 0.65):
 ``benchmarks/results/segment-quality-vm-20261205.json``.
+
+``segment.onnx`` (a team's own network) runs the same functions with its family's input side, mean and std: views at
+its side (``flip_scales``: also at :func:`second_side`), merged at its side, the confidence measured there.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import cv2
 import numpy as np
 
 from .models import INPUT_SIDE
-from .preprocess import network_input, normalise_prediction
+from .preprocess import MEAN, STD, network_input, normalise_prediction
 
 __all__ = [
     "DECIDED",
@@ -44,8 +47,10 @@ __all__ = [
     "decided_share",
     "flip_agreement",
     "mask_confidence",
+    "masks_with_confidence",
     "merge_views",
     "predict",
+    "second_side",
     "views",
 ]
 
@@ -56,35 +61,49 @@ DECIDED = 0.1  # a normalised probability below this or above 1 - this is decide
 GROW = 0.1  # the bounding box is grown by this fraction of its height / width on each side
 
 
-def _sides(mode: str) -> tuple[int, ...]:
+def second_side(side: int) -> int:
+    """The second input side of ``flip_scales`` for a network run at ``side``: 1.2 x ``side`` rounded to a multiple of
+    32 (the usual downsampling of these networks); :data:`SECOND_SIDE` for U2-Netp's 320."""
+    return max(32, round(side * 1.2 / 32) * 32)
+
+
+def _sides(mode: str, side: int) -> tuple[int, ...]:
     if mode not in TTA_MODES:
         raise ValueError(f"got tta {mode!r}; expected one of {', '.join(TTA_MODES)}")
-    return (INPUT_SIDE, SECOND_SIDE) if mode == "flip_scales" else (INPUT_SIDE,)
+    return (side, second_side(side)) if mode == "flip_scales" else (side,)
 
 
-def views(image: np.ndarray, mode: str) -> list[np.ndarray]:
-    """The network inputs of one ``(H, W, 3)`` uint8 RGB photo for a TTA ``mode``: per side, the plain input and (any
-    mode but ``none``) its mirror, each ``(side, side, 3)`` float32 (:func:`imgx_segment.preprocess.network_input`)."""
+def views(
+    image: np.ndarray,
+    mode: str,
+    side: int = INPUT_SIDE,
+    mean: np.ndarray | Sequence[float] = MEAN,
+    std: np.ndarray | Sequence[float] = STD,
+) -> list[np.ndarray]:
+    """The network inputs of one ``(H, W, 3)`` uint8 RGB photo for a TTA ``mode``: per side (``side``, and for
+    ``flip_scales`` :func:`second_side`), the plain input and (any mode but ``none``) its mirror, each
+    ``(s, s, 3)`` float32 (:func:`imgx_segment.preprocess.network_input` with ``mean`` and ``std``; U2-Netp's by
+    default)."""
     out = []
-    for side in _sides(mode):
-        plain = network_input(image, side)
+    for one in _sides(mode, side):
+        plain = network_input(image, one, mean, std)
         out.append(plain)
         if mode != "none":
             out.append(np.ascontiguousarray(plain[:, ::-1]))
     return out
 
 
-def merge_views(predictions: Sequence[np.ndarray], mode: str) -> np.ndarray:
-    """The ``(320, 320)`` float32 prediction of one photo from the network's outputs on its :func:`views` (same order,
-    each ``(side, side)`` or ``(side, side, 1)``): mirrored ones mirrored back, other sides resized to 320 (area
+def merge_views(predictions: Sequence[np.ndarray], mode: str, side: int = INPUT_SIDE) -> np.ndarray:
+    """The ``(side, side)`` float32 prediction of one photo from the network's outputs on its :func:`views` (same
+    order, each ``(s, s)`` or ``(s, s, 1)``): mirrored ones mirrored back, other sides resized to ``side`` (area
     averaging), all averaged."""
     maps = []
     for index, pred in enumerate(predictions):
         pred = np.asarray(pred, np.float32).reshape(pred.shape[0], pred.shape[1])
         if mode != "none" and index % 2 == 1:
             pred = pred[:, ::-1]
-        if pred.shape != (INPUT_SIDE, INPUT_SIDE):
-            pred = cv2.resize(pred, (INPUT_SIDE, INPUT_SIDE), interpolation=cv2.INTER_AREA)
+        if pred.shape != (side, side):
+            pred = cv2.resize(pred, (side, side), interpolation=cv2.INTER_AREA)
         maps.append(np.ascontiguousarray(pred, np.float32))
     if len(maps) == 1:
         return maps[0]
@@ -92,16 +111,37 @@ def merge_views(predictions: Sequence[np.ndarray], mode: str) -> np.ndarray:
 
 
 def predict(
-    images: Sequence[np.ndarray], mode: str, infer: Callable[[list[np.ndarray]], list[np.ndarray]]
+    images: Sequence[np.ndarray],
+    mode: str,
+    infer: Callable[[list[np.ndarray]], list[np.ndarray]],
+    side: int = INPUT_SIDE,
+    mean: np.ndarray | Sequence[float] = MEAN,
+    std: np.ndarray | Sequence[float] = STD,
 ) -> list[np.ndarray]:
-    """The merged ``(320, 320)`` float32 prediction of each ``(H, W, 3)`` uint8 photo: every view of every photo in one
-    ``infer`` call (``ModelStage.infer_images``, which batches them), then :func:`merge_views` per photo."""
-    per = [views(image, mode) for image in images]
+    """The merged ``(side, side)`` float32 prediction of each ``(H, W, 3)`` uint8 photo: every view of every photo in
+    one ``infer`` call (``ModelStage.infer_images``, which batches them), then :func:`merge_views` per photo.
+    ``side``, ``mean`` and ``std`` are the network's input conventions (U2-Netp's by default)."""
+    per = [views(image, mode, side, mean, std) for image in images]
     flat = infer([view for group in per for view in group])
     out, start = [], 0
     for group in per:
-        out.append(merge_views(flat[start : start + len(group)], mode))
+        out.append(merge_views(flat[start : start + len(group)], mode, side))
         start += len(group)
+    return out
+
+
+def masks_with_confidence(
+    images: Sequence[np.ndarray],
+    predictions: Sequence[np.ndarray],
+    to_mask: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> list[tuple[np.ndarray, float]]:
+    """Per photo, its ``(H, W)`` uint8 mask ``to_mask(image, prediction)`` (``segment.product``'s post-processing)
+    and :func:`mask_confidence` of its merged prediction, 0.0 where the mask is empty (no product found): the one
+    place both ``segment.product`` and ``segment.onnx`` pair a mask with its confidence."""
+    out = []
+    for image, pred in zip(images, predictions, strict=True):
+        mask = to_mask(image, pred)
+        out.append((mask, mask_confidence(pred) if mask.any() else 0.0))
     return out
 
 

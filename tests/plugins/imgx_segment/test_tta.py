@@ -17,7 +17,7 @@ from imgx.runner import run_recipe
 from imgx_segment import SegmentOnnxParams, SegmentProduct, SegmentProductParams, mask_from_prediction
 from imgx_segment.preprocess import network_input
 from imgx_segment.product import LOW_CONFIDENCE
-from imgx_segment.tta import mask_confidence, merge_views, predict, views
+from imgx_segment.tta import SECOND_SIDE, mask_confidence, merge_views, predict, second_side, views
 from segment_eval import build_testset, iou
 
 # build_testset(0, 32): present-white, horse-gradient, bottle-texture, box-photo (0..3), box-white (11, an easy mask:
@@ -93,6 +93,22 @@ def test_flip_scales_runs_two_sides_and_merges_at_320() -> None:
         views(image, "rotate")
 
 
+def test_another_networks_side_mean_and_std_go_through_the_same_views() -> None:
+    """``segment.onnx``'s families: ISNet's 1024 px and (0.5, 1.0) normalisation, its second side 1216."""
+    image = np.zeros((50, 70, 3), np.uint8)
+    image[10:40, 20:50] = (200, 40, 40)
+    assert (second_side(320), second_side(1024)) == (SECOND_SIDE, 1216)
+    got = views(image, "flip_scales", 1024, (0.5, 0.5, 0.5), (1.0, 1.0, 1.0))
+    assert [v.shape[0] for v in got] == [1024, 1024, 1216, 1216]
+    assert np.array_equal(got[0], network_input(image, 1024, (0.5, 0.5, 0.5), (1.0, 1.0, 1.0)))
+    assert np.array_equal(got[1], got[0][:, ::-1])
+    ramp = np.tile(np.linspace(0, 1, 1024, dtype=np.float32), (1024, 1))
+    mirrored = np.ascontiguousarray(ramp[:, ::-1])  # what a network that copies its input would say of the mirror
+    merged = merge_views([ramp, mirrored, np.ones((1216, 1216), np.float32), np.ones((1216, 1216), np.float32)],
+                         "flip_scales", 1024)  # fmt: skip
+    assert merged.shape == (1024, 1024) and np.allclose(merged, (2 * ramp + 2) / 4)
+
+
 def test_confidence_is_a_share_higher_on_an_easy_white_composite_than_a_busy_one(
     composites: list, runs: dict[str, dict[int, Item]]
 ) -> None:
@@ -126,8 +142,7 @@ def test_new_parameters_leave_the_hash_at_their_defaults() -> None:
     assert SegmentProductParams(tta="flip").fingerprint()["tta"] == "flip"
     assert SegmentProductParams(min_mask_confidence=0.8).fingerprint()["min_mask_confidence"] == 0.8
     assert "tta" not in SegmentOnnxParams(model="u2netp", preset="u2net").fingerprint()
-    with pytest.raises(ValueError, match="does not run them"):
-        SegmentOnnxParams(model="u2netp", preset="u2net", tta="flip")
+    assert SegmentOnnxParams(model="u2netp", preset="u2net", tta="flip").fingerprint()["tta"] == "flip"
 
 
 def test_confidence_lands_in_the_ledger_through_imgx_run(composites: list, tmp_path: Path) -> None:
