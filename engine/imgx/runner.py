@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .costs import MemoryProbe, catalog_sizes, record_run
 from .errors import ImgxError, RecipeError
 from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
@@ -241,6 +242,7 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         executor_cls = registry.get_executor(plan.settings.executor)
         executor = executor_cls(spec, ExecutorOptions(workers=workers, plugin_config=options.plugin_config), registry)
         reporter.start(summary.items, f"{recipe_spec.name}")
+        memory = MemoryProbe()
         started = time.perf_counter()
 
         def on_result(result: BatchResult) -> None:
@@ -256,7 +258,22 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
             compact_ledger(paths)  # still holding the run lock: no writer, no other compaction
         if any(split_output(out)[1] for out in plan.outputs):
             summary.variants_manifest = write_variants_manifest(out_dir)
+        _record_costs(plan, catalog, summary, spec, memory, reporter)
     return summary
+
+
+def _record_costs(
+    plan: Plan, catalog: Catalog, summary: RunSummary, spec: RunSpec, memory: MemoryProbe, reporter: Reporter
+) -> None:
+    """Teach ``imgx plan`` what this run cost on this machine (:mod:`imgx.costs`). Reads at most
+    :data:`imgx.costs.SAMPLE` image headers; a cache that cannot be written costs a warning, never the run."""
+    try:
+        sizes = catalog_sizes(iter(catalog), summary.items)
+        in_process = summary.executor == "local" and summary.workers <= 1
+        peak = memory.peak(in_process=in_process) if summary.executor == "local" else (None, "not measured (ray)")
+        record_run(plan, summary, sizes, device=spec.device, threads=spec.threads, peak=peak)
+    except (OSError, ImgxError) as exc:
+        reporter.warn(f"run costs not recorded for imgx plan: {exc}")
 
 
 _MISSING_LISTED = 5

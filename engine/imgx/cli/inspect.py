@@ -44,10 +44,27 @@ def plan_command(
     count: Annotated[
         bool, typer.Option("--count", help="Count the catalog's items (lists files; reads no image).")
     ] = False,
+    estimate: Annotated[
+        bool | None,
+        typer.Option(
+            "--estimate/--no-estimate",
+            help="Estimate the run's time and peak memory per worker from what this machine measured (counts the "
+            "items, reads at most 200 image headers). On by default for recipes with a model stage.",
+        ),
+    ] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Before estimating, run the stages on two catalog images to measure them here (loads the models: "
+            "seconds to minutes).",
+        ),
+    ] = False,
     plugins_dir: PluginsDir = None,
     plugin: Plugin = None,
 ) -> None:
-    """Show RECIPE's DAG: each node, where it runs, and what will be written. Reads no image."""
+    """Show RECIPE's DAG: each node, where it runs, and what will be written; with --estimate (the default for
+    model recipes), what the run will cost here. Reads no pixel unless --calibrate."""
     options = RunOptions(overrides=tuple(set_ or ()), plugin_config=plugin_config(plugins_dir, plugin))
     loaded, registry, plan = guarded(lambda: prepare(recipe, options))
     spec = loaded.recipe
@@ -134,6 +151,8 @@ def plan_command(
         )
     out_console.print(outputs)
     out_console.print(f"ledger: {escape(str(StatePaths(out_dir).ledger))}", soft_wrap=True)
+    if calibrate or (plan.holds_model if estimate is None else estimate):
+        _print_estimate(plan, registry, catalog, workers=workers, device=device, calibrate=calibrate)
     for failure in registry.failures:
         print_warning(f"plugin {failure.plugin}: {failure.error}")
     for note in plan.notes:
@@ -165,3 +184,61 @@ def _print_model_nodes(plan, registry, catalog) -> None:
     if first.unread:
         note += f"; {first.unread} item(s) not local or unreadable"
     out_console.print(escape(note), soft_wrap=True)
+
+
+def _print_estimate(plan, registry, catalog, *, workers: int, device: str, calibrate: bool) -> None:
+    """The run's cost on this machine (:mod:`imgx.costs`): items, megapixels, seconds per node, wall time for the
+    workers and peak memory per worker, each with where it comes from; what was never measured says unknown."""
+    from ..costs import CostBook, catalog_sizes, estimate
+    from ..costs import calibrate as measure
+    from ..progress import format_duration
+
+    items = guarded(catalog.count)
+    sizes = guarded(lambda: catalog_sizes(iter(catalog), items))
+    threads = max(1, resolve_workers("auto") // workers)  # as the runner divides the cores
+    book = CostBook()
+    if book.problem:
+        print_warning(book.problem)
+    if calibrate:
+        err_console.print(f"calibrating: running the stages on {min(2, len(sizes.sizes))} catalog image(s)...")
+        if (
+            guarded(lambda: measure(plan, registry, sizes, device=device, threads=threads, workers=workers, book=book))
+            is None
+        ):
+            print_warning("calibration skipped: no catalog image's size could be read (local images only)")
+    found = estimate(plan, sizes, workers=workers, device=device, threads=threads, book=book)
+    if sizes.megapixels is None:
+        pixels = (
+            f"megapixels unknown (none of the {sizes.sampled:,} image headers tried could be read; local images only)"
+        )
+    elif sizes.exact:
+        pixels = f"{sizes.megapixels:,.1f} megapixels (from the headers of every item)"
+    else:
+        pixels = (
+            f"{sizes.megapixels:,.1f} megapixels (the mean of {sizes.sampled - sizes.unread:,} image headers, "
+            "spread over the catalog, times the items)"
+        )
+    out_console.print(f"estimate on this machine: {items:,} item(s), {pixels}", soft_wrap=True)
+    table = Table(title="estimated time per node (summed over workers)", header_style="bold")
+    for column in ("node", "stage", "seconds", "from"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
+    for node in found.nodes:
+        seconds = "unknown" if node.seconds is None else f"{node.seconds:,.1f}"
+        table.add_row(*map(escape, (node.node, node.uses, seconds, node.source)))
+    other = "unknown" if found.other_seconds is None else f"{found.other_seconds:,.1f}"
+    table.add_row("(other)", "read, decode, encode, write, start-up", other, escape(found.other_source))
+    out_console.print(table)
+    if found.wall_seconds is not None:
+        wall = f"{format_duration(found.wall_seconds)} ({found.wall_seconds:,.0f} s)"
+    else:
+        known = sum(n.seconds for n in found.nodes if n.seconds is not None)
+        wall = "unknown" + (
+            f" (at least {format_duration(known / max(1, workers))} for the nodes measured)" if known else ""
+        )
+    out_console.print(f"estimated wall time with {workers} worker(s): {wall}", soft_wrap=True)
+    memory = (
+        found.memory_source if found.peak_rss_mib is None else f"{found.peak_rss_mib:,.0f} MiB ({found.memory_source})"
+    )
+    out_console.print(escape(f"estimated peak memory per worker: {memory}"), soft_wrap=True)
+    if found.wall_seconds is None and not calibrate:
+        out_console.print("measure it: imgx plan --calibrate (runs the stages on two catalog images)", highlight=False)
