@@ -10,6 +10,12 @@ row's result, and ``imgx report`` counts the items and outputs the run summary c
 
 Everything is computed from the Parquet parts with column projection, streamed batch by batch
 (:func:`imgx.ledger.scan_ledger`) into Arrow tables reduced as they grow; no Python object per row.
+
+Metrics (the ledger's ``metrics`` column, ``<node>.<name>`` keys: :class:`imgx.Item`'s ``metrics``) are summarised
+per output (:func:`metric_report`): the distribution of every numeric one, and the lowest items of some. A metric
+named ``confidence`` (key ``<node>.confidence``, e.g. ``masked.confidence`` from ``segment.product``) is by
+convention a 0..1 score of how sure a stage is of its result, higher is surer: ``imgx report`` lists its least
+confident items without being asked (:data:`CONFIDENCE`); ``--lowest NAME`` does it for any metric.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +42,19 @@ from .io.source import read_source
 from .ledger import LEDGER_SCHEMA, LedgerSnapshot, Location, StatePaths, scan_ledger
 
 __all__ = [
+    "CONFIDENCE",
+    "LOWEST",
     "VARIANTS_COLUMNS",
     "LedgerReport",
+    "LowestItems",
+    "MetricReport",
     "MetricStats",
     "contact_sheet",
     "current_rows",
     "current_state",
     "metric_distributions",
+    "metric_matches",
+    "metric_report",
     "summarize",
     "write_variants_manifest",
 ]
@@ -364,15 +376,67 @@ def _numeric_columns(rows: list[str]) -> pa.Table:
     return pa.table(columns) if columns else pa.table({"_": pa.nulls(len(rows))})
 
 
-def metric_distributions(out_dir: Location) -> list[MetricStats]:
+CONFIDENCE = "confidence"
+"""The metric name, by convention, of a stage's 0..1 certainty in its result (higher is surer; the ledger key is
+``<node>.confidence``): ``imgx report`` lists the items lowest in every such metric (:func:`metric_report`). A stage
+that measures its own confidence names the metric ``confidence`` (``item.noted(confidence=0.93)``), nothing else."""
+
+LOWEST = 10
+"""How many items :func:`metric_report` lists per lowest metric by default."""
+
+
+def metric_matches(key: str, names: Sequence[str]) -> bool:
+    """Whether ledger metric ``key`` (``masked.confidence``) is one of ``names``: a name matches the whole key or its
+    last part after the node id (``confidence`` matches ``masked.confidence`` and ``matte.confidence``)."""
+    return any(key == name or key.endswith("." + name) for name in names)
+
+
+@dataclasses.dataclass
+class LowestItems:
+    """The items with the lowest values of one metric over the current ``ok`` rows, lowest first; an item whose
+    outputs all carry the same value (an upstream node's metric) is listed once, with its first output."""
+
+    metric: str  # the ledger key: masked.confidence
+    rows: list[tuple[str, str, float, str | None]]  # (sku, output, value, path of the output)
+
+
+@dataclasses.dataclass
+class MetricReport:
+    """:func:`metric_report`'s answer: the distributions and the lowest items."""
+
+    distributions: list[MetricStats]
+    lowest: list[LowestItems]
+
+
+_LOWEST_SCHEMA = pa.schema(
+    [("sku", pa.string()), ("output", pa.string()), ("value", pa.float64()), ("path", pa.string())]
+)
+
+
+def _lowest_k(table: pa.Table, k: int) -> pa.Table:
+    """The ``k`` rows of ``table`` (:data:`_LOWEST_SCHEMA`) lowest in value, one per (sku, value), ties by sku and
+    output: a bounded top-k, never sorting more than a batch plus ``k`` rows."""
+    table = table.sort_by([("sku", "ascending"), ("value", "ascending"), ("output", "ascending")])
+    table = table.group_by(["sku", "value"], use_threads=False).aggregate([("output", "first"), ("path", "first")])
+    table = table.rename_columns(["sku", "value", "output", "path"]).select(_LOWEST_SCHEMA.names)
+    if table.num_rows > k:
+        table = table.take(pc.select_k_unstable(table, k=k, sort_keys=[("value", "ascending"), ("sku", "ascending")]))
+    return table
+
+
+def metric_report(out_dir: Location, *, lowest: Sequence[str] = (CONFIDENCE,), top: int = LOWEST) -> MetricReport:
     """Per output (a variant's output is its own: ``hero@teens``) and numeric metric of the ledger's ``metrics``
-    column, the distribution over the current ``ok`` rows, sorted by output and metric. Streamed in bounded memory
-    (:func:`current_rows`); non-numeric notes (``centred.limited_by``, a rule's message) are left out."""
+    column, the distribution over the current ``ok`` rows, sorted by output and metric; and for every metric key
+    matching ``lowest`` (:func:`metric_matches`; :data:`CONFIDENCE` by default) the ``top`` items lowest in it, sorted
+    by key. One pass streamed in bounded memory (:func:`current_rows`; each lowest list is a running top-k of at most
+    ``top`` rows merged with one batch); non-numeric notes (``centred.limited_by``, a rule's message) are left out,
+    and so are NaN values."""
     import pyarrow.json as pajson
 
     found: dict[tuple[str, str], MetricStats] = {}
+    least: dict[str, pa.Table] = {}
     rng = np.random.default_rng(0)
-    for batch in current_rows(out_dir, ["output", "status", "metrics"]):
+    for batch in current_rows(out_dir, ["sku", "output", "status", "path", "metrics"]):
         text = pc.fill_null(batch.column("metrics"), "")
         keep = pc.and_(pc.equal(batch.column("status"), "ok"), pc.greater(pc.utf8_length(text), 0))
         keep = pc.fill_null(keep, False)
@@ -393,7 +457,29 @@ def metric_distributions(out_dir: Location) -> list[MetricStats]:
                 mine = pc.equal(outputs, output).to_numpy(zero_copy_only=False)
                 stats = found.setdefault((output, name), MetricStats(output, name))
                 stats.add(values[mine], rng)
-    return [found[key] for key in sorted(found) if found[key].count]
+            if top > 0 and metric_matches(name, lowest):
+                measured = np.isfinite(values)  # null (a row without it) reads as NaN here
+                if not measured.any():
+                    continue
+                chosen = pa.array(measured)
+                table = pa.table(
+                    [batch.column("sku").filter(keep).filter(chosen), outputs.filter(chosen),
+                     pa.array(values[measured], pa.float64()), batch.column("path").filter(keep).filter(chosen)],
+                    schema=_LOWEST_SCHEMA,
+                )  # fmt: skip
+                least[name] = _lowest_k(pa.concat_tables([t for t in (least.get(name), table) if t is not None]), top)
+    lowest_items = []
+    for name in sorted(least):
+        ordered = least[name].sort_by([("value", "ascending"), ("sku", "ascending")]).to_pylist()
+        lowest_items.append(LowestItems(name, [(r["sku"], r["output"], r["value"], r["path"]) for r in ordered]))
+    return MetricReport([found[key] for key in sorted(found) if found[key].count], lowest_items)
+
+
+def metric_distributions(out_dir: Location) -> list[MetricStats]:
+    """Per output (a variant's output is its own: ``hero@teens``) and numeric metric of the ledger's ``metrics``
+    column, the distribution over the current ``ok`` rows, sorted by output and metric (:func:`metric_report`
+    without the lowest items)."""
+    return metric_report(out_dir, lowest=(), top=0).distributions
 
 
 VARIANTS_COLUMNS = ("sku", "variant", "output", "path", "recipe_hash", "metrics")

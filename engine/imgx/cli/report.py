@@ -13,7 +13,15 @@ from rich.table import Table
 
 from ..io import fs
 from ..ledger import Location, StatePaths
-from ..ledger_report import contact_sheet, current_state, metric_distributions, summarize
+from ..ledger_report import (
+    CONFIDENCE,
+    LOWEST,
+    contact_sheet,
+    current_state,
+    metric_matches,
+    metric_report,
+    summarize,
+)
 from ._common import guarded, out_console
 
 OutDir = Annotated[
@@ -33,10 +41,27 @@ def report_command(
         Path | None, typer.Option("--csv", help="Write the current state (one row per sku x output) as CSV.")
     ] = None,
     metrics: Annotated[
-        bool, typer.Option(help="Show the distribution of each numeric metric per output (and variant).")
+        bool,
+        typer.Option(
+            help="Show the distribution of each numeric metric per output (and variant), and the least confident "
+            "items of every 'confidence' metric."
+        ),
     ] = True,
+    lowest: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lowest",
+            metavar="METRIC",
+            help="Also list the items lowest in METRIC (a ledger key, masked.confidence, or its name after the node, "
+            "confidence); repeatable.",
+        ),
+    ] = None,
+    lowest_count: Annotated[
+        int, typer.Option("--lowest-count", min=1, help="How many items each lowest list shows.")
+    ] = LOWEST,
 ) -> None:
-    """Summarise OUT_DIR's ledger: the current state of every (sku, output) across runs, and failures by cause."""
+    """Summarise OUT_DIR's ledger: the current state of every (sku, output) across runs, failures by cause, metrics,
+    and the least confident items (metrics named 'confidence', e.g. segment.product's masked.confidence)."""
     report = guarded(lambda: summarize(_located(out_dir), keep_state=failed or csv_path is not None))
     out_console.print(
         f"{report.items:,} items, {report.outputs:,} outputs over {report.runs} run(s): "
@@ -61,7 +86,10 @@ def report_command(
         for sku, output, ms in report.slowest:
             slow.add_row(escape(sku), escape(output), f"{ms:,.0f}")
         out_console.print(slow)
-    distributions = guarded(lambda: metric_distributions(_located(out_dir))) if metrics else []
+    names = list(dict.fromkeys([*([CONFIDENCE] if metrics else []), *(lowest or [])]))
+    wanted = metrics or bool(lowest)  # --no-metrics --lowest q.ssim: only that list
+    measured = guarded(lambda: metric_report(_located(out_dir), lowest=names, top=lowest_count)) if wanted else None
+    distributions = measured.distributions if measured is not None and metrics else []
     if distributions:
         table = Table(title="metrics of ok outputs (quantiles from up to 65,536 values each)", header_style="bold")
         for column in ("output", "metric", "n", "mean", "p5", "median", "p95", "min", "max"):
@@ -70,6 +98,18 @@ def report_command(
             numbers = (m.mean, m.quantile(0.05), m.quantile(0.5), m.quantile(0.95), m.low, m.high)
             table.add_row(escape(m.output), escape(m.metric), f"{m.count:,}", *(f"{v:,.4g}" for v in numbers))
         out_console.print(table)
+    for least in measured.lowest if measured is not None else []:
+        sure = least.metric.rsplit(".", 1)[-1] == CONFIDENCE
+        title = f"least confident: {least.metric}" if sure else f"lowest {least.metric}"
+        listing = Table(title=f"{title} ({len(least.rows)} lowest of ok outputs)", header_style="bold")
+        for column in ("sku", "output", least.metric, "path"):
+            listing.add_column(column, justify="right" if column == least.metric else "left", overflow="fold")
+        for sku, output, value, path in least.rows:
+            listing.add_row(escape(sku), escape(output), f"{value:,.4g}", escape(path or ""))
+        out_console.print(listing)
+    missing = [name for name in lowest or [] if not any(metric_matches(m.metric, [name]) for m in measured.lowest)]
+    if missing:
+        out_console.print(f"[yellow]no numeric metric {escape(', '.join(missing))} in the ok outputs[/]")
     if failed or csv_path:
         state = report.state
         if failed:
