@@ -14,7 +14,22 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TORCH_PACKAGES", "cpu_model", "git_output", "machine_info", "memory_gib", "package_version"]
+__all__ = [
+    "NATIVE_BF16_FLAGS",
+    "TORCH_PACKAGES",
+    "cpu_flags",
+    "cpu_model",
+    "git_output",
+    "machine_info",
+    "memory_gib",
+    "native_bf16",
+    "package_version",
+]
+
+# CPU flags (as /proc/cpuinfo names them) of instructions that compute in BF16: AVX-512 BF16 (dot products of BF16
+# pairs into FP32, Cooper Lake, Sapphire Rapids, Zen 4) and AMX BF16 tiles (Sapphire Rapids on). oneDNN runs BF16
+# convolutions on either; without them PyTorch emulates BF16 in FP32 and a BF16 run is slower than FP32.
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def cpu_model() -> str:
@@ -26,6 +41,24 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown cpu"
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as the kernel reports them (``/proc/cpuinfo``'s ``flags`` line), lower case; empty
+    where that cannot be read (not Linux): nothing is then assumed about the CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("flags"):
+                return frozenset(line.split(":", 1)[1].lower().split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16(flags: frozenset[str] | set[str]) -> str | None:
+    """The flag among ``flags`` that says the CPU computes BF16 natively (``amx_bf16`` before ``avx512_bf16``), or
+    ``None``. A pure function of the flag set, so a decision made on it can be checked for any CPU."""
+    return next((flag for flag in NATIVE_BF16_FLAGS if flag in flags), None)
 
 
 def memory_gib() -> float | None:
@@ -72,6 +105,7 @@ def machine_info(device: str | None = None, *, packages: tuple[str, ...] = TORCH
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_native_bf16": native_bf16(cpu_flags()),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gib": memory_gib(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,

@@ -245,6 +245,17 @@ def _settings_problems(loaded: LoadedRecipe, registry: Registry) -> tuple[Any, l
     return options, problems
 
 
+def _with_precision(node: Node, precision: str) -> dict[str, Any]:
+    """A node's fingerprint, with the run's ``execution.precision`` when the node runs a model at anything but FP32:
+    BF16/FP16 (and ``auto``, which may pick BF16 on one machine and FP32 on another) move pixels, so their outputs
+    never share a hash with FP32 ones. The setting as written, not what it resolves to on this machine, so a hash
+    stays a function of the recipe; FP32 adds nothing, so the hashes of earlier ledgers stay valid."""
+    fingerprint = node.fingerprint()
+    if node.holds_model and precision != "fp32":
+        fingerprint["precision"] = precision
+    return fingerprint
+
+
 def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
     """Resolve stages, validate parameters and settings, order the DAG and hash each output's lineage.
 
@@ -317,7 +328,10 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
                 wanted.add(current)
                 stack.extend(n for n in needs[current] if n != SOURCE)
         lineage[out] = tuple(node_id for node_id in order if node_id in wanted)
-        fingerprints = [_beside_recipe(nodes[n].fingerprint(), str(loaded.base_dir)) for n in lineage[out]]
+        fingerprints = [
+            _beside_recipe(_with_precision(nodes[n], recipe.execution.precision), str(loaded.base_dir))
+            for n in lineage[out]
+        ]
         payload = {"nodes": fingerprints, "output": out_spec, "id": out}
         hashes[out] = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     execution = recipe.execution

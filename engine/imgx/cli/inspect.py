@@ -171,12 +171,20 @@ def _print_model_nodes(plan, registry, catalog) -> None:
     table = Table(title="model stages", header_style="bold")
     for column in ("node", "model", "backend", "shapes (H x W: images)", "why this backend"):
         table.add_column(column)
+    precisions = []  # execution.precision: auto: what it resolved to per node, and why (one line each)
     for m in models:
         buckets = ", ".join(f"{h}x{w}: {n}" for (h, w), n in m.buckets.items()) or "(no image sizes read)"
         if not m.bucketed:
             buckets = f"any size, padded to the stride ({len(m.buckets)} shapes): {buckets}"
-        table.add_row(*map(escape, (m.node, m.model, f"{m.backend} {m.precision} on {m.device}", buckets, m.reason)))
+        reason = m.reason
+        if plan.settings.precision == "auto" and m.model in registry.models:
+            spec = registry.get_model(m.model)
+            reason = reason.removeprefix(f"{spec.precision_for('auto')[1]}; ")  # said on its own line below
+            precisions.append(f"precision of {m.node}: {spec.precision_for('auto', device=m.device)[1]}")
+        table.add_row(*map(escape, (m.node, m.model, f"{m.backend} {m.precision} on {m.device}", buckets, reason)))
     out_console.print(table)
+    for line in precisions:
+        out_console.print(escape(line), soft_wrap=True)
     first = models[0]
     note = f"shapes from the headers of {first.read} image(s)"
     if first.read + first.unread >= HEADER_LIMIT:

@@ -57,6 +57,12 @@ class ModelSpec:
     :param bench_sides: input long sides ``imgx bench`` uses by default for this model.
     :param precisions: the precisions whose output keeps the model's result (measured against eager FP32); a stage
         asked for another one runs this model at FP32, with a warning, and ``imgx plan`` says so.
+    :param parity: precision -> the mean absolute difference of its output from eager FP32's, measured on real
+        photos (``benchmarks/bench_precision.py``: the model's input range, the ``imgx bench`` photos). A record,
+        read by ``execution.precision: auto`` against ``tolerance``.
+    :param tolerance: the mean absolute difference from eager FP32 that keeps this model's result (what a user of
+        its output would not see); ``None``: none is declared, and ``auto`` never leaves FP32 for it. ``auto`` picks
+        BF16 only where ``parity["bf16"]`` is within it (and BF16 is among ``precisions``).
     """
 
     name: str
@@ -71,6 +77,8 @@ class ModelSpec:
     value_range: tuple[float, float] = (0.0, 1.0)
     bench_sides: tuple[int, ...] = (512, 1024)
     precisions: tuple[str, ...] = ("fp32", "fp16", "bf16")
+    parity: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    tolerance: float | None = None
 
     registers_as: ClassVar[str] = "model"
 
@@ -84,14 +92,49 @@ class ModelSpec:
     def registry_keys(self) -> tuple[str, ...]:
         return (self.name,)
 
-    def precision_for(self, requested: str) -> tuple[str, str]:
-        """The precision this model runs at when ``requested`` is asked for, and why if it differs (else ``""``)."""
+    def precision_for(
+        self, requested: str, *, device: str = "cpu", cpu_flags: frozenset[str] | None = None
+    ) -> tuple[str, str]:
+        """The precision this model runs at when ``requested`` is asked for on ``device``, and why if it differs
+        (else ``""``); for ``"auto"``, :meth:`auto_precision` (always with its reason)."""
+        if requested == "auto":
+            return self.auto_precision(device=device, cpu_flags=cpu_flags)
         if requested in self.precisions:
             return requested, ""
         return (
             "fp32",
             f"{self.name} runs fp32: {requested} is not accurate enough for it "
             f"(its precisions: {', '.join(self.precisions)})",
+        )
+
+    def auto_precision(self, *, device: str = "cpu", cpu_flags: frozenset[str] | None = None) -> tuple[str, str]:
+        """What ``execution.precision: auto`` runs this model at on ``device``, and one line saying why.
+
+        BF16 where it is both fast and safe: on a CPU that computes BF16 natively (``avx512_bf16`` or ``amx_bf16``
+        among ``cpu_flags``, default this machine's), for a model whose measured BF16 ``parity`` is within its
+        declared ``tolerance``. Else FP32: without those instructions PyTorch emulates BF16 and runs slower than FP32,
+        and a model without a tolerance (a mask whose pixels flip) keeps its FP32 result. On CUDA ``auto`` is FP32 for
+        now (ask for fp16/bf16 by name): the tolerances were measured on the CPU's BF16 kernels.
+        """
+        from ..machine import cpu_flags as machine_flags
+        from ..machine import native_bf16
+
+        if not device.startswith("cpu"):
+            return "fp32", f"auto: fp32 on {device} (auto picks bf16 on CPUs only; ask for fp16/bf16 by name)"
+        flag = native_bf16(machine_flags() if cpu_flags is None else cpu_flags)
+        if flag is None:
+            return "fp32", "auto: fp32: this CPU has no native BF16 (avx512_bf16 or amx_bf16), BF16 would be slower"
+        measured = self.parity.get("bf16")
+        if "bf16" not in self.precisions or self.tolerance is None or measured is None:
+            return "fp32", f"auto: fp32: {self.name} declares no BF16 tolerance (its result moves at BF16)"
+        if measured > self.tolerance:
+            return "fp32", (
+                f"auto: fp32: {self.name}'s BF16 mean difference {measured:.2g} exceeds its tolerance "
+                f"{self.tolerance:.2g}"
+            )
+        return "bf16", (
+            f"auto: bf16: this CPU has {flag} and {self.name}'s BF16 mean difference {measured:.2g} is within its "
+            f"tolerance {self.tolerance:.2g}"
         )
 
 

@@ -1,7 +1,8 @@
 """``ModelStage``: the base class of stages that run a registered network through a backend.
 
 The base loads the reference module by its registry name, binds the stage's conditioning (``build_module``), picks
-the backend from the run's ``execution.backend`` / ``device`` / ``precision`` and offers
+the backend from the run's ``execution.backend`` / ``device`` / ``precision`` (``auto`` resolved per model by
+:meth:`imgx.models.ModelSpec.precision_for`) and offers
 :meth:`ModelStage.infer_images`, which groups a batch by shape bucket, pads, stacks, runs and crops back. A subclass
 only converts colours, alpha and sizes around it.
 """
@@ -75,11 +76,13 @@ class ModelStage(Stage):
         if extra:
             model_key = hashlib.sha256(f"{model_key}:{extra}".encode()).hexdigest()
         cache_dir = Path(self.context.cache_dir) / "engines" if self.context.cache_dir else engines_dir()
-        precision, why = self.spec.precision_for(self.context.precision)
-        if why:
+        device = run_device(self.context)
+        precision, why = self.spec.precision_for(self.context.precision, device=device)
+        self.precision_reason = why  # auto's choice (always said), or why a named precision was not kept
+        if why and self.context.precision != "auto":
             warnings.warn(f"{self.name}: {why}", RuntimeWarning, stacklevel=2)
         options = BackendOptions(
-            device=run_device(self.context),
+            device=device,
             precision=precision,
             cache_dir=cache_dir,
             model_key=model_key,
