@@ -12,6 +12,10 @@ item with a clear message. An input that already has alpha follows ``existing_al
 network's mask), ``keep`` (the item passes through untouched, no inference), ``intersect`` (the per-pixel minimum of
 both, e.g. to trim an existing rough matte).
 
+``matting`` (:mod:`imgx_segment.matting`, optional pymatting package): ``closed_form`` or ``knn`` re-estimate alpha
+from the photo's colours in a band of ``matting_band`` pixels around the mask's edge (on a crop scaled to at most
+192 px), after the island and hole clean-ups and before the guided filter and threshold.
+
 Every image, whatever its size, runs at 320 x 320: a batch of mixed sizes is one network shape (``tta:
 flip_scales`` adds a 384 x 384 shape).
 
@@ -35,6 +39,7 @@ from imgx import Item, StageParams
 from imgx.arrays import to_uint8
 from imgx.runtime import ModelStage
 
+from .matting import Matting, check_available
 from .models import INPUT_SIDE
 from .preprocess import normalise_prediction, upsample_mask
 from .refine import refine
@@ -87,8 +92,27 @@ class SegmentProductParams(StageParams):
     min_mask_confidence: float | None = Field(
         None, ge=0.0, le=1.0, description="flag items whose mask confidence (metric 'confidence') is below this"
     )
+    matting: Matting = Field(
+        "none",
+        description="alpha matting of the mask's edge band from the photo's colours: none, closed_form or knn "
+        "(needs the pymatting package)",
+    )
+    matting_band: int = Field(
+        6, ge=1, le=64, description="matting: half-width in pixels of the uncertain band around the mask's edge"
+    )
 
-    added_later: ClassVar[frozenset[str]] = frozenset({"tta", "min_mask_confidence"})  # older outputs keep their hash
+    added_later: ClassVar[frozenset[str]] = frozenset(
+        {"tta", "min_mask_confidence", "matting", "matting_band"}
+    )  # older outputs keep their hash
+
+    @model_validator(mode="after")
+    def _matting_installed(self) -> SegmentProductParams:
+        # a recipe asking for matting without pymatting fails when it is read, not on its first item
+        try:
+            check_available(self.matting)
+        except RuntimeError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
     @model_validator(mode="after")
     def _product_only(self) -> SegmentProductParams:
@@ -119,6 +143,8 @@ def mask_from_prediction(image: np.ndarray, prediction: np.ndarray, params: Segm
         guided_radius=params.refine_radius,
         guided_eps=params.refine_eps,
         level=params.threshold,
+        matting=params.matting,
+        matting_band=params.matting_band,
     )
     return to_uint8(mask)
 

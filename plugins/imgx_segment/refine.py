@@ -1,7 +1,8 @@
 """Mask clean-up after the network: islands, holes, the largest object, edges guided by the image, a threshold.
 
 Each is a plain function on a ``(H, W)`` float32 mask in 0..1 (1 = product) and returns a new one; :func:`refine`
-applies the ones asked for in a fixed order: islands / largest object, holes, guided filter, threshold. Objects are
+applies the ones asked for in a fixed order: islands / largest object, holes, alpha matting of the edge band
+(:mod:`imgx_segment.matting`), guided filter, threshold. Objects are
 the 8-connected components of ``mask >= 0.5``; a soft edge around a removed object is removed with it (the soft
 pixels of a component of ``mask > 0`` whose core is removed).
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from .matting import matte
 
 __all__ = ["fill_holes", "guided_edges", "keep_largest", "refine", "remove_islands", "threshold"]
 
@@ -103,9 +106,12 @@ def refine(
     guided_radius: int = 0,
     guided_eps: float = 1e-2,
     level: float | None = None,
+    matting: str = "none",
+    matting_band: int = 6,
 ) -> np.ndarray:
     """The clean-ups in order: islands (``min_island`` fraction of the largest object) or the largest object only,
-    hole filling, guided edge refinement, threshold (``level``; ``None`` keeps a soft mask).
+    hole filling, alpha matting (``matting``: none, closed_form or knn, in a band of ``matting_band`` pixels around
+    the edge), guided edge refinement, threshold (``level``; ``None`` keeps a soft mask).
 
     :param mask: ``(H, W)`` float32 in 0..1.
     :param image: ``(H, W, 3)`` uint8 RGB, the guide of the guided filter.
@@ -117,6 +123,8 @@ def refine(
         mask = remove_islands(mask, min_island)
     if holes:
         mask = fill_holes(mask)
+    if matting != "none":
+        mask = matte(image, mask, matting, matting_band)
     if guided_radius > 0:
         mask = guided_edges(mask, image, guided_radius, guided_eps)
     if level is not None:

@@ -1,0 +1,100 @@
+"""Alpha matting of a mask's edge band (imgx_segment.matting) with the real pymatting solvers on real composites:
+a hard mask of a feathered or fur-fringed object comes back closer to the true matte."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from imgx_segment import SegmentProductParams
+from imgx_segment.matting import check_available, matte, trimap
+from segment_eval import alpha_error, build_quality_set, edge_band
+
+HAVE_PYMATTING = importlib.util.find_spec("pymatting") is not None
+needs_pymatting = pytest.mark.skipif(not HAVE_PYMATTING, reason="pymatting is not installed (optional)")
+
+
+@pytest.fixture(scope="module")
+def soft_items():
+    """The feathered horse and the fur-fringed ball of the quality set (real photo textures, exact true mattes)."""
+    items = build_quality_set(seed=0, per_category=2)
+    return [item for item in items if item.category == "soft"]
+
+
+def test_the_trimap_has_a_band_of_the_asked_width() -> None:
+    mask = np.zeros((60, 80), np.float32)
+    mask[20:40, 20:60] = 1.0
+    tri = trimap(mask, 3)
+    assert set(np.unique(tri)) == {0.0, 0.5, 1.0}
+    assert tri[30, 40] == 1.0 and tri[2, 2] == 0.0
+    row = tri[30]  # across the left edge at x = 20: unknown from 17 to 22
+    assert (row[17:23] == 0.5).all() and row[16] == 0.0 and row[23] == 1.0
+    soft = mask.copy()
+    soft[5:8, 5:8] = 0.5  # a soft blob far from the edge is unknown too
+    assert (trimap(soft, 1)[5:8, 5:8] == 0.5).all()
+    with pytest.raises(ValueError, match=r"expected \(H, W\)"):
+        trimap(np.zeros((4, 4, 1), np.float32), 2)
+
+
+def test_no_matting_and_no_edge_return_the_mask() -> None:
+    image = np.zeros((30, 30, 3), np.uint8)
+    mask = np.zeros((30, 30), np.float32)
+    assert matte(image, mask, "none") is mask
+    if HAVE_PYMATTING:
+        assert matte(image, mask, "closed_form") is mask  # nothing sure to anchor: unchanged
+        full = np.ones((30, 30), np.float32)
+        assert np.array_equal(matte(image, full, "knn"), full)
+
+
+@needs_pymatting
+@pytest.mark.parametrize("mode", ["closed_form", "knn"])
+def test_matting_brings_a_hard_mask_closer_to_the_true_soft_matte(soft_items, mode: str) -> None:
+    for item in soft_items:
+        hard = (item.alpha >= 128).astype(np.float32)
+        out = matte(item.image, hard, mode, band=6)
+        assert out.shape == hard.shape and out.dtype == np.float32 and 0.0 <= out.min() <= out.max() <= 1.0
+        band = edge_band(item.alpha)
+        before = alpha_error((hard * 255).astype(np.uint8), item.alpha, band)
+        after = alpha_error((out * 255 + 0.5).astype(np.uint8), item.alpha, band)
+        assert after < 0.8 * before, (item.name, before, after)
+        tri = trimap(hard, 6)
+        assert np.array_equal(out[tri != 0.5], hard[tri != 0.5])  # sure pixels keep the mask's values
+
+
+@needs_pymatting
+def test_a_large_image_is_solved_on_a_bounded_crop(soft_items) -> None:
+    """A 3x upscaled composite: the solver runs on a crop scaled to 192 px, the result has the image's size."""
+    import cv2
+
+    item = soft_items[0]
+    h, w = item.alpha.shape
+    image = cv2.resize(item.image, (3 * w, 3 * h), interpolation=cv2.INTER_CUBIC)
+    truth = cv2.resize(item.alpha, (3 * w, 3 * h), interpolation=cv2.INTER_LINEAR)
+    hard = (truth >= 128).astype(np.float32)
+    out = matte(image, hard, "closed_form", band=12)
+    assert out.shape == hard.shape
+    band = edge_band(truth)
+    assert alpha_error((out * 255).astype(np.uint8), truth, band) < alpha_error(
+        (hard * 255).astype(np.uint8), truth, band
+    )
+
+
+def test_matting_without_pymatting_is_refused_when_the_parameters_are_read() -> None:
+    """Holds either way this environment is: installed, the parameters validate; missing, they fail naming the
+    install command (pymatting is optional)."""
+    check_available("none")
+    if HAVE_PYMATTING:
+        assert SegmentProductParams(matting="knn").matting == "knn"
+        check_available("closed_form")
+    else:
+        with pytest.raises(ValidationError, match="pip install 'pymatting"):
+            SegmentProductParams(matting="closed_form")
+        with pytest.raises(RuntimeError, match="matting: knn needs the pymatting package"):
+            check_available("knn")
+    with pytest.raises(ValidationError):
+        SegmentProductParams(matting="bayesian")
+    with pytest.raises(ValidationError):
+        SegmentProductParams(matting_band=0)
