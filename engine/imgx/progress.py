@@ -47,19 +47,36 @@ def format_duration(seconds: float | None) -> str:
 class Throughput:
     """Processed images per second over the last ``window`` seconds of results, and the time left.
 
-    The window starts at the first result (model loading and worker start-up are not work done) and the rate is
-    measured between results (images between the window's first and last result over the time between them), so a
-    steady run's rate is exact at every result however bursty the batches; the ETA counts down between results.
+    The window starts at the first result (model loading and worker start-up are not work done). The rate is
+    measured between two results a multiple of ``workers`` results apart (images between them over the time between
+    them): with several workers, batches land in bursts (two workers finishing together), and two results a whole
+    number of rounds apart sit at the same point of a round, so a steady run's rate is exact at every result
+    however the batches interleave (issue 17: measured between any two results, the ETA swung from half to twice
+    the truth in a 2-worker run). Until ``workers + 1`` results have come, the rate is ``expected``'s, when the
+    cost model of ``imgx plan`` knows the run (:mod:`imgx.costs`), else unknown. The ETA counts down between results.
 
     :param total: catalog items the run goes through (skipped ones included).
-    :param window: seconds of results the rate is measured over.
+    :param window: seconds of results the rate is measured over (at least ``workers + 1`` results are kept).
     :param clock: seconds, monotonic (a fake one in tests).
+    :param workers: processes (or actors) that deliver results.
+    :param expected: the run's expected seconds from start to end (the cost model's wall time), or ``None``.
     """
 
-    def __init__(self, total: int, *, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        total: int,
+        *,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        workers: int = 1,
+        expected: float | None = None,
+    ) -> None:
         self.total = total
         self.window = window
         self.clock = clock
+        self.workers = max(1, workers)
+        self.expected = expected if expected and expected > 0 else None
+        self.started = clock()
         self.processed = 0
         self.skipped = 0
         self.failed = 0
@@ -77,22 +94,33 @@ class Throughput:
             return
         now = self.clock()
         self.processed += processed
+        # the first result opens the window: its images were started at a time we do not know, so they mark the
+        # window's start, not work done in it
         if len(self._points) == 1 and self._points[0][0] == now:
             self._points[0] = (now, self.processed)  # another worker's result at the same moment: also the start
             return
-        # the first result opens the window: its images were started at a time we do not know, so they mark the
-        # window's start, not work done in it
         self._points.append((now, self.processed))
-        while len(self._points) > 2 and self._points[1][0] <= now - self.window:
-            self._points.popleft()
+        while len(self._points) > self.workers + 1 and self._points[self.workers][0] <= now - self.window:
+            for _ in range(self.workers):  # whole rounds, so the first point stays at the same place of a round
+                self._points.popleft()
+
+    @property
+    def measured(self) -> bool:
+        """Whether the rate is measured (``workers + 1`` results), not the cost model's."""
+        return len(self._points) > self.workers
 
     @property
     def rate(self) -> float | None:
-        """Processed images per second, or ``None`` before two results."""
-        if len(self._points) < 2:
-            return None
-        (t0, n0), (t1, n1) = self._points[0], self._points[-1]
-        return (n1 - n0) / (t1 - t0) if t1 > t0 else None
+        """Processed images per second: measured once ``workers + 1`` results came, before that the cost model's
+        (``expected``), else ``None``."""
+        last = len(self._points) - 1
+        if last >= self.workers:
+            (t0, n0), (t1, n1) = self._points[last % self.workers], self._points[last]
+            if t1 > t0:
+                return (n1 - n0) / (t1 - t0)
+        if self.expected is not None:
+            return self.total / self.expected
+        return None
 
     @property
     def eta(self) -> float | None:
@@ -103,14 +131,19 @@ class Throughput:
         rate = self.rate
         if not rate:
             return None
-        return max(0.0, left / rate - (self.clock() - self._points[-1][0]))
+        since = self._points[-1][0] if self._points else self.started
+        return max(0.0, left / rate - (self.clock() - since))
 
     def line(self) -> str:
         """``40/200 images (20%), 3.2 images/s, ETA 50s, 1 failed, 10 skipped``: one plain progress line."""
         percent = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         rate = self.rate
         text = f"{self.done:,}/{self.total:,} images{percent}, "
-        text += f"{rate:,.2f} images/s, ETA {format_duration(self.eta)}" if rate else "rate and ETA after two results"
+        text += (
+            f"{rate:,.2f} images/s, ETA {format_duration(self.eta)}"
+            if rate
+            else f"rate and ETA after {self.workers + 1} results"
+        )
         text += f", {self.failed:,} failed"
         if self.skipped:
             text += f", {self.skipped:,} skipped (done before)"
@@ -174,8 +207,10 @@ class Reporter:
     def warn(self, message: str) -> None:
         self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
-    def start(self, total: int, description: str) -> None:
-        self.meter = Throughput(total)
+    def start(self, total: int, description: str, *, workers: int = 1, expected: float | None = None) -> None:
+        """Show progress of ``total`` items done by ``workers`` processes; ``expected``: the cost model's seconds for
+        the whole run (:mod:`imgx.costs`), the ETA until the rate is measured."""
+        self.meter = Throughput(total, workers=workers, expected=expected)
         self._name = description
         if not self.enabled:
             return

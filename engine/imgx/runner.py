@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .costs import MemoryProbe, catalog_sizes, record_run
+from .costs import CatalogSizes, MemoryProbe, catalog_sizes, estimate, record_run
 from .errors import ImgxError, RecipeError
 from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
@@ -241,7 +241,8 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         )
         executor_cls = registry.get_executor(plan.settings.executor)
         executor = executor_cls(spec, ExecutorOptions(workers=workers, plugin_config=options.plugin_config), registry)
-        reporter.start(summary.items, f"{recipe_spec.name}")
+        sizes, expected = _expected_cost(plan, catalog, summary, spec)
+        reporter.start(summary.items, f"{recipe_spec.name}", workers=workers, expected=expected)
         memory = MemoryProbe()
         started = time.perf_counter()
 
@@ -258,17 +259,37 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
             compact_ledger(paths)  # still holding the run lock: no writer, no other compaction
         if any(split_output(out)[1] for out in plan.outputs):
             summary.variants_manifest = write_variants_manifest(out_dir)
-        _record_costs(plan, catalog, summary, spec, memory, reporter)
+        _record_costs(plan, sizes, summary, spec, memory, reporter)
     return summary
 
 
-def _record_costs(
-    plan: Plan, catalog: Catalog, summary: RunSummary, spec: RunSpec, memory: MemoryProbe, reporter: Reporter
-) -> None:
-    """Teach ``imgx plan`` what this run cost on this machine (:mod:`imgx.costs`). Reads at most
-    :data:`imgx.costs.SAMPLE` image headers; a cache that cannot be written costs a warning, never the run."""
+def _expected_cost(
+    plan: Plan, catalog: Catalog, summary: RunSummary, spec: RunSpec
+) -> tuple[CatalogSizes | None, float | None]:
+    """The catalog's megapixels (at most :data:`imgx.costs.SAMPLE` image headers) and the run's wall time as
+    ``imgx plan`` would estimate it from earlier runs here (:mod:`imgx.costs`): the ETA until the rate is measured.
+    Nothing known or readable: ``None``; never fails the run."""
     try:
         sizes = catalog_sizes(iter(catalog), summary.items)
+        found = estimate(plan, sizes, workers=summary.workers, device=spec.device, threads=spec.threads)
+    except (OSError, ImgxError):
+        return None, None
+    return sizes, found.wall_seconds
+
+
+def _record_costs(
+    plan: Plan,
+    sizes: CatalogSizes | None,
+    summary: RunSummary,
+    spec: RunSpec,
+    memory: MemoryProbe,
+    reporter: Reporter,
+) -> None:
+    """Teach ``imgx plan`` what this run cost on this machine (:mod:`imgx.costs`); a cache that cannot be written
+    costs a warning, never the run."""
+    if sizes is None:
+        return
+    try:
         in_process = summary.executor == "local" and summary.workers <= 1
         peak = memory.peak(in_process=in_process) if summary.executor == "local" else (None, "not measured (ray)")
         record_run(plan, summary, sizes, device=spec.device, threads=spec.threads, peak=peak)
