@@ -237,7 +237,7 @@ def _print_estimate(plan, registry, catalog, *, workers: int, device: str, calib
     table.add_row("(other)", "read, decode, encode, write, start-up", other, escape(found.other_source))
     out_console.print(table)
     if found.wall_seconds is not None:
-        wall = f"{format_duration(found.wall_seconds)} ({found.wall_seconds:,.0f} s)"
+        wall = f"{format_duration(found.wall_seconds)} ({found.wall_seconds:,.1f} s)"
     else:
         known = sum(n.seconds for n in found.nodes if n.seconds is not None)
         wall = "unknown" + (
