@@ -92,7 +92,7 @@ def matte(image: np.ndarray, mask: np.ndarray, mode: str, band: int = 6, side: i
     pixels = image[y0:y1, x0:x1].astype(np.float64) / 255.0
     small_tri = tri[y0:y1, x0:x1]
     if scale < 1.0:
-        pixels = cv2.resize(pixels, small, interpolation=cv2.INTER_AREA)
+        pixels = np.clip(cv2.resize(pixels, small, interpolation=cv2.INTER_AREA), 0.0, 1.0)  # area sums round up
         small_tri = cv2.resize(small_tri, small, interpolation=cv2.INTER_NEAREST)
     alpha = np.clip(_solve(pixels, small_tri, mode), 0.0, 1.0).astype(np.float32)
     if scale < 1.0:

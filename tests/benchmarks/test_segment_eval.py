@@ -3,13 +3,28 @@ regression fails."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from _support import default_registry
 from imgx import Item, StageContext
 from imgx_segment import SegmentProduct, SegmentProductParams
-from segment_eval import BACKGROUNDS, OBJECTS, boundary_f, build_testset, iou, score, spearman
+from segment_eval import (
+    BACKGROUNDS,
+    CATEGORIES,
+    OBJECTS,
+    alpha_error,
+    boundary_f,
+    build_quality_set,
+    build_testset,
+    edge_band,
+    halo,
+    iou,
+    quality,
+    score,
+    spearman,
+)
 
 # Measured with the default parameters on build_testset(seed=0, n=16) (256 px long side), onnxruntime backend:
 # mean IoU 0.980, worst 0.941; mean boundary F (2 px) 0.967, worst 0.736. Held with a small margin (the worst
@@ -106,3 +121,90 @@ def test_the_command_scores_an_option_with_its_time_and_confidence(capsys: pytes
     assert printed["parameters"]["tta"] == "flip" and printed["parameters"]["refine_radius"] == 2
     assert printed["ms_per_image"] > 0 and -1.0 <= printed["confidence_spearman"] <= 1.0
     assert 0.0 <= printed["iou_min"] <= printed["iou_mean"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def hard_set():
+    """Two composites of every category (the first 12 of the benchmark's 72)."""
+    return build_quality_set(seed=0, per_category=2)
+
+
+def test_the_quality_set_covers_its_categories_with_true_mattes(hard_set) -> None:
+    assert [item.category for item in hard_set] == list(CATEGORIES) * 2
+    again = build_quality_set(seed=0, per_category=1)
+    assert all(np.array_equal(a.image, b.image) and a.name == b.name for a, b in zip(again, hard_set, strict=False))
+    for item in hard_set:
+        assert item.image.shape[:2] == item.alpha.shape == item.shape.shape, item.name
+        assert item.foreground.dtype == np.float32 and (item.foreground <= item.alpha[:, :, None] / 255 + 1 / 255).all()
+        assert 0.005 < (item.shape >= 128).mean() < 0.7, item.name
+        assert item.name.split("-")[1] == item.category
+    by = {c: [i for i in hard_set if i.category == c] for c in CATEGORIES}
+    for glass in by["glass"]:  # the background shows through: alpha 0.2..0.5 inside, ~1 at the rim
+        inside = cv2.erode((glass.shape >= 128).astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
+        assert 0.2 * 255 - 1 <= np.median(glass.alpha[inside]) <= 0.5 * 255 + 1, glass.name
+        # the rim (thinned by the downscale) is far more opaque than the body; the silhouette is the product
+        assert (
+            glass.alpha.max() > np.median(glass.alpha[inside]) + 60
+            and (glass.shape >= 128).sum() > 2 * (glass.alpha >= 128).sum()
+        )
+    for thin in by["thin"]:  # parts a 5 x 5 opening removes: 1..4 px straps, handles, cables, strokes
+        hard = (thin.alpha >= 128).astype(np.uint8)
+        opened = cv2.morphologyEx(hard, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+        assert (hard > opened).sum() > 60, thin.name
+    for soft in by["soft"]:  # many soft pixels per pixel of hard boundary (an anti-aliased silhouette has ~1.2)
+        hard = (soft.alpha >= 128).astype(np.uint8)
+        boundary = (hard - cv2.erode(hard, np.ones((3, 3), np.uint8))).sum()
+        assert ((soft.alpha > 0) & (soft.alpha < 255)).sum() > 1.5 * boundary, soft.name
+    for white in by["white"]:  # a whitened product on near-white: both light
+        assert np.median(white.image[white.alpha == 255]) > 200 and np.median(white.image[white.alpha == 0]) > 225
+    with pytest.raises(ValueError, match="at least 1"):
+        build_quality_set(0, 0)
+
+
+def test_alpha_error_band_and_halo_on_known_cases(hard_set) -> None:
+    a = np.zeros((20, 20), np.uint8)
+    a[5:15, 5:15] = 255
+    assert alpha_error(a, a) == 0.0 and alpha_error(np.zeros_like(a), a) == pytest.approx(0.25)
+    band = edge_band(a, 1)
+    assert band[5, 10] and band[4, 10] and not band[10, 10] and not band[0, 0]
+    assert alpha_error(np.zeros_like(a), a, band) == pytest.approx(a[band].mean() / 255)
+    item = hard_set[0]  # the real gift box's matte on a white studio background
+    alpha = item.alpha
+    straight = np.clip(item.foreground / np.maximum(alpha[:, :, None] / 255.0, 1e-6), 0, 1)
+    perfect = (straight * 255 + 0.5).astype(np.uint8)
+    assert halo(perfect, alpha, item) < 0.5  # the true object: no halo
+    assert halo(item.image, alpha, item) > 1.0  # the composite's edge pixels still hold the old background
+    from imgx_segment import CutoutParams, cutout_array
+
+    cleaned = halo(*cutout_array(item.image, alpha, CutoutParams()), item)
+    raw = halo(*cutout_array(item.image, alpha, CutoutParams(decontaminate=False)), item)
+    assert cleaned < raw  # segment.cutout's decontamination removes some of it
+
+
+# Measured with the default parameters on build_quality_set(seed=0, per_category=2) (the first 12 of the
+# benchmark's 72), onnxruntime: see benchmarks/results/segment-quality-vm-20261205b.json. Held per category.
+HARD_IOU = {"studio": 0.93, "busy": 0.93, "white": 0.90, "glass": 0.90, "thin": 0.90, "soft": 0.60}
+
+
+def test_the_model_holds_its_measured_quality_per_category(hard_set) -> None:
+    stage = SegmentProduct(
+        SegmentProductParams(), StageContext(backend="onnxruntime", batch_size=8, registry=default_registry())
+    )
+    out = stage([Item(item.name, "testset", item.image) for item in hard_set])
+    for category, floor in HARD_IOU.items():
+        got = [iou(o.alpha, i.shape) for o, i in zip(out, hard_set, strict=True) if i.category == category]
+        assert min(got) >= floor - MARGIN, (category, got)
+
+
+def test_quality_scores_options_per_category(hard_set) -> None:
+    small = [item for item in hard_set[:6]]
+    result = quality(small, options=(("plain", "none", {}), ("islands", "none", {"min_island": 0.05})))
+    assert [row["option"] for row in result["options"]] == ["plain", "islands"]
+    row = result["options"][0]
+    assert set(row["per_category"]) == set(CATEGORIES) and row["per_category"]["glass"]["n"] == 1
+    assert 0 <= row["iou_min"] <= row["iou_mean"] <= 1 and 0 <= row["alpha_mae_band_mean"] <= 1
+    assert row["ms_per_image"] > 0 and row["halo_mean"] > 0 and len(row["per_item"]) == 6
+    assert (
+        result["cutout_with_true_alpha"]["all"]["halo"]
+        < result["cutout_with_true_alpha"]["all"]["halo_no_decontaminate"]
+    )
