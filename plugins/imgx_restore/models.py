@@ -55,10 +55,10 @@ FFDNET_COLOR = ModelSpec(
     stride=2,
     bench_sides=(256, 512),
     # eager BF16 against eager FP32, 4 bench photos at 256 px, sigma 25
-    # (benchmarks/results/precision-vm-20261205.json): mean 1.6e-3 (worst photo 1.8e-3), max 0.014; within one level
-    # of the 8-bit output (1/255), auto's BF16 bar.
+    # (benchmarks/results/precision-vm-20261205.json): mean 1.6e-3 (worst photo 1.8e-3), max 0.014; within one 8-bit
+    # level, but its BF16 speed on the CPU is not measured (Real-ESRGAN's convolutions ran slower at BF16 there), so
+    # no tolerance is declared and auto keeps FP32.
     parity={"bf16": 1.6e-3},
-    tolerance=1 / 255,
 )
 
 
@@ -88,7 +88,7 @@ ZERO_DCE = ModelSpec(
     stride=1,
     bench_sides=(256, 512),
     # eager BF16 against eager FP32, 4 bench photos at 256 px (benchmarks/results/precision-vm-20261205.json): mean
-    # 2.1e-3 (worst photo 2.3e-3), max 0.016; within one level of the 8-bit output (1/255), auto's BF16 bar.
+    # 2.1e-3 (worst photo 2.3e-3), max 0.016; within one 8-bit level, but its BF16 speed on the CPU is not measured,
+    # so no tolerance is declared and auto keeps FP32.
     parity={"bf16": 2.1e-3},
-    tolerance=1 / 255,
 )

@@ -12,8 +12,9 @@ its own size; ``torch.compile`` builds per shape (5-40 s per shape bucket and ba
 to shape buckets, and for networks with instance norm (the style network) that padding changes the output (mean
 absolute difference 0.03-0.06 for photos 25-45 % smaller than their bucket). ``execution.backend: compile`` is there
 for long runs of bucket-sized images. At BF16/FP16 on the CPU eager (any size) comes first for the same reason, then
-compile (3.8-5.0x eager FP32 at BF16 on that CPU's AVX-512 BF16; it has no AMX). The precision is settled per model
-before the backend is chosen (``execution.precision: auto``: :meth:`imgx.models.ModelSpec.precision_for`).
+compile (3.8-5.0x eager FP32 at BF16 on that CPU, whose flags then listed AMX and AVX-512 BF16; the same VM showed
+only ``avx512_bf16`` on 2026-12-05). The precision is settled per model before the backend is chosen
+(``execution.precision: auto``: :meth:`imgx.models.ModelSpec.precision_for`).
 """
 
 from __future__ import annotations

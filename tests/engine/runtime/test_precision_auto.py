@@ -42,8 +42,10 @@ def test_auto_picks_bf16_for_the_style_network_only_where_the_cpu_has_it() -> No
     assert spec.precision_for("auto", device="cuda", cpu_flags=WITH_BF16)[0] == "fp32"  # CUDA: unchanged
 
 
-def test_auto_never_picks_bf16_for_u2netp() -> None:
-    spec = default_registry().get_model("u2netp")
+@pytest.mark.parametrize("model", ["u2netp", "realesrgan_x4plus"])
+def test_auto_keeps_fp32_for_a_model_without_a_tolerance(model: str) -> None:
+    """u2netp: its mask pixels flip at BF16; Real-ESRGAN: BF16 kept parity but ran slower than FP32 on the CPU."""
+    spec = default_registry().get_model(model)
     precision, why = spec.precision_for("auto", cpu_flags=SAPPHIRE_RAPIDS)
     assert precision == "fp32" and "declares no BF16 tolerance" in why
 
@@ -52,7 +54,7 @@ def test_every_declared_tolerance_covers_its_measured_parity() -> None:
     """A model that declares a tolerance has a measured BF16 parity within it (else auto would silently stay at
     FP32 for it, or, worse, the record would be missing)."""
     declared = [e.obj for e in default_registry().models.values() if e.obj.tolerance is not None]
-    assert {spec.name for spec in declared} >= {"multistyle26", "realesrgan_x4plus"}
+    assert {spec.name for spec in declared} >= {"multistyle26"}
     for spec in declared:
         assert "bf16" in spec.precisions and spec.parity["bf16"] <= spec.tolerance, spec.name
 
