@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from ..registry import Registry
     from .factory import BackendChoice
 
-__all__ = ["ModelStage"]
+__all__ = ["CPU_CALL_PIXELS", "ModelStage"]
+
+CPU_CALL_PIXELS = 256 * 256  # on the CPU, inputs of this many pixels or more run one per backend call
 
 
 def run_device(context: StageContext) -> str:
@@ -161,6 +163,21 @@ class ModelStage(Stage):
         """Whether this stage's backend builds per shape (so inputs are padded to shape buckets)."""
         return not type(self.backend).dynamic_shapes
 
+    def call_batch(self, H: int, W: int) -> int:
+        """How many ``(H, W)`` inputs go to the backend in one call: the context's ``batch_size``, except on the CPU,
+        where a call holds at most :data:`CPU_CALL_PIXELS` pixels (at least one image).
+
+        On a CPU a convolution network is memory-bound at catalog sizes: a batch multiplies every activation (128 MB
+        per 32-channel layer of one 1024 px image) without using the cores any better, so each image costs more in a
+        batch (``imgx bench`` of multistyle26 at 1024 px on the 2-core VM: ONNX Runtime 2.73 img/s at batch 1, 2.55 at
+        batch 4; eager 1.74 and 1.31; compile 3.41 and 2.73). Each image is computed alone either way (instance norm
+        is per image), so the pixels do not change. Small images still share a call, where per-call overhead counts.
+        """
+        size = max(1, self.context.batch_size)
+        if self.backend.options.device != "cpu":
+            return size
+        return max(1, min(size, CPU_CALL_PIXELS // max(1, H * W)))
+
     def infer_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run the network on images of any sizes.
 
@@ -169,10 +186,11 @@ class ModelStage(Stage):
         :return: per image, the ``(h * r, w * r, C_out)`` float32 output, ``r`` the network's output/input size ratio.
 
         Images are grouped by padded shape, reflect-padded to it (bottom and right), stacked into batches of at most
-        the context's ``batch_size`` as ``(B, C, H, W)`` float32 tensors, run by the backend, and cropped back. The
-        padded shape is the image's shape bucket on backends that build per shape (``compile``, ``tensorrt``), and
-        its own size rounded up to the stride on backends with dynamic shapes (``eager``, ``onnxruntime``): a
-        network with instance norm sees the padding in its statistics, so no more is added than a build needs.
+        :meth:`call_batch` images (the context's ``batch_size``; on the CPU, one image of 256 x 256 or more) as
+        ``(B, C, H, W)`` float32 tensors, run by the backend, and cropped back. The padded shape is the image's shape
+        bucket on backends that build per shape (``compile``, ``tensorrt``), and its own size rounded up to the stride
+        on backends with dynamic shapes (``eager``, ``onnxruntime``): a network with instance norm sees the padding in
+        its statistics, so no more is added than a build needs.
         """
         import numpy as np
         import torch
@@ -189,8 +207,8 @@ class ModelStage(Stage):
             key = self.padded_shape(self.spec, image.shape[0], image.shape[1], buckets=buckets)
             groups.setdefault(key, []).append(index)
         results: list[Any] = [None] * len(images)
-        size = max(1, self.context.batch_size)
         for (H, W), indices in groups.items():
+            size = self.call_batch(H, W)
             for start in range(0, len(indices), size):
                 chunk = indices[start : start + size]
                 batch = torch.stack(
