@@ -1,7 +1,7 @@
 """BF16 on the CPU: how far each model's output moves from eager FP32 on real photos, and what BF16 buys in speed.
 
 Two parts, one JSON (``--out``, default ``results/precision-<host>-<date>.json``) with the machine description (its
-``cpu_native_bf16`` says which BF16 instructions the CPU has):
+``cpu_bf16_flags`` lists the CPU's BF16/AMX flags):
 
 - ``parity``: every registered model with a PyTorch module, eager FP32 against eager BF16 (and FP16 with
   ``--precisions``) on ``--photos`` of ``imgx bench``'s real photos at the model's first bench side, one photo at a

@@ -26,10 +26,12 @@ __all__ = [
     "package_version",
 ]
 
-# CPU flags (as /proc/cpuinfo names them) of instructions that compute in BF16: AVX-512 BF16 (dot products of BF16
-# pairs into FP32, Cooper Lake, Sapphire Rapids, Zen 4) and AMX BF16 tiles (Sapphire Rapids on). oneDNN runs BF16
-# convolutions on either; without them PyTorch emulates BF16 in FP32 and a BF16 run is slower than FP32.
-NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+# CPU flags (as /proc/cpuinfo names them) of instructions that make BF16 inference faster than FP32: AMX BF16 tiles
+# (Sapphire Rapids on). AVX-512 BF16 alone (dot products of BF16 pairs, Cooper Lake, Zen 4) is not enough: on the
+# 2-core VM with avx512_bf16 and no AMX (2026-12-05) the style stage at BF16 took 3.5 CPU s per 1024 px image against
+# 2.0 at FP32 through ONNX Runtime, and Real-ESRGAN's eager BF16 ran 0.90x eager FP32
+# (benchmarks/results/precision-vm-20261205.json); with AMX listed (2026-11-22) eager BF16 was 1.86x eager FP32.
+NATIVE_BF16_FLAGS = ("amx_bf16",)
 
 
 def cpu_model() -> str:
@@ -56,8 +58,8 @@ def cpu_flags() -> frozenset[str]:
 
 
 def native_bf16(flags: frozenset[str] | set[str]) -> str | None:
-    """The flag among ``flags`` that says the CPU computes BF16 natively (``amx_bf16`` before ``avx512_bf16``), or
-    ``None``. A pure function of the flag set, so a decision made on it can be checked for any CPU."""
+    """The flag among ``flags`` that says BF16 inference runs faster than FP32 on this CPU (:data:`NATIVE_BF16_FLAGS`),
+    or ``None``. A pure function of the flag set, so a decision made on it can be checked for any CPU."""
     return next((flag for flag in NATIVE_BF16_FLAGS if flag in flags), None)
 
 
@@ -105,7 +107,7 @@ def machine_info(device: str | None = None, *, packages: tuple[str, ...] = TORCH
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "cpu_native_bf16": native_bf16(cpu_flags()),
+        "cpu_bf16_flags": sorted(f for f in cpu_flags() if "bf16" in f or f.startswith("amx")),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gib": memory_gib(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,

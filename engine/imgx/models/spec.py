@@ -110,10 +110,10 @@ class ModelSpec:
     def auto_precision(self, *, device: str = "cpu", cpu_flags: frozenset[str] | None = None) -> tuple[str, str]:
         """What ``execution.precision: auto`` runs this model at on ``device``, and one line saying why.
 
-        BF16 where it is both fast and safe: on a CPU that computes BF16 natively (``avx512_bf16`` or ``amx_bf16``
-        among ``cpu_flags``, default this machine's), for a model whose measured BF16 ``parity`` is within its
-        declared ``tolerance``. Else FP32: without those instructions PyTorch emulates BF16 and runs slower than FP32,
-        and a model without a tolerance (a mask whose pixels flip) keeps its FP32 result. On CUDA ``auto`` is FP32 for
+        BF16 where it is both fast and safe: on a CPU whose BF16 is faster than FP32 (``amx_bf16`` among ``cpu_flags``,
+        default this machine's: :func:`imgx.machine.native_bf16`), for a model whose measured BF16 ``parity`` is within
+        its declared ``tolerance``. Else FP32: without AMX, BF16 measured slower than FP32 (ONNX Runtime), and a
+        model without a tolerance (a mask whose pixels flip, a slower network) keeps FP32. On CUDA ``auto`` is FP32 for
         now (ask for fp16/bf16 by name): the tolerances were measured on the CPU's BF16 kernels.
         """
         from ..machine import cpu_flags as machine_flags
@@ -123,7 +123,7 @@ class ModelSpec:
             return "fp32", f"auto: fp32 on {device} (auto picks bf16 on CPUs only; ask for fp16/bf16 by name)"
         flag = native_bf16(machine_flags() if cpu_flags is None else cpu_flags)
         if flag is None:
-            return "fp32", "auto: fp32: this CPU has no native BF16 (avx512_bf16 or amx_bf16), BF16 would be slower"
+            return "fp32", "auto: fp32: this CPU has no AMX BF16 (amx_bf16), BF16 would be slower than FP32 here"
         measured = self.parity.get("bf16")
         if "bf16" not in self.precisions or self.tolerance is None or measured is None:
             return "fp32", f"auto: fp32: {self.name} declares no BF16 tolerance (its result moves at BF16)"

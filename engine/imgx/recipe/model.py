@@ -218,7 +218,7 @@ class ExecutionSpec(_Model):
     precision: Literal["fp32", "fp16", "bf16", "auto"] = Field(
         default="fp32",
         description="Numeric precision of model stages; fp16/bf16 need a backend and device that run it. 'auto': per "
-        "model, bf16 on a CPU with native BF16 (avx512_bf16/amx_bf16) where the model's measured BF16 difference is "
+        "model, bf16 on a CPU with AMX BF16 (amx_bf16) where the model's measured BF16 difference is "
         "within its declared tolerance, else fp32 (imgx plan says which and why). Not the default: the same recipe "
         "would then give slightly different pixels on machines with and without BF16.",
     )
