@@ -170,8 +170,9 @@ class ModelStage(Stage):
         On a CPU a convolution network is memory-bound at catalog sizes: a batch multiplies every activation (128 MB
         per 32-channel layer of one 1024 px image) without using the cores any better, so each image costs more in a
         batch (``imgx bench`` of multistyle26 at 1024 px on the 2-core VM: ONNX Runtime 2.73 img/s at batch 1, 2.55 at
-        batch 4; eager 1.74 and 1.31; compile 3.41 and 2.73). Each image is computed alone either way (instance norm
-        is per image), so the pixels do not change. Small images still share a call, where per-call overhead counts.
+        batch 4; eager 1.74 and 1.31; compile 3.41 and 2.73). One per call also makes an image's pixels independent of
+        its batch neighbours (eager's convolutions round a few pixels 1 level apart per batch size; the pinned recipe
+        hashes did not move). Small images still share a call, where per-call overhead counts.
         """
         size = max(1, self.context.batch_size)
         if self.backend.options.device != "cpu":
