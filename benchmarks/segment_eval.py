@@ -6,6 +6,11 @@ A benchmark module, not part of a stage: ``segment.product`` ships without it. I
     python benchmarks/segment_eval.py --n 60 --backend onnxruntime             # today's default
     python benchmarks/segment_eval.py --n 60 --tta flip --refine-radius 2     # one option
     python benchmarks/segment_eval.py --n 60 --sweep --out benchmarks/results/segment-quality-vm-20261205.json
+    python benchmarks/segment_eval.py --quality --out benchmarks/results/segment-quality-vm-20261205b.json
+
+``--quality`` scores every option of :data:`QUALITY_OPTIONS` on :func:`build_quality_set` (72 composites in six
+categories: studio, busy, white-on-white, glass, thin parts, soft edges) for IoU, boundary F, alpha error and the
+halo of ``segment.cutout``'s cut-out, overall and per category, and prints them as Markdown tables.
 
 :func:`build_testset` composites real and synthetic cut-out objects onto varied backgrounds:
 
