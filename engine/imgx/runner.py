@@ -251,7 +251,8 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
             reporter.advance(result.items, result.failed_items)
 
         try:
-            executor.run(_batches(catalog, scan, plan, done, spec.batch_size, summary, reporter), on_result)
+            size = work_batch(spec.batch_size, summary.items, workers, spec.device)
+            executor.run(_batches(catalog, scan, plan, done, size, summary, reporter), on_result)
         finally:
             summary.seconds = time.perf_counter() - started
             reporter.stop()
@@ -309,6 +310,23 @@ def _warn_missing(catalog: Catalog, reporter: Reporter) -> None:
         reporter.warn(
             f"{len(missing):,} of the {len(catalog.only):,} SKUs --only lists are not in the catalog: {first}{more}"
         )
+
+
+BATCHES_PER_WORKER = 4  # on the CPU, a small catalog is cut so each worker gets at least this many batches
+
+
+def work_batch(batch_size: int, items: int, workers: int, device: str) -> int:
+    """Items per batch handed to a worker: ``batch_size``, or on the CPU with several workers less, so that each
+    worker gets at least :data:`BATCHES_PER_WORKER` batches.
+
+    Batches are the unit the workers share: 40 images in batches of 8 on 2 workers are 5 batches, and one worker
+    runs the fifth while the other idles (the run takes 24 images' time instead of 20). On the CPU a model stage runs
+    large images one per backend call anyway (:meth:`imgx.runtime.ModelStage.call_batch`), so a smaller work batch
+    costs nothing there; on a GPU the batch is the inference batch and is kept.
+    """
+    if workers <= 1 or device != "cpu" or items <= 0:
+        return batch_size
+    return max(1, min(batch_size, -(-items // (workers * BATCHES_PER_WORKER))))
 
 
 def _done(out_dir: Location, plan: Plan, resume: bool) -> DoneSet:
