@@ -121,8 +121,13 @@ def run_tiled(
             weight = wy[:, None, None] * wx[None, :, None]
             sums[i][y0 * scale : y1 * scale, x0 * scale : x1 * scale] += out * weight  # type: ignore[index]
             weights[i][y0 * scale : y1 * scale, x0 * scale : x1 * scale] += weight
-    blended = [total / weight for total, weight in zip(sums, weights, strict=True)]  # type: ignore[operator]
-    return [out[: h * scale, : w * scale] for out, (h, w) in zip(blended, sizes, strict=True)]
+    blended = []
+    for index, (h, w) in enumerate(sizes):  # divided in place: no second full-size float copy of every image
+        total = sums[index]
+        total /= weights[index]  # type: ignore[operator]
+        weights[index] = sums[index] = None  # type: ignore[call-overload]
+        blended.append(total[: h * scale, : w * scale])  # type: ignore[index]
+    return blended
 
 
 def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
