@@ -76,16 +76,20 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _descendants(pid: int) -> list[int]:
-    found, stack = [], _children(pid)
+def _descendants(pid: int) -> list[tuple[int, int]]:
+    """``(pid, parent pid)`` of every descendant of ``pid``."""
+    found, stack = [], [(child, pid) for child in _children(pid)]
     while stack:
-        child = stack.pop()
-        found.append(child)
-        stack += _children(child)
+        child, parent = stack.pop()
+        found.append((child, parent))
+        stack += [(grandchild, child) for grandchild in _children(child)]
     return found
 
 
-def _role(pid: int) -> str:
+def _role(pid: int, parent_role: str) -> str:
+    """A forkserver's children are workers forked from it (they keep its command line), so the parent decides."""
+    if parent_role == "forkserver":
+        return "worker"
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
@@ -124,13 +128,13 @@ def sample_run(
         if time.perf_counter() - start > timeout:
             proc.kill()
             raise TimeoutError(f"{' '.join(command)} ran past {timeout} s")
-        for pid in [proc.pid, *_descendants(proc.pid)]:
+        for pid, parent in [(proc.pid, 0), *_descendants(proc.pid)]:
             status = _status_kib(pid)
             if not status:
                 continue
             entry = procs.get(pid)
             if entry is None:
-                entry = procs[pid] = _Proc(_role(pid))
+                entry = procs[pid] = _Proc(_role(pid, procs[parent].role if parent in procs else ""))
             entry.peak_kib = max(entry.peak_kib, status["VmHWM"])
             entry.last_rss_kib = status["VmRSS"]
             entry.samples += 1

@@ -27,6 +27,13 @@ from imgx.runtime import ModelStage, run_tiled
 __all__ = ["NET_SCALE", "Upscale", "UpscaleParams", "upscale_arrays"]
 
 NET_SCALE = 4  # Real-ESRGAN x4plus enlarges 4x
+#: Tiles per network call on a CPU. Real-ESRGAN's last convolutions run at 4x the tile: 64 channels x 1024 x 1024
+#: float32 is 256 MiB per feature map for one 256 px tile, so a batch of 4 tiles (the recipe's batch_size) peaked at
+#: 7.7 GB resident in one worker of restore-lowres, 2.9 GB with one tile per call (benchmarks/bench_memory.py). A CPU
+#: gains nothing from batching tiles (each convolution already uses every core), and each tile's output is the same
+#: in a batch or alone. A GPU keeps batches: that is where they pay.
+CPU_TILES_PER_CALL = 1
+GPU_TILES_PER_CALL = 16
 
 
 class UpscaleParams(StageParams):
@@ -65,6 +72,8 @@ def upscale_arrays(
     images: Sequence[np.ndarray],
     params: UpscaleParams,
     infer: Callable[[list[np.ndarray]], list[np.ndarray]],
+    *,
+    tiles_per_call: int = GPU_TILES_PER_CALL,
 ) -> list[np.ndarray]:
     """Upscale ``(H, W, 3)`` uint8 RGB arrays by ``params.scale``: the stage's work without items or ``only_below``.
 
@@ -73,14 +82,15 @@ def upscale_arrays(
     comes out as a textured 4 x 4 patch).
 
     :param infer: runs the 4x network on ``(h, w, 3)`` float32 0..1 tiles, returning ``(4h, 4w, 3)`` float32 arrays
-        (``ModelStage.infer_images``); all tiles of all images go through it in chunks.
+        (``ModelStage.infer_images``); all tiles of all images go through it in chunks of ``tiles_per_call``.
+    :param tiles_per_call: tiles per ``infer`` call (what bounds the network's memory; the results do not depend on it).
     :return: ``(scale * H, scale * W, 3)`` uint8 RGB arrays.
     """
     if not images:
         return []
     p = params.pad
     padded = [np.pad(to_float(image), ((p, p), (p, p), (0, 0)), mode="reflect") for image in images]
-    outputs = run_tiled(padded, infer, tile=params.tile, overlap=params.overlap, scale=NET_SCALE)
+    outputs = run_tiled(padded, infer, tile=params.tile, overlap=params.overlap, scale=NET_SCALE, chunk=tiles_per_call)
     results = []
     for image, out in zip(images, outputs, strict=True):
         h, w = image.shape[:2]
@@ -121,7 +131,10 @@ class Upscale(ModelStage):
         chosen = [i for i, item in enumerate(batch) if self.params.wants(*item.image.shape[:2])]
         for i in chosen:
             self._check(batch[i])  # before any inference: a too-large item fails the batch cheaply, then alone
-        images = upscale_arrays([batch[i].image for i in chosen], self.params, self.infer_images)
+        per_call = CPU_TILES_PER_CALL if self.context.device == "cpu" else GPU_TILES_PER_CALL
+        images = upscale_arrays(
+            [batch[i].image for i in chosen], self.params, self.infer_images, tiles_per_call=per_call
+        )
         results = list(batch)
         for i, image in zip(chosen, images, strict=True):
             item = batch[i]

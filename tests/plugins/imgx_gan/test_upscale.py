@@ -162,3 +162,17 @@ def test_the_stage_plans_tiles_and_listing_it_does_not_import_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_tiles_one_per_call_give_the_pixels_of_batched_tiles(stage) -> None:
+    """A CPU runs one tile per network call (memory: a batch of 4 tiles of 256 px peaked at 7.7 GB); the pixels are
+    those of tiles batched as a GPU runs them, up to the batch-order rounding the eager backend has anyway (see
+    test_a_batch_equals_its_items_alone: 2 of 76,800 values one level apart here)."""
+    image = real_photo("astronaut", 64)[:40, :40]
+    params = UpscaleParams(pad=0, tile=24, overlap=8)  # 4 tiles
+    batched = upscale_arrays([image, image[::-1]], params, stage.infer_images, tiles_per_call=16)
+    single = upscale_arrays([image, image[::-1]], params, stage.infer_images, tiles_per_call=1)
+    for one, many in zip(single, batched, strict=True):
+        assert one.shape == many.shape == (160, 160, 3)
+        diff = np.abs(one.astype(np.int16) - many)
+        assert diff.max() <= 1 and np.count_nonzero(diff) <= 0.001 * diff.size, (diff.max(), np.count_nonzero(diff))
