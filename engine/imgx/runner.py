@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import logging
 import os
 import shutil
 import time
@@ -41,6 +42,8 @@ from .registry import PluginConfig, Registry, load_registry
 from .summary import RunSummary
 
 __all__ = ["RunOptions", "RunSummary", "prepare", "run_recipe"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,7 +276,8 @@ def _expected_cost(
     try:
         sizes = catalog_sizes(iter(catalog), summary.items)
         found = estimate(plan, sizes, workers=summary.workers, device=spec.device, threads=spec.threads)
-    except (OSError, ImgxError):
+    except Exception as exc:  # an estimate is a convenience: whatever breaks it, the run goes on without one
+        logger.debug("no cost estimate for the ETA: %s", exc)
         return None, None
     return sizes, found.wall_seconds
 

@@ -60,8 +60,8 @@ def header_size(source: str) -> tuple[int, int] | None:
         with Image.open(path) as image:
             w, h = image.size
             orientation = image.getexif().get(0x0112, 1)
-    except (OSError, UnidentifiedImageError, ValueError):
-        return None
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return None  # decoding the item will fail it with the reason; a size is only an estimate's input
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
