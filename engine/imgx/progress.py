@@ -139,11 +139,12 @@ class Throughput:
         percent = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         rate = self.rate
         text = f"{self.done:,}/{self.total:,} images{percent}, "
-        text += (
-            f"{rate:,.2f} images/s, ETA {format_duration(self.eta)}"
-            if rate
-            else f"rate and ETA after {self.workers + 1} results"
-        )
+        if rate and self.measured:
+            text += f"{rate:,.2f} images/s, ETA {format_duration(self.eta)}"
+        elif rate:  # the cost model's, until workers + 1 results come
+            text += f"~{rate:,.2f} images/s (estimated), ETA ~{format_duration(self.eta)}"
+        else:
+            text += f"rate and ETA after {self.workers + 1} results"
         text += f", {self.failed:,} failed"
         if self.skipped:
             text += f", {self.skipped:,} skipped (done before)"

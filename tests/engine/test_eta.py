@@ -114,8 +114,10 @@ def test_the_cost_model_gives_the_eta_until_the_rate_is_measured() -> None:
     clock.now += 0.1
     meter.add(processed=8)  # two results, two workers: not yet a measured rate
     assert meter.rate == 2.0 and meter.eta == pytest.approx(84 / 2.0 - 0.0)
+    assert meter.line() == "16/100 images (16%), ~2.00 images/s (estimated), ETA ~42s, 0 failed"
     clock.now += 3.9
     meter.add(processed=8)  # the first worker again, 4 s after its first result: one round measured
     assert meter.measured and meter.rate == pytest.approx(16 / 4.0)
+    assert meter.line() == "24/100 images (24%), 4.00 images/s, ETA 19s, 0 failed"
     unknown = Throughput(100, clock=clock, workers=2)
     assert unknown.eta is None and unknown.line().endswith("rate and ETA after 3 results, 0 failed")
