@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from .io.atomic import atomic_write
 from .machine import cpu_model
+from .models import imgx_home
 
 if TYPE_CHECKING:
     from .item import ItemRef
@@ -60,7 +61,6 @@ __all__ = [
     "record_run",
 ]
 
-HOME_ENV = "IMGX_HOME"
 COSTS_FILE = "costs.json"
 SAMPLE = 200  # catalog image headers read for the megapixels (spread over the catalog, then scaled)
 MAX_KEYS = 400  # node and plan entries kept (least recently measured dropped first)
@@ -70,8 +70,7 @@ _VERSION = 1
 
 def costs_path() -> Path:
     """``$IMGX_HOME/costs.json`` (``IMGX_HOME`` defaults to ``~/.cache/imgx``, where models and engines live)."""
-    home = os.environ.get(HOME_ENV) or str(Path.home() / ".cache" / "imgx")
-    return Path(home) / COSTS_FILE
+    return imgx_home() / COSTS_FILE
 
 
 def machine_id() -> str:

@@ -11,22 +11,20 @@ import functools
 import hashlib
 import importlib.metadata
 import json
-import os
 import platform
 from pathlib import Path
 
 from ..machine import cpu_model
+from ..models import imgx_home
 
-__all__ = ["IMGX_HOME_ENV", "cache_key", "device_name", "engines_dir", "library_versions"]
+__all__ = ["cache_key", "device_name", "engines_dir", "library_versions"]
 
-IMGX_HOME_ENV = "IMGX_HOME"
 LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt")
 
 
 def engines_dir() -> Path:
     """``$IMGX_HOME/engines`` (``IMGX_HOME`` defaults to ``~/.cache/imgx``): exported graphs, engines, timing caches."""
-    home = os.environ.get(IMGX_HOME_ENV) or str(Path.home() / ".cache" / "imgx")
-    return Path(home).expanduser() / "engines"
+    return imgx_home() / "engines"
 
 
 @functools.lru_cache(maxsize=1)
