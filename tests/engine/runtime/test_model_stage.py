@@ -60,9 +60,9 @@ def test_mixed_sizes_run_in_buckets_and_match_one_image_runs(tiny_model_plugin, 
         (256, 256),
         (96, 128),
     }
+    # same bucket, same call; on the CPU a call holds at most CPU_CALL_PIXELS (one 192 x 256 input, two of 96 x 128)
     assert dict(stage.shapes_seen) == {
-        (2, 3, 192, 256): 1,
-        (1, 3, 192, 256): 1,
+        (1, 3, 192, 256): 3,
         (1, 3, 256, 256): 1,
         (2, 3, 96, 128): 1,
     }
@@ -95,7 +95,7 @@ def test_dynamic_shape_backends_run_each_image_at_its_own_size(tiny_model_plugin
     assert not stage.uses_buckets
     outputs = stage.infer_images(images)
     assert dict(stage.shapes_seen) == {
-        (2, 3, 168, 252): 1,  # coffee and china
+        (1, 3, 168, 252): 2,  # coffee and china: one shape, but 168 x 252 is one CPU call's worth of pixels
         (1, 3, 240, 240): 1,
         (1, 3, 156, 232): 1,
         (1, 3, 80, 120): 1,
