@@ -179,8 +179,9 @@ def _print_model_nodes(plan, registry, catalog) -> None:
         reason = m.reason
         if plan.settings.precision == "auto" and m.model in registry.models:
             spec = registry.get_model(m.model)
-            reason = reason.removeprefix(f"{spec.precision_for('auto')[1]}; ")  # said on its own line below
-            precisions.append(f"precision of {m.node}: {spec.precision_for('auto', device=m.device)[1]}")
+            why = spec.precision_for("auto", device=m.device)[1]
+            reason = reason.removeprefix(f"{why}; ")  # said on its own line below
+            precisions.append(f"precision of {m.node}: {why}")
         table.add_row(*map(escape, (m.node, m.model, f"{m.backend} {m.precision} on {m.device}", buckets, reason)))
     out_console.print(table)
     for line in precisions:

@@ -90,7 +90,7 @@ def plan_model_nodes(
         spec: ModelSpec | None = None
         try:
             spec = registry.get_model(stage.model)
-            wanted, why = spec.precision_for(settings.precision)  # a model may keep fewer precisions than asked
+            wanted, why = spec.precision_for(settings.precision, device=device)  # a model may keep fewer precisions
         except ImgxError as exc:
             wanted, why, model_problem = settings.precision, "", str(exc)
         options = BackendOptions(device=device, precision=wanted)
