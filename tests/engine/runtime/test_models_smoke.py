@@ -55,7 +55,7 @@ def test_every_model_on_every_backend_matches_eager_fp32(
         modules[model] = load_module(spec, registry=registry)
     module = modules[model]
     # Without AMX, torch's BF16 convolutions take a slow path (a 64-channel 3x3 conv at 96 px: 1.3 s against 0.04 at
-    # FP32 on an AVX-512 BF16 Xeon), so Real-ESRGAN's 350 convolutions took most of an hour at the usual size: there a
+    # FP32 on an AVX2-only AMD EPYC), so Real-ESRGAN's 350 convolutions took most of an hour at the usual size: there a
     # reduced precision is checked on one 16 px crop, with the same bar.
     slow = precision != "fp32" and options.device == "cpu" and native_bf16(cpu_flags()) is None
     side = round_up(16 if slow else 96, max(1, spec.stride))

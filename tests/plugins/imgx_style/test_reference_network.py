@@ -19,9 +19,11 @@ import pytest
 import torch
 
 from _support import default_registry, load_photo
+from imgx.machine import cpu_flags
 
 STEP = 1 / 256  # the output's grid (its last QuantizeLinear)
 PHOTOS = ("astronaut", "coffee", "chelsea")
+VNNI = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # int8 dot products without u8s8 saturation
 STYLE_OF = {"astronaut": "coffee", "coffee": "chelsea", "chelsea": "astronaut"}  # content -> style picture
 
 
@@ -152,9 +154,19 @@ def test_every_layer_of_the_transformer_matches_onnxruntime_teacher_forced(files
 def test_style_vectors_differ_from_onnxruntime_no_more_than_onnxruntime_from_itself(vectors, name) -> None:
     v = vectors[name]
     step = 0.0198789  # the vector's grid
+    # ONNX Runtime's plain graph (no optimisation: DequantizeLinear, the float op, QuantizeLinear) is the reference
+    # everywhere: the port stays within 2 grid steps of it
+    plain = np.abs(v["port"] - v["ort_noopt"])
+    assert plain.max() <= 2 * step + 1e-6 and plain.mean() <= 0.012, (plain.max(), plain.mean())
     port, ours_off = np.abs(v["port"] - v["ort"]), np.abs(v["ort_noopt"] - v["ort"])
-    assert port.max() <= 2 * step + 1e-6 and ours_off.max() <= 2 * step + 1e-6
-    assert port.mean() <= 0.012 and (port < 1e-6).mean() >= 0.55, (port.mean(), (port < 1e-6).mean())
+    if ours_off.max() <= 2 * step + 1e-6:
+        # its fused int8 kernels agree with its plain graph (CPUs with VNNI): the port is held to them as well
+        assert port.max() <= 2 * step + 1e-6
+        assert port.mean() <= 0.012 and (port < 1e-6).mean() >= 0.55, (port.mean(), (port < 1e-6).mean())
+    else:
+        # without VNNI (an AVX2-only AMD EPYC: up to 0.48, 24 steps, off its own plain graph) ONNX Runtime's u8s8
+        # kernels saturate; that is only allowed where the CPU lacks the instructions that avoid it
+        assert not VNNI & cpu_flags(), (ours_off.max(), sorted(VNNI & cpu_flags()))
     assert port.mean() <= 1.6 * ours_off.mean() + 1e-3, (port.mean(), ours_off.mean())
     assert np.abs(v["port"]).max() > 0.5  # a real vector
 
