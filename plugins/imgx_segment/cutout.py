@@ -29,6 +29,7 @@ __all__ = ["BOX_ALPHA", "Cutout", "CutoutParams", "cutout_array", "decontaminate
 
 BOX_ALPHA = 8  # alpha at or above this counts as product for the crop box and the "no product" check
 SMALL_ALPHA = 0.25  # below this the solved foreground is blended towards the nearby opaque colour
+EDGE_TILE = 256  # decontamination solves the squares of this side that hold an edge pixel
 
 
 class CutoutParams(StageParams):
@@ -66,24 +67,53 @@ def _local_mean(image: np.ndarray, weight: np.ndarray, radius: int) -> tuple[np.
     return summed / np.maximum(total, 1e-6)[:, :, None], found
 
 
+def _solve_foreground(rgb: np.ndarray, alpha: np.ndarray, radius: int) -> np.ndarray:
+    """The decontaminated colour of every pixel of one window: ``(h, w, 3)`` uint8 RGB and ``(h, w)`` uint8 alpha ->
+    ``(h, w, 3)`` float32 (meaningful where ``0 < alpha < 255``)."""
+    image = rgb.astype(np.float32)
+    a = alpha.astype(np.float32) / 255.0
+    background, has_bg = _local_mean(image, (alpha == 0).astype(np.float32), radius)
+    product, has_fg = _local_mean(image, (alpha == 255).astype(np.float32), radius)
+    safe_a = np.maximum(a, 1.0 / 255.0)[:, :, None]
+    solved = np.clip((image - (1.0 - a[:, :, None]) * background) / safe_a, 0.0, 255.0)
+    solved = np.where(has_bg[:, :, None], solved, image)
+    blend = np.clip(a / SMALL_ALPHA, 0.0, 1.0)[:, :, None]
+    near = np.where(has_fg[:, :, None], product, solved)
+    return blend * solved + (1.0 - blend) * near
+
+
+def _edge_tiles(edge: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """``(y0, y1, x0, x1)`` of the :data:`EDGE_TILE` squares (clipped to the image) that hold an edge pixel."""
+    h, w = edge.shape
+    rows, cols = -(-h // EDGE_TILE), -(-w // EDGE_TILE)
+    padded = np.zeros((rows * EDGE_TILE, cols * EDGE_TILE), bool)
+    padded[:h, :w] = edge
+    hit = padded.reshape(rows, EDGE_TILE, cols, EDGE_TILE).any(axis=(1, 3))
+    return [
+        (ty * EDGE_TILE, min(h, (ty + 1) * EDGE_TILE), tx * EDGE_TILE, min(w, (tx + 1) * EDGE_TILE))
+        for ty, tx in zip(*np.nonzero(hit), strict=True)
+    ]
+
+
 def decontaminate_edges(image: np.ndarray, alpha: np.ndarray, radius: int = 8) -> np.ndarray:
     """Remove the old background from semi-transparent pixels: ``(H, W, 3)`` uint8 RGB and ``(H, W)`` uint8 alpha ->
-    ``(H, W, 3)`` uint8 RGB (opaque and fully transparent pixels unchanged)."""
+    ``(H, W, 3)`` uint8 RGB (opaque and fully transparent pixels unchanged).
+
+    Only the :data:`EDGE_TILE` squares that hold an edge pixel are solved, each with ``radius`` pixels of context
+    around it, so memory and time follow the length of the edge, not the image's size. The local means sum whole
+    numbers (0..255 times 0/1 weights), which float32 holds exactly, so a tile's result equals the whole image's.
+    """
     edge = (alpha > 0) & (alpha < 255)
     if not edge.any():
         return image
-    rgb = image.astype(np.float32)
-    a = alpha.astype(np.float32) / 255.0
-    background, has_bg = _local_mean(rgb, (alpha == 0).astype(np.float32), radius)
-    product, has_fg = _local_mean(rgb, (alpha == 255).astype(np.float32), radius)
-    safe_a = np.maximum(a, 1.0 / 255.0)[:, :, None]
-    solved = np.clip((rgb - (1.0 - a[:, :, None]) * background) / safe_a, 0.0, 255.0)
-    solved = np.where(has_bg[:, :, None], solved, rgb)
-    blend = np.clip(a / SMALL_ALPHA, 0.0, 1.0)[:, :, None]
-    near = np.where(has_fg[:, :, None], product, solved)
-    solved = blend * solved + (1.0 - blend) * near
+    h, w = alpha.shape
     out = image.copy()
-    out[edge] = (solved[edge] + 0.5).astype(np.uint8)
+    for y0, y1, x0, x1 in _edge_tiles(edge):
+        wy0, wy1, wx0, wx1 = max(0, y0 - radius), min(h, y1 + radius), max(0, x0 - radius), min(w, x1 + radius)
+        solved = _solve_foreground(image[wy0:wy1, wx0:wx1], alpha[wy0:wy1, wx0:wx1], radius)
+        core = solved[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0]
+        here = edge[y0:y1, x0:x1]
+        out[y0:y1, x0:x1][here] = (core[here] + 0.5).astype(np.uint8)
     return out
 
 

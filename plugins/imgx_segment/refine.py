@@ -17,6 +17,7 @@ from .matting import matte
 __all__ = ["fill_holes", "guided_edges", "keep_largest", "refine", "remove_islands", "threshold"]
 
 CORE = 0.5  # a pixel is "in the object" at or above this
+GUIDED_STRIP = 256  # the guided filter runs on strips of this many rows (plus its reach) to bound its memory
 
 
 def _check(mask: np.ndarray) -> None:
@@ -85,9 +86,16 @@ def guided_edges(mask: np.ndarray, image: np.ndarray, radius: int, eps: float) -
         raise ValueError(f"got guide {image.shape} for a mask {mask.shape}; expected the same height and width")
     if radius <= 0:
         return mask
-    guide = image.astype(np.float32) * np.float32(1.0 / 255.0)
-    out = cv2.ximgproc.guidedFilter(guide=guide, src=mask, radius=int(radius), eps=float(eps))
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    height = mask.shape[0]
+    reach = 2 * int(radius)  # an output pixel reads the guide and mask within 2 radii (means of means)
+    out = np.empty_like(mask)
+    for y0 in range(0, height, GUIDED_STRIP):
+        y1 = min(height, y0 + GUIDED_STRIP)
+        w0, w1 = max(0, y0 - reach), min(height, y1 + reach)
+        guide = image[w0:w1].astype(np.float32) * np.float32(1.0 / 255.0)
+        strip = cv2.ximgproc.guidedFilter(guide=guide, src=mask[w0:w1], radius=int(radius), eps=float(eps))
+        out[y0:y1] = strip[y0 - w0 : y1 - w0]
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def threshold(mask: np.ndarray, level: float) -> np.ndarray:

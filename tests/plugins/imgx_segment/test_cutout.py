@@ -63,3 +63,27 @@ def test_the_stage_needs_alpha_and_a_product_per_item() -> None:
     with pytest.raises(StageError, match=r"item 'empty': got an empty mask \(max alpha 7\); expected product pixels"):
         stage([empty])
     assert Cutout.needs_alpha
+
+
+def test_decontamination_by_edge_tiles_equals_the_whole_image_solve() -> None:
+    """Only the squares holding an edge pixel are solved (memory follows the edge, not the image); a real photo under
+    a soft alpha that crosses tile borders and the image's own border gives exactly what solving the whole image
+    gives, at every radius."""
+    from imgx_segment.cutout import EDGE_TILE, _solve_foreground
+
+    from _support import real_photo
+
+    image = real_photo("astronaut", 2 * EDGE_TILE + 90)
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    ring = np.hypot((yy - h * 0.55) / (h * 0.4), (xx - w * 0.45) / (w * 0.5))
+    alpha = (np.clip((1.05 - ring) * 12, 0, 1) * 255 + 0.5).astype(np.uint8)
+    alpha[:3] = np.arange(w, dtype=np.uint8)  # soft pixels on the top border too
+    edge = (alpha > 0) & (alpha < 255)
+    assert edge[EDGE_TILE - 2 : EDGE_TILE + 2].any() and not edge[h // 2, w // 2]
+    for radius in (1, 8, 40):
+        whole = image.copy()
+        whole[edge] = (_solve_foreground(image, alpha, radius)[edge] + 0.5).astype(np.uint8)
+        tiled = decontaminate_edges(image, alpha, radius)
+        assert np.array_equal(tiled, whole), (radius, int((tiled != whole).sum()))
+        assert not np.array_equal(tiled[edge], image[edge])  # the solve did change the edge
