@@ -5,9 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _support import frozen, load_rgba_pack
+from _support import frozen, load_rgba_pack, real_photo
 from imgx import Item, StageError
-from imgx_segment.cutout import BOX_ALPHA, Cutout, CutoutParams, cutout_array, decontaminate_edges, product_box
+from imgx_segment.cutout import (
+    BOX_ALPHA,
+    EDGE_TILE,
+    Cutout,
+    CutoutParams,
+    _solve_foreground,
+    cutout_array,
+    decontaminate_edges,
+    product_box,
+)
 
 
 def composite(background: tuple[int, int, int], pad: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,10 +78,6 @@ def test_decontamination_by_edge_tiles_equals_the_whole_image_solve() -> None:
     """Only the squares holding an edge pixel are solved (memory follows the edge, not the image); a real photo under
     a soft alpha that crosses tile borders and the image's own border gives exactly what solving the whole image
     gives, at every radius."""
-    from imgx_segment.cutout import EDGE_TILE, _solve_foreground
-
-    from _support import real_photo
-
     image = real_photo("astronaut", 2 * EDGE_TILE + 90)
     h, w = image.shape[:2]
     yy, xx = np.mgrid[:h, :w]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from _support import real_photo
-from imgx_segment.refine import fill_holes, guided_edges, keep_largest, refine, remove_islands, threshold
+from imgx_segment.refine import GUIDED_STRIP, fill_holes, guided_edges, keep_largest, refine, remove_islands, threshold
 
 
 def blobs() -> np.ndarray:
@@ -86,8 +86,6 @@ def test_refine_applies_the_steps_in_order() -> None:
 def test_guided_filter_in_strips_equals_the_whole_image_filter() -> None:
     """The guided filter runs on row strips plus its reach (bounded memory on 4000 px photos); on a real photo with a
     soft mask it matches one call on the whole image to float rounding, and the uint8 alpha is the same."""
-    from imgx_segment.refine import GUIDED_STRIP
-
     image = real_photo("chelsea", 3 * GUIDED_STRIP)
     h, w = image.shape[:2]
     assert h > GUIDED_STRIP
