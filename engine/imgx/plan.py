@@ -138,6 +138,19 @@ class Plan:
     def node(self, node_id: str) -> Node:
         return next(n for n in self.nodes if n.id == node_id)
 
+    def released_after(self) -> dict[str, tuple[str, ...]]:
+        """Node id -> the values (node ids, ``"source"`` for the decoded image) that no later node reads and that are
+        not written: a worker may drop an item's copies of them once that node has run."""
+        last: dict[str, str] = {}
+        for node in self.nodes:
+            for value in node.needs or ("source",):
+                last[value] = node.id
+        released: dict[str, list[str]] = {}
+        for value, node_id in last.items():
+            if value not in self.outputs:
+                released.setdefault(node_id, []).append(value)
+        return {node_id: tuple(values) for node_id, values in released.items()}
+
     def needed_nodes(self, outputs: frozenset[str] | set[str]) -> tuple[str, ...]:
         """Ids of the nodes that must run to produce ``outputs``, in plan order."""
         wanted = {node_id for out in outputs for node_id in self.lineage[out]}

@@ -98,3 +98,12 @@ def test_a_parameter_added_later_is_hashed_only_off_its_default() -> None:
 
     assert After().fingerprint() == Before().fingerprint() == {"size": 96}
     assert After(scope="background").fingerprint() == {"size": 96, "scope": "background"}
+
+
+def test_values_no_later_node_reads_are_released_after_their_last_reader() -> None:
+    plan = plan_of(VARIANTS)
+    last_base_reader = [n.id for n in plan.nodes if "base" in n.needs][-1]
+    assert plan.released_after() == {"base": ("source",), last_base_reader: ("base",)}
+    # a written node is never released, whoever reads it
+    written = plan_of(VARIANTS.replace("outputs: [square, warm, gray]", "outputs: [base, square, warm, gray]"))
+    assert written.released_after() == {"base": ("source",)}

@@ -133,6 +133,7 @@ class BatchProcessor:
                 raise ImgxError(f"stage {node.uses} (node {node.id!r}) failed to start: {describe_error(exc)}") from exc
         self.ledger = LedgerWriter(self.paths, spec.run_id, worker, compact_rows=spec.compact_rows)
         self.batched = any(node.stage.batchable for node in self.plan.nodes)
+        self.released_after = self.plan.released_after()
 
     def close(self) -> None:
         for stage in self.stages.values():
@@ -173,6 +174,9 @@ class BatchProcessor:
             ready = [s for s in states if node.id in s.needed and self._inputs_ready(s, node)]
             if ready:
                 seconds[node.id] = seconds.get(node.id, 0.0) + self._run_node(node, ready)
+            for value in self.released_after.get(node.id, ()):
+                for state in states:  # no later node reads it: a batch of 4000 px photos holds one copy per step
+                    state.values.pop(value, None)
         return seconds
 
     def finish(self, states: Sequence[ItemState]) -> tuple[list[LedgerRow], int]:

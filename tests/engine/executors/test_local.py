@@ -372,3 +372,36 @@ def test_an_output_override_writes_that_output_in_its_own_format(photo_catalog: 
     for row in rows:
         with Image.open(out / row["path"]) as image:
             assert image.format == ("JPEG" if row["output"] == "enhanced" else "WEBP")
+
+
+def test_a_worker_drops_each_intermediate_image_once_no_later_node_reads_it(photo_catalog, tmp_path) -> None:
+    """A batch of large photos holds one copy per DAG step only while a later step needs it: after the run, each
+    item keeps its written outputs only, and the outputs are the same as when every intermediate was kept."""
+    from imgx.executors.processor import BatchProcessor
+    from imgx.registry import load_registry
+
+    recipe = basic_recipe(photo_catalog, tmp_path / "out")
+    recipe["stages"].append({"id": "small", "uses": "geometry.fit", "needs": ["square"], "with": {"size": 48}})
+    recipe["outputs"] = ["enhanced", "small"]
+    _, _, plan = prepare(write_recipe(tmp_path, recipe), RunOptions())
+    processor = BatchProcessor(RunSpec(plan=plan, out_dir=tmp_path / "out", run_id="release"), "w0", load_registry())
+    try:
+        sources = sorted(photo_catalog.rglob("*.jpg"))[:3]
+        units = [WorkUnit(ItemRef(f"sku-{i}", str(path), i), plan.outputs) for i, path in enumerate(sources)]
+        states = processor.prepare(units)
+        processor.run_nodes(states, plan.nodes)
+        kept = BatchProcessor(RunSpec(plan=plan, out_dir=tmp_path / "out", run_id="keep"), "w1", load_registry())
+        kept.released_after = {}
+        try:
+            reference = kept.prepare(units)
+            kept.run_nodes(reference, plan.nodes)
+        finally:
+            kept.close()
+    finally:
+        processor.close()
+    assert len(states) == 3
+    for state, full in zip(states, reference, strict=True):
+        assert set(state.values) == {"enhanced", "small"}  # source (decoded) and square are gone
+        assert set(full.values) == {"source", "enhanced", "square", "small"}
+        for out in ("enhanced", "small"):
+            assert np.array_equal(state.values[out].image, full.values[out].image)
