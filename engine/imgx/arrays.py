@@ -13,6 +13,7 @@ them on every image costs a few attribute reads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, get_args
 
 import cv2
@@ -23,6 +24,7 @@ __all__ = [
     "Interpolation",
     "Scope",
     "apply_scope",
+    "by_row_strips",
     "check_alpha",
     "check_rgb",
     "feathered_mask",
@@ -33,6 +35,9 @@ __all__ = [
     "to_uint8",
     "working_size",
 ]
+
+#: Rows per strip of :func:`by_row_strips`: a 4000 px wide RGB strip of 256 rows is 3 MB, its float32 copies 12 MB.
+STRIP_ROWS = 256
 
 #: How :func:`resize_plane` resamples: ``auto`` is ``area`` when neither side grows and ``cubic`` otherwise.
 Interpolation = Literal["auto", "area", "linear", "cubic", "lanczos", "nearest"]
@@ -199,3 +204,39 @@ def apply_scope(
     k = keep[..., None]
     mixed = original.astype(np.float32) * k + edited.astype(np.float32) * (1.0 - k)
     return (mixed + 0.5).astype(np.uint8)
+
+
+def by_row_strips(
+    fn: Callable[..., np.ndarray], *arrays: np.ndarray, reach: int = 0, rows: int = STRIP_ROWS
+) -> np.ndarray:
+    """``fn`` applied to horizontal strips of ``arrays`` and stitched: the same result as ``fn(*arrays)`` for a
+    per-pixel or neighbourhood operation whose output pixel reads at most ``reach`` rows above and below it (and
+    whose border rule applies at the image's own top and bottom, which every strip keeps), with the full-size
+    temporaries of ``fn`` (float copies, blurs) cut to one strip's. An image of at most ``rows + 2 * reach`` rows is
+    one call.
+
+    :param arrays: arrays of one height (``(H, ...)``); ``fn`` gets their rows ``y0 - reach .. y1 + reach``
+        (clipped to the image) and returns an array of that many rows.
+    :return: ``(H, ...)``, the dtype and trailing shape of ``fn``'s results.
+    """
+    height = arrays[0].shape[0]
+    if any(a.shape[0] != height for a in arrays):
+        raise ValueError(f"got heights {[a.shape[0] for a in arrays]} for by_row_strips; expected one height")
+    if reach < 0 or rows < 1:
+        raise ValueError(f"got reach={reach}, rows={rows} for by_row_strips; expected reach >= 0 and rows >= 1")
+    if height <= rows + 2 * reach:
+        return fn(*arrays)
+    out: np.ndarray | None = None
+    for y0 in range(0, height, rows):
+        y1 = min(height, y0 + rows)
+        w0, w1 = max(0, y0 - reach), min(height, y1 + reach)
+        strip = fn(*(a[w0:w1] for a in arrays))
+        if strip.shape[0] != w1 - w0:
+            raise ValueError(
+                f"got {strip.shape[0]} rows from {fn.__name__} for a strip of {w1 - w0}; expected the same"
+            )
+        if out is None:
+            out = np.empty((height, *strip.shape[1:]), strip.dtype)
+        out[y0:y1] = strip[y0 - w0 : y1 - w0]
+    assert out is not None
+    return out

@@ -11,6 +11,8 @@ import imgx.runtime
 from _support import frozen, load_rgba_pack, real_photo
 from imgx.arrays import (
     INTERPOLATIONS,
+    STRIP_ROWS,
+    by_row_strips,
     check_alpha,
     check_rgb,
     flatten_alpha,
@@ -267,3 +269,27 @@ def test_apply_scope_keeps_the_product_or_the_scene() -> None:
     assert apply_scope(edited, rgb, None, "all", 2.0) is edited
     with pytest.raises(ValueError, match="expected a product mask"):
         apply_scope(edited, rgb, None, "background", 2.0)
+
+
+def test_row_strips_equal_one_call_for_operations_within_their_reach() -> None:
+    """A neighbourhood operation (a Gaussian blur reading 7 rows each side, a per-pixel float map) on a photo several
+    strips tall: the strips give exactly the one-call result, at the image's borders too; heights must agree."""
+    image = np.ascontiguousarray(np.rot90(real_photo("coffee", 3 * STRIP_ROWS + 17)))
+    weights = np.linspace(0.0, 1.0, image.shape[0], dtype=np.float32)[:, None].repeat(image.shape[1], 1)
+
+    def blur(rows: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(rows, (15, 15), 0)
+
+    def weigh(rows: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return rows.astype(np.float32) * w[:, :, None]
+
+    assert np.array_equal(by_row_strips(blur, image, reach=7), blur(image))
+    assert not np.array_equal(by_row_strips(blur, image, reach=2), blur(image))  # a reach too short shows
+    strips = by_row_strips(weigh, image, weights)
+    assert strips.dtype == np.float32 and np.array_equal(strips, weigh(image, weights))
+    small = image[:40]
+    assert np.array_equal(by_row_strips(blur, small, reach=7, rows=8), blur(small))
+    with pytest.raises(ValueError, match=r"got heights \[.*\] for by_row_strips; expected one height"):
+        by_row_strips(weigh, image, weights[:-1])
+    with pytest.raises(ValueError, match=r"expected the same"):
+        by_row_strips(lambda rows: rows[:-1], image)

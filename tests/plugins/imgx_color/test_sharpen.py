@@ -32,3 +32,20 @@ def test_threshold_leaves_flat_pixels(coffee) -> None:
 
 def test_amount_zero_is_identity(coffee) -> None:
     assert unsharp_mask(coffee, 0.0) is coffee
+
+
+@pytest.mark.parametrize(("amount", "radius", "threshold"), [(0.4, 1.0, 2), (2.0, 7.5, 0)])
+def test_row_strips_give_the_pixels_of_one_whole_image_pass(amount, radius, threshold) -> None:
+    """A photo taller than a few strips (as a 4000 px photo is) is sharpened strip by strip to bound memory; the pixels
+    are those of the blur, blend and threshold done on the whole image at once."""
+    from _support import real_photo
+    from imgx.arrays import STRIP_ROWS
+
+    image = np.ascontiguousarray(np.rot90(real_photo("chelsea", 4 * STRIP_ROWS)))  # portrait: 4 strips tall
+    blurred = cv2.GaussianBlur(image, (0, 0), radius)
+    whole = cv2.addWeighted(image, 1.0 + amount, blurred, -amount, 0.0)
+    if threshold:
+        flat = np.abs(image.astype(int) - blurred).max(axis=2) <= threshold
+        whole[flat] = image[flat]
+    out = unsharp_mask(image, amount, radius, threshold)
+    assert np.array_equal(out, whole) and not np.array_equal(out, image)

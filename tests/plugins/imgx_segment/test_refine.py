@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from _support import real_photo
-from imgx_segment.refine import GUIDED_STRIP, fill_holes, guided_edges, keep_largest, refine, remove_islands, threshold
+from imgx.arrays import STRIP_ROWS
+from imgx_segment.refine import fill_holes, guided_edges, keep_largest, refine, remove_islands, threshold
 
 
 def blobs() -> np.ndarray:
@@ -86,9 +87,9 @@ def test_refine_applies_the_steps_in_order() -> None:
 def test_guided_filter_in_strips_equals_the_whole_image_filter() -> None:
     """The guided filter runs on row strips plus its reach (bounded memory on 4000 px photos); on a real photo with a
     soft mask it matches one call on the whole image to float rounding, and the uint8 alpha is the same."""
-    image = real_photo("chelsea", 3 * GUIDED_STRIP)
+    image = real_photo("chelsea", 3 * STRIP_ROWS)
     h, w = image.shape[:2]
-    assert h > GUIDED_STRIP
+    assert h > STRIP_ROWS + 2 * 16
     small = cv2.GaussianBlur(np.random.default_rng(3).random((24, 32)).astype(np.float32), (0, 0), 3)
     small = (small - small.min()) / (small.max() - small.min())
     mask = np.clip(cv2.resize((small - 0.5) * 4 + 0.5, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
