@@ -45,6 +45,7 @@ import numpy as np
 
 import imgx
 from imgx.models import ModelSpec, WeightFile
+from imgx.runtime import onnx_run_options
 
 __all__ = [
     "BOX_THRESH",
@@ -205,7 +206,8 @@ class TextDetector:
         """The network's ``(h, w)`` float32 text probability for ``image`` at the network's input size."""
         session = self._load()
         name = session.get_inputs()[0].name
-        return np.asarray(session.run(None, {name: detector_input(image, self.max_side)})[0], np.float32)[0, 0]
+        inputs = {name: detector_input(image, self.max_side)}
+        return np.asarray(session.run(None, inputs, onnx_run_options())[0], np.float32)[0, 0]
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return boxes_from_probability(self.probability(image), image.shape[:2])

@@ -38,6 +38,7 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from imgx import Item, Stage, StageError, StageParams, recipe_path
+from imgx.runtime import onnx_run_options
 
 from .preprocess import network_input
 from .product import LOW_CONFIDENCE, SegmentProductParams, mask_from_prediction
@@ -192,7 +193,7 @@ class SegmentOnnx(Stage):
         out = []
         for view in views:  # one image a run: exported networks often have a fixed batch of 1
             chw = np.ascontiguousarray(view.transpose(2, 0, 1))[None]
-            pred = np.asarray(session.run(None, {graph_input.name: chw})[index], np.float32)
+            pred = np.asarray(session.run(None, {graph_input.name: chw}, onnx_run_options())[index], np.float32)
             pred = pred.reshape(-1, *pred.shape[-2:])[0]
             if self.params.setting("sigmoid"):
                 pred = 1.0 / (1.0 + np.exp(-pred))

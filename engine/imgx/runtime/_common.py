@@ -7,7 +7,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError
 from ..io.atomic import atomic_path
@@ -147,3 +147,17 @@ def onnx_path(module: torch.nn.Module, options_model_key: str, cache_dir: Path |
 def cpu_threads() -> int:
     """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def onnx_run_options() -> Any:
+    """``onnxruntime.RunOptions`` for a CPU session that gives its arena back after each run.
+
+    The CPU arena otherwise keeps its high-water mark for the session's life, grown in powers of two: Real-ESRGAN on
+    a 256 px tile held 1.9 GB resident, 1.2 GB with the arena shrunk after each run; a 3 MB network at 1024 px 542 ->
+    321 MiB, U2-Netp at 320 px 418 -> 318 MiB, at the same speed within noise (2-vCPU AMD EPYC, 2 threads).
+    """
+    import onnxruntime
+
+    options = onnxruntime.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
