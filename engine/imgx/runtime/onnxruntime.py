@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._common import onnx_run_options
 from .base import Backend, BackendOptions
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ class OnnxRuntimeBackend(Backend):
         super().__init__(module, options)
         self.session: Any = None
         self.onnx_file: Path | None = None
-        self.run_options: Any = None
         self.exported = False  # whether this instance exported the graph (False: loaded from the cache)
 
     @classmethod
@@ -65,7 +65,7 @@ class OnnxRuntimeBackend(Backend):
             return self.session
         import onnxruntime
 
-        from ._common import ExportCounter, cpu_threads, export_onnx, onnx_path, onnx_run_options
+        from ._common import ExportCounter, cpu_threads, export_onnx, onnx_path
 
         path = onnx_path(self.module, self.options.model_key, self.options.cache_dir, channels)
         before = ExportCounter.count
@@ -83,7 +83,6 @@ class OnnxRuntimeBackend(Backend):
             index = torch.device(self.options.device).index or 0
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
         self.session = onnxruntime.InferenceSession(str(path), so, providers=providers)
-        self.run_options = onnx_run_options()
         return self.session
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,7 +91,7 @@ class OnnxRuntimeBackend(Backend):
 
         session = self._session(int(x.shape[1]))
         batch = np.ascontiguousarray(x.detach().to(device="cpu", dtype=torch.float32).numpy())
-        (out,) = session.run(["y"], {"x": batch}, self.run_options)
+        (out,) = session.run(["y"], {"x": batch}, onnx_run_options())
         return torch.from_numpy(out).to(x.device)
 
     def close(self) -> None:
