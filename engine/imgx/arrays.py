@@ -207,7 +207,7 @@ def apply_scope(
 
 
 def by_row_strips(
-    fn: Callable[..., np.ndarray], *arrays: np.ndarray, reach: int = 0, rows: int = STRIP_ROWS
+    fn: Callable[..., np.ndarray], *arrays: np.ndarray, reach: int = 0, rows: int = STRIP_ROWS, scale: int = 1
 ) -> np.ndarray:
     """``fn`` applied to horizontal strips of ``arrays`` and stitched: the same result as ``fn(*arrays)`` for a
     per-pixel or neighbourhood operation whose output pixel reads at most ``reach`` rows above and below it (and
@@ -216,14 +216,19 @@ def by_row_strips(
     one call.
 
     :param arrays: arrays of one height (``(H, ...)``); ``fn`` gets their rows ``y0 - reach .. y1 + reach``
-        (clipped to the image) and returns an array of that many rows.
-    :return: ``(H, ...)``, the dtype and trailing shape of ``fn``'s results.
+        (clipped to the image) and returns an array of ``scale`` times that many rows.
+    :param reach: in rows of ``arrays``.
+    :param scale: output rows per input row (an upsampler's factor; 1 for an operation that keeps the size).
+    :return: ``(scale * H, ...)``, the dtype and trailing shape of ``fn``'s results.
     """
     height = arrays[0].shape[0]
     if any(a.shape[0] != height for a in arrays):
         raise ValueError(f"got heights {[a.shape[0] for a in arrays]} for by_row_strips; expected one height")
-    if reach < 0 or rows < 1:
-        raise ValueError(f"got reach={reach}, rows={rows} for by_row_strips; expected reach >= 0 and rows >= 1")
+    if reach < 0 or rows < 1 or scale < 1:
+        raise ValueError(
+            f"got reach={reach}, rows={rows}, scale={scale} for by_row_strips; expected reach >= 0, rows >= 1 and "
+            "scale >= 1"
+        )
     if height <= rows + 2 * reach:
         return fn(*arrays)
     out: np.ndarray | None = None
@@ -231,12 +236,12 @@ def by_row_strips(
         y1 = min(height, y0 + rows)
         w0, w1 = max(0, y0 - reach), min(height, y1 + reach)
         strip = fn(*(a[w0:w1] for a in arrays))
-        if strip.shape[0] != w1 - w0:
+        if strip.shape[0] != scale * (w1 - w0):
             raise ValueError(
-                f"got {strip.shape[0]} rows from {fn.__name__} for a strip of {w1 - w0}; expected the same"
+                f"got {strip.shape[0]} rows from {fn.__name__} for a strip of {w1 - w0}; expected {scale * (w1 - w0)}"
             )
         if out is None:
-            out = np.empty((height, *strip.shape[1:]), strip.dtype)
-        out[y0:y1] = strip[y0 - w0 : y1 - w0]
+            out = np.empty((scale * height, *strip.shape[1:]), strip.dtype)
+        out[scale * y0 : scale * y1] = strip[scale * (y0 - w0) : scale * (y1 - w0)]
     assert out is not None
     return out

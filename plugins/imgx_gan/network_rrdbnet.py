@@ -23,9 +23,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["RESIDUAL", "RRDB", "SLOPE", "RRDBNet", "ResidualDenseBlock"]
+__all__ = [
+    "RESIDUAL",
+    "RRDB",
+    "SLOPE",
+    "UPSAMPLER_REACH",
+    "RRDBFeatures",
+    "RRDBNet",
+    "RRDBUpsampler",
+    "ResidualDenseBlock",
+]
 
 SLOPE = 0.2  # LeakyReLU negative slope
+#: Rows of features above and below that one row of the upsampler's output depends on: its four 3x3 convs read 1 px
+#: each, two at 4x and one at 2x resolution after a nearest 2x upsampling, less than 2 feature rows in all.
+UPSAMPLER_REACH = 2
 RESIDUAL = 0.2  # residual scaling of RDB and RRDB outputs
 
 
@@ -84,9 +96,39 @@ class RRDBNet(nn.Module):
         self.conv_hr = _conv(feat, feat)
         self.conv_last = _conv(feat, out_ch)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The trunk at input resolution: ``(B, 3, H, W)`` -> ``(B, 64, H, W)`` features (most of the work)."""
         feat = self.conv_first(x)
-        feat = feat + self.conv_body(self.body(feat))
+        return feat + self.conv_body(self.body(feat))
+
+    def upsample(self, feat: torch.Tensor) -> torch.Tensor:
+        """The tail: ``(B, 64, H, W)`` features -> ``(B, 3, 4H, 4W)``. Little work, but its feature maps are 16x the
+        input's area (256 MiB each for one 256 px input): rows of it can run apart (see :data:`UPSAMPLER_REACH`)."""
         feat = F.leaky_relu(self.conv_up1(F.interpolate(feat, scale_factor=2.0, mode="nearest")), SLOPE)
         feat = F.leaky_relu(self.conv_up2(F.interpolate(feat, scale_factor=2.0, mode="nearest")), SLOPE)
         return self.conv_last(F.leaky_relu(self.conv_hr(feat), SLOPE))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.features(x))
+
+
+class RRDBFeatures(nn.Module):
+    """:meth:`RRDBNet.features` of a loaded net as a module of its own (sharing its parameters), for a backend."""
+
+    def __init__(self, net: RRDBNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.features(x)
+
+
+class RRDBUpsampler(nn.Module):
+    """:meth:`RRDBNet.upsample` of a loaded net as a module of its own (sharing its parameters), for a backend."""
+
+    def __init__(self, net: RRDBNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.net.upsample(feat)

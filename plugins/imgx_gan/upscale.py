@@ -8,31 +8,40 @@ down (Lanczos, or ``area`` averaging). The alpha matte is resized with the image
 How: each image is mirror-padded by ``pad`` px (Real-ESRGAN's own ``pre_pad``, so borders upscale like the interior)
 and runs in overlapping tiles of ``tile`` input pixels blended back with linear feathering
 (:func:`imgx.runtime.run_tiled`): the network's memory is bounded by the tile for any image size, and every tile has
-one shape (one engine on backends that build per shape). What grows with the image is the blended float32 output
-(16 bytes per output pixel), which ``max_output_megapixels`` bounds: a larger item fails alone, before any inference.
+one shape (one engine on backends that build per shape). The network runs in two parts: its trunk on the whole tile,
+then (on a CPU) its 4x upsampler on strips of :data:`UPSAMPLER_ROWS` feature rows with the rows their convolutions
+read (:func:`imgx.arrays.by_row_strips`), the same pixels as one call. What grows with the image is the blended
+float32 output (16 bytes per output pixel), which ``max_output_megapixels`` bounds: a larger item fails alone, before
+any inference.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from imgx import Item, StageError, StageParams
-from imgx.arrays import resize_plane, to_float, to_uint8
+from imgx.arrays import by_row_strips, resize_plane, to_float, to_uint8
 from imgx.runtime import ModelStage, run_tiled
 
-__all__ = ["NET_SCALE", "Upscale", "UpscaleParams", "upscale_arrays"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["NET_SCALE", "UPSAMPLER_ROWS", "Upscale", "UpscaleParams", "upscale_arrays"]
 
 NET_SCALE = 4  # Real-ESRGAN x4plus enlarges 4x
-#: Tiles per network call on a CPU. Real-ESRGAN's last convolutions run at 4x the tile: 64 channels x 1024 x 1024
-#: float32 is 256 MiB per feature map for one 256 px tile, so a batch of 4 tiles (the recipe's batch_size) peaked at
-#: 7.7 GB resident in one worker of restore-lowres, 2.9 GB with one tile per call (benchmarks/bench_memory.py). A CPU
-#: gains nothing from batching tiles (each convolution already uses every core), and each tile's output is the same
-#: in a batch or alone. A GPU keeps batches: that is where they pay.
+#: Tiles per network call on a CPU. A CPU gains nothing from batching tiles (each convolution already uses every core),
+#: and each tile's output is the same in a batch or alone; a batch of 4 tiles of 256 px peaked at 7.7 GB resident in
+#: one worker of restore-lowres when the upsampler still ran on whole tiles. A GPU keeps batches: that is where they
+#: pay.
 CPU_TILES_PER_CALL = 1
+#: Feature rows per call of the upsampler on a CPU. Its last three convolutions run at 4x the tile on 64 channels:
+#: 256 MiB per feature map for a whole 256 px tile (ONNX Runtime peaked 1.1 GB above the process's size for one tile),
+#: 32 MiB for 32 rows (0.28 GB: 2-vCPU AMD EPYC, one tile of astronaut, identical output, 8 % less time).
+UPSAMPLER_ROWS = 32
 GPU_TILES_PER_CALL = 16
 
 
@@ -82,7 +91,7 @@ def upscale_arrays(
     comes out as a textured 4 x 4 patch).
 
     :param infer: runs the 4x network on ``(h, w, 3)`` float32 0..1 tiles, returning ``(4h, 4w, 3)`` float32 arrays
-        (``ModelStage.infer_images``); all tiles of all images go through it in chunks of ``tiles_per_call``.
+        (:meth:`Upscale.infer_tiles`); all tiles of all images go through it in chunks of ``tiles_per_call``.
     :param tiles_per_call: tiles per ``infer`` call (what bounds the network's memory; the results do not depend on it).
     :return: ``(scale * H, scale * W, 3)`` uint8 RGB arrays.
     """
@@ -111,6 +120,43 @@ class Upscale(ModelStage):
     multiple: ClassVar[int] = 1
     params: UpscaleParams
 
+    def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
+        """The main backend runs the trunk (features at input resolution); the upsampler is a part of its own."""
+        from .network_rrdbnet import RRDBFeatures
+
+        return RRDBFeatures(base)  # type: ignore[arg-type]
+
+    def model_key_extra(self) -> str:
+        return "features"  # not the whole network's cached graph
+
+    def build_parts(self, base: torch.nn.Module) -> dict[str, torch.nn.Module]:
+        from .network_rrdbnet import RRDBUpsampler
+
+        return {"upsampler": RRDBUpsampler(base)}  # type: ignore[arg-type]
+
+    def infer_tiles(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
+        """Real-ESRGAN on ``(h, w, 3)`` float32 0..1 tiles: ``(4h, 4w, 3)`` float32 each. The trunk runs through
+        :meth:`infer_images`; the upsampler on strips of :data:`UPSAMPLER_ROWS` feature rows where the backend takes any
+        shape on a CPU, else on each tile whole (a GPU, or a backend that builds per shape)."""
+        from .network_rrdbnet import UPSAMPLER_REACH
+
+        strips = self.backend.options.device == "cpu" and type(self.parts["upsampler"]).dynamic_shapes
+        return [
+            by_row_strips(
+                self._upsample,
+                features,
+                reach=UPSAMPLER_REACH,
+                rows=UPSAMPLER_ROWS if strips else features.shape[0],
+                scale=NET_SCALE,
+            )
+            for features in self.infer_images(tiles)
+        ]
+
+    def _upsample(self, features: np.ndarray) -> np.ndarray:
+        """``(h, w, 64)`` float32 features -> ``(4h, 4w, 3)`` float32 through the upsampler."""
+        out = self.run_part("upsampler", features.transpose(2, 0, 1)[None])
+        return out[0].transpose(1, 2, 0)
+
     @classmethod
     def input_size(cls, params: StageParams, h: int, w: int) -> tuple[int, int]:
         """The network sees tiles of at most ``tile`` x ``tile`` input pixels of the padded image."""
@@ -133,7 +179,7 @@ class Upscale(ModelStage):
             self._check(batch[i])  # before any inference: a too-large item fails the batch cheaply, then alone
         per_call = CPU_TILES_PER_CALL if self.context.device == "cpu" else GPU_TILES_PER_CALL
         images = upscale_arrays(
-            [batch[i].image for i in chosen], self.params, self.infer_images, tiles_per_call=per_call
+            [batch[i].image for i in chosen], self.params, self.infer_tiles, tiles_per_call=per_call
         )
         results = list(batch)
         for i, image in zip(chosen, images, strict=True):

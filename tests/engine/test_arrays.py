@@ -291,5 +291,25 @@ def test_row_strips_equal_one_call_for_operations_within_their_reach() -> None:
     assert np.array_equal(by_row_strips(blur, small, reach=7, rows=8), blur(small))
     with pytest.raises(ValueError, match=r"got heights \[.*\] for by_row_strips; expected one height"):
         by_row_strips(weigh, image, weights[:-1])
-    with pytest.raises(ValueError, match=r"expected the same"):
+    with pytest.raises(ValueError, match=r"for a strip of \d+; expected \d+"):
         by_row_strips(lambda rows: rows[:-1], image)
+    with pytest.raises(ValueError, match=r"scale=0 .*expected reach >= 0, rows >= 1 and scale >= 1"):
+        by_row_strips(blur, image, scale=0)
+
+
+def test_row_strips_of_an_upsampler_equal_one_call() -> None:
+    """An operation that enlarges 3x and then reads its neighbours (nearest upsampling, then a 7-row blur at the large
+    size, so 3 input rows of reach): strips give the one-call result, and a reach too short shows."""
+    image = real_photo("astronaut", 2 * STRIP_ROWS + 29)
+
+    def enlarge_and_blur(rows: np.ndarray) -> np.ndarray:
+        large = cv2.resize(rows, (3 * rows.shape[1], 3 * rows.shape[0]), interpolation=cv2.INTER_NEAREST)
+        return cv2.GaussianBlur(large, (15, 15), 0)
+
+    whole = enlarge_and_blur(image)
+    strips = by_row_strips(enlarge_and_blur, image, reach=3, rows=40, scale=3)
+    assert strips.shape == whole.shape == (3 * image.shape[0], 3 * image.shape[1], 3)
+    assert np.array_equal(strips, whole)
+    assert not np.array_equal(by_row_strips(enlarge_and_blur, image, reach=1, rows=40, scale=3), whole)
+    with pytest.raises(ValueError, match=r"expected \d+"):
+        by_row_strips(enlarge_and_blur, image, reach=3, rows=40)  # the scale not said

@@ -10,6 +10,7 @@ only converts colours, alpha and sizes around it.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import warnings
 from collections.abc import Iterable, Sequence
@@ -96,6 +97,13 @@ class ModelStage(Stage):
         if self.choice.fell_back and precision != "fp32":
             warnings.warn(f"{self.name}: {self.choice.reason}", RuntimeWarning, stacklevel=2)
         self.backend.load()
+        self.parts: dict[str, Backend] = {}
+        for part, module in self.build_parts(base).items():  # same backend and options, a key of their own
+            key = hashlib.sha256(f"{model_key}:part:{part}".encode()).hexdigest()
+            self.parts[part] = create_backend(
+                self.choice.name, module.eval(), dataclasses.replace(self.choice.options, model_key=key), registry
+            )
+            self.parts[part].load()
         self.shapes_seen: collections.Counter[tuple[int, ...]] = collections.Counter()
 
     # -- what subclasses override ------------------------------------------------------------------------------------
@@ -114,6 +122,13 @@ class ModelStage(Stage):
         """The single-input module the backend runs, built from the registry's reference ``base`` (bind conditioning
         such as a style vector here). Default: ``base``."""
         return base
+
+    def build_parts(self, base: torch.nn.Module) -> dict[str, torch.nn.Module]:
+        """Further modules, by name, that the stage runs itself (:meth:`run_part`), each by a backend of its own with
+        the main one's backend, device and precision: a network run in pieces, such as an upsampling tail run on row
+        strips of the trunk's features so its full-resolution feature maps are never all in memory. Default: none.
+        """
+        return {}
 
     def model_key_extra(self) -> str:
         """Text that, with the weights' hash, keys cached graphs and engines (the bound style weights).
@@ -224,7 +239,18 @@ class ModelStage(Stage):
                     results[i] = np.ascontiguousarray(kept.permute(1, 2, 0).float().cpu().numpy())
         return results
 
+    def run_part(self, part: str, x: np.ndarray) -> np.ndarray:
+        """Run the :meth:`build_parts` module ``part`` on one ``(B, C, H, W)`` float32 array as it is (no buckets,
+        padding or batching: a caller on a backend without :attr:`~imgx.runtime.Backend.dynamic_shapes` keeps to
+        few shapes); return its output as a float32 array."""
+        import numpy as np
+        import torch
+
+        backend = self.parts[part]
+        out = backend.infer(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        return out.float().cpu().numpy()
+
     def close(self) -> None:
-        backend = getattr(self, "backend", None)
-        if backend is not None:
-            backend.close()
+        for backend in [getattr(self, "backend", None), *getattr(self, "parts", {}).values()]:
+            if backend is not None:
+                backend.close()

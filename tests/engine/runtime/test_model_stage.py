@@ -143,3 +143,38 @@ def test_the_workers_share_of_the_cores_reaches_the_onnxruntime_session(
         assert stage.backend.session.get_session_options().intra_op_num_threads == threads
     finally:
         stage.close()
+
+
+class TinyStyleInParts(TinyStyle):
+    """A stage that runs its network's second half as a part of its own (as Real-ESRGAN's upsampler runs on strips):
+    the main backend runs the network, the part the same network again."""
+
+    name: ClassVar[str] = "test.tiny_style_in_parts"
+
+    def build_parts(self, base):
+        return {"again": base}
+
+
+def test_a_part_runs_by_its_own_backend_of_the_same_kind_with_its_own_cached_graph(
+    tiny_model_plugin, tiny_net, tmp_path
+) -> None:
+    context = imgx.StageContext(backend="auto", cache_dir=str(tmp_path), threads=1, registry=tiny_model_plugin)
+    stage = TinyStyleInParts(context=context)
+    try:
+        part = stage.parts["again"]
+        assert type(part) is type(stage.backend) and part.options.threads == 1 and stage.choice.name == "onnxruntime"
+        assert part.options.model_key != stage.backend.options.model_key  # one graph each, never mistaken
+        image = real_photo("chelsea", long_side=96).astype(np.float32) / 255
+        (once,) = stage.infer_images([image])
+        twice = stage.run_part("again", once.transpose(2, 0, 1)[None])
+        assert twice.shape == (1, 3, *image.shape[:2]) and twice.dtype == np.float32
+        with torch.inference_mode():
+            x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
+            direct = tiny_net(tiny_net(x)).numpy()
+        assert np.abs(twice - direct).max() < 1e-4 and np.abs(twice - once.transpose(2, 0, 1)).mean() > 0.01
+        assert len(list((tmp_path / "engines" / "onnx").glob("*.onnx"))) == 2
+        with pytest.raises(KeyError):
+            stage.run_part("missing", twice)
+    finally:
+        stage.close()
+    assert stage.backend.session is None and stage.parts["again"].session is None

@@ -47,7 +47,7 @@ def test_it_restores_detail_that_bicubic_does_not_and_stays_faithful(stage, name
     original = original[:h, :w]
     small = np.asarray(Image.fromarray(original).resize((w // 4, h // 4), Image.Resampling.BICUBIC))
     bicubic = np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC))
-    upscaled = upscale_arrays([small], UpscaleParams(), stage.infer_images)[0]
+    upscaled = upscale_arrays([small], UpscaleParams(), stage.infer_tiles)[0]
     assert upscaled.shape == original.shape and upscaled.dtype == np.uint8
     # Sharper: detail (gradient energy) 1.3-1.45x bicubic's here, and nearer the original's (coffee 11.9 vs bicubic
     # 8.9, original 21.1; astronaut 19.5 vs 13.5, original 29.3).
@@ -63,8 +63,8 @@ def test_it_restores_detail_that_bicubic_does_not_and_stays_faithful(stage, name
 
 def test_tiled_equals_untiled_within_what_the_receptive_field_allows(stage) -> None:
     image = real_photo("astronaut", 64)[:40, :40]
-    whole = upscale_arrays([image], UpscaleParams(pad=0), stage.infer_images)[0]
-    tiled = upscale_arrays([image], UpscaleParams(pad=0, tile=24, overlap=8), stage.infer_images)[0]  # 4 tiles
+    whole = upscale_arrays([image], UpscaleParams(pad=0), stage.infer_tiles)[0]
+    tiled = upscale_arrays([image], UpscaleParams(pad=0, tile=24, overlap=8), stage.infer_tiles)[0]  # 4 tiles
     assert tiled.shape == whole.shape == (160, 160, 3)
     diff = np.abs(tiled.astype(np.int16) - whole).max(axis=2)
     # RRDBNet's receptive field is larger than these tiles, so every pixel moves a little (mean 3.8 levels here; far
@@ -79,11 +79,11 @@ def test_tiled_equals_untiled_within_what_the_receptive_field_allows(stage) -> N
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_output_is_exactly_scale_times_the_input(stage, scale) -> None:
     image = real_photo("coffee", 24)[:13, :17]
-    four = upscale_arrays([image], UpscaleParams(pad=0), stage.infer_images)[0]
+    four = upscale_arrays([image], UpscaleParams(pad=0), stage.infer_tiles)[0]
     assert four.shape == (52, 68, 3)
     for method in ("lanczos", "area") if scale < 4 else ("lanczos",):
         params = UpscaleParams(pad=0, scale=scale, downscale=method)
-        out = upscale_arrays([image], params, stage.infer_images)[0]
+        out = upscale_arrays([image], params, stage.infer_tiles)[0]
         assert out.shape == (13 * scale, 17 * scale, 3) and out.dtype == np.uint8
         # the 2x and 3x results are the 4x result resampled
         np.testing.assert_array_equal(out, resize_plane(four, (out.shape[1], out.shape[0]), method))
@@ -117,13 +117,13 @@ def test_a_batch_equals_its_items_alone(stage) -> None:
 def test_tiny_and_grayscale_images_work(stage) -> None:
     dot = np.full((1, 1, 3), 120, np.uint8)
     strip = real_photo("astronaut", 8)[:3, :5]
-    outs = upscale_arrays([dot, strip], UpscaleParams(), stage.infer_images)
+    outs = upscale_arrays([dot, strip], UpscaleParams(), stage.infer_tiles)
     assert outs[0].shape == (4, 4, 3) and outs[1].shape == (12, 20, 3)
     # flat stays flat thanks to the mirrored context (119..123; without it, a textured patch of 54..193)
     assert outs[0].max() - outs[0].min() <= 10 and abs(float(outs[0].mean()) - 120) <= 5
     assert np.abs(outs[1].reshape(-1, 3).mean(0) - strip.reshape(-1, 3).mean(0)).max() <= 10  # measured 3.5
     gray = np.repeat(real_photo("coffee", 40).mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
-    out = upscale_arrays([gray], UpscaleParams(pad=0), stage.infer_images)[0].astype(int)
+    out = upscale_arrays([gray], UpscaleParams(pad=0), stage.infer_tiles)[0].astype(int)
     spread = out.max(axis=2) - out.min(axis=2)
     assert spread.mean() <= 4.0, spread.mean()  # stays grey (measured 1.8 levels)
 
@@ -170,9 +170,39 @@ def test_tiles_one_per_call_give_the_pixels_of_batched_tiles(stage) -> None:
     test_a_batch_equals_its_items_alone: 2 of 76,800 values one level apart here)."""
     image = real_photo("astronaut", 64)[:40, :40]
     params = UpscaleParams(pad=0, tile=24, overlap=8)  # 4 tiles
-    batched = upscale_arrays([image, image[::-1]], params, stage.infer_images, tiles_per_call=16)
-    single = upscale_arrays([image, image[::-1]], params, stage.infer_images, tiles_per_call=1)
+    batched = upscale_arrays([image, image[::-1]], params, stage.infer_tiles, tiles_per_call=16)
+    single = upscale_arrays([image, image[::-1]], params, stage.infer_tiles, tiles_per_call=1)
     for one, many in zip(single, batched, strict=True):
         assert one.shape == many.shape == (160, 160, 3)
         diff = np.abs(one.astype(np.int16) - many)
         assert diff.max() <= 1 and np.count_nonzero(diff) <= 0.001 * diff.size, (diff.max(), np.count_nonzero(diff))
+
+
+@pytest.mark.parametrize(("backend", "tolerance"), [("onnxruntime", 1e-5), ("eager", 1e-4)])
+def test_the_upsampler_on_row_strips_gives_the_whole_networks_output(backend, tolerance, tmp_path) -> None:
+    """On a CPU the trunk runs on the tile and the upsampler on strips of UPSAMPLER_ROWS feature rows (its 4x feature
+    maps are 256 MiB each for a whole 256 px tile): the output is the whole network's on the tile, from one call of
+    the registry's module through the same backend (ONNX Runtime measured identical, eager within float rounding)."""
+    from imgx.runtime import BackendOptions, create_backend
+    from imgx_gan.upscale import UPSAMPLER_ROWS
+
+    context = StageContext(backend=backend, cache_dir=str(tmp_path), threads=2, registry=default_registry())
+    split = Upscale(UpscaleParams(), context)
+    whole = create_backend(backend, split.module.net, BackendOptions(cache_dir=tmp_path, threads=2), context.registry)
+    whole.load()
+    try:
+        tile = to_float_tile(real_photo("astronaut", 48)[: UPSAMPLER_ROWS + 13])  # 45 rows: two strips
+        (got,) = split.infer_tiles([tile])
+        import torch
+
+        expected = whole.infer(torch.from_numpy(tile.transpose(2, 0, 1).copy())[None])[0].permute(1, 2, 0).numpy()
+        assert got.shape == expected.shape == (4 * tile.shape[0], 4 * tile.shape[1], 3)
+        assert np.abs(got - expected).max() <= tolerance, np.abs(got - expected).max()
+        assert split.parts["upsampler"].options.model_key != split.backend.options.model_key
+    finally:
+        split.close()
+        whole.close()
+
+
+def to_float_tile(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image.astype(np.float32) / 255)
