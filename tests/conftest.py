@@ -103,6 +103,20 @@ def plugin_dir(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _costs_of_the_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs in tests record their costs in a file of the session (``IMGX_COSTS``, inherited by the CLI processes the
+    tests start), not in the developer's ``~/.cache/imgx/costs.json``: a 4-image test catalog's seconds and peak
+    memory would otherwise be what ``imgx plan`` estimates the developer's own runs from."""
+    before = os.environ.get("IMGX_COSTS")
+    os.environ["IMGX_COSTS"] = str(tmp_path_factory.mktemp("costs") / "costs.json")
+    yield
+    if before is None:
+        os.environ.pop("IMGX_COSTS", None)
+    else:
+        os.environ["IMGX_COSTS"] = before
+
+
 @pytest.fixture(autouse=True)
 def _no_autoload_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests start from the default plugin environment, whatever the developer's shell has set."""

@@ -16,7 +16,8 @@ on). The key of a node covers its stage, version and parameters and those of eve
 a fit changes what the fit is given), the backend, precision, device, threads per worker and the machine, so a
 number is only reused where it means the same thing. Anything never measured stays unknown.
 
-The cache is one small JSON file, ``$IMGX_HOME/costs.json`` (``~/.cache/imgx`` by default), bounded in size and
+The cache is one small JSON file, ``$IMGX_HOME/costs.json`` (``~/.cache/imgx`` by default; ``IMGX_COSTS`` names
+another file, as the test suite does so that its tiny catalogs never stand for the user's runs), bounded in size and
 replaced atomically; a cache that cannot be read or written costs the estimate, never a run.
 """
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from .summary import RunSummary
 
 __all__ = [
+    "COSTS_ENV",
     "COSTS_FILE",
     "SAMPLE",
     "CatalogSizes",
@@ -62,6 +64,7 @@ __all__ = [
 ]
 
 COSTS_FILE = "costs.json"
+COSTS_ENV = "IMGX_COSTS"
 SAMPLE = 200  # catalog image headers read for the megapixels (spread over the catalog, then scaled)
 MAX_KEYS = 400  # node and plan entries kept (least recently measured dropped first)
 MAX_OBSERVATIONS = 8  # per node: the most recent
@@ -69,8 +72,10 @@ _VERSION = 1
 
 
 def costs_path() -> Path:
-    """``$IMGX_HOME/costs.json`` (``IMGX_HOME`` defaults to ``~/.cache/imgx``, where models and engines live)."""
-    return imgx_home() / COSTS_FILE
+    """``$IMGX_COSTS`` when set, else ``$IMGX_HOME/costs.json`` (``IMGX_HOME`` defaults to ``~/.cache/imgx``, where
+    models and engines live)."""
+    named = os.environ.get(COSTS_ENV, "").strip()
+    return Path(named).expanduser() if named else imgx_home() / COSTS_FILE
 
 
 def machine_id() -> str:

@@ -22,6 +22,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private ``IMGX_HOME``: the cost cache of these tests is theirs alone."""
     folder = tmp_path / "home"
     monkeypatch.setenv("IMGX_HOME", str(folder))
+    monkeypatch.delenv("IMGX_COSTS", raising=False)  # the suite's own file (tests/conftest.py): these test the default
     return folder
 
 
@@ -153,3 +154,19 @@ def test_the_cache_stays_small_and_survives_a_broken_file(home):
     costs_path().write_text("{ not json")
     broken = CostBook()
     assert broken.nodes == {} and "unreadable" in (broken.problem or "")
+
+
+def test_imgx_costs_names_another_cost_file(imgx, sized_catalog, tmp_path, home, monkeypatch):
+    """``IMGX_COSTS`` moves the cost cache (the test suite keeps its own there): a run records into it, the plan
+    estimates from it, and ``$IMGX_HOME/costs.json`` is never written."""
+    elsewhere = tmp_path / "elsewhere" / "costs.json"
+    monkeypatch.setenv("IMGX_COSTS", str(elsewhere))
+    assert costs_path() == elsewhere
+    recipe = write_recipe(tmp_path, basic_recipe(sized_catalog, tmp_path / "out", workers=1))
+    assert imgx("run", recipe).exit_code == 0
+    assert elsewhere.exists() and not (home / "costs.json").exists()
+    assert len(json.loads(elsewhere.read_text())["nodes"]) == 2
+    assert "estimated peak memory per worker" in imgx("plan", recipe, "--estimate").stdout
+    monkeypatch.delenv("IMGX_COSTS")
+    assert costs_path() == home / "costs.json"
+    assert "estimated wall time with 1 worker(s): unknown" in imgx("plan", recipe, "--estimate").stdout
