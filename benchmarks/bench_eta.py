@@ -67,7 +67,7 @@ class EtaRecorder(Reporter):
         self.t0 = 0.0
 
     def start(self, total: int, description: str, **seed: Any) -> None:
-        super().start(total, description, **seed)  # workers, expected: what the runner under test passes
+        super().start(total, description, **seed)  # workers, expected, work: what the runner under test passes
         self.t0 = time.monotonic()
         self._thread = threading.Thread(target=self._sample_loop, daemon=True)
         self._thread.start()
@@ -81,8 +81,8 @@ class EtaRecorder(Reporter):
         while not self._sampling.wait(SAMPLE_EVERY):
             self._sample()
 
-    def advance(self, images: int, failed: int) -> None:
-        super().advance(images, failed)
+    def advance(self, images: int, failed: int, **measured: Any) -> None:
+        super().advance(images, failed, **measured)  # seconds, work per node: what the runner under test passes
         assert self.meter is not None
         self.results.append((time.monotonic() - self.t0, self.meter.done))
         self._sample()

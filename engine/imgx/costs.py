@@ -58,6 +58,7 @@ __all__ = [
     "catalog_sizes",
     "costs_path",
     "estimate",
+    "expected_work",
     "machine_id",
     "node_keys",
     "record_run",
@@ -102,6 +103,7 @@ class CatalogSizes:
     :param megapixels: estimated total over ``items`` (``None`` when no header could be read).
     :param largest: the largest sampled image, in megapixels.
     :param sizes: ``(sku, source, megapixels)`` of the sampled images read, for calibration to pick from.
+    :param shapes: ``(h, w)`` of the same images, in the same order.
     """
 
     items: int
@@ -110,6 +112,7 @@ class CatalogSizes:
     megapixels: float | None
     largest: float | None
     sizes: tuple[tuple[str, str, float], ...] = ()
+    shapes: tuple[tuple[int, int], ...] = ()
 
     @property
     def mean(self) -> float | None:
@@ -128,6 +131,7 @@ def catalog_sizes(refs: Iterable[ItemRef], items: int, *, limit: int = SAMPLE) -
 
     step = max(1, -(-items // limit)) if items else 1
     sizes: list[tuple[str, str, float]] = []
+    shapes: list[tuple[int, int]] = []
     sampled = unread = 0
     for index, ref in enumerate(refs):
         if index % step or sampled >= limit:
@@ -138,10 +142,21 @@ def catalog_sizes(refs: Iterable[ItemRef], items: int, *, limit: int = SAMPLE) -
             unread += 1
         else:
             sizes.append((ref.sku, ref.source, size[0] * size[1] / 1e6))
+            shapes.append((size[0], size[1]))
     if not sizes:
         return CatalogSizes(items, sampled, unread, None, None)
     mean = sum(mp for _, _, mp in sizes) / len(sizes)
-    return CatalogSizes(items, sampled, unread, mean * items, max(mp for _, _, mp in sizes), tuple(sizes))
+    largest = max(mp for _, _, mp in sizes)
+    return CatalogSizes(items, sampled, unread, mean * items, largest, tuple(sizes), tuple(shapes))
+
+
+def expected_work(plan: Plan, sizes: CatalogSizes) -> dict[str, float] | None:
+    """Each node's :meth:`imgx.Stage.work` over the whole catalog, from the sampled headers scaled to every item (what
+    the ETA weighs the items still to come by); ``None`` when no header was read."""
+    if not sizes.shapes:
+        return None
+    scale = sizes.items / len(sizes.shapes)
+    return {node.id: scale * sum(node.stage.work(node.params, h, w) for h, w in sizes.shapes) for node in plan.nodes}
 
 
 # -- keys --------------------------------------------------------------------------------------------------------

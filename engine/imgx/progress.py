@@ -16,7 +16,7 @@ import logging
 import shlex
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -55,11 +55,19 @@ class Throughput:
     the truth in a 2-worker run). Until ``workers + 1`` results have come, the rate is ``expected``'s, when the
     cost model of ``imgx plan`` knows the run (:mod:`imgx.costs`), else unknown. The ETA counts down between results.
 
+    Items do not all cost the same (a recipe that upscales only the small images: a catalog of small product shots
+    then large photos ran its first third at a fifth of its final rate). Given ``work``, what each node will do over
+    the whole catalog in :meth:`imgx.Stage.work` units (from the catalog's headers), and each result's seconds and
+    work per node, the ETA is the stage time still to come (each node's work left at the seconds per unit measured so
+    far) over the stage seconds done per second of the window (before that: one per worker). It falls back to the
+    item count while a node with work ahead has done none yet, and where no header was read.
+
     :param total: catalog items the run goes through (skipped ones included).
     :param window: seconds of results the rate is measured over (at least ``workers + 1`` results are kept).
     :param clock: seconds, monotonic (a fake one in tests).
     :param workers: processes (or actors) that deliver results.
     :param expected: the run's expected seconds from start to end (the cost model's wall time), or ``None``.
+    :param work: node id -> its expected work over all ``total`` items, or ``None``.
     """
 
     def __init__(
@@ -70,36 +78,53 @@ class Throughput:
         clock: Callable[[], float] = time.monotonic,
         workers: int = 1,
         expected: float | None = None,
+        work: Mapping[str, float] | None = None,
     ) -> None:
         self.total = total
         self.window = window
         self.clock = clock
         self.workers = max(1, workers)
         self.expected = expected if expected and expected > 0 else None
+        self.work_total = dict(work) if work else None
+        self.work_done: dict[str, float] = {}
+        self.seconds_done: dict[str, float] = {}
         self.started = clock()
         self.processed = 0
         self.skipped = 0
         self.failed = 0
-        self._points: collections.deque[tuple[float, int]] = collections.deque()
+        self._points: collections.deque[tuple[float, int, float]] = collections.deque()  # (time, items, stage s)
 
     @property
     def done(self) -> int:
         return self.processed + self.skipped
 
-    def add(self, processed: int = 0, failed: int = 0, skipped: int = 0) -> None:
-        """Record a result: ``processed`` images finished (``failed`` of them failed) and ``skipped`` ones passed."""
+    def add(
+        self,
+        processed: int = 0,
+        failed: int = 0,
+        skipped: int = 0,
+        *,
+        seconds: Mapping[str, float] | None = None,
+        work: Mapping[str, float] | None = None,
+    ) -> None:
+        """Record a result: ``processed`` images finished (``failed`` of them failed) and ``skipped`` ones passed;
+        ``seconds`` and ``work``: what each node spent and did on them."""
         self.skipped += skipped
         self.failed += failed
+        for into, values in ((self.seconds_done, seconds), (self.work_done, work)):
+            for node, value in (values or {}).items():
+                into[node] = into.get(node, 0.0) + value
         if not processed:
             return
         now = self.clock()
         self.processed += processed
+        staged = sum(self.seconds_done.values())
         # the first result opens the window: its images were started at a time we do not know, so they mark the
         # window's start, not work done in it
         if len(self._points) == 1 and self._points[0][0] == now:
-            self._points[0] = (now, self.processed)  # another worker's result at the same moment: also the start
+            self._points[0] = (now, self.processed, staged)  # another worker's result at the same moment: the start
             return
-        self._points.append((now, self.processed))
+        self._points.append((now, self.processed, staged))
         while len(self._points) > self.workers + 1 and self._points[self.workers][0] <= now - self.window:
             for _ in range(self.workers):  # whole rounds, so the first point stays at the same place of a round
                 self._points.popleft()
@@ -109,29 +134,61 @@ class Throughput:
         """Whether the rate is measured (``workers + 1`` results), not the cost model's."""
         return len(self._points) > self.workers
 
+    def _window(self) -> tuple[tuple[float, int, float], tuple[float, int, float]] | None:
+        """The first and last result of the measured window, ``workers`` results apart or a multiple of it."""
+        last = len(self._points) - 1
+        if last >= self.workers:
+            first, end = self._points[last % self.workers], self._points[last]
+            if end[0] > first[0]:
+                return first, end
+        return None
+
     @property
     def rate(self) -> float | None:
         """Processed images per second: measured once ``workers + 1`` results came, before that the cost model's
         (``expected``), else ``None``."""
-        last = len(self._points) - 1
-        if last >= self.workers:
-            (t0, n0), (t1, n1) = self._points[last % self.workers], self._points[last]
-            if t1 > t0:
-                return (n1 - n0) / (t1 - t0)
+        window = self._window()
+        if window is not None:
+            (t0, n0, _), (t1, n1, _) = window
+            return (n1 - n0) / (t1 - t0)
         if self.expected is not None:
             return self.total / self.expected
         return None
 
+    def stage_seconds_left(self) -> float | None:
+        """Stage seconds (summed over workers) the items still to come will take: each node's work left at the seconds
+        per unit it has measured. ``None`` without ``work``, or while a node with work ahead has done none."""
+        if self.work_total is None or not self.work_done or self.total <= 0:
+            return None
+        share = (self.total - self.skipped) / self.total  # items skipped as done before do none of the work
+        left = 0.0
+        for node, expected in self.work_total.items():
+            ahead = expected * share - self.work_done.get(node, 0.0)
+            if ahead <= 0:
+                continue
+            done = self.work_done.get(node, 0.0)
+            if done <= 0:
+                return None
+            left += self.seconds_done.get(node, 0.0) / done * ahead
+        return left
+
     @property
     def eta(self) -> float | None:
-        """Seconds left at the current rate (counting down since the last result), or ``None`` while unknown."""
+        """Seconds left (counting down since the last result), or ``None`` while unknown: by the work left (see the
+        class) where it is known, else by the items left at the current rate."""
         left = self.total - self.done
         if left <= 0:
             return 0.0
+        since = self._points[-1][0] if self._points else self.started
+        stage_left = self.stage_seconds_left()
+        if stage_left:  # 0 with items left: the headers' sample fell short; the item count knows better
+            window = self._window()
+            speed = (window[1][2] - window[0][2]) / (window[1][0] - window[0][0]) if window else self.workers
+            if speed > 0:
+                return max(0.0, stage_left / speed - (self.clock() - since))
         rate = self.rate
         if not rate:
             return None
-        since = self._points[-1][0] if self._points else self.started
         return max(0.0, left / rate - (self.clock() - since))
 
     def line(self) -> str:
@@ -139,10 +196,13 @@ class Throughput:
         percent = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         rate = self.rate
         text = f"{self.done:,}/{self.total:,} images{percent}, "
+        eta = self.eta
         if rate and self.measured:
-            text += f"{rate:,.2f} images/s, ETA {format_duration(self.eta)}"
+            text += f"{rate:,.2f} images/s, ETA {format_duration(eta)}"
         elif rate:  # the cost model's, until workers + 1 results come
-            text += f"~{rate:,.2f} images/s (estimated), ETA ~{format_duration(self.eta)}"
+            text += f"~{rate:,.2f} images/s (estimated), ETA ~{format_duration(eta)}"
+        elif eta is not None:  # weighed by the work left, before the rate is measured
+            text += f"rate after {self.workers + 1} results, ETA ~{format_duration(eta)}"
         else:
             text += f"rate and ETA after {self.workers + 1} results"
         text += f", {self.failed:,} failed"
@@ -208,10 +268,19 @@ class Reporter:
     def warn(self, message: str) -> None:
         self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
-    def start(self, total: int, description: str, *, workers: int = 1, expected: float | None = None) -> None:
+    def start(
+        self,
+        total: int,
+        description: str,
+        *,
+        workers: int = 1,
+        expected: float | None = None,
+        work: Mapping[str, float] | None = None,
+    ) -> None:
         """Show progress of ``total`` items done by ``workers`` processes; ``expected``: the cost model's seconds for
-        the whole run (:mod:`imgx.costs`), the ETA until the rate is measured."""
-        self.meter = Throughput(total, workers=workers, expected=expected)
+        the whole run (:mod:`imgx.costs`), the ETA until the rate is measured; ``work``: each node's expected work
+        over the catalog, which the ETA weighs the items left by (:class:`Throughput`)."""
+        self.meter = Throughput(total, workers=workers, expected=expected, work=work)
         self._name = description
         if not self.enabled:
             return
@@ -241,10 +310,17 @@ class Reporter:
         if self.meter is not None:
             self.console.print(escape(f"{self._name}: {self.meter.line()}"), highlight=False, soft_wrap=True)
 
-    def advance(self, images: int, failed: int) -> None:
-        """``images`` were processed (done or failed), ``failed`` of them failed."""
+    def advance(
+        self,
+        images: int,
+        failed: int,
+        *,
+        seconds: Mapping[str, float] | None = None,
+        work: Mapping[str, float] | None = None,
+    ) -> None:
+        """``images`` were processed (done or failed), ``failed`` of them failed; ``seconds`` and ``work`` per node."""
         if self.meter is not None:
-            self.meter.add(processed=images, failed=failed)
+            self.meter.add(processed=images, failed=failed, seconds=seconds, work=work)
         if self._progress is not None:
             self._progress.update(self._task, advance=images)
 

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .costs import CatalogSizes, MemoryProbe, catalog_sizes, estimate, record_run
+from .costs import CatalogSizes, MemoryProbe, catalog_sizes, estimate, expected_work, record_run
 from .errors import ImgxError, RecipeError
 from .executors.base import ExecutorOptions
 from .executors.liveness import wait_for_earlier_workers
@@ -245,13 +245,14 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         executor_cls = registry.get_executor(plan.settings.executor)
         executor = executor_cls(spec, ExecutorOptions(workers=workers, plugin_config=options.plugin_config), registry)
         sizes, expected = _expected_cost(plan, catalog, summary, spec)
-        reporter.start(summary.items, f"{recipe_spec.name}", workers=workers, expected=expected)
+        work = _expected_work(plan, sizes)
+        reporter.start(summary.items, f"{recipe_spec.name}", workers=workers, expected=expected, work=work)
         memory = MemoryProbe()
         started = time.perf_counter()
 
         def on_result(result: BatchResult) -> None:
             _count(summary, result)
-            reporter.advance(result.items, result.failed_items)
+            reporter.advance(result.items, result.failed_items, seconds=result.stage_seconds, work=result.work)
 
         try:
             size = work_batch(spec.batch_size, summary.items, workers, spec.device)
@@ -280,6 +281,18 @@ def _expected_cost(
         logger.debug("no cost estimate for the ETA: %s", exc)
         return None, None
     return sizes, found.wall_seconds
+
+
+def _expected_work(plan: Plan, sizes: CatalogSizes | None) -> dict[str, float] | None:
+    """Each node's expected work over the catalog (:func:`imgx.costs.expected_work`), which the ETA weighs items by;
+    ``None`` when it cannot be had (no header read, a plugin's ``work`` failing): the ETA then counts items."""
+    if sizes is None:
+        return None
+    try:
+        return expected_work(plan, sizes)
+    except Exception as exc:  # an estimate is a convenience: whatever breaks it, the run goes on without one
+        logger.debug("no work estimate for the ETA: %s", exc)
+        return None
 
 
 def _record_costs(

@@ -217,6 +217,16 @@ class Stage:
         return ()
 
     @classmethod
+    def work(cls, params: StageParams, h: int, w: int) -> float:
+        """How much work the stage does, with ``params``, for an item whose catalog image is ``h x w``: any unit
+        proportional to the stage's time (the run measures its seconds per unit as it goes), so that the ETA can
+        weigh the items still to come by what they cost, read from their headers. Default: megapixels, ``h * w / 1e6``.
+
+        Override it where the time does not follow the image's area: a stage that passes some images through
+        untouched (0 for them), one that resizes to a fixed size first (a constant), one that runs in tiles."""
+        return h * w / 1e6
+
+    @classmethod
     def alpha_needed(cls, params: StageParams) -> bool:
         """Whether, with ``params``, every item without alpha fails here (default: :attr:`needs_alpha`, or what the
         parameters say: :meth:`StageParams.wants_alpha`)."""

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 
 from imgx import Item, StageError, StageParams
 from imgx.arrays import by_row_strips, resize_plane, to_float, to_uint8
-from imgx.runtime import ModelStage, run_tiled
+from imgx.runtime import ModelStage, run_tiled, tile_boxes
 
 if TYPE_CHECKING:
     import torch
@@ -162,6 +162,15 @@ class Upscale(ModelStage):
         """The network sees tiles of at most ``tile`` x ``tile`` input pixels of the padded image."""
         assert isinstance(params, UpscaleParams)
         return min(h + 2 * params.pad, params.tile), min(w + 2 * params.pad, params.tile)
+
+    @classmethod
+    def work(cls, params: StageParams, h: int, w: int) -> float:
+        """Network pixels: the padded image's tiles (their overlaps counted twice); 0 for an image passed through."""
+        assert isinstance(params, UpscaleParams)
+        if not params.wants(h, w):
+            return 0.0
+        boxes = tile_boxes(h + 2 * params.pad, w + 2 * params.pad, params.tile, params.overlap)
+        return sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) / 1e6
 
     def _check(self, item: Item) -> None:
         h, w = item.image.shape[:2]

@@ -121,3 +121,58 @@ def test_the_cost_model_gives_the_eta_until_the_rate_is_measured() -> None:
     assert meter.line() == "24/100 images (24%), 4.00 images/s, ETA 19s, 0 failed"
     unknown = Throughput(100, clock=clock, workers=2)
     assert unknown.eta is None and unknown.line().endswith("rate and ETA after 3 results, 0 failed")
+
+
+def _costly_first(meter: Throughput, clock: FakeClock, *, with_work: bool) -> list[tuple[int, float | None, float]]:
+    """One worker, batches of 4: 12 small product shots that an upscaler enlarges (6 s each of ``up``, 0.07 s of
+    ``denoise``), then 9 photos it passes through (0.9 s of ``denoise`` each), as restore-lowres on the demo catalog.
+    Work units as the stages count them: the upscaler's network pixels (0.04 per shot, 0 per photo), the denoiser's
+    megapixels (0.03 per shot, 0.4 per photo; its time is 5 ms per item plus 2.2 s per megapixel, so not quite
+    proportional). Returns ``(done, eta, true seconds left)`` at each result and halfway to the next."""
+    items = [("shot", 6.0, 0.071, 0.04, 0.03)] * 12 + [("photo", 0.0, 0.9, 0.0, 0.4)] * 9
+    batches = [items[i : i + 4] for i in range(0, len(items), 4)]
+    times, at = [], clock.now + 3.0  # 3 s of start-up before the first batch
+    for batch in batches:
+        at += sum(up + dn for _, up, dn, _, _ in batch) + 0.05 * len(batch)  # plus decode and encode
+        times.append(at)
+    end, seen, done = times[-1], [], 0
+    for index, (batch, when) in enumerate(zip(batches, times, strict=True)):
+        clock.now = when
+        seconds = {"up": sum(b[1] for b in batch), "denoise": sum(b[2] for b in batch)}
+        work = {"up": sum(b[3] for b in batch), "denoise": sum(b[4] for b in batch)}
+        meter.add(processed=len(batch), seconds=seconds, work=work if with_work else None)
+        done += len(batch)
+        seen.append((done, meter.eta, end - clock.now))
+        if index + 1 < len(times):
+            clock.now = (when + times[index + 1]) / 2
+            seen.append((done, meter.eta, end - clock.now))
+    return seen
+
+
+def test_items_of_unequal_cost_are_weighed_by_the_work_left() -> None:
+    """Costly items first: counted by items, the ETA is 2-5x the truth until the cheap ones come (issue 17's 20-minute
+    restore run); weighed by each node's work left at its measured seconds per unit, it is within 20 % from the
+    first result on."""
+    expected_work = {"up": 12 * 0.04, "denoise": 12 * 0.03 + 9 * 0.4}
+    clock = FakeClock()
+    by_items = _costly_first(Throughput(21, clock=clock, workers=1), clock, with_work=True)
+    clock = FakeClock()
+    weighed = _costly_first(Throughput(21, clock=clock, workers=1, work=expected_work), clock, with_work=True)
+    judged = [(eta, true) for done, eta, true in weighed if done >= 0.05 * 21 and true > 0]
+    assert judged and all(eta is not None and abs(eta - true) <= 0.2 * true for eta, true in judged), judged
+    counted = [(eta, true) for done, eta, true in by_items if 8 <= done <= 12 and eta is not None and true > 0]
+    assert counted and all(eta > 1.5 * true for eta, true in counted), counted  # what the weighing fixes
+
+
+def test_without_work_reports_or_before_a_node_has_done_any_the_eta_counts_items() -> None:
+    clock = FakeClock()
+    meter = Throughput(21, clock=clock, workers=1, work={"up": 0.48, "denoise": 3.96})
+    counted = _costly_first(meter, clock, with_work=False)  # results that carry no work: by items, as before
+    assert meter.stage_seconds_left() is None and counted[-1][1] == 0.0
+    meter = Throughput(10, clock=clock, workers=1, work={"up": 1.0, "denoise": 1.0})
+    meter.add(processed=2, seconds={"denoise": 1.0}, work={"denoise": 0.2})  # "up" has work ahead, none measured
+    assert meter.stage_seconds_left() is None
+    meter.add(processed=2, seconds={"denoise": 1.0, "up": 4.0}, work={"denoise": 0.2, "up": 0.5})
+    assert meter.stage_seconds_left() == pytest.approx(2.0 / 0.4 * 0.6 + 4.0 / 0.5 * 0.5)
+    meter.add(skipped=5)  # half the catalog done before: half its expected work is all that is left to do
+    assert meter.stage_seconds_left() == pytest.approx(2.0 / 0.4 * 0.1 + 0.0)

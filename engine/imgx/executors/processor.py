@@ -12,10 +12,11 @@ import ctypes
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from ..color import parse_color
 from ..errors import ImgxError
@@ -30,7 +31,9 @@ from ..plan import Node, Plan
 from ..registry import Registry
 from ..stage import Stage, StageContext
 
-__all__ = ["BatchProcessor", "BatchResult", "ItemState", "RunSpec", "WorkUnit", "describe_error"]
+__all__ = ["BatchProcessor", "BatchResult", "ItemState", "RunSpec", "WorkUnit", "add_work", "describe_error"]
+
+logger = logging.getLogger("imgx.executors")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +72,33 @@ class WorkUnit:
 
 @dataclasses.dataclass
 class BatchResult:
-    """What a batch produced: its ledger rows (already durable) and the seconds each node took."""
+    """What a batch produced: its ledger rows (already durable), the seconds each node took and the work each node
+    did (:meth:`imgx.Stage.work` of the items it ran on, from their decoded sizes: what the ETA weighs items by)."""
 
     rows: list[LedgerRow]
     stage_seconds: dict[str, float]
     items: int
     failed_items: int
+    work: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def add_work(total: dict[str, float], states: Iterable[ItemState]) -> None:
+    """Add the work each node did on ``states`` to ``total`` (node id -> :meth:`imgx.Stage.work` units)."""
+    for state in states:
+        for node_id, units in state.work.items():
+            total[node_id] = total.get(node_id, 0.0) + units
+
+
+def _record_work(state: ItemState, node: Node) -> None:
+    """Note the :meth:`imgx.Stage.work` of ``node`` on ``state``'s item, for the ETA; a plugin's ``work`` that fails
+    (or says something that is not a finite number >= 0) costs the ETA its weighing, never the item."""
+    try:
+        units = float(node.stage.work(node.params, *state.size))
+    except Exception:
+        logger.debug("%s: work() failed for %r; not weighed in the ETA", node.uses, state.unit.ref.sku, exc_info=True)
+        return
+    if math.isfinite(units) and units >= 0:
+        state.work[node.id] = units
 
 
 def describe_error(exc: BaseException) -> str:
@@ -88,13 +112,15 @@ class ItemState:
 
     Picklable, so an executor can hand it from one stage group to the next (the Ray executor does)."""
 
-    __slots__ = ("elapsed", "failed", "needed", "paths", "unit", "values")
+    __slots__ = ("elapsed", "failed", "needed", "paths", "size", "unit", "values", "work")
 
     def __init__(self, unit: WorkUnit) -> None:
         self.unit = unit
         self.values: dict[str, Item] = {}
         self.failed: dict[str, tuple[str, str]] = {}  # node id or "source" -> (stage, reason)
         self.elapsed: dict[str, float] = {}  # "source" / node id -> seconds for this item
+        self.size: tuple[int, int] = (0, 0)  # (h, w) of the decoded source image
+        self.work: dict[str, float] = {}  # node id -> Stage.work for this item (run or tried)
         self.paths: dict[str, Location] = {}  # output id -> where it will be written (names already checked)
         self.needed: set[str] = set()  # node ids to compute for the outputs still wanted
 
@@ -150,6 +176,7 @@ class BatchProcessor:
         item's images are alive at a time (a batch of full-size images costs page faults and cache misses, and
         nothing is gained from batching per-item stages)."""
         stage_seconds: dict[str, float] = {}
+        work: dict[str, float] = {}
         groups = [list(units)] if self.batched else [[unit] for unit in units]
         rows: list[LedgerRow] = []
         failed_items = 0
@@ -157,10 +184,11 @@ class BatchProcessor:
             states = self.prepare(group)
             for node_id, seconds in self.run_nodes(states, self.plan.nodes).items():
                 stage_seconds[node_id] = stage_seconds.get(node_id, 0.0) + seconds
+            add_work(work, states)
             group_rows, group_failed = self.finish(states)
             rows.extend(group_rows)
             failed_items += group_failed
-        return BatchResult(rows, stage_seconds, len(units), failed_items)
+        return BatchResult(rows, stage_seconds, len(units), failed_items, work)
 
     def prepare(self, units: Sequence[WorkUnit]) -> list[ItemState]:
         """Check output names, read and decode each unit (failures are recorded in its state, never raised)."""
@@ -224,6 +252,7 @@ class BatchProcessor:
             return False
         try:
             state.values["source"] = decode_image(data, sku=ref.sku, source=ref.source, max_pixels=self.max_pixels)
+            state.size = state.values["source"].image.shape[:2]
         except Exception as exc:
             state.failed["source"] = ("decode", describe_error(exc))
             return False
@@ -251,6 +280,7 @@ class BatchProcessor:
         share = elapsed / len(ready)
         for state, before, item, error in zip(ready, inputs[0], outputs, errors, strict=True):
             state.elapsed[node.id] = share
+            _record_work(state, node)
             if error is None:
                 state.values[node.id] = _attribute(node.id, before, item)
             else:

@@ -33,7 +33,7 @@ from ..item import freeze
 from ..ledger import LedgerRow, StatePaths, read_ledger
 from ..plan import Node
 from ..registry import PluginConfig, load_registry
-from .processor import BatchProcessor, BatchResult, ItemState, WorkUnit
+from .processor import BatchProcessor, BatchResult, ItemState, WorkUnit, add_work
 from .ray_layout import StageGroup
 
 __all__ = ["ModelGroup", "Payload", "chunk_markers", "run_cpu_group"]
@@ -230,7 +230,7 @@ class _ChunkWriter:
         """A CPU-only plan: the whole DAG, exactly as the local executor's worker runs it."""
         remaining, recorded = self._remaining(chunk, units)
         result = self.processor(remaining)
-        return _merge(units, recorded, result.rows, result.stage_seconds)
+        return _merge(units, recorded, result.rows, result.stage_seconds, result.work)
 
     def run_states(self, chunk: int, states: list[ItemState], nodes: Sequence[Node]) -> BatchResult:
         """The last group of a plan with model stages: its CPU nodes, then encode, write and journal."""
@@ -249,16 +249,22 @@ class _ChunkWriter:
             for node_id, elapsed in state.elapsed.items():
                 if node_id != "source":
                     seconds[node_id] = seconds.get(node_id, 0.0) + elapsed
+        work: dict[str, float] = {}
+        add_work(work, states)
         rows, _ = self.processor.finish(todo)
-        return _merge(units, recorded, rows, seconds)
+        return _merge(units, recorded, rows, seconds, work)
 
 
 def _merge(
-    units: Sequence[WorkUnit], recorded: list[LedgerRow], rows: list[LedgerRow], seconds: dict[str, float]
+    units: Sequence[WorkUnit],
+    recorded: list[LedgerRow],
+    rows: list[LedgerRow],
+    seconds: dict[str, float],
+    work: dict[str, float],
 ) -> BatchResult:
     """One chunk's result: rows recorded by a dead attempt plus this attempt's rows, items counted once."""
     failed: dict[tuple[str, bool], bool] = {_unit_key(unit): False for unit in units}
     for row in (*recorded, *rows):
         key = (row.sku, row.stage == "catalog")
         failed[key] = failed.get(key, False) or row.status == "failed"
-    return BatchResult([*recorded, *rows], seconds, len(units), sum(failed.values()))
+    return BatchResult([*recorded, *rows], seconds, len(units), sum(failed.values()), work)

@@ -441,3 +441,31 @@ def test_a_worker_gives_freed_image_buffers_back_to_the_system() -> None:
     }
     assert kept["plain"] > 60, kept  # the default policy keeps the copies resident (the test would show nothing)
     assert kept["worker"] < 10, kept
+
+
+def test_a_batch_reports_the_work_of_each_node_from_its_decoded_sizes(photo_catalog, tmp_path) -> None:
+    """The ETA weighs items by work (imgx.Stage.work, megapixels unless a stage says otherwise): each batch's result
+    says each node's work on the items it ran, from their decoded sizes; a broken image does none."""
+    from PIL import Image
+
+    from imgx.executors.processor import BatchProcessor
+    from imgx.registry import load_registry
+
+    _, _, plan = prepare(write_recipe(tmp_path, basic_recipe(photo_catalog, tmp_path / "out")), RunOptions())
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    sources = sorted(photo_catalog.rglob("*.jpg"))[:3]
+    units = [WorkUnit(ItemRef(f"sku-{i}", str(p), i), plan.outputs) for i, p in enumerate([*sources, broken])]
+    processor = BatchProcessor(RunSpec(plan=plan, out_dir=tmp_path / "out", run_id="work"), "w0", load_registry())
+    try:
+        result = processor(units)
+    finally:
+        processor.close()
+    megapixels = 0.0
+    for path in sources:
+        with Image.open(path) as image:
+            megapixels += image.width * image.height / 1e6
+    assert result.items == 4 and result.failed_items == 1
+    assert set(result.work) == {node.id for node in plan.nodes}
+    for node in plan.nodes:
+        assert result.work[node.id] == pytest.approx(megapixels), node.id

@@ -17,6 +17,7 @@ from PIL import Image
 from _support import basic_recipe, write_recipe
 from imgx import ImgxError
 from imgx.ledger import read_ledger
+from imgx.progress import Reporter
 from imgx.registry import PluginConfig
 from imgx.runner import RunOptions, run_recipe
 from imgx.samples import write_bad_input_zoo
@@ -40,6 +41,27 @@ def output_files(out: Path) -> dict[str, bytes]:
     }
 
 
+class WorkRecorder(Reporter):
+    """Shows nothing; adds up the work per node that the results report (what the ETA weighs items by)."""
+
+    def __init__(self) -> None:
+        super().__init__(enabled=False)
+        self.work: dict[str, float] = {}
+
+    def advance(self, images: int, failed: int, **measured: Any) -> None:
+        super().advance(images, failed, **measured)
+        for node, units in (measured.get("work") or {}).items():
+            self.work[node] = self.work.get(node, 0.0) + units
+
+
+def megapixels(catalog: Path) -> float:
+    total = 0.0
+    for path in catalog.rglob("*.jpg"):
+        with Image.open(path) as image:
+            total += image.width * image.height / 1e6
+    return total
+
+
 def ledger_keys(out: Path) -> list[tuple]:
     return sorted(tuple(row[c] for c in DETERMINISTIC) for row in read_ledger(out).to_pylist())
 
@@ -50,8 +72,13 @@ def test_ray_writes_the_same_bytes_and_ledger_rows_as_the_local_executor(
     local = run_recipe(write_recipe(tmp_path, basic_recipe(photo_catalog, tmp_path / "local"), "local.yaml"))
     # Tiny windows and blocks: three datasets, two in flight at once, several blocks each.
     recipe = on_ray(basic_recipe(photo_catalog, tmp_path / "ray", batch_size=1), ray_address, window_items=3)
-    summary = run_recipe(write_recipe(tmp_path, recipe, "ray.yaml"))
+    recorder = WorkRecorder()
+    summary = run_recipe(write_recipe(tmp_path, recipe, "ray.yaml"), reporter=recorder)
     assert summary.executor == "ray"
+    assert recorder.work == {
+        "enhanced": pytest.approx(megapixels(photo_catalog)),
+        "square": pytest.approx(megapixels(photo_catalog)),
+    }
     assert (summary.items, summary.items_done, summary.items_failed, summary.outputs_ok) == (8, 8, 0, 16)
     assert set(summary.stage_seconds) == {"enhanced", "square"} and all(s > 0 for s in summary.stage_seconds.values())
     assert output_files(tmp_path / "ray") == output_files(tmp_path / "local") and len(output_files(tmp_path / "ray"))
@@ -143,8 +170,11 @@ def test_a_model_stage_runs_in_an_actor_pool_and_loads_once_per_actor(
     shutil.rmtree(log)  # the same parameters (so the same recipe hashes), a fresh record of builds and calls
     recipe["output"] = {**recipe["output"], "dir": str(tmp_path / "ray")}
     ray_recipe = on_ray(recipe, ray_address, concurrency=2, actor_num_cpus=0.5, batch_size=4)
-    summary = run_recipe(write_recipe(tmp_path, ray_recipe, "ray.yaml"), options)
+    recorder = WorkRecorder()
+    summary = run_recipe(write_recipe(tmp_path, ray_recipe, "ray.yaml"), options, recorder)
     assert (summary.items_done, summary.outputs_ok) == (8, 24)
+    # the work of every node, the actor pool's included, came back with the results (items handed between groups)
+    assert recorder.work == {node: pytest.approx(megapixels(photo_catalog)) for node in ("enhanced", "model", "square")}
     assert output_files(tmp_path / "ray") == output_files(tmp_path / "local")
     assert ledger_keys(tmp_path / "ray") == ledger_keys(tmp_path / "local")
 

@@ -206,3 +206,12 @@ def test_the_upsampler_on_row_strips_gives_the_whole_networks_output(backend, to
 
 def to_float_tile(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image.astype(np.float32) / 255)
+
+
+def test_its_work_for_the_eta_is_the_network_pixels_of_its_tiles_and_none_for_images_passed_through() -> None:
+    params = UpscaleParams(only_below=640, tile=256, overlap=16)
+    assert Upscale.work(params, 480, 640) == 0.0  # long side 640 is not below 640: passed through
+    assert Upscale.work(params, 120, 160) == pytest.approx(140 * 180 / 1e6)  # one tile: the image and its 10 px pad
+    # 623 + 20 px padded: three tiles of 256 a side (overlaps counted twice): 9 tiles
+    assert Upscale.work(params, 623, 623) == pytest.approx(9 * 256 * 256 / 1e6)
+    assert Upscale.work(UpscaleParams(), 4000, 3000) > 100 * Upscale.work(UpscaleParams(), 120, 160)
