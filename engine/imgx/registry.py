@@ -30,12 +30,15 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import PluginError
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 __all__ = [
     "AUTOLOAD_ENV",
@@ -104,12 +107,20 @@ class PluginConfig:
     :param plugins_dirs: folders whose ``*.py`` modules (and packages) are loaded as one-off plugins.
     :param modules: extra importable module names to load as plugins (also read from ``IMGX_PLUGINS``).
     :param autoload: load the ``imgx`` entry-point group; ``None``: unless ``IMGX_DISABLE_PLUGIN_AUTOLOAD`` is set.
+    :param only: register only the plugins of these names (as the registry names them: ``"gan (imgx)"`` for an entry
+        point, the module name otherwise), never importing the others; the core plugins always. ``None``: all. A
+        run's workers load the plugins its plan uses (:meth:`Registry.plugins_used`), not every one installed.
     """
 
     plugins_dirs: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
     autoload: bool | None = None
     shipped: tuple[ShippedDir, ...] = ()
+    only: tuple[str, ...] | None = None
+
+    def restricted_to(self, names: Iterable[str]) -> PluginConfig:
+        """This config registering only the plugins ``names`` (and the core ones)."""
+        return dataclasses.replace(self, only=tuple(sorted(set(names))))
 
     def with_shipped(self) -> PluginConfig:
         """This config with each ``plugins_dirs`` folder packed into it (:class:`ShippedDir`), for workers on other
@@ -233,6 +244,17 @@ class Registry:
         """The executor class registered as ``name``."""
         return self._get(self.executors, name, "executor").obj
 
+    def plugins_used(self, plan: Plan) -> tuple[str, ...]:
+        """The plugins a run of ``plan`` needs in its workers: those that registered its stages and the models they
+        load, and every one that registers an executor, catalog reader, model source or backend (``auto`` may pick
+        any backend). For :meth:`PluginConfig.restricted_to`."""
+        names = {node.plugin for node in plan.nodes}
+        for node in plan.nodes:
+            names.update(self.models[m].plugin for m in node.stage.models(node.params) if m in self.models)
+        for kind in (self.executors, self.catalog_readers, self.model_sources, self.backends):
+            names.update(entry.plugin for entry in kind.values())
+        return tuple(sorted(names))
+
     def get_model(self, name: str) -> Any:
         """The :class:`imgx.models.ModelSpec` registered as ``name``; an unknown name raises listing the close names
         and pointing at ``imgx models list``."""
@@ -337,7 +359,9 @@ def load_registry(config: PluginConfig | None = None) -> Registry:
     pm.add_hookspecs(hookspecs)
     registry = Registry(config=config, plugin_manager=pm)
 
-    def register(name: str, load: Callable[[], Any]) -> None:
+    def register(name: str, load: Callable[[], Any], *, core: bool = False) -> None:
+        if config.only is not None and not core and name not in config.only:
+            return  # not imported: a worker of a plan that does not use it
         try:
             plugin = load()
             if pm.is_registered(plugin):
@@ -347,7 +371,7 @@ def load_registry(config: PluginConfig | None = None) -> Registry:
             registry.failures.append(PluginFailure(name, f"failed to load: {type(exc).__name__}: {exc}"))
 
     for module_name in CORE_PLUGINS:
-        register(module_name, lambda m=module_name: importlib.import_module(m))
+        register(module_name, lambda m=module_name: importlib.import_module(m), core=True)
     if config.autoload_enabled():
         for ep in sorted(importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME), key=lambda e: e.name):
             dist = getattr(ep.dist, "name", None) or "?"

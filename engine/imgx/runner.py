@@ -243,7 +243,9 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
             threads=max(1, resolve_workers("auto") // workers),
         )
         executor_cls = registry.get_executor(plan.settings.executor)
-        executor = executor_cls(spec, ExecutorOptions(workers=workers, plugin_config=options.plugin_config), registry)
+        # workers import the plugins the plan uses, not every one installed (start-up time and memory per worker)
+        plugins = options.plugin_config.restricted_to(registry.plugins_used(plan))
+        executor = executor_cls(spec, ExecutorOptions(workers=workers, plugin_config=plugins), registry)
         sizes, expected = _expected_cost(plan, catalog, summary, spec)
         work = _expected_work(plan, sizes)
         reporter.start(summary.items, f"{recipe_spec.name}", workers=workers, expected=expected, work=work)
