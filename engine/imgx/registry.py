@@ -107,9 +107,10 @@ class PluginConfig:
     :param plugins_dirs: folders whose ``*.py`` modules (and packages) are loaded as one-off plugins.
     :param modules: extra importable module names to load as plugins (also read from ``IMGX_PLUGINS``).
     :param autoload: load the ``imgx`` entry-point group; ``None``: unless ``IMGX_DISABLE_PLUGIN_AUTOLOAD`` is set.
-    :param only: register only the plugins of these names (as the registry names them: ``"gan (imgx)"`` for an entry
-        point, the module name otherwise), never importing the others; the core plugins always. ``None``: all. A
-        run's workers load the plugins its plan uses (:meth:`Registry.plugins_used`), not every one installed.
+    :param only: register only the entry points and modules of these names (as the registry names them: ``"gan
+        (imgx)"`` for an entry point), never importing the others; the core plugins and ``plugins_dirs`` modules
+        (imported to be found) always. ``None``: all. A run's workers load the plugins its plan uses
+        (:meth:`Registry.plugins_used`), not every one installed.
     """
 
     plugins_dirs: tuple[str, ...] = ()
@@ -359,8 +360,8 @@ def load_registry(config: PluginConfig | None = None) -> Registry:
     pm.add_hookspecs(hookspecs)
     registry = Registry(config=config, plugin_manager=pm)
 
-    def register(name: str, load: Callable[[], Any], *, core: bool = False) -> None:
-        if config.only is not None and not core and name not in config.only:
+    def register(name: str, load: Callable[[], Any], *, always: bool = False) -> None:
+        if config.only is not None and not always and name not in config.only:
             return  # not imported: a worker of a plan that does not use it
         try:
             plugin = load()
@@ -371,7 +372,7 @@ def load_registry(config: PluginConfig | None = None) -> Registry:
             registry.failures.append(PluginFailure(name, f"failed to load: {type(exc).__name__}: {exc}"))
 
     for module_name in CORE_PLUGINS:
-        register(module_name, lambda m=module_name: importlib.import_module(m), core=True)
+        register(module_name, lambda m=module_name: importlib.import_module(m), always=True)
     if config.autoload_enabled():
         for ep in sorted(importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME), key=lambda e: e.name):
             dist = getattr(ep.dist, "name", None) or "?"
@@ -386,7 +387,7 @@ def load_registry(config: PluginConfig | None = None) -> Registry:
             if module is None:
                 registry.failures.append(PluginFailure(name, error))
             else:
-                register(name, lambda m=module: m)
+                register(name, lambda m=module: m, always=True)  # imported already: nothing to save
 
     _drop_invalid_plugins(pm, registry)
     _collect(pm, registry)

@@ -4,6 +4,9 @@ isolated. Every plugin here is a real module on disk, found the way a user's wou
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -376,7 +379,7 @@ MODULES_SEEN = """
 """
 
 
-def test_workers_import_only_the_plugins_their_plan_uses(tmp_path: Path, photo_catalog: Path, monkeypatch) -> None:
+def test_workers_import_only_the_plugins_their_plan_uses(tmp_path: Path, photo_catalog: Path) -> None:
     """A pool worker that starts fresh (forkserver, as for a plan with a model stage; a Ray worker) of a run that uses
     a --plugins-dir stage and geometry.fit registers (and imports) those and the core plugins, not segmentation,
     style or the GAN plugins: each one costs every worker start-up time and memory (all installed ones: 226 MiB and
@@ -384,12 +387,11 @@ def test_workers_import_only_the_plugins_their_plan_uses(tmp_path: Path, photo_c
     import json
 
     from _support import basic_recipe, write_recipe
-    from imgx.runner import RunOptions, prepare, run_recipe
+    from imgx.runner import RunOptions, prepare
 
     write_plugin(tmp_path / "plugins", "shop_seen", MODULES_SEEN)
     seen = tmp_path / "seen"
     seen.mkdir()
-    monkeypatch.setenv("SEEN_DIR", str(seen))
     recipe = basic_recipe(photo_catalog, tmp_path / "out", workers=2, batch_size=2)
     recipe["stages"] = [
         {"id": "seen", "uses": "shop.modules_seen"},
@@ -405,8 +407,21 @@ def test_workers_import_only_the_plugins_their_plan_uses(tmp_path: Path, photo_c
     assert str(tmp_path / "plugins" / "shop_seen.py") in used  # a --plugins-dir module is named by its file
     assert {entry.plugin for entry in registry.backends.values()} <= set(used)  # auto may pick any backend
 
-    summary = run_recipe(path, options)
-    assert summary.items_done == summary.items > 0 and summary.workers == 2
+    # the CLI in a process of its own: a forkserver is one per process, and one started by an earlier test with
+    # other preloaded modules would hand its workers those
+    env = {**os.environ, "SEEN_DIR": str(seen)}
+    command = [
+        sys.executable,
+        "-m",
+        "imgx",
+        "run",
+        str(path),
+        "--plugins-dir",
+        str(tmp_path / "plugins"),
+        "--no-progress",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
     reports = [json.loads(p.read_text()) for p in seen.glob("*.json")]
     assert reports and all("imgx_geometry" in r and "imgx_segment" not in r and "imgx_style" not in r for r in reports)
 
