@@ -29,7 +29,10 @@ if TYPE_CHECKING:
     from .io.leftout import LeftOut
     from .summary import RunSummary
 
-__all__ = ["ConsoleLogHandler", "Reporter", "Throughput", "format_duration"]
+__all__ = ["IO_WORK", "ConsoleLogHandler", "Reporter", "Throughput", "format_duration"]
+
+#: The node name under which a run's read, decode, encode and write time and its decoded megapixels are weighed.
+IO_WORK = "(read, decode, encode, write)"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -59,8 +62,9 @@ class Throughput:
     then large photos ran its first third at a fifth of its final rate). Given ``work``, what each node will do over
     the whole catalog in :meth:`imgx.Stage.work` units (from the catalog's headers), and each result's seconds and
     work per node, the ETA is the stage time still to come (each node's work left at the seconds per unit measured so
-    far) over the stage seconds done per second of the window (before that: one per worker). It falls back to the
-    item count while a node with work ahead has done none yet, and where no header was read.
+    far) over the stage seconds done per second of the window (before that: one per worker). Reading, decoding,
+    encoding and writing count as one more node, :data:`IO_WORK`, whose work is the decoded megapixels. It falls back
+    to the item count while a node with work ahead has done none yet, and where no header was read.
 
     :param total: catalog items the run goes through (skipped ones included).
     :param window: seconds of results the rate is measured over (at least ``workers + 1`` results are kept).

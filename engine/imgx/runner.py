@@ -35,7 +35,7 @@ from .io.naming import split_output
 from .ledger import DoneSet, Location, StatePaths, compact_ledger, recover_journals
 from .ledger_report import write_variants_manifest
 from .plan import Plan, build_plan, document_problems, preflight_problems
-from .progress import Reporter
+from .progress import IO_WORK, Reporter
 from .recipe import LoadedRecipe, load_recipe
 from .recipe.loader import IncompleteRecipe, Override
 from .registry import PluginConfig, Registry, load_registry
@@ -254,7 +254,10 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
 
         def on_result(result: BatchResult) -> None:
             _count(summary, result)
-            reporter.advance(result.items, result.failed_items, seconds=result.stage_seconds, work=result.work)
+            seconds = {**result.stage_seconds, IO_WORK: result.io_seconds}
+            reporter.advance(
+                result.items, result.failed_items, seconds=seconds, work={**result.work, IO_WORK: result.megapixels}
+            )
 
         try:
             size = work_batch(spec.batch_size, summary.items, workers, spec.device)
@@ -286,15 +289,17 @@ def _expected_cost(
 
 
 def _expected_work(plan: Plan, sizes: CatalogSizes | None) -> dict[str, float] | None:
-    """Each node's expected work over the catalog (:func:`imgx.costs.expected_work`), which the ETA weighs items by;
-    ``None`` when it cannot be had (no header read, a plugin's ``work`` failing): the ETA then counts items."""
-    if sizes is None:
+    """Each node's expected work over the catalog (:func:`imgx.costs.expected_work`) and the megapixels to read,
+    decode and encode (:data:`imgx.progress.IO_WORK`), which the ETA weighs items by; ``None`` when they cannot be
+    had (no header read, a plugin's ``work`` failing): the ETA then counts items."""
+    if sizes is None or sizes.megapixels is None:
         return None
     try:
-        return expected_work(plan, sizes)
+        work = expected_work(plan, sizes)
     except Exception as exc:  # an estimate is a convenience: whatever breaks it, the run goes on without one
         logger.debug("no work estimate for the ETA: %s", exc)
         return None
+    return None if work is None else {**work, IO_WORK: sizes.megapixels}
 
 
 def _record_costs(

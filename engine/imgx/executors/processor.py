@@ -80,6 +80,9 @@ class BatchResult:
     items: int
     failed_items: int
     work: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: seconds outside the stages (read, decode, encode, write) and the decoded megapixels they were spent on
+    io_seconds: float = 0.0
+    megapixels: float = 0.0
 
 
 def add_work(total: dict[str, float], states: Iterable[ItemState]) -> None:
@@ -180,15 +183,19 @@ class BatchProcessor:
         groups = [list(units)] if self.batched else [[unit] for unit in units]
         rows: list[LedgerRow] = []
         failed_items = 0
+        io_seconds = megapixels = 0.0
         for group in groups:
             states = self.prepare(group)
             for node_id, seconds in self.run_nodes(states, self.plan.nodes).items():
                 stage_seconds[node_id] = stage_seconds.get(node_id, 0.0) + seconds
             add_work(work, states)
+            started = time.perf_counter()
             group_rows, group_failed = self.finish(states)
+            io_seconds += time.perf_counter() - started + sum(s.elapsed.get("source", 0.0) for s in states)
+            megapixels += sum(s.size[0] * s.size[1] for s in states) / 1e6
             rows.extend(group_rows)
             failed_items += group_failed
-        return BatchResult(rows, stage_seconds, len(units), failed_items, work)
+        return BatchResult(rows, stage_seconds, len(units), failed_items, work, io_seconds, megapixels)
 
     def prepare(self, units: Sequence[WorkUnit]) -> list[ItemState]:
         """Check output names, read and decode each unit (failures are recorded in its state, never raised)."""

@@ -21,6 +21,7 @@ import fcntl
 import os
 import pickle
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -230,7 +231,9 @@ class _ChunkWriter:
         """A CPU-only plan: the whole DAG, exactly as the local executor's worker runs it."""
         remaining, recorded = self._remaining(chunk, units)
         result = self.processor(remaining)
-        return _merge(units, recorded, result.rows, result.stage_seconds, result.work)
+        merged = _merge(units, recorded, result.rows, result.stage_seconds, result.work)
+        merged.io_seconds, merged.megapixels = result.io_seconds, result.megapixels
+        return merged
 
     def run_states(self, chunk: int, states: list[ItemState], nodes: Sequence[Node]) -> BatchResult:
         """The last group of a plan with model stages: its CPU nodes, then encode, write and journal."""
@@ -251,8 +254,12 @@ class _ChunkWriter:
                     seconds[node_id] = seconds.get(node_id, 0.0) + elapsed
         work: dict[str, float] = {}
         add_work(work, states)
+        started = time.perf_counter()
         rows, _ = self.processor.finish(todo)
-        return _merge(units, recorded, rows, seconds, work)
+        result = _merge(units, recorded, rows, seconds, work)
+        result.io_seconds = time.perf_counter() - started + sum(s.elapsed.get("source", 0.0) for s in states)
+        result.megapixels = sum(s.size[0] * s.size[1] for s in states) / 1e6
+        return result
 
 
 def _merge(

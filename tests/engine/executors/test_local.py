@@ -445,7 +445,8 @@ def test_a_worker_gives_freed_image_buffers_back_to_the_system() -> None:
 
 def test_a_batch_reports_the_work_of_each_node_from_its_decoded_sizes(photo_catalog, tmp_path) -> None:
     """The ETA weighs items by work (imgx.Stage.work, megapixels unless a stage says otherwise): each batch's result
-    says each node's work on the items it ran, from their decoded sizes; a broken image does none."""
+    says each node's work on the items it ran, from their decoded sizes, and the time and megapixels of reading,
+    decoding, encoding and writing; a broken image does no work."""
     from PIL import Image
 
     from imgx.executors.processor import BatchProcessor
@@ -469,3 +470,5 @@ def test_a_batch_reports_the_work_of_each_node_from_its_decoded_sizes(photo_cata
     assert set(result.work) == {node.id for node in plan.nodes}
     for node in plan.nodes:
         assert result.work[node.id] == pytest.approx(megapixels), node.id
+    # reading, decoding, encoding and writing: their own seconds, over the decoded megapixels
+    assert result.megapixels == pytest.approx(megapixels) and result.io_seconds > 0
