@@ -4,17 +4,19 @@
 machine with nothing saying so). Every number comes from a measurement on this machine, never from a guess:
 
 * after each ``imgx run`` the runner records, per node, the seconds its stage took (summed over workers) with the
-  number of items and their megapixels, and for the whole plan the run's wall time, the time outside stages (read,
+  number of items and their work, and for the whole plan the run's wall time, the time outside stages (read,
   decode, encode, write, start-up) and the workers' peak RSS;
 * ``imgx plan --calibrate`` runs the plan's stages in-process on two real catalog images (after one warm-up call,
   so model loading and first-call set-up are not counted) and records the same per-node numbers.
 
-A node's cost is ``seconds = per_item * items + per_megapixel * megapixels`` (megapixels of the *catalog* images,
-which is what ``imgx plan`` can read from headers), fitted to the node's last observations; with one observation, or
-observations that cannot separate the two parts, all of it is per megapixel (exact for the catalog it was measured
-on). The key of a node covers its stage, version and parameters and those of every node upstream (an upscale before
-a fit changes what the fit is given), the backend, precision, device, threads per worker and the machine, so a
-number is only reused where it means the same thing. Anything never measured stays unknown.
+A node's cost is ``seconds = per_item * items + per_unit * work``, ``work`` the node's :meth:`imgx.Stage.work` over
+the *catalog* images (their sizes are what ``imgx plan`` can read from headers; megapixels unless the stage says
+otherwise: ``gan.upscale`` counts the tiles of the images it enlarges and nothing for those it passes through),
+fitted to the node's last observations; with one observation, or observations that cannot separate the two parts,
+all of it is per unit of work (exact for the catalog it was measured on). The key of a node covers its stage,
+version and parameters and those of every node upstream (an upscale before a fit changes what the fit is given),
+the backend, precision, device, threads per worker and the machine, so a number is only reused where it means the
+same thing. Anything never measured stays unknown.
 
 The cache is one small JSON file, ``$IMGX_HOME/costs.json`` (``~/.cache/imgx`` by default; ``IMGX_COSTS`` names
 another file, as the test suite does so that its tiny catalogs never stand for the user's runs), bounded in size and
@@ -69,7 +71,7 @@ COSTS_ENV = "IMGX_COSTS"
 SAMPLE = 200  # catalog image headers read for the megapixels (spread over the catalog, then scaled)
 MAX_KEYS = 400  # node and plan entries kept (least recently measured dropped first)
 MAX_OBSERVATIONS = 8  # per node: the most recent
-_VERSION = 1
+_VERSION = 2  # 2: observations in Stage.work units, no longer megapixels
 
 
 def costs_path() -> Path:
@@ -210,7 +212,7 @@ def _plan_key(keys: Mapping[str, str], workers: int, executor: str) -> str:
 
 
 class CostBook:
-    """The cost cache: node key -> recent observations ``{items, megapixels, seconds, source, date}``; plan key ->
+    """The cost cache: node key -> recent observations ``{items, work, seconds, source, date}``; plan key ->
     the last run-level record. Read once, changed in memory, written back atomically by :meth:`save`.
 
     :param path: the JSON file (default :func:`costs_path`).
@@ -295,21 +297,22 @@ def record_run(
     peak: tuple[float | None, str],
     book: CostBook | None = None,
 ) -> CostBook | None:
-    """Learn from a finished run: each node's seconds over the items processed and their megapixels (the
-    catalog's, sampled), and the plan's time outside stages and peak memory per worker. A run that processed
-    nothing (all skipped, a dry run) or whose images' sizes are unknown teaches nothing: returns ``None``."""
+    """Learn from a finished run: each node's seconds over the items processed and their work (the catalog's,
+    sampled), and the plan's time outside stages and peak memory per worker. A run that processed nothing (all
+    skipped, a dry run) or whose images' sizes are unknown teaches nothing: returns ``None``."""
     processed = summary.items_done + summary.items_failed
-    if summary.dry_run or processed <= 0 or sizes.mean is None or not summary.stage_seconds:
+    work = expected_work(plan, sizes)
+    if summary.dry_run or processed <= 0 or work is None or not summary.stage_seconds:
         return None
     book = book or CostBook()
     keys = node_keys(plan, device=device, threads=threads)
     date = _today()
-    megapixels = sizes.mean * processed
     for node in plan.nodes:
         seconds = summary.stage_seconds.get(node.id)
         if seconds is None:
             continue
-        observation = {"items": processed, "megapixels": megapixels, "seconds": seconds, "source": "run"}
+        units = work[node.id] * processed / sizes.items
+        observation = {"items": processed, "work": units, "seconds": seconds, "source": "run"}
         book.observe(keys[node.id], f"{node.id} ({node.uses})", {**observation, "date": date})
     staged = sum(summary.stage_seconds.values())
     other = max(0.0, summary.seconds * summary.workers - staged) / processed
@@ -363,22 +366,23 @@ class PlanEstimate:
 
 
 def _fit(observations: list[dict[str, Any]]) -> tuple[float, float] | None:
-    """``(per_item, per_megapixel)`` seconds fitted to the observations (least squares, both parts >= 0); with one
-    observation or ones that cannot tell the parts apart, all per megapixel (``None`` without megapixels)."""
+    """``(per_item, per_unit)`` seconds fitted to the observations (least squares, both parts >= 0); with one
+    observation or ones that cannot tell the parts apart, all per unit of work (all per item where there was no
+    work: a stage that passed every image through)."""
     items = sum(o["items"] for o in observations)
-    mp = sum(o["megapixels"] for o in observations)
+    work = sum(o["work"] for o in observations)
     seconds = sum(o["seconds"] for o in observations)
-    proportional = (0.0, seconds / mp) if mp > 0 else ((seconds / items, 0.0) if items else None)
+    proportional = (0.0, seconds / work) if work > 0 else ((seconds / items, 0.0) if items else None)
     if len(observations) < 2:
         return proportional
-    # normal equations of seconds ~ a * items + b * megapixels
+    # normal equations of seconds ~ a * items + b * work
     saa = sum(o["items"] ** 2 for o in observations)
-    sab = sum(o["items"] * o["megapixels"] for o in observations)
-    sbb = sum(o["megapixels"] ** 2 for o in observations)
+    sab = sum(o["items"] * o["work"] for o in observations)
+    sbb = sum(o["work"] ** 2 for o in observations)
     sas = sum(o["items"] * o["seconds"] for o in observations)
-    sbs = sum(o["megapixels"] * o["seconds"] for o in observations)
+    sbs = sum(o["work"] * o["seconds"] for o in observations)
     det = saa * sbb - sab * sab
-    if det <= 1e-9 * max(saa * sbb, 1e-12):  # every observation has the same megapixels per item
+    if det <= 1e-9 * max(saa * sbb, 1e-12):  # every observation has the same work per item
         return proportional
     a = (sas * sbb - sbs * sab) / det
     b = (saa * sbs - sab * sas) / det
@@ -407,18 +411,19 @@ def estimate(
     on this machine; what it never measured is ``None`` ("unknown"), never a guess."""
     book = book or CostBook()
     keys = node_keys(plan, device=device, threads=threads)
+    work = expected_work(plan, sizes)
     nodes = []
     for node in plan.nodes:
         observations = book.observations(keys[node.id])
         fit = _fit(observations) if observations else None
-        if fit is None or sizes.megapixels is None:
+        if fit is None or work is None:
             why = "unknown (never measured here: run it or use --calibrate)" if not observations else "unknown"
-            if observations and sizes.megapixels is None:
+            if observations and work is None:
                 why = "unknown (no image size could be read)"
             nodes.append(NodeEstimate(node.id, node.uses, None, why))
             continue
-        per_item, per_mp = fit
-        seconds = per_item * sizes.items + per_mp * sizes.megapixels
+        per_item, per_unit = fit
+        seconds = per_item * sizes.items + per_unit * work[node.id]
         nodes.append(NodeEstimate(node.id, node.uses, seconds, _describe(observations)))
     record = book.plans.get(_plan_key(keys, workers, plan.settings.executor))
     other: float | None = None
@@ -505,10 +510,11 @@ def calibrate(
 
         row = next(row for row in failed[0].rows if row.status == "failed")
         raise ImgxError(f"calibration failed on {row.sku}: {row.stage}: {row.error}")
-    for mp, _, result in measured:
+    for _, _, result in measured:
         for node in plan.nodes:
             if node.id in result.stage_seconds:
-                observation = {"items": 1, "megapixels": mp, "seconds": result.stage_seconds[node.id]}
+                units = result.work.get(node.id, 0.0)  # from the image's decoded size
+                observation = {"items": 1, "work": units, "seconds": result.stage_seconds[node.id]}
                 book.observe(
                     keys[node.id], f"{node.id} ({node.uses})", {**observation, "source": "calibration"} | {"date": date}
                 )

@@ -121,7 +121,7 @@ def test_calibrate_measures_the_stages_on_real_catalog_images(imgx, sized_catalo
     book = json.loads(costs_path().read_text())
     observed = [o for e in book["nodes"].values() for o in e["observations"]]
     assert {o["source"] for o in observed} == {"calibration"} and len(observed) == 4
-    assert len({o["megapixels"] for o in observed}) == 2  # the smallest image and the median one
+    assert len({o["work"] for o in observed}) == 2  # the smallest image and the median one (megapixels here)
 
 
 def test_a_node_fit_separates_per_item_and_per_megapixel_time(photo_catalog, tmp_path, home):
@@ -131,7 +131,7 @@ def test_a_node_fit_separates_per_item_and_per_megapixel_time(photo_catalog, tmp
     keys = node_keys(plan, device="cpu", threads=1)
     book = CostBook()
     for items, mp in ((10, 1.0), (10, 5.0)):  # seconds = 0.1 per item + 0.5 per megapixel
-        observation = {"items": items, "megapixels": mp, "seconds": 0.1 * items + 0.5 * mp, "source": "run"}
+        observation = {"items": items, "work": mp, "seconds": 0.1 * items + 0.5 * mp, "source": "run"}
         book.observe(keys["enhanced"], "enhanced", {**observation, "date": "2026-12-05 10:00 UTC"})
     sizes = _sizes_of(recipe, limit=200)
     found = estimate(plan, sizes, workers=1, device="cpu", threads=1, book=book)
@@ -146,7 +146,7 @@ def test_a_node_fit_separates_per_item_and_per_megapixel_time(photo_catalog, tmp
 def test_the_cache_stays_small_and_survives_a_broken_file(home):
     book = CostBook()
     for index in range(MAX_KEYS + 30):
-        observation = {"items": 1, "megapixels": 1.0, "seconds": 1.0, "source": "run"}
+        observation = {"items": 1, "work": 1.0, "seconds": 1.0, "source": "run"}
         book.observe(f"k{index:04d}", "n", {**observation, "date": f"2026-12-05 {index:05d}"})
     book.save()
     kept = CostBook()
@@ -170,3 +170,52 @@ def test_imgx_costs_names_another_cost_file(imgx, sized_catalog, tmp_path, home,
     monkeypatch.delenv("IMGX_COSTS")
     assert costs_path() == home / "costs.json"
     assert "estimated wall time with 1 worker(s): unknown" in imgx("plan", recipe, "--estimate").stdout
+
+
+def test_the_estimate_follows_each_stages_work_not_the_megapixels(sized_catalog, tmp_path, home):
+    """gan.upscale enlarges only the images below ``only_below`` (its work: their tiles' pixels, 0 for the others):
+    learned on the whole catalog, its estimate for the large images alone is 0 s and for the small ones alone all of
+    it, where megapixels would give the large ones the most (restore-lowres on the demo catalog: 622 s estimated
+    before the first result, 84 s taken)."""
+    from imgx.costs import expected_work
+
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.mkdir()
+    large.mkdir()
+    for path in sorted(sized_catalog.glob("*.jpg")):
+        with Image.open(path) as image:
+            (small if max(image.size) < 300 else large).joinpath(path.name).write_bytes(path.read_bytes())
+    assert 0 < len(list(small.iterdir())) < 12
+
+    def upscaling(catalog: Path, name: str) -> Path:
+        recipe = basic_recipe(catalog, tmp_path / f"out-{name}")
+        recipe["stages"] = [
+            {"id": "upscaled", "uses": "gan.upscale", "with": {"scale": 2, "only_below": 300, "tile": 64}},
+            {"id": "square", "uses": "geometry.fit", "needs": ["upscaled"], "with": {"size": 128}},
+        ]
+        recipe["outputs"] = ["square"]
+        return write_recipe(tmp_path, recipe, f"{name}.yaml")
+
+    whole = upscaling(sized_catalog, "whole")
+    _, _, plan = prepare(whole, RunOptions())
+    keys = node_keys(plan, device="cpu", threads=1)
+    sizes = _sizes_of(whole, 200)
+    work = expected_work(plan, sizes)
+    assert work is not None and work["upscaled"] > 0 and work["square"] == pytest.approx(sizes.megapixels)
+    book = CostBook()
+    for node, seconds in (("upscaled", 60.0), ("square", 1.0)):  # as a run over the whole catalog measured them
+        observation = {"items": 12, "work": work[node], "seconds": seconds, "source": "run"}
+        book.observe(keys[node], node, {**observation, "date": "2026-12-06 04:00 UTC"})
+    for name, catalog in (("small", small), ("large", large)):
+        path = upscaling(catalog, name)
+        _, _, other = prepare(path, RunOptions())
+        assert node_keys(other, device="cpu", threads=1) == keys  # the same plan over another catalog
+        part = _sizes_of(path, 200)
+        found = {n.node: n.seconds for n in estimate(other, part, workers=1, device="cpu", threads=1, book=book).nodes}
+        share = expected_work(other, part)["upscaled"] / work["upscaled"]
+        assert found["upscaled"] == pytest.approx(60.0 * share)
+        assert found["square"] == pytest.approx(part.megapixels / sizes.megapixels)
+        if name == "large":
+            assert share == 0 and found["upscaled"] == 0.0
+        else:
+            assert share == pytest.approx(1.0)
