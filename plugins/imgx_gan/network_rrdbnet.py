@@ -19,6 +19,8 @@ output ``(B, 3, 4H, 4W)`` float32, nominally 0..1 but not clamped (the network o
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,9 +30,8 @@ __all__ = [
     "RRDB",
     "SLOPE",
     "UPSAMPLER_REACH",
-    "RRDBFeatures",
     "RRDBNet",
-    "RRDBUpsampler",
+    "RRDBPart",
     "ResidualDenseBlock",
 ]
 
@@ -112,23 +113,14 @@ class RRDBNet(nn.Module):
         return self.upsample(self.features(x))
 
 
-class RRDBFeatures(nn.Module):
-    """:meth:`RRDBNet.features` of a loaded net as a module of its own (sharing its parameters), for a backend."""
+class RRDBPart(nn.Module):
+    """One part of a loaded net, :meth:`RRDBNet.features` or :meth:`RRDBNet.upsample`, as a module of its own
+    (sharing the net's parameters) for a backend to run."""
 
-    def __init__(self, net: RRDBNet) -> None:
+    def __init__(self, net: RRDBNet, part: Literal["features", "upsample"]) -> None:
         super().__init__()
         self.net = net
+        self.part = part
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.features(x)
-
-
-class RRDBUpsampler(nn.Module):
-    """:meth:`RRDBNet.upsample` of a loaded net as a module of its own (sharing its parameters), for a backend."""
-
-    def __init__(self, net: RRDBNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.net.upsample(feat)
+        return self.net.features(x) if self.part == "features" else self.net.upsample(x)

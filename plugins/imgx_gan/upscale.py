@@ -122,17 +122,17 @@ class Upscale(ModelStage):
 
     def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
         """The main backend runs the trunk (features at input resolution); the upsampler is a part of its own."""
-        from .network_rrdbnet import RRDBFeatures
+        from .network_rrdbnet import RRDBPart
 
-        return RRDBFeatures(base)  # type: ignore[arg-type]
+        return RRDBPart(base, "features")  # type: ignore[arg-type]
 
     def model_key_extra(self) -> str:
         return "features"  # not the whole network's cached graph
 
     def build_parts(self, base: torch.nn.Module) -> dict[str, torch.nn.Module]:
-        from .network_rrdbnet import RRDBUpsampler
+        from .network_rrdbnet import RRDBPart
 
-        return {"upsampler": RRDBUpsampler(base)}  # type: ignore[arg-type]
+        return {"upsampler": RRDBPart(base, "upsample")}  # type: ignore[arg-type]
 
     def infer_tiles(self, tiles: list[np.ndarray]) -> list[np.ndarray]:
         """Real-ESRGAN on ``(h, w, 3)`` float32 0..1 tiles: ``(4h, 4w, 3)`` float32 each. The trunk runs through
