@@ -151,6 +151,18 @@ class Plan:
                 released.setdefault(node_id, []).append(value)
         return {node_id: tuple(values) for node_id, values in released.items()}
 
+    def plugins_used(self, registry: Registry) -> tuple[str, ...]:
+        """The plugins (by ``registry``'s names) a run of this plan needs in its workers: those that registered its
+        stages and the models they load, and every one that registers an executor, catalog reader, model source or
+        backend (``auto`` may pick any backend). For :meth:`imgx.registry.PluginConfig.restricted_to`."""
+        names = {node.plugin for node in self.nodes}
+        for node in self.nodes:
+            models = node.stage.models(node.params)
+            names.update(registry.models[m].plugin for m in models if m in registry.models)
+        for kind in (registry.executors, registry.catalog_readers, registry.model_sources, registry.backends):
+            names.update(entry.plugin for entry in kind.values())
+        return tuple(sorted(names))
+
     def needed_nodes(self, outputs: frozenset[str] | set[str]) -> tuple[str, ...]:
         """Ids of the nodes that must run to produce ``outputs``, in plan order."""
         wanted = {node_id for out in outputs for node_id in self.lineage[out]}

@@ -30,15 +30,12 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-
-if TYPE_CHECKING:
-    from .plan import Plan
 
 __all__ = [
     "AUTOLOAD_ENV",
@@ -110,7 +107,7 @@ class PluginConfig:
     :param only: register only the entry points and modules of these names (as the registry names them: ``"gan
         (imgx)"`` for an entry point), never importing the others; the core plugins and ``plugins_dirs`` modules
         (imported to be found) always. ``None``: all. A run's workers load the plugins its plan uses
-        (:meth:`Registry.plugins_used`), not every one installed.
+        (:meth:`imgx.plan.Plan.plugins_used`), not every one installed.
     """
 
     plugins_dirs: tuple[str, ...] = ()
@@ -244,17 +241,6 @@ class Registry:
     def get_executor(self, name: str) -> Any:
         """The executor class registered as ``name``."""
         return self._get(self.executors, name, "executor").obj
-
-    def plugins_used(self, plan: Plan) -> tuple[str, ...]:
-        """The plugins a run of ``plan`` needs in its workers: those that registered its stages and the models they
-        load, and every one that registers an executor, catalog reader, model source or backend (``auto`` may pick
-        any backend). For :meth:`PluginConfig.restricted_to`."""
-        names = {node.plugin for node in plan.nodes}
-        for node in plan.nodes:
-            names.update(self.models[m].plugin for m in node.stage.models(node.params) if m in self.models)
-        for kind in (self.executors, self.catalog_readers, self.model_sources, self.backends):
-            names.update(entry.plugin for entry in kind.values())
-        return tuple(sorted(names))
 
     def get_model(self, name: str) -> Any:
         """The :class:`imgx.models.ModelSpec` registered as ``name``; an unknown name raises listing the close names

@@ -244,7 +244,7 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         )
         executor_cls = registry.get_executor(plan.settings.executor)
         # workers import the plugins the plan uses, not every one installed (start-up time and memory per worker)
-        plugins = options.plugin_config.restricted_to(registry.plugins_used(plan))
+        plugins = options.plugin_config.restricted_to(plan.plugins_used(registry))
         executor = executor_cls(spec, ExecutorOptions(workers=workers, plugin_config=plugins), registry)
         sizes, expected = _expected_cost(plan, catalog, summary, spec)
         work = _expected_work(plan, sizes)

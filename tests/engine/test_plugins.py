@@ -402,7 +402,7 @@ def test_workers_import_only_the_plugins_their_plan_uses(tmp_path: Path, photo_c
     path = write_recipe(tmp_path, recipe)
     options = RunOptions(plugin_config=PluginConfig(plugins_dirs=(str(tmp_path / "plugins"),)))
     _, registry, plan = prepare(path, options)
-    used = registry.plugins_used(plan)
+    used = plan.plugins_used(registry)
     assert "geometry (imgx)" in used and "segment (imgx)" not in used
     assert str(tmp_path / "plugins" / "shop_seen.py") in used  # a --plugins-dir module is named by its file
     assert {entry.plugin for entry in registry.backends.values()} <= set(used)  # auto may pick any backend
@@ -438,5 +438,5 @@ def test_a_plan_needs_the_plugins_of_the_models_its_stages_load() -> None:
     from imgx.runner import RunOptions, prepare
 
     _, registry, plan = prepare(TESTS.parent / "recipes" / "restore-lowres.yaml", RunOptions())
-    assert {"restore (imgx)", "gan (imgx)", "geometry (imgx)"} <= set(registry.plugins_used(plan))
-    assert not {"segment (imgx)", "style (imgx)", "compliance (imgx)"} & set(registry.plugins_used(plan))
+    assert {"restore (imgx)", "gan (imgx)", "geometry (imgx)"} <= set(plan.plugins_used(registry))
+    assert not {"segment (imgx)", "style (imgx)", "compliance (imgx)"} & set(plan.plugins_used(registry))
