@@ -158,7 +158,7 @@ def expected_work(plan: Plan, sizes: CatalogSizes) -> dict[str, float] | None:
     if not sizes.shapes:
         return None
     scale = sizes.items / len(sizes.shapes)
-    return {node.id: scale * sum(node.stage.work(node.params, h, w) for h, w in sizes.shapes) for node in plan.nodes}
+    return {node.id: scale * sum(node.work(h, w) for h, w in sizes.shapes) for node in plan.nodes}
 
 
 # -- keys --------------------------------------------------------------------------------------------------------

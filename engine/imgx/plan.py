@@ -12,6 +12,8 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import logging
+import math
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +28,8 @@ from .registry import Registry, unknown_name_message
 from .stage import Stage, StageParams
 
 __all__ = ["Node", "Plan", "RunSettings", "build_plan", "document_problems", "preflight_problems"]
+
+logger = logging.getLogger("imgx.plan")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +59,17 @@ class Node:
     def holds_model(self) -> bool:
         """Whether the node runs a model (:attr:`imgx.Stage.holds_model`): the one rule executors use."""
         return bool(self.stage.holds_model)
+
+    def work(self, h: int, w: int) -> float:
+        """The stage's :meth:`imgx.Stage.work` for an ``h x w`` catalog image, what the ETA and ``imgx plan`` weigh
+        items by; megapixels where a plugin's ``work`` fails or says something that is not a finite number >= 0 (an
+        estimate is a convenience: it never costs an item or a run)."""
+        try:
+            units = float(self.stage.work(self.params, h, w))
+        except Exception:
+            logger.debug("%s: work() failed for %d x %d; weighed by megapixels", self.uses, w, h, exc_info=True)
+            return h * w / 1e6
+        return units if math.isfinite(units) and units >= 0 else h * w / 1e6
 
     def fingerprint(self) -> dict[str, Any]:
         """What determines this node's output for a given input (stage name, version, params, inputs)."""

@@ -290,16 +290,12 @@ def _expected_cost(
 
 def _expected_work(plan: Plan, sizes: CatalogSizes | None) -> dict[str, float] | None:
     """Each node's expected work over the catalog (:func:`imgx.costs.expected_work`) and the megapixels to read,
-    decode and encode (:data:`imgx.progress.IO_WORK`), which the ETA weighs items by; ``None`` when they cannot be
-    had (no header read, a plugin's ``work`` failing): the ETA then counts items."""
-    if sizes is None or sizes.megapixels is None:
+    decode and encode (:data:`imgx.progress.IO_WORK`), which the ETA weighs items by; ``None`` when no header was
+    read: the ETA then counts items."""
+    work = expected_work(plan, sizes) if sizes is not None else None
+    if work is None or sizes is None or sizes.megapixels is None:
         return None
-    try:
-        work = expected_work(plan, sizes)
-    except Exception as exc:  # an estimate is a convenience: whatever breaks it, the run goes on without one
-        logger.debug("no work estimate for the ETA: %s", exc)
-        return None
-    return None if work is None else {**work, IO_WORK: sizes.megapixels}
+    return {**work, IO_WORK: sizes.megapixels}
 
 
 def _record_costs(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
+
 from imgx.plan import build_plan
 from imgx.recipe import parse_recipe
 from imgx.registry import load_registry
@@ -107,3 +109,30 @@ def test_values_no_later_node_reads_are_released_after_their_last_reader() -> No
     # a written node is never released, whoever reads it
     written = plan_of(VARIANTS.replace("outputs: [square, warm, gray]", "outputs: [base, square, warm, gray]"))
     assert written.released_after() == {"base": ("source",)}
+
+
+@pytest.mark.parametrize("answer", ["raise", float("nan"), -1.0, "text"])
+def test_a_node_weighs_by_megapixels_where_a_plugins_work_fails(answer) -> None:
+    """``Node.work`` is what the ETA and imgx plan weigh items by: a plugin's ``work`` that raises or gives no finite
+    number >= 0 costs the weighing (megapixels instead), never the item or the run."""
+    import imgx
+    from imgx.plan import Node
+
+    class Odd(imgx.Stage):
+        name = "test.odd_work"
+
+        @classmethod
+        def work(cls, params, h, w):
+            if answer == "raise":
+                raise RuntimeError("no idea")
+            return answer
+
+    class Tiled(imgx.Stage):
+        name = "test.tiled_work"
+
+        @classmethod
+        def work(cls, params, h, w):
+            return 3.0
+
+    assert Node("odd", Odd.name, Odd, Odd.Params(), (), "test").work(1000, 2000) == 2.0
+    assert Node("tiled", Tiled.name, Tiled, Tiled.Params(), (), "test").work(1000, 2000) == 3.0

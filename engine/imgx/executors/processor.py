@@ -12,7 +12,6 @@ import ctypes
 import dataclasses
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -31,9 +30,16 @@ from ..plan import Node, Plan
 from ..registry import Registry
 from ..stage import Stage, StageContext
 
-__all__ = ["BatchProcessor", "BatchResult", "ItemState", "RunSpec", "WorkUnit", "add_work", "describe_error"]
-
-logger = logging.getLogger("imgx.executors")
+__all__ = [
+    "BatchProcessor",
+    "BatchResult",
+    "ItemState",
+    "RunSpec",
+    "WorkUnit",
+    "add_work",
+    "describe_error",
+    "io_measured",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,16 +98,15 @@ def add_work(total: dict[str, float], states: Iterable[ItemState]) -> None:
             total[node_id] = total.get(node_id, 0.0) + units
 
 
-def _record_work(state: ItemState, node: Node) -> None:
-    """Note the :meth:`imgx.Stage.work` of ``node`` on ``state``'s item, for the ETA; a plugin's ``work`` that fails
-    (or says something that is not a finite number >= 0) costs the ETA its weighing, never the item."""
-    try:
-        units = float(node.stage.work(node.params, *state.size))
-    except Exception:
-        logger.debug("%s: work() failed for %r; not weighed in the ETA", node.uses, state.unit.ref.sku, exc_info=True)
-        return
-    if math.isfinite(units) and units >= 0:
-        state.work[node.id] = units
+def io_measured(states: Iterable[ItemState], finish_seconds: float) -> tuple[float, float]:
+    """``(seconds, megapixels)`` of reading, decoding, encoding and writing ``states``' items: their read and decode
+    time, ``finish_seconds`` of encoding and writing them, and their decoded megapixels (for the ETA)."""
+    seconds = finish_seconds
+    megapixels = 0.0
+    for state in states:
+        seconds += state.elapsed.get("source", 0.0)
+        megapixels += state.size[0] * state.size[1] / 1e6
+    return seconds, megapixels
 
 
 def describe_error(exc: BaseException) -> str:
@@ -191,8 +196,9 @@ class BatchProcessor:
             add_work(work, states)
             started = time.perf_counter()
             group_rows, group_failed = self.finish(states)
-            io_seconds += time.perf_counter() - started + sum(s.elapsed.get("source", 0.0) for s in states)
-            megapixels += sum(s.size[0] * s.size[1] for s in states) / 1e6
+            seconds, pixels = io_measured(states, time.perf_counter() - started)
+            io_seconds += seconds
+            megapixels += pixels
             rows.extend(group_rows)
             failed_items += group_failed
         return BatchResult(rows, stage_seconds, len(units), failed_items, work, io_seconds, megapixels)
@@ -287,7 +293,7 @@ class BatchProcessor:
         share = elapsed / len(ready)
         for state, before, item, error in zip(ready, inputs[0], outputs, errors, strict=True):
             state.elapsed[node.id] = share
-            _record_work(state, node)
+            state.work[node.id] = node.work(*state.size)
             if error is None:
                 state.values[node.id] = _attribute(node.id, before, item)
             else:

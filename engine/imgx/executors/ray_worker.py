@@ -34,7 +34,7 @@ from ..item import freeze
 from ..ledger import LedgerRow, StatePaths, read_ledger
 from ..plan import Node
 from ..registry import PluginConfig, load_registry
-from .processor import BatchProcessor, BatchResult, ItemState, WorkUnit, add_work
+from .processor import BatchProcessor, BatchResult, ItemState, WorkUnit, add_work, io_measured
 from .ray_layout import StageGroup
 
 __all__ = ["ModelGroup", "Payload", "chunk_markers", "run_cpu_group"]
@@ -231,9 +231,9 @@ class _ChunkWriter:
         """A CPU-only plan: the whole DAG, exactly as the local executor's worker runs it."""
         remaining, recorded = self._remaining(chunk, units)
         result = self.processor(remaining)
-        merged = _merge(units, recorded, result.rows, result.stage_seconds, result.work)
-        merged.io_seconds, merged.megapixels = result.io_seconds, result.megapixels
-        return merged
+        return _merge(
+            units, recorded, result.rows, result.stage_seconds, result.work, (result.io_seconds, result.megapixels)
+        )
 
     def run_states(self, chunk: int, states: list[ItemState], nodes: Sequence[Node]) -> BatchResult:
         """The last group of a plan with model stages: its CPU nodes, then encode, write and journal."""
@@ -256,10 +256,7 @@ class _ChunkWriter:
         add_work(work, states)
         started = time.perf_counter()
         rows, _ = self.processor.finish(todo)
-        result = _merge(units, recorded, rows, seconds, work)
-        result.io_seconds = time.perf_counter() - started + sum(s.elapsed.get("source", 0.0) for s in states)
-        result.megapixels = sum(s.size[0] * s.size[1] for s in states) / 1e6
-        return result
+        return _merge(units, recorded, rows, seconds, work, io_measured(states, time.perf_counter() - started))
 
 
 def _merge(
@@ -268,10 +265,12 @@ def _merge(
     rows: list[LedgerRow],
     seconds: dict[str, float],
     work: dict[str, float],
+    io: tuple[float, float],
 ) -> BatchResult:
-    """One chunk's result: rows recorded by a dead attempt plus this attempt's rows, items counted once."""
+    """One chunk's result: rows recorded by a dead attempt plus this attempt's rows, items counted once; ``io``:
+    :func:`~imgx.executors.processor.io_measured` of this attempt."""
     failed: dict[tuple[str, bool], bool] = {_unit_key(unit): False for unit in units}
     for row in (*recorded, *rows):
         key = (row.sku, row.stage == "catalog")
         failed[key] = failed.get(key, False) or row.status == "failed"
-    return BatchResult([*recorded, *rows], seconds, len(units), sum(failed.values()), work)
+    return BatchResult([*recorded, *rows], seconds, len(units), sum(failed.values()), work, *io)
