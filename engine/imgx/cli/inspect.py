@@ -161,6 +161,7 @@ def plan_command(
 
 def _print_model_nodes(plan, registry, catalog) -> None:
     """Model stages: the backend ``auto`` (or the recipe) picks here and the shape buckets of the catalog's images."""
+    from ..runtime.factory import model_precision
     from ..runtime.shape_report import HEADER_LIMIT, plan_model_nodes
 
     if not plan.holds_model:
@@ -179,8 +180,10 @@ def _print_model_nodes(plan, registry, catalog) -> None:
         reason = m.reason
         if plan.settings.precision == "auto" and m.model in registry.models:
             spec = registry.get_model(m.model)
-            why = spec.precision_for("auto", device=m.device)[1]
+            why = model_precision(plan.settings.backend, spec, "auto", m.device, registry)[1]
             reason = reason.removeprefix(f"{why}; ")  # said on its own line below
+            if m.precision == "bf16" and m.device == "cpu":
+                why += "; the stage checks its module at BF16 on this CPU when it starts, FP32 if that fails"
             precisions.append(f"precision of {m.node}: {why}")
         table.add_row(*map(escape, (m.node, m.model, f"{m.backend} {m.precision} on {m.device}", buckets, reason)))
     out_console.print(table)

@@ -114,7 +114,9 @@ class ModelSpec:
         default this machine's: :func:`imgx.machine.native_bf16`), for a model whose measured BF16 ``parity`` is within
         its declared ``tolerance``. Else FP32: without AMX, BF16 measured slower than FP32 (ONNX Runtime), and a
         model without a tolerance (a mask whose pixels flip, a slower network) keeps FP32. On CUDA ``auto`` is FP32 for
-        now (ask for fp16/bf16 by name): the tolerances were measured on the CPU's BF16 kernels.
+        now (ask for fp16/bf16 by name): the tolerances were measured on the CPU's BF16 kernels. The flags say the
+        instructions exist, not that they compute: a model stage checks its module at BF16 on this CPU before it keeps
+        this choice (:mod:`imgx.runtime.bf16_check`).
         """
         from ..machine import cpu_flags as machine_flags
         from ..machine import native_bf16

@@ -28,9 +28,10 @@ from .base import Backend, BackendOptions
 if TYPE_CHECKING:
     import torch
 
+    from ..models.spec import ModelSpec
     from ..registry import Registry
 
-__all__ = ["BackendChoice", "auto_order", "choose_backend", "create_backend", "resolve_backend"]
+__all__ = ["BackendChoice", "auto_order", "choose_backend", "create_backend", "model_precision", "resolve_backend"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +90,33 @@ def choose_backend(name: str, options: BackendOptions, registry: Registry) -> Ba
         fallback = dataclasses.replace(fallback, device="cpu")
     why = "; ".join(skipped) or f"no backend runs {options.precision} on {options.device}"
     return BackendChoice("eager", fallback, f"auto: fell back to eager fp32 on {fallback.device}: {why}")
+
+
+def model_precision(
+    name: str,
+    spec: ModelSpec,
+    requested: str,
+    device: str,
+    registry: Registry,
+    cpu_flags: frozenset[str] | None = None,
+) -> tuple[str, str]:
+    """The precision ``spec`` runs at when the recipe asks for ``requested`` on backend ``name`` and ``device``, and
+    why if it differs (for ``auto``, always the reason; :meth:`imgx.models.ModelSpec.precision_for`).
+
+    ``auto`` picks what the backend runs: where it would pick BF16 but the recipe names a backend that runs FP32 only
+    (``onnxruntime``), the model runs FP32 on that backend rather than the stage failing to start; a precision asked
+    for by name is kept, so a backend that cannot run it still says so. A model stage then checks auto's BF16 on
+    the module it runs (:func:`imgx.runtime.bf16_check.bf16_check`) before it trusts the CPU's flags.
+    ``cpu_flags``: another CPU's flag set, as for ``precision_for``.
+    """
+    precision, why = spec.precision_for(requested, device=device, cpu_flags=cpu_flags)
+    if requested != "auto" or precision == "fp32":
+        return precision, why
+    if name != "auto":
+        problem = registry.get_backend(name).unavailable(BackendOptions(device=device, precision=precision))
+        if problem is not None:
+            return "fp32", f"auto: fp32: the recipe's backend {name} cannot run {precision} here ({problem})"
+    return precision, why
 
 
 def resolve_backend(name: str, options: BackendOptions, registry: Registry) -> str:

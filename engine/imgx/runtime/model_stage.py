@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..errors import StageError
 from ..stage import Stage, StageContext, StageParams
 from .base import Backend, BackendOptions
 from .buckets import bucket_shape, crop, pad_to, round_up
@@ -68,7 +69,7 @@ class ModelStage(Stage):
     def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:
         super().__init__(params, context)
         from ..models import load_module, weights_key
-        from .factory import create_backend
+        from .factory import create_backend, model_precision
 
         registry = self.context.require_registry(self.name)
         self.spec = registry.get_model(self.model_name())
@@ -80,7 +81,9 @@ class ModelStage(Stage):
             model_key = hashlib.sha256(f"{model_key}:{extra}".encode()).hexdigest()
         cache_dir = Path(self.context.cache_dir) / "engines" if self.context.cache_dir else engines_dir()
         device = run_device(self.context)
-        precision, why = self.spec.precision_for(self.context.precision, device=device)
+        precision, why = model_precision(self.context.backend, self.spec, self.context.precision, device, registry)
+        if precision == "bf16" and device == "cpu":
+            precision, why = self._check_bf16(model_key, why)
         self.precision_reason = why  # auto's choice (always said), or why a named precision was not kept
         if why and self.context.precision != "auto":
             warnings.warn(f"{self.name}: {why}", RuntimeWarning, stacklevel=2)
@@ -105,6 +108,25 @@ class ModelStage(Stage):
             )
             self.parts[part].load()
         self.shapes_seen: collections.Counter[tuple[int, ...]] = collections.Counter()
+
+    def _check_bf16(self, model_key: str, why: str) -> tuple[str, str]:
+        """BF16 on the CPU: check the module at BF16 on this CPU (:func:`imgx.runtime.bf16_check.bf16_check`; within
+        the model's tolerance, or only finite and repeatable for a model without one). ``auto``'s BF16 is kept only
+        if it passes; BF16 asked for by name is kept with a warning saying what failed."""
+        import math
+
+        from ._common import module_key
+        from .bf16_check import bf16_check
+
+        tolerance = self.spec.tolerance if self.spec.tolerance is not None else math.inf
+        key = f"{self.name}:{model_key}:{module_key(self.module)}"  # the module as built, not only its weights
+        verdict = bf16_check(self.module, key, tolerance, self.in_channels or self.spec.in_channels)
+        if verdict.ok:
+            return "bf16", f"{why}; {verdict.reason}" if why else ""
+        if self.context.precision == "auto":
+            return "fp32", f"auto: fp32: {self.name} failed its BF16 check on this CPU: {verdict.reason}"
+        warnings.warn(f"{self.name}: BF16 failed its check on this CPU: {verdict.reason}", RuntimeWarning, stacklevel=3)
+        return "bf16", why
 
     # -- what subclasses override ------------------------------------------------------------------------------------
 
@@ -199,6 +221,7 @@ class ModelStage(Stage):
 
         :param images: ``(h, w, C)`` float32 arrays in the model's value range (0..1), ``C`` the module's input
             channels (``in_channels``, else the model's).
+        :raises StageError: the network returned NaN or Inf (the batch's items then fail, each with the reason).
         :return: per image, the ``(h * r, w * r, C_out)`` float32 output, ``r`` the network's output/input size ratio.
 
         Images are grouped by padded shape, reflect-padded to it (bottom and right), stacked into batches of at most
@@ -231,7 +254,7 @@ class ModelStage(Stage):
                     [pad_to(torch.from_numpy(np.ascontiguousarray(images[i].transpose(2, 0, 1))), H, W) for i in chunk]
                 )
                 self.shapes_seen[tuple(batch.shape)] += 1
-                out = self.backend.infer(batch)
+                out = self._finite(self.backend.infer(batch), self.backend)
                 out_h, out_w = out.shape[-2:]
                 for row, i in enumerate(chunk):
                     h, w = images[i].shape[:2]
@@ -247,8 +270,23 @@ class ModelStage(Stage):
         import torch
 
         backend = self.parts[part]
-        out = backend.infer(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        out = self._finite(backend.infer(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))), backend)
         return out.float().cpu().numpy()
+
+    def _finite(self, out: torch.Tensor, backend: Backend) -> torch.Tensor:
+        """``out``, or a :class:`imgx.StageError` for the items of this call when it holds NaN or Inf (a network
+        whose kernels fail at a reduced precision on this machine): a NaN becomes black or white pixels when
+        converted, so it must never reach an output file. One pass over the output, small beside the network."""
+        import torch
+
+        if bool(torch.isfinite(out).all()):
+            return out
+        options = backend.options
+        hint = " (run it at execution.precision: fp32)" if options.precision != "fp32" else ""
+        raise StageError(
+            f"{self.name}: model {self.spec.name} returned NaN/Inf on {backend.name} at {options.precision} on "
+            f"{options.device}{hint}"
+        )
 
     def close(self) -> None:
         for backend in [getattr(self, "backend", None), *getattr(self, "parts", {}).values()]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ImgxError
 from .base import BackendOptions
-from .factory import choose_backend
+from .factory import choose_backend, model_precision
 from .model_stage import ModelStage
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def plan_model_nodes(
         spec: ModelSpec | None = None
         try:
             spec = registry.get_model(stage.model)
-            wanted, why = spec.precision_for(settings.precision, device=device)  # a model may keep fewer precisions
+            wanted, why = model_precision(settings.backend, spec, settings.precision, device, registry)
         except ImgxError as exc:
             wanted, why, model_problem = settings.precision, "", str(exc)
         options = BackendOptions(device=device, precision=wanted)

@@ -178,3 +178,47 @@ def test_a_part_runs_by_its_own_backend_of_the_same_kind_with_its_own_cached_gra
     finally:
         stage.close()
     assert stage.backend.session is None and stage.parts["again"].session is None
+
+
+class SqrtShifted(torch.nn.Module):
+    """``sqrt(x - 0.5)``: NaN wherever the network's output is below 0.5, as a kernel failing at BF16 gives."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(x - 0.5)
+
+
+class BrokenTinyStyle(TinyStyle):
+    name: ClassVar[str] = "test.broken_tiny_style"
+
+    def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
+        return torch.nn.Sequential(base, SqrtShifted())
+
+
+def test_a_network_returning_nan_fails_its_items_with_the_reason_instead_of_writing_black_pixels(
+    tiny_model_plugin,
+) -> None:
+    """NaN converts to 0 (or 255) in uint8: the stage must fail the call's items, naming the model, backend and
+    precision, rather than hand on an image of garbage; a finite network on the same photo passes."""
+    image = real_photo("astronaut", long_side=128).astype(np.float32) / 255
+    context = imgx.StageContext(batch_size=2, backend="eager", registry=tiny_model_plugin)
+    broken = BrokenTinyStyle(context=context)
+    with pytest.raises(imgx.StageError, match=r"model tiny-style returned NaN/Inf on eager at fp32 on cpu$"):
+        broken.infer_images([image])
+    (out,) = make(tiny_model_plugin).infer_images([image])
+    assert np.isfinite(out).all()
+
+
+def test_bf16_asked_for_by_name_is_checked_on_this_cpu_and_kept_with_a_warning(tiny_model_plugin) -> None:
+    """``precision: bf16`` by name on the CPU: the stage checks its module at BF16 here (finite and repeatable, for
+    a model without a tolerance) and warns, naming what failed, while keeping what the recipe asked for; a module
+    that passes starts without a warning."""
+    import warnings
+
+    context = imgx.StageContext(backend="eager", precision="bf16", registry=tiny_model_plugin)
+    with pytest.warns(RuntimeWarning, match=r"BF16 failed its check on this CPU: BF16 returned \d+ NaN/Inf values"):
+        broken = BrokenTinyStyle(context=context)
+    assert broken.backend.options.precision == "bf16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fine = TinyStyle(context=context)
+    assert fine.backend.options.precision == "bf16" and fine.precision_reason == ""

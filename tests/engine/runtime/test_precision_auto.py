@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from _support import default_registry, frozen, real_photo, write_recipe
@@ -50,6 +51,39 @@ def test_auto_keeps_fp32_for_a_model_without_a_tolerance(model: str) -> None:
     assert precision == "fp32" and "declares no BF16 tolerance" in why
 
 
+def test_auto_with_a_named_fp32_only_backend_runs_fp32_there() -> None:
+    """``precision: auto`` with ``backend: onnxruntime`` (FP32 graphs only) on an AMX CPU: the style network runs at
+    FP32 on ONNX Runtime and says why, instead of the stage failing to start; a backend that runs BF16 keeps it, and
+    BF16 asked for by name is not changed (the backend then refuses it, naming the problem)."""
+    from imgx.runtime.factory import model_precision
+
+    registry = default_registry()
+    spec = registry.get_model("multistyle26")
+    precision, why = model_precision("onnxruntime", spec, "auto", "cpu", registry, SAPPHIRE_RAPIDS)
+    assert precision == "fp32"
+    assert why.startswith("auto: fp32: the recipe's backend onnxruntime cannot run bf16 here") and "FP32" in why
+    assert model_precision("eager", spec, "auto", "cpu", registry, SAPPHIRE_RAPIDS)[0] == "bf16"
+    assert model_precision("auto", spec, "auto", "cpu", registry, SAPPHIRE_RAPIDS)[0] == "bf16"
+    assert model_precision("onnxruntime", spec, "bf16", "cpu", registry, SAPPHIRE_RAPIDS) == ("bf16", "")
+    assert model_precision("onnxruntime", spec, "auto", "cpu", registry, WITHOUT_BF16)[0] == "fp32"
+
+
+def test_a_style_stage_on_onnxruntime_at_auto_starts_on_this_machine() -> None:
+    """The real stage, this CPU: with an AMX CPU auto would pick BF16, which ONNX Runtime cannot run (the stage once
+    failed to start there); on any CPU it starts and runs FP32 on ONNX Runtime."""
+    from imgx_style import StyleTransfer, StyleTransferParams
+
+    context = StageContext(backend="onnxruntime", precision="auto", device="cpu", registry=default_registry())
+    stage = StyleTransfer(StyleTransferParams(style=7), context)
+    try:
+        assert stage.choice.name == "onnxruntime" and stage.backend.options.precision == "fp32"
+        assert stage.precision_reason.startswith("auto: fp32")
+        (out,) = stage([Item("chelsea", "memory", frozen(real_photo("chelsea", long_side=128)), None)])
+        assert out.image.shape[2] == 3 and out.image.std() > 5
+    finally:
+        stage.close()
+
+
 def test_every_declared_tolerance_covers_its_measured_parity() -> None:
     """A model that declares a tolerance has a measured BF16 parity within it (else auto would silently stay at
     FP32 for it, or, worse, the record would be missing)."""
@@ -59,25 +93,76 @@ def test_every_declared_tolerance_covers_its_measured_parity() -> None:
         assert "bf16" in spec.precisions and spec.parity["bf16"] <= spec.tolerance, spec.name
 
 
-def test_a_style_stage_at_auto_runs_at_what_auto_picks_and_stays_within_the_tolerance() -> None:
-    """The real style.transfer stage at ``auto`` on a real photo: it runs at the precision auto picks on this CPU,
-    and its pixels differ from the FP32 stage's by no more than the network's declared tolerance (8-bit output)."""
+def test_a_style_stage_at_auto_runs_bf16_only_where_its_check_passed_and_stays_within_the_tolerance() -> None:
+    """The real style.transfer stage at ``auto`` on a real photo. Where the CPU lists AMX BF16, the stage checks its
+    own module at BF16 before trusting it (a Firecracker VM listing AMX returned NaN and unrepeatable pixels there):
+    it runs BF16 only with that check passed and said; else FP32, saying why. Either way its pixels differ from the
+    FP32 stage's by no more than the network's declared tolerance (8-bit output), and are finite."""
     from imgx_style import StyleTransfer, StyleTransferParams
 
     registry = default_registry()
     photo = frozen(real_photo("chelsea", long_side=256))
-    outs = {}
+    outs, reasons = {}, {}
     for precision in ("fp32", "auto"):
         context = StageContext(backend="eager", precision=precision, device="cpu", registry=registry)
         stage = StyleTransfer(StyleTransferParams(style=7), context)
-        assert stage.backend.options.precision == (HERE if precision == "auto" else "fp32")
-        if precision == "auto":
-            assert stage.precision_reason.startswith(f"auto: {HERE}")
+        reasons[precision] = (stage.backend.options.precision, stage.precision_reason)
         (out,) = stage([Item("chelsea", "memory", photo, None)])
         outs[precision] = out.image.astype(np.float64) / 255
         stage.close()
+    ran, why = reasons["auto"]
+    assert reasons["fp32"][0] == "fp32"
+    if HERE == "fp32":
+        assert ran == "fp32" and "no AMX BF16" in why
+    elif ran == "bf16":
+        assert why.startswith("auto: bf16") and "BF16 checked on this CPU" in why
+    else:
+        assert why.startswith("auto: fp32: style.transfer failed its BF16 check on this CPU: BF16 ")
     tolerance = registry.get_model("multistyle26").tolerance
     assert np.abs(outs["auto"] - outs["fp32"]).mean() <= tolerance
+
+
+class Cancelling(torch.nn.Module):
+    """A real network whose result moves at BF16: ``(x + 256) - 256`` keeps no fraction of ``x`` in BF16 (8 bits of
+    mantissa: steps of 2 at 256), so its output there is 0 or 2 where FP32 gives ``x``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + 256.0) - 256.0
+
+
+def test_the_bf16_check_fails_a_network_whose_result_moves_and_passes_one_that_keeps_it(tmp_path, monkeypatch) -> None:
+    """:func:`bf16_check` on real modules at real BF16 on this CPU (no flags involved): the cancelling network
+    fails on its difference; a 3x3 blur keeps within 1/255 and passes (where this CPU's BF16 kernels compute; the
+    verdict is cached and read back, not measured twice)."""
+    from imgx.runtime.bf16_check import bf16_check
+
+    monkeypatch.setenv("IMGX_HOME", str(tmp_path))
+    moved = bf16_check(Cancelling(), "cancelling", 1 / 255)
+    assert not moved.ok and "exceeds the tolerance" in moved.reason
+    blur = torch.nn.Conv2d(3, 3, 3, padding=1, bias=False, groups=3)
+    with torch.no_grad():
+        blur.weight.fill_(1 / 9)
+    kept = bf16_check(blur, "blur", 1 / 255)
+    assert kept.ok, kept.reason
+    saved = sorted((tmp_path / "engines" / "checks").glob("bf16-*.json"))
+    assert len(saved) == 2
+    saved[0].write_text('{"ok": true, "reason": "from the cache"}')  # a second call reads the verdict back
+    assert {bf16_check(Cancelling(), "cancelling", 1 / 255).reason, bf16_check(blur, "blur", 1 / 255).reason} >= {
+        "from the cache"
+    }
+
+
+def test_judge_names_what_failed() -> None:
+    from imgx.runtime.bf16_check import judge
+
+    ref = [np.linspace(0, 1, 64, dtype=np.float32).reshape(1, 1, 8, 8)]
+    close = [ref[0] + 1e-3]
+    holed = [close[0].copy()]
+    holed[0][0, 0, 3, 3] = np.nan
+    assert judge(ref, close, close, 1 / 255).ok
+    assert judge(ref, holed, close, 1 / 255).reason == "BF16 returned 1 NaN/Inf values"
+    assert judge(ref, close, [ref[0] + 2e-3], 1 / 255).reason.startswith("BF16 gave different outputs")
+    assert "exceeds the tolerance" in judge(ref, [ref[0] + 0.01], [ref[0] + 0.01], 1 / 255).reason
 
 
 def test_a_segment_stage_at_auto_runs_u2netp_at_fp32() -> None:
@@ -120,6 +205,7 @@ def test_plan_says_per_model_node_what_auto_picked_and_why(tmp_path: Path, monke
     assert f"precision of s7: auto: {HERE}" in result.output
     assert "precision of mask: auto: fp32" in result.output
     assert ("eager bf16 on cpu" if HERE == "bf16" else "onnxruntime fp32 on cpu") in result.output
+    assert ("checks its module at BF16 on this CPU when it starts" in result.output) == (HERE == "bf16")
     assert not (tmp_path / "out").exists()
 
 
