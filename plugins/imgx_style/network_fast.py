@@ -81,7 +81,10 @@ def _stride2_conv(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``conv2d(reflect_pad1(x), w, stride=2)`` for even H and W, without padding ``x`` itself."""
     main = F.conv2d(x, w, stride=2, padding=1)
     top = F.conv2d(F.pad(x[:, :, :2, :], (1, 1, 1, 0), mode="reflect"), w, stride=2)  # (B, O, 1, W/2)
-    left = F.conv2d(F.pad(x[:, :, :, :2], (1, 0, 1, 1), mode="reflect"), w, stride=2)  # (B, O, H/2, 1)
+    # the left column as a row (transposed): oneDNN's AMX BF16 convolution of an input 3 pixels wide returned NaN and
+    # different values per call for the same input (torch 2.13, 2026-12-06); 3 pixels high, it computes correctly
+    strip = F.pad(x[:, :, :, :2], (1, 0, 1, 1), mode="reflect").transpose(2, 3)  # (B, C, 3, H + 2)
+    left = F.conv2d(strip, w.transpose(2, 3), stride=2).transpose(2, 3)  # (B, O, H/2, 1)
     return torch.cat([top, torch.cat([left[:, :, 1:], main[:, :, 1:, 1:]], dim=3)], dim=2)
 
 

