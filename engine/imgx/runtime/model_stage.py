@@ -121,12 +121,39 @@ class ModelStage(Stage):
         tolerance = self.spec.tolerance if self.spec.tolerance is not None else math.inf
         key = f"{self.name}:{model_key}:{module_key(self.module)}"  # the module as built, not only its weights
         verdict = bf16_check(self.module, key, tolerance, self.in_channels or self.spec.in_channels)
+        if verdict.ok and self.context.precision == "auto":
+            race = self._race_bf16(key, model_key)
+            if not race.ok:
+                return "fp32", f"auto: fp32: {self.name}'s BF16 is correct on this CPU but not faster: {race.reason}"
+            return "bf16", f"{why}; {verdict.reason}; {race.reason}"
         if verdict.ok:
-            return "bf16", f"{why}; {verdict.reason}" if why else ""
+            return "bf16", why
         if self.context.precision == "auto":
             return "fp32", f"auto: fp32: {self.name} failed its BF16 check on this CPU: {verdict.reason}"
         warnings.warn(f"{self.name}: BF16 failed its check on this CPU: {verdict.reason}", RuntimeWarning, stacklevel=3)
         return "bf16", why
+
+    def _race_bf16(self, key: str, model_key: str) -> Any:
+        """:func:`imgx.runtime.bf16_check.bf16_race` of the backends the recipe's ``execution.backend`` gives at BF16
+        and at FP32 for this module, with this worker's threads."""
+        from .bf16_check import bf16_race
+        from .factory import create_backend
+
+        registry = self.context.require_registry(self.name)
+        base = BackendOptions(
+            device="cpu",
+            cache_dir=Path(self.context.cache_dir) / "engines" if self.context.cache_dir else engines_dir(),
+            model_key=model_key,  # the key the stage's own backend uses: an ONNX export made here is reused
+            threads=self.context.threads,
+        )
+        low = create_backend(self.context.backend, self.module, dataclasses.replace(base, precision="bf16"), registry)
+        full = create_backend(self.context.backend, self.module, dataclasses.replace(base, precision="fp32"), registry)
+        try:
+            race_key = f"{key}:{low.name}:{full.name}:threads={self.context.threads}"
+            return bf16_race(race_key, low, full, self.in_channels or self.spec.in_channels)
+        finally:
+            low.close()
+            full.close()
 
     # -- what subclasses override ------------------------------------------------------------------------------------
 

@@ -116,8 +116,10 @@ def test_a_style_stage_at_auto_runs_bf16_only_where_its_check_passed_and_stays_w
         assert ran == "fp32" and "no AMX BF16" in why
     elif ran == "bf16":
         assert why.startswith("auto: bf16") and "BF16 checked on this CPU" in why
-    else:
-        assert why.startswith("auto: fp32: style.transfer failed its BF16 check on this CPU: BF16 ")
+    else:  # BF16 is wrong on this CPU, or right and not faster than FP32 here
+        assert why.startswith(
+            ("auto: fp32: style.transfer failed its BF16 check on this CPU: BF16 ", "auto: fp32: style.transfer's BF16 is")
+        )
     tolerance = registry.get_model("multistyle26").tolerance
     assert np.abs(outs["auto"] - outs["fp32"]).mean() <= tolerance
 
@@ -150,6 +152,38 @@ def test_the_bf16_check_fails_a_network_whose_result_moves_and_passes_one_that_k
     assert {bf16_check(Cancelling(), "cancelling", 1 / 255).reason, bf16_check(blur, "blur", 1 / 255).reason} >= {
         "from the cache"
     }
+
+
+class Repeated(torch.nn.Module):
+    """A real network that does ``times`` 3x3 convolutions of 16 channels: the work of a race's contenders."""
+
+    def __init__(self, times: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.first = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.body = torch.nn.Sequential(*(torch.nn.Conv2d(16, 16, 3, padding=1) for _ in range(times)))
+        self.last = torch.nn.Conv2d(16, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last(self.body(self.first(x)))
+
+
+def test_the_race_picks_bf16_only_when_it_is_clearly_faster(tmp_path, monkeypatch) -> None:
+    """:func:`bf16_race` with real eager backends on a real photo: a contender doing 1 layer of work against one
+    doing 24 wins whatever its precision, the other way round it loses; the reason names both times."""
+    from imgx.runtime.base import BackendOptions
+    from imgx.runtime.bf16_check import RACE_SIDE, bf16_race
+    from imgx.runtime.eager import EagerBackend
+
+    monkeypatch.setenv("IMGX_HOME", str(tmp_path))
+    light = EagerBackend(Repeated(1).eval(), BackendOptions(precision="bf16"))
+    heavy = EagerBackend(Repeated(24).eval(), BackendOptions(precision="fp32"))
+    won = bf16_race("light against heavy", light, heavy)
+    assert won.ok and won.reason.startswith("BF16 on eager ") and f"per {RACE_SIDE} px photo here" in won.reason
+    lost = bf16_race("heavy against light", EagerBackend(Repeated(24).eval(), BackendOptions(precision="bf16")),
+                     EagerBackend(Repeated(1).eval(), BackendOptions(precision="fp32")))
+    assert not lost.ok
+    assert len(list((tmp_path / "engines" / "checks").glob("race-*.json"))) == 2
 
 
 def test_judge_names_what_failed() -> None:
