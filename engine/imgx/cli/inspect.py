@@ -183,7 +183,10 @@ def _print_model_nodes(plan, registry, catalog) -> None:
             why = model_precision(plan.settings.backend, spec, "auto", m.device, registry)[1]
             reason = reason.removeprefix(f"{why}; ")  # said on its own line below
             if m.precision == "bf16" and m.device == "cpu":
-                why += "; the stage checks its module at BF16 on this CPU when it starts, FP32 if that fails"
+                why += (
+                    "; the stage checks its module at BF16 on this CPU when it starts and keeps BF16 only if it is "
+                    "correct and faster than FP32 there (once per machine)"
+                )
             precisions.append(f"precision of {m.node}: {why}")
         table.add_row(*map(escape, (m.node, m.model, f"{m.backend} {m.precision} on {m.device}", buckets, reason)))
     out_console.print(table)
