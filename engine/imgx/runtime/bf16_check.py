@@ -94,7 +94,9 @@ def bf16_check(module: torch.nn.Module, model_key: str, tolerance: float, channe
     """Whether ``module`` (``(B, channels, H, W)`` float32 in 0..1 -> float output) computes correctly at BF16 on
     this CPU (:func:`judge` against ``tolerance``), from the cache under ``model_key`` or measured now on real photos
     (:func:`imgx.runtime.bench.bench_input`)."""
-    return _cached(engines_dir() / "checks" / f"bf16-{_key(model_key)}.json", lambda: _measure(module, tolerance, channels))
+    return _cached(
+        engines_dir() / "checks" / f"bf16-{_key(model_key)}.json", lambda: _measure(module, tolerance, channels)
+    )
 
 
 def bf16_race(key: str, bf16: Backend, fp32: Backend, channels: int = 3) -> Bf16Verdict:

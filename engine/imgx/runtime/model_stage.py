@@ -83,7 +83,7 @@ class ModelStage(Stage):
         device = run_device(self.context)
         precision, why = model_precision(self.context.backend, self.spec, self.context.precision, device, registry)
         if precision == "bf16" and device == "cpu":
-            precision, why = self._check_bf16(model_key, why)
+            precision, why = self._check_bf16(model_key, why, cache_dir)
         self.precision_reason = why  # auto's choice (always said), or why a named precision was not kept
         if why and self.context.precision != "auto":
             warnings.warn(f"{self.name}: {why}", RuntimeWarning, stacklevel=2)
@@ -109,7 +109,7 @@ class ModelStage(Stage):
             self.parts[part].load()
         self.shapes_seen: collections.Counter[tuple[int, ...]] = collections.Counter()
 
-    def _check_bf16(self, model_key: str, why: str) -> tuple[str, str]:
+    def _check_bf16(self, model_key: str, why: str, cache_dir: Path) -> tuple[str, str]:
         """BF16 on the CPU: check the module at BF16 on this CPU (:func:`imgx.runtime.bf16_check.bf16_check`; within
         the model's tolerance, or only finite and repeatable for a model without one). ``auto``'s BF16 is kept only
         if it passes; BF16 asked for by name is kept with a warning saying what failed."""
@@ -122,7 +122,7 @@ class ModelStage(Stage):
         key = f"{self.name}:{model_key}:{module_key(self.module)}"  # the module as built, not only its weights
         verdict = bf16_check(self.module, key, tolerance, self.in_channels or self.spec.in_channels)
         if verdict.ok and self.context.precision == "auto":
-            race = self._race_bf16(key, model_key)
+            race = self._race_bf16(key, model_key, cache_dir)
             if not race.ok:
                 return "fp32", f"auto: fp32: {self.name}'s BF16 is correct on this CPU but not faster: {race.reason}"
             return "bf16", f"{why}; {verdict.reason}; {race.reason}"
@@ -133,7 +133,7 @@ class ModelStage(Stage):
         warnings.warn(f"{self.name}: BF16 failed its check on this CPU: {verdict.reason}", RuntimeWarning, stacklevel=3)
         return "bf16", why
 
-    def _race_bf16(self, key: str, model_key: str) -> Any:
+    def _race_bf16(self, key: str, model_key: str, cache_dir: Path) -> Any:
         """:func:`imgx.runtime.bf16_check.bf16_race` of the backends the recipe's ``execution.backend`` gives at BF16
         and at FP32 for this module, with this worker's threads."""
         from .bf16_check import bf16_race
@@ -142,7 +142,7 @@ class ModelStage(Stage):
         registry = self.context.require_registry(self.name)
         base = BackendOptions(
             device="cpu",
-            cache_dir=Path(self.context.cache_dir) / "engines" if self.context.cache_dir else engines_dir(),
+            cache_dir=cache_dir,
             model_key=model_key,  # the key the stage's own backend uses: an ONNX export made here is reused
             threads=self.context.threads,
         )

@@ -118,7 +118,10 @@ def test_a_style_stage_at_auto_runs_bf16_only_where_its_check_passed_and_stays_w
         assert why.startswith("auto: bf16") and "BF16 checked on this CPU" in why
     else:  # BF16 is wrong on this CPU, or right and not faster than FP32 here
         assert why.startswith(
-            ("auto: fp32: style.transfer failed its BF16 check on this CPU: BF16 ", "auto: fp32: style.transfer's BF16 is")
+            (
+                "auto: fp32: style.transfer failed its BF16 check on this CPU: BF16 ",
+                "auto: fp32: style.transfer's BF16 is",
+            )
         )
     tolerance = registry.get_model("multistyle26").tolerance
     assert np.abs(outs["auto"] - outs["fp32"]).mean() <= tolerance
@@ -180,8 +183,11 @@ def test_the_race_picks_bf16_only_when_it_is_clearly_faster(tmp_path, monkeypatc
     heavy = EagerBackend(Repeated(24).eval(), BackendOptions(precision="fp32"))
     won = bf16_race("light against heavy", light, heavy)
     assert won.ok and won.reason.startswith("BF16 on eager ") and f"per {RACE_SIDE} px photo here" in won.reason
-    lost = bf16_race("heavy against light", EagerBackend(Repeated(24).eval(), BackendOptions(precision="bf16")),
-                     EagerBackend(Repeated(1).eval(), BackendOptions(precision="fp32")))
+    lost = bf16_race(
+        "heavy against light",
+        EagerBackend(Repeated(24).eval(), BackendOptions(precision="bf16")),
+        EagerBackend(Repeated(1).eval(), BackendOptions(precision="fp32")),
+    )
     assert not lost.ok
     assert len(list((tmp_path / "engines" / "checks").glob("race-*.json"))) == 2
 
