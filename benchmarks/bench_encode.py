@@ -1,11 +1,14 @@
-"""Output encoders side by side: Pillow and OpenCV for PNG, JPEG and WebP on real photos, in one session.
+"""Output encoders side by side: every PNG, JPEG and WebP encoder at hand, on real photos, in one session.
 
-For each format the two encoders get the same ``(H, W, 3)`` uint8 photos (scikit-image's astronaut, coffee, chelsea,
-rocket resized to ``--size``), alternated photo by photo so drift on a shared machine hits both; the time is the
-median over photos and repeats. PNG is lossless, so its decoded pixels must be identical from both encoders (checked
-and recorded); JPEG and WebP record the largest pixel difference between the two encoders' files at the same
-settings. ``imgx.io.encode`` uses the faster one per format where the pixels agree (OpenCV for PNG without an ICC
-profile; Pillow for JPEG and WebP).
+Contenders per format: Pillow and OpenCV (both always installed), fpng for PNG (an imgx dependency: what
+``output.png_compression: fast`` uses), and imagecodecs' libpng, libspng, libjpeg-turbo and libwebp encoders when
+imagecodecs is installed (it is not an imgx dependency: ``pip install imagecodecs`` to include it; the JSON lists
+what was missing). Each gets the same ``(H, W, 3)`` uint8 photos (scikit-image's astronaut, coffee, chelsea, rocket
+resized to ``--size``), alternated photo by photo so drift on a shared machine hits all alike; the time is the median
+over photos and repeats. PNG is lossless, so every PNG encoder's decoded pixels must equal the photo (checked);
+JPEG and WebP record the largest pixel difference from Pillow's file at the same settings. ``imgx.io.encode`` uses
+the fastest encoder per format whose pixels agree (fpng for PNG by default, OpenCV at a zlib level; Pillow for JPEG
+and WebP).
 
 Example (what ``benchmarks/results/encode-*.json`` was made with)::
 
@@ -65,6 +68,44 @@ def _opencv(fmt: str, quality: int, level: int) -> Callable[[np.ndarray], bytes]
     return encode
 
 
+def _fpng(fmt: str, quality: int, level: int) -> Callable[[np.ndarray], bytes] | None:
+    if fmt != "png":
+        return None
+    import fpng
+
+    return lambda image: fpng.from_ndarray(np.ascontiguousarray(image))
+
+
+def _imagecodecs(codec: str) -> Callable[[str, int, int], Callable[[np.ndarray], bytes] | None]:
+    def make(fmt: str, quality: int, level: int) -> Callable[[np.ndarray], bytes] | None:
+        import imagecodecs
+
+        if not getattr(imagecodecs, codec.upper()).available:
+            return None
+        encode = getattr(imagecodecs, f"{codec}_encode")
+        if codec in ("png", "spng"):
+            return lambda image: bytes(encode(image, level=level))
+        if codec == "jpeg8":
+            return lambda image: bytes(encode(image, level=quality, subsampling="444"))
+        return lambda image: bytes(encode(image, level=quality, method=4, lossless=False))
+
+    return make
+
+
+#: Format -> contender name -> factory (``None`` from a factory: it does not write that format).
+CONTENDERS: dict[str, dict[str, Callable[[str, int, int], Callable[[np.ndarray], bytes] | None]]] = {
+    "png": {
+        "pillow": _pillow,
+        "opencv": _opencv,
+        "fpng": _fpng,
+        "imagecodecs-png": _imagecodecs("png"),
+        "imagecodecs-spng": _imagecodecs("spng"),
+    },
+    "jpeg": {"pillow": _pillow, "opencv": _opencv, "imagecodecs-jpeg8": _imagecodecs("jpeg8")},
+    "webp": {"pillow": _pillow, "opencv": _opencv, "imagecodecs-webp": _imagecodecs("webp")},
+}
+
+
 def _pixels(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("RGB")).astype(np.int16)
@@ -83,14 +124,20 @@ def main(argv: list[str] | None = None) -> int:
 
     photos = [cv2.resize(np.asarray(getattr(data, n)()), (args.size, args.size), cv2.INTER_CUBIC) for n in PHOTOS]
     formats: dict[str, Any] = {}
-    for fmt in ("png", "jpeg", "webp"):
-        encoders = {
-            "pillow": _pillow(fmt, args.quality, args.png_level),
-            "opencv": _opencv(fmt, args.quality, args.png_level),
-        }
+    missing: list[str] = []
+    for fmt, contenders in CONTENDERS.items():
+        encoders: dict[str, Callable[[np.ndarray], bytes]] = {}
+        for name, factory in contenders.items():
+            try:
+                encode = factory(fmt, args.quality, args.png_level)
+            except ImportError:
+                missing.append(name)
+                continue
+            if encode is not None:
+                encoders[name] = encode
         seconds: dict[str, list[float]] = {name: [] for name in encoders}
         sizes: dict[str, list[int]] = {name: [] for name in encoders}
-        worst = 0
+        worst = dict.fromkeys(encoders, 0)
         for _ in range(args.repeats):
             for photo in photos:
                 files = {}
@@ -99,17 +146,30 @@ def main(argv: list[str] | None = None) -> int:
                     files[name] = encode(photo)
                     seconds[name].append(time.perf_counter() - start)
                     sizes[name].append(len(files[name]))
-                worst = max(worst, int(np.abs(_pixels(files["pillow"]) - _pixels(files["opencv"])).max()))
-                if fmt == "png":
-                    assert np.array_equal(_pixels(files["opencv"]), photo), "OpenCV's PNG changed the pixels"
+                reference = _pixels(files["pillow"])
+                for name, encoded in files.items():
+                    pixels = _pixels(encoded)
+                    worst[name] = max(worst[name], int(np.abs(pixels - reference).max()))
+                    if fmt == "png":
+                        assert np.array_equal(pixels, photo), f"{name}'s PNG changed the pixels"
         ms = {name: 1000 * statistics.median(values) for name, values in seconds.items()}
         formats[fmt] = {
             "ms_per_image": ms,
-            "opencv_over_pillow_time": ms["opencv"] / ms["pillow"],
+            "time_over_pillow": {name: value / ms["pillow"] for name, value in ms.items()},
             "mean_bytes": {name: statistics.mean(values) for name, values in sizes.items()},
-            "max_pixel_difference_between_encoders": worst,
+            "bytes_over_pillow": {
+                name: statistics.mean(values) / statistics.mean(sizes["pillow"]) for name, values in sizes.items()
+            },
+            "max_pixel_difference_from_pillow": worst,
+            "fastest": min(ms, key=ms.__getitem__),
         }
-        print(f"{fmt}: pillow {ms['pillow']:.1f} ms, opencv {ms['opencv']:.1f} ms, max pixel difference {worst}")
+        print(
+            f"{fmt}: "
+            + ", ".join(
+                f"{name} {value:.1f} ms ({formats[fmt]['bytes_over_pillow'][name]:.2f}x bytes)"
+                for name, value in ms.items()
+            )
+        )
 
     sys.path.insert(0, str(REPO / "engine"))
     from imgx.machine import machine_info
@@ -125,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         "png_level": args.png_level,
         "pillow": Image.__version__,
         "opencv": cv2.__version__,
+        "versions": _versions(),
+        "not_installed": sorted(set(missing)),
         "formats": formats,
         "machine": machine_info("cpu"),
     }
@@ -132,6 +194,18 @@ def main(argv: list[str] | None = None) -> int:
     target.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {target}")
     return 0
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for name in ("pillow", "opencv-contrib-python-headless", "fpng", "imagecodecs"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 if __name__ == "__main__":

@@ -356,7 +356,9 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
         # where files go (or whether they are written) never changes them; the output's own encoding does
         out_spec = recipe.output.model_dump(mode="json", exclude={"dir", "overrides", "write"})
         out_spec.update(recipe.output.settings(out).model_dump(mode="json"))
-        if out_spec["png_compression"] == 6:  # hashes from before the key existed stay valid for --resume
+        # the same pixels: the default (fast) and 6, the default before fast, hash as hashes from before the key
+        # existed, so runs begun then resume
+        if out_spec["png_compression"] in ("fast", 6):
             del out_spec["png_compression"]
         if out_spec["alpha"] == "keep":  # likewise
             del out_spec["alpha"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -29,6 +29,8 @@ __all__ = [
 DEFAULT_PATTERNS = ("**/*.jpg", "**/*.jpeg", "**/*.png", "**/*.webp", "**/*.tif", "**/*.tiff", "**/*.bmp")
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 SOURCE = "source"  # the decoded catalog image, as a need: quality.metrics compares an output with it
+#: ``output.png_compression``: ``fast`` (fpng) or a zlib level; see :mod:`imgx.io.encode`.
+PngCompression = Literal["fast"] | Annotated[int, Field(ge=0, le=9, strict=True)]
 
 
 class _Model(BaseModel):
@@ -107,7 +109,9 @@ class OutputOverride(_Model):
 
     format: Literal["jpeg", "png", "webp"] | None = Field(default=None, description="Encoding of this output.")
     quality: int | None = Field(default=None, ge=1, le=100, description="JPEG/WebP quality of this output, 1..100.")
-    png_compression: int | None = Field(default=None, ge=0, le=9, description="PNG zlib level of this output, 0..9.")
+    png_compression: PngCompression | None = Field(
+        default=None, description="PNG encoding of this output: fast (fpng) or a zlib level 0..9."
+    )
     background: str | None = Field(
         default=None, description="Colour that alpha is flattened onto if this output is JPEG."
     )
@@ -129,7 +133,7 @@ class EncodeSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     format: Literal["jpeg", "png", "webp"]
     quality: int
-    png_compression: int
+    png_compression: PngCompression
     background: str
     alpha: Literal["keep", "drop"] = "keep"
 
@@ -142,12 +146,11 @@ class OutputSpec(_Model):
         default="webp", description="Encoding of every output; png and webp keep alpha, jpeg flattens it."
     )
     quality: int = Field(default=90, ge=1, le=100, description="JPEG/WebP quality, 1..100.")
-    png_compression: int = Field(
-        default=6,
-        ge=0,
-        le=9,
-        description="PNG zlib level 0..9: the pixels are the same at every level; 6 is the usual default, 1-3 encode "
-        "3-4x faster for files ~10% larger.",
+    png_compression: PngCompression = Field(
+        default="fast",
+        description="PNG encoding, the same pixels at every setting: fast (fpng, ~50x faster than zlib level 6 for "
+        "files ~20% larger) or a zlib level 0..9 (6: zlib's default; 1-3 encode 3-4x faster than 6 for files ~10% "
+        "larger).",
     )
     naming: str = Field(
         default="{sku}/{output}.{ext}",
