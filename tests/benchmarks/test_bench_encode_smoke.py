@@ -1,5 +1,5 @@
-"""Smoke test of ``benchmarks/bench_encode.py`` on small photos: both encoders timed per format, OpenCV's PNG pixels
-identical to the photo (the script asserts it), the JSON complete. Speed is not checked here."""
+"""Smoke test of ``benchmarks/bench_encode.py`` on small photos: every installed encoder timed per format, each PNG
+encoder's pixels identical to the photo (the script asserts it), the JSON complete. Speed is not checked here."""
 
 from __future__ import annotations
 
@@ -19,4 +19,8 @@ def test_encoders_are_timed_side_by_side(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert set(result["formats"]) == {"png", "jpeg", "webp"} and result["machine"]["cpu_count"] >= 1
     png = result["formats"]["png"]
-    assert png["max_pixel_difference_between_encoders"] == 0 and all(v > 0 for v in png["ms_per_image"].values())
+    assert {"pillow", "opencv", "fpng"} <= set(png["ms_per_image"]) and all(v > 0 for v in png["ms_per_image"].values())
+    assert set(png["max_pixel_difference_from_pillow"].values()) == {0}
+    for fmt in ("jpeg", "webp"):
+        assert {"pillow", "opencv"} <= set(result["formats"][fmt]["ms_per_image"])
+        assert result["formats"][fmt]["fastest"] in result["formats"][fmt]["ms_per_image"]
