@@ -376,7 +376,7 @@ class Reporter:
         table.add_row("total", f"{summary.items:,}", "")
         self.console.print(table)
         self.console.print(
-            f"{summary.images_per_second:,.2f} images/s over {summary.seconds:,.1f} s "
+            f"{summary.images_per_second:,.2f} images/s over {summary.seconds:,.{2 if summary.seconds < 10 else 1}f} s "
             f"({summary.executor} executor, {summary.workers} worker{'s' if summary.workers != 1 else ''})"
         )
         if summary.outputs_flagged:
