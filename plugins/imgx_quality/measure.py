@@ -8,8 +8,6 @@ from typing import Any, ClassVar, Literal
 import cv2
 import numpy as np
 from pydantic import Field
-from skimage.color import deltaE_ciede2000, rgb2lab
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from imgx import Item, Stage, StageContext, StageError, StageParams
 
@@ -69,6 +67,11 @@ def measure(
         raise ValueError(f"got metrics {unknown}; expected some of {list(ALL_METRICS)}")
     if "brisque" in metrics and brisque is None:
         raise ValueError("got metric brisque and no scorer; expected brisque=Brisque.from_registry(registry)")
+    # imported here: scikit-image (with scipy) takes ~0.4 s to import, and every `imgx run` loads this plugin to know
+    # its stages, used or not
+    from skimage.color import deltaE_ciede2000, rgb2lab
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
     size = (image.shape[1], image.shape[0])
     ref = _to_size(reference, size)
     out: dict[str, float | None] = {}
