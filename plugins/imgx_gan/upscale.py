@@ -118,6 +118,7 @@ class Upscale(ModelStage):
     version: ClassVar[str] = "1"
     model: ClassVar[str] = "realesrgan_x4plus"
     multiple: ClassVar[int] = 1
+    part_channels: ClassVar[dict[str, int]] = {"upsampler": 64}  # the trunk's features
     params: UpscaleParams
 
     def build_module(self, base: torch.nn.Module) -> torch.nn.Module:

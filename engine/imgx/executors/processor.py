@@ -8,17 +8,16 @@ they do not depend on the failed node.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Collection, Iterable, Sequence
 
 from ..color import parse_color
 from ..errors import ImgxError
+from ..heap import return_large_frees
 from ..io import fs
 from ..io.decode import decode_image
 from ..io.encode import FORMATS, encode_image
@@ -144,7 +143,7 @@ class BatchProcessor:
         self.spec = spec
         self.plan = spec.plan
         _announce_model_downloads()
-        _return_large_frees()
+        return_large_frees()
         settings = self.plan.settings
         self.max_pixels = settings.max_pixels
         self.encoding = dict(settings.encodings)
@@ -379,26 +378,6 @@ def _relative(path: Location, out_dir: Location) -> str:
     if isinstance(path, str):
         return path[len(str(out_dir).rstrip("/")) + 1 :]
     return os.path.relpath(path, out_dir).replace(os.sep, "/")
-
-
-#: Allocations from this size up get their own pages from the kernel (glibc's ``M_MMAP_THRESHOLD``), given back
-#: when freed. glibc's default raises this threshold to the size of each large block freed, up to 32 MiB, after which
-#: the full-size copies of a 4000 px photo (12-48 MiB each) land on the heap and stay resident: a batch of four 4000 px
-#: photos through marketplace-white peaked at 1,066 MiB and kept 726 MiB between batches, 945 / 573 MiB with this.
-LARGE_ALLOCATION = 256 * 1024
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
-
-
-def _return_large_frees() -> None:
-    """Fix glibc's mmap threshold at :data:`LARGE_ALLOCATION` in this (worker) process, so freed image buffers go back
-    to the system; nothing on other C libraries."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # musl or another libc: its own policy
-        return
-    libc.mallopt(_M_MMAP_THRESHOLD, LARGE_ALLOCATION)
 
 
 def _announce_model_downloads() -> None:

@@ -98,6 +98,16 @@ class Backend(abc.ABC):
     def load(self) -> None:
         """Prepare to run (move to device, export or load a cached graph/engine). Called once."""
 
+    def prepare(self, channels: int) -> None:  # noqa: B027 - optional hook
+        """Build now what inputs of ``channels`` channels need, where that does not depend on their shape (a session
+        that takes any size). Default: nothing (built on the first input)."""
+
+    def holds_weights(self) -> bool:
+        """Whether the backend now runs from a copy of the weights of its own (a built session or engine that takes
+        every input it will get), so it never reads :attr:`module` again and the module's tensors may be freed.
+        Default ``False``."""
+        return False
+
     def warmup(self, shape: tuple[int, int, int, int]) -> float:
         """Build or load what this input shape needs and run it once; return the seconds it took."""
         import time

@@ -65,6 +65,9 @@ class ModelStage(Stage):
     device: ClassVar = "gpu"
     multiple: ClassVar[int] = 0
     in_channels: ClassVar[int] = 0
+    #: Input channels of each :meth:`build_parts` module, where known: with them, backends that build one session
+    #: for any input size build it at start and the stage's PyTorch weights are freed (see :meth:`_free_weights`).
+    part_channels: ClassVar[dict[str, int]] = {}
 
     def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:
         super().__init__(params, context)
@@ -108,6 +111,32 @@ class ModelStage(Stage):
             )
             self.parts[part].load()
         self.shapes_seen: collections.Counter[tuple[int, ...]] = collections.Counter()
+        self.weights_freed = self._free_weights()
+
+    def _free_weights(self) -> bool:
+        """Where every backend of the stage can build its session for any input size now (ONNX Runtime), build them
+        and free the PyTorch copy of the weights: the sessions hold their own, and the module would otherwise stay
+        resident beside them for the worker's life (Real-ESRGAN: 67 MB). The modules keep their structure, each tensor
+        replaced by an empty one, so running them raises (on the ``meta`` device a convolution of a CPU input returned a
+        CPU tensor of no meaning). Returns whether it did."""
+        channels = self.in_channels or self.spec.in_channels
+        if not channels or set(self.parts) - set(self.part_channels):
+            return False
+        backends = [self.backend, *self.parts.values()]
+        self.backend.prepare(channels)
+        for name, part in self.parts.items():
+            part.prepare(self.part_channels[name])
+        if not all(backend.holds_weights() for backend in backends):
+            return False
+        import torch
+
+        from ..heap import trim_heap
+
+        for backend in backends:  # in place: every module sharing these parameters sees it
+            backend.module._apply(lambda t: torch.empty(0, dtype=t.dtype, device=t.device))
+
+        trim_heap()
+        return True
 
     def _check_bf16(self, model_key: str, why: str, cache_dir: Path) -> tuple[str, str]:
         """BF16 on the CPU: check the module at BF16 on this CPU (:func:`imgx.runtime.bf16_check.bf16_check`; within

@@ -65,6 +65,7 @@ class OnnxRuntimeBackend(Backend):
             return self.session
         import onnxruntime
 
+        from ..heap import trim_heap
         from ._common import ExportCounter, cpu_threads, export_onnx, onnx_path
 
         path = onnx_path(self.module, self.options.model_key, self.options.cache_dir, channels)
@@ -83,7 +84,14 @@ class OnnxRuntimeBackend(Backend):
             index = torch.device(self.options.device).index or 0
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
         self.session = onnxruntime.InferenceSession(str(path), so, providers=providers)
+        trim_heap()  # the model's parse buffers, freed but kept by the heap: 170 -> 86 MiB for Real-ESRGAN's trunk
         return self.session
+
+    def prepare(self, channels: int) -> None:
+        self._session(channels)
+
+    def holds_weights(self) -> bool:
+        return self.session is not None  # one session takes any size (dynamic axes)
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         import numpy as np

@@ -411,8 +411,8 @@ _HEAP_PROBE = """
 import sys
 import numpy as np
 if sys.argv[1] == "worker":
-    from imgx.executors.processor import _return_large_frees
-    _return_large_frees()
+    from imgx.heap import return_large_frees
+    return_large_frees()
 def rss_mib():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS"):

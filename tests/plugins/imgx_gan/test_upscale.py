@@ -183,12 +183,14 @@ def test_the_upsampler_on_row_strips_gives_the_whole_networks_output(backend, to
     """On a CPU the trunk runs on the tile and the upsampler on strips of UPSAMPLER_ROWS feature rows (its 4x feature
     maps are 256 MiB each for a whole 256 px tile): the output is the whole network's on the tile, from one call of
     the registry's module through the same backend (ONNX Runtime measured identical, eager within float rounding)."""
+    from imgx.models import load_module
     from imgx.runtime import BackendOptions, create_backend
     from imgx_gan.upscale import UPSAMPLER_ROWS
 
     context = StageContext(backend=backend, cache_dir=str(tmp_path), threads=2, registry=default_registry())
     split = Upscale(UpscaleParams(), context)
-    whole = create_backend(backend, split.module.net, BackendOptions(cache_dir=tmp_path, threads=2), context.registry)
+    net = load_module(split.spec, registry=context.registry)
+    whole = create_backend(backend, net, BackendOptions(cache_dir=tmp_path, threads=2), context.registry)
     whole.load()
     try:
         tile = to_float_tile(real_photo("astronaut", 48)[: UPSAMPLER_ROWS + 13])  # 45 rows: two strips
@@ -215,3 +217,22 @@ def test_its_work_for_the_eta_is_the_network_pixels_of_its_tiles_and_none_for_im
     # 623 + 20 px padded: three tiles of 256 a side (overlaps counted twice): 9 tiles
     assert Upscale.work(params, 623, 623) == pytest.approx(9 * 256 * 256 / 1e6)
     assert Upscale.work(UpscaleParams(), 4000, 3000) > 100 * Upscale.work(UpscaleParams(), 120, 160)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "eager"])
+def test_on_onnx_runtime_the_pytorch_weights_are_freed_once_the_sessions_exist(backend, tmp_path) -> None:
+    """ONNX Runtime's sessions (trunk and upsampler, built at start) hold their own weights: the module's 67 MB are
+    freed (each tensor emptied) and the stage still upscales (the outputs are compared with the whole network above);
+    eager runs the module itself and keeps it."""
+    import torch
+
+    context = StageContext(backend=backend, cache_dir=str(tmp_path), threads=2, registry=default_registry())
+    stage = Upscale(UpscaleParams(), context)
+    held = sum(tensor.numel() for tensor in stage.module.state_dict().values())
+    assert stage.weights_freed == (backend == "onnxruntime")
+    assert (held == 0) == (backend == "onnxruntime") and (backend == "onnxruntime" or held > 16_000_000)
+    (item,) = stage([Item(sku="s", source="s", image=real_photo("astronaut", 40))])
+    assert item.image.shape == (160, 160, 3) and item.image.std() > 10
+    if backend == "onnxruntime":
+        with torch.inference_mode(), pytest.raises(RuntimeError):
+            stage.module(torch.zeros(1, 3, 8, 8))  # no numbers from freed weights
