@@ -86,12 +86,15 @@ def _wait_for_nodes(address: str, env: dict[str, str], count: int) -> None:
         "print(sum(1 for n in ray.nodes() if n['Alive']))"
     )
     deadline = time.monotonic() + 120
+    last = "no probe finished"
     while time.monotonic() < deadline:
         time.sleep(2)
         try:
             result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=30)
         except subprocess.TimeoutExpired:  # the head is not listening yet
+            last = "the last probe timed out after 30 s"
             continue
         if result.returncode == 0 and result.stdout.strip().splitlines()[-1:] == [str(count)]:
             return
-    pytest.fail(f"the Ray cluster at {address} did not reach {count} node(s)")
+        last = f"the last probe exited {result.returncode}: {(result.stdout + result.stderr)[-1500:]}"
+    pytest.fail(f"the Ray cluster at {address} did not reach {count} node(s); {last}")
