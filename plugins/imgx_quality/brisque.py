@@ -54,9 +54,10 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-# scipy and scikit-image are imported where they are used: ~0.4 s of every `imgx run` otherwise (each run loads this
-# plugin to know its stages, used or not)
 from imgx.models import ModelSpec, WeightFile
+
+# scipy and scikit-image are imported in the functions that use them: at module level they cost ~0.4 s of every
+# `imgx` command, which loads this plugin to know its stages whether a recipe uses them or not
 
 if TYPE_CHECKING:
     import imgx
