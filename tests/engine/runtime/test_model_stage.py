@@ -208,6 +208,45 @@ def test_a_network_returning_nan_fails_its_items_with_the_reason_instead_of_writ
     assert np.isfinite(out).all()
 
 
+class OneInf(torch.nn.Module):
+    """The input with one value set to +Inf: a single bad pixel in a large output."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        out[0, 1, x.shape[2] // 2, x.shape[3] // 3] = float("inf")
+        return out
+
+
+class Huge(torch.nn.Module):
+    """Finite values too large to add up in float32 (3e38 each): their sum overflows though none is Inf."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0 + 3e38
+
+
+@pytest.mark.parametrize(("tail", "finite"), [(OneInf, False), (Huge, True)])
+def test_the_nan_check_finds_one_inf_value_and_passes_finite_values_whose_sum_overflows(
+    tiny_model_plugin, tail: type[torch.nn.Module], finite: bool
+) -> None:
+    """The check sums the output first (cheap) and looks value by value only when the sum is not finite: one Inf
+    among 49,152 values fails the call; finite values whose sum overflows to Inf still pass."""
+
+    class Tailed(TinyStyle):
+        name: ClassVar[str] = "test.tailed_tiny_style"
+
+        def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
+            return torch.nn.Sequential(base, tail())
+
+    image = real_photo("astronaut", long_side=128).astype(np.float32) / 255
+    stage = Tailed(context=imgx.StageContext(batch_size=1, backend="eager", registry=tiny_model_plugin))
+    if finite:
+        (out,) = stage.infer_images([image])
+        assert np.isfinite(out).all() and float(out.min()) == pytest.approx(3e38)
+    else:
+        with pytest.raises(imgx.StageError, match=r"returned NaN/Inf on eager at fp32 on cpu$"):
+            stage.infer_images([image])
+
+
 def test_bf16_asked_for_by_name_is_checked_on_this_cpu_and_kept_with_a_warning(tiny_model_plugin) -> None:
     """``precision: bf16`` by name on the CPU: the stage checks its module at BF16 here (finite and repeatable, for
     a model without a tolerance) and warns, naming what failed, while keeping what the recipe asked for; a module
