@@ -44,7 +44,7 @@ from ..arrays import flatten_alpha
 from ..errors import InputError
 from ..item import Item
 
-__all__ = ["FORMATS", "decode_image", "open_picture", "pixel_limit_message"]
+__all__ = ["FORMATS", "decode_image", "header_orientation", "open_picture", "pixel_limit_message"]
 
 with contextlib.suppress(ImportError):  # Pillow >= 11.3 wheels bundle libavif; other builds may not
     from PIL import AvifImagePlugin  # noqa: F401
@@ -196,6 +196,51 @@ def _orientation(img: ImageFile.ImageFile) -> int:
     except _DECODE_ERRORS:
         return 1
     return value if isinstance(value, int) else 1
+
+
+def header_orientation(img: ImageFile.ImageFile) -> int:
+    """The EXIF orientation (1..8) of an opened image, read without decoding its pixels; 1 when absent or unreadable.
+
+    Pillow's ``getexif`` on a PNG decodes the whole image to look for an ``eXIf`` chunk after the pixel data (25 ms
+    for a 1024 px PNG, ~0.4 s at 4000 px: a run's cost estimate reads 200 headers before its first item); here the
+    chunks after the pixel data are found by their headers, seeking past every chunk's data."""
+    if img.format != "PNG":
+        return _orientation(img)
+    data = img.info.get("exif")  # an eXIf chunk before the pixel data: Pillow read it when the file was opened
+    if data is None:
+        try:
+            data = _png_chunk(img.fp, b"eXIf")
+        except _DECODE_ERRORS:
+            return 1
+    if not data:
+        return 1
+    exif = Image.Exif()
+    try:
+        exif.load(data)
+    except _DECODE_ERRORS:
+        return 1
+    value = exif.get(_ORIENTATION_TAG, 1)
+    return value if isinstance(value, int) else 1
+
+
+def _png_chunk(fp: Any, kind: bytes) -> bytes | None:
+    """The data of the first chunk of type ``kind`` in a PNG file object, walking the chunk headers from the start
+    (seeking past each chunk's data; the file position is restored); ``None`` when the file ends without one."""
+    where = fp.tell()
+    try:
+        fp.seek(8)  # past the signature
+        while True:
+            header = fp.read(8)
+            if len(header) < 8:
+                return None
+            length, found = struct.unpack(">I4s", header)
+            if found == kind:
+                return fp.read(length)
+            if found == b"IEND":
+                return None
+            fp.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+    finally:
+        fp.seek(where)
 
 
 def _transpose(pixels: Image.Image | np.ndarray, method: Image.Transpose) -> Image.Image:

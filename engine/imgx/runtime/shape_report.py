@@ -53,13 +53,15 @@ def header_size(source: str) -> tuple[int, int] | None:
     a local file."""
     from PIL import Image, UnidentifiedImageError
 
+    from ..io.decode import header_orientation
+
     if "://" in source and not source.startswith("file://"):
         return None
     path = source.removeprefix("file://")
     try:
         with Image.open(path) as image:
             w, h = image.size
-            orientation = image.getexif().get(0x0112, 1)
+            orientation = header_orientation(image)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return None  # decoding the item will fail it with the reason; a size is only an estimate's input
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)

@@ -3,15 +3,18 @@ from image headers only (EXIF rotation included). Uses the real style.transfer s
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
 
 from _support import real_photo, write_recipe
 from imgx.cli import app
+from imgx.io.decode import decode_image, header_orientation
 from imgx.runtime.shape_report import header_size
 
 
@@ -40,6 +43,48 @@ def test_header_size_applies_exif_rotation(mixed_catalog: Path) -> None:
     assert header_size(str(mixed_catalog / "rotated.jpg")) == (400, 300)
     assert header_size(str(mixed_catalog / "missing.jpg")) is None
     assert header_size("https://example.com/x.jpg") is None
+
+
+def png_with_exif_after_pixels(path: Path, image: np.ndarray, orientation: int) -> None:
+    """A PNG whose ``eXIf`` chunk comes after the pixel data (just before ``IEND``), as some tools write it: Pillow
+    only finds such a chunk by decoding the image first."""
+    Image.fromarray(image).save(path, "PNG")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = exif.tobytes()
+    chunk = struct.pack(">I", len(data)) + b"eXIf" + data + struct.pack(">I", zlib.crc32(b"eXIf" + data))
+    raw = path.read_bytes()
+    end = raw.rindex(b"IEND") - 4  # the IEND chunk starts with its length
+    path.write_bytes(raw[:end] + chunk + raw[end:])
+
+
+@pytest.mark.parametrize("after_pixels", [False, True])
+def test_header_size_reads_a_png_orientation_without_decoding_the_pixels(
+    tmp_path: Path, after_pixels: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's cost estimate reads up to 200 headers before the first item: on a PNG, Pillow's getexif decodes
+    the whole image to look for an eXIf chunk (0.4 s at 4000 px). The orientation is found by walking the chunk
+    headers instead, before or after the pixel data, and agrees with what decoding applies."""
+    photo = np.ascontiguousarray(real_photo("astronaut", long_side=400)[:300, :400])
+    path = tmp_path / "rotated.png"
+    if after_pixels:
+        png_with_exif_after_pixels(path, photo, 6)
+    else:
+        save(path, photo, orientation=6)
+    with Image.open(path) as image:
+        assert header_orientation(image) == 6
+        assert image.tile, "the pixels were decoded"  # Pillow empties tile when it loads the image
+    loads = []
+    real_load = PngImagePlugin.PngImageFile.load
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", lambda self: loads.append(self) or real_load(self))
+    assert header_size(str(path)) == (400, 300)
+    assert loads == [], "header_size decoded the PNG"
+    monkeypatch.undo()
+    decoded = decode_image(path.read_bytes(), sku="rotated", source=str(path))
+    assert decoded.image.shape[:2] == (400, 300) and decoded.meta["orientation"] == 6
+    plain = tmp_path / "plain.png"
+    save(plain, photo)
+    assert header_size(str(plain)) == (300, 400)
 
 
 def style_recipe(tmp_path: Path, catalog: Path, backend: str) -> Path:
