@@ -708,6 +708,8 @@ QUALITY_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("matting closed_form band 3", "none", {"matting": "closed_form", "matting_band": 3}),
     ("matting closed_form band 12", "none", {"matting": "closed_form", "matting_band": 12}),
     ("matting knn", "none", {"matting": "knn"}),
+    ("grabcut 3", "none", {"grabcut": 3}),
+    ("grabcut 3 + matting closed_form band 3", "none", {"grabcut": 3, "matting": "closed_form", "matting_band": 3}),
     ("tta flip", "flip", {}),
     ("tta flip + refine_radius 2", "flip", {"refine_radius": 2}),
     ("tta flip + matting closed_form", "flip", {"matting": "closed_form"}),
@@ -849,6 +851,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true", help="every tta with a grid of post-processing knobs")
     parser.add_argument("--quality", action="store_true", help="the harder per-category set with every option")
     parser.add_argument("--per-category", type=int, default=12, help="--quality: composites per category (default 12)")
+    parser.add_argument(
+        "--options",
+        default=None,
+        help="--quality: only the rows whose label contains one of these comma-separated words (the default's row "
+        "is always kept)",
+    )
     parser.add_argument("--out", default=None, help="--sweep / --quality: write the JSON here too")
     args = parser.parse_args(argv)
 
@@ -856,7 +864,14 @@ def main(argv: list[str] | None = None) -> int:
         from imgx.machine import machine_info
 
         items = build_quality_set(args.seed, args.per_category, args.long_side)
-        result = {"parameters": vars(args), **quality(items, backend=args.backend, batch_size=args.batch_size)}
+        options = QUALITY_OPTIONS
+        if args.options:
+            words = [w.strip() for w in args.options.split(",") if w.strip()]
+            options = tuple(o for i, o in enumerate(options) if i == 0 or any(w in o[0] for w in words))
+        result = {
+            "parameters": vars(args),
+            **quality(items, options, backend=args.backend, batch_size=args.batch_size),
+        }
         result["machine"] = machine_info("cpu")
         result["table"] = _print_table(result)
         if args.out:

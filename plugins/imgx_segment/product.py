@@ -4,7 +4,8 @@ What a catalog user gets: the image unchanged and its alpha set to the mask of t
 ``segment.cutout``, ``compose.background`` or ``geometry.center`` downstream read it from ``Item.alpha``. The mask is
 rembg's U2-Netp mask (320 x 320 network input, min-max normalised output, bicubic upsampling: see
 :mod:`imgx_segment.preprocess`), optionally cleaned up (:mod:`imgx_segment.refine`): small islands or everything but
-the largest object removed, holes filled, edges snapped to the image with a guided filter, a threshold for a hard mask.
+the largest object removed, holes filled, undecided pixels decided by GrabCut, edges snapped to the image with a
+guided filter, a threshold for a hard mask.
 
 No product: a flat image (every pixel the same colour) or one where the network's peak saliency stays under
 ``min_confidence`` gets an empty mask (all 0) rather than min-max-amplified noise; ``segment.cutout`` then fails that
@@ -100,9 +101,16 @@ class SegmentProductParams(StageParams):
     matting_band: int = Field(
         6, ge=1, le=64, description="matting: half-width in pixels of the uncertain band around the mask's edge"
     )
+    grabcut: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="GrabCut iterations that decide the mask's undecided pixels from the photo's colours, seeded "
+        "with the network's sure product and background (0 = off)",
+    )
 
     added_later: ClassVar[frozenset[str]] = frozenset(
-        {"tta", "min_mask_confidence", "matting", "matting_band"}
+        {"tta", "min_mask_confidence", "matting", "matting_band", "grabcut"}
     )  # older outputs keep their hash
 
     @model_validator(mode="after")
@@ -145,6 +153,7 @@ def mask_from_prediction(image: np.ndarray, prediction: np.ndarray, params: Segm
         level=params.threshold,
         matting=params.matting,
         matting_band=params.matting_band,
+        grabcut_iterations=params.grabcut,
     )
     return to_uint8(mask)
 

@@ -1,8 +1,8 @@
 """Mask clean-up after the network: islands, holes, the largest object, edges guided by the image, a threshold.
 
 Each is a plain function on a ``(H, W)`` float32 mask in 0..1 (1 = product) and returns a new one; :func:`refine`
-applies the ones asked for in a fixed order: islands / largest object, holes, alpha matting of the edge band
-(:mod:`imgx_segment.matting`), guided filter, threshold. Objects are
+applies the ones asked for in a fixed order: islands / largest object, holes, GrabCut on the undecided pixels, alpha
+matting of the edge band (:mod:`imgx_segment.matting`), guided filter, threshold. Objects are
 the 8-connected components of ``mask >= 0.5``; a soft edge around a removed object is removed with it (the soft
 pixels of a component of ``mask > 0`` whose core is removed).
 """
@@ -16,9 +16,20 @@ from imgx.arrays import by_row_strips
 
 from .matting import matte
 
-__all__ = ["fill_holes", "guided_edges", "keep_largest", "refine", "remove_islands", "threshold"]
+__all__ = [
+    "GRABCUT_SIDE",
+    "fill_holes",
+    "grabcut",
+    "guided_edges",
+    "keep_largest",
+    "refine",
+    "remove_islands",
+    "threshold",
+]
 
 CORE = 0.5  # a pixel is "in the object" at or above this
+GRABCUT_SIDE = 320  # long side in pixels of the crop GrabCut runs on (its cost grows with the pixel count)
+SURE_PRODUCT, SURE_BACKGROUND = 0.9, 0.1  # GrabCut's seeds: the network's mask at or above / below these
 
 
 def _check(mask: np.ndarray) -> None:
@@ -98,6 +109,59 @@ def guided_edges(mask: np.ndarray, image: np.ndarray, radius: int, eps: float) -
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def grabcut(mask: np.ndarray, image: np.ndarray, iterations: int, side: int = GRABCUT_SIDE) -> np.ndarray:
+    """The mask's undecided pixels relabelled by OpenCV's GrabCut (Rother et al. 2004), seeded from the network.
+
+    The network's sure product (mask >= 0.9) and sure background (mask < 0.1) are GrabCut's fixed labels; pixels in
+    between start as probable product (>= 0.5) or probable background and are decided by colour models of the photo
+    and its edges. Where GrabCut's decision agrees with the mask's (>= 0.5), the soft value is kept; where it
+    disagrees, the pixel becomes 1 or 0. Repeatable (OpenCV's random generator is seeded before each call). Runs on
+    the box of the undecided pixels (plus a margin) scaled to at most ``side`` px on its long side, so the cost does
+    not grow with the photo.
+
+    :param mask: ``(H, W)`` float32 in 0..1.
+    :param image: ``(H, W, 3)`` uint8 RGB, the photo.
+    :param iterations: GrabCut's iterations (0 returns the mask unchanged).
+    :return: ``(H, W)`` float32 in 0..1.
+    """
+    _check(mask)
+    if image.shape[:2] != mask.shape:
+        raise ValueError(f"got image {image.shape} for a mask {mask.shape}; expected the same height and width")
+    undecided = (mask >= SURE_BACKGROUND) & (mask < SURE_PRODUCT)
+    if iterations <= 0 or not undecided.any() or not (mask >= CORE).any():
+        return mask
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask >= SURE_BACKGROUND)  # the product and its soft edge; a margin of sure background
+    margin = max(4, round(0.05 * max(int(np.ptp(ys)), int(np.ptp(xs)))))
+    y0, y1 = max(0, int(ys.min()) - margin), min(h, int(ys.max()) + margin + 1)
+    x0, x1 = max(0, int(xs.min()) - margin), min(w, int(xs.max()) + margin + 1)
+    crop = mask[y0:y1, x0:x1]
+    scale = min(1.0, side / max(y1 - y0, x1 - x0))
+    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+    pixels = np.ascontiguousarray(image[y0:y1, x0:x1, ::-1])  # OpenCV's BGR
+    small = crop
+    if scale < 1.0:
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    labels = np.where(small >= CORE, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    labels[small >= SURE_PRODUCT] = cv2.GC_FGD
+    labels[small < SURE_BACKGROUND] = cv2.GC_BGD
+    if not ((labels == cv2.GC_BGD) | (labels == cv2.GC_PR_BGD)).any():
+        return mask  # GrabCut needs some background to model its colours
+    background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means from OpenCV's RNG: the same input, the same mask
+    cv2.grabCut(pixels, labels, None, background, foreground, int(iterations), cv2.GC_INIT_WITH_MASK)
+    product = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
+    if scale < 1.0:
+        product = cv2.resize(product, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    decided = product >= 0.5
+    out = mask.copy()
+    region = out[y0:y1, x0:x1]
+    flip = undecided[y0:y1, x0:x1] & (decided != (crop >= CORE))
+    region[flip] = decided[flip].astype(np.float32)
+    return out
+
+
 def threshold(mask: np.ndarray, level: float) -> np.ndarray:
     """A hard mask: 1 where ``mask >= level``, else 0."""
     _check(mask)
@@ -116,10 +180,12 @@ def refine(
     level: float | None = None,
     matting: str = "none",
     matting_band: int = 6,
+    grabcut_iterations: int = 0,
 ) -> np.ndarray:
     """The clean-ups in order: islands (``min_island`` fraction of the largest object) or the largest object only,
-    hole filling, alpha matting (``matting``: none, closed_form or knn, in a band of ``matting_band`` pixels around
-    the edge), guided edge refinement, threshold (``level``; ``None`` keeps a soft mask).
+    hole filling, GrabCut on the undecided pixels (``grabcut_iterations``; 0 = off), alpha matting (``matting``:
+    none, closed_form or knn, in a band of ``matting_band`` pixels around the edge), guided edge refinement,
+    threshold (``level``; ``None`` keeps a soft mask).
 
     :param mask: ``(H, W)`` float32 in 0..1.
     :param image: ``(H, W, 3)`` uint8 RGB, the guide of the guided filter.
@@ -131,6 +197,8 @@ def refine(
         mask = remove_islands(mask, min_island)
     if holes:
         mask = fill_holes(mask)
+    if grabcut_iterations > 0:
+        mask = grabcut(mask, image, grabcut_iterations)
     if matting != "none":
         mask = matte(image, mask, matting, matting_band)
     if guided_radius > 0:
