@@ -11,8 +11,11 @@ Contenders, each a real command in a child process, timed wall-clock around the 
   peak saliency under 0.1, the stage's default ``min_confidence``), upsample to the image size
   (Pillow bicubic on floats), round to uint8, RGBA PNG encode (zlib level 6) and write: what the stage and the
   engine do, written by hand.
-- ``imgx run RECIPE``: a one-stage recipe (``segment.product`` with default parameters, PNG out, level 6) per backend
-  (``--backends``), ``--workers`` workers (default 2), FP32 on the CPU.
+- ``imgx run RECIPE``: a recipe of ``segment.product`` with default parameters (with ``--cutout``, then
+  ``segment.cutout`` with its defaults: edges decontaminated, hidden pixels cleared), PNG out, per backend
+  (``--backends``), per PNG setting (``--png``: ``fast``, imgx's default, and zlib level 6, the loop's), ``--workers``
+  workers (default 2), FP32 on the CPU. The loop does no more with ``--cutout`` (rembg's cut-out is the mask put in
+  the alpha channel), so there imgx does more work per image than its contender.
 
 Each configuration gets an untimed warm-up run on a few images (ONNX export, compile caches, page cache), then all
 run in turn ``--repeats`` times, the order rotated every repeat. Same masks: the alpha of every imgx PNG is compared
@@ -105,14 +108,26 @@ def hand_loop(catalog: Path, out: Path) -> None:
 # imgx
 
 
-def write_recipe(path: Path, catalog: Path, out: Path, backend: str, workers: int, batch_size: int) -> Path:
+def write_recipe(
+    path: Path,
+    catalog: Path,
+    out: Path,
+    backend: str,
+    workers: int,
+    batch_size: int,
+    png: str | int = 6,
+    cutout: bool = False,
+) -> Path:
     import yaml
 
+    stages: list[dict[str, Any]] = [{"id": "masked", "uses": "segment.product", "with": {}}]
+    if cutout:
+        stages.append({"id": "cutout", "uses": "segment.cutout", "needs": ["masked"], "with": {}})
     recipe = {
         "version": 1,
         "name": f"bench-segment-{backend}-w{workers}",
         "input": {"path": str(catalog), "pattern": "*.jpg"},
-        "output": {"dir": str(out), "format": "png", "naming": "{sku}.{ext}", "png_compression": 6},
+        "output": {"dir": str(out), "format": "png", "naming": "{sku}.{ext}", "png_compression": png},
         "execution": {
             "executor": "local",
             "workers": workers,
@@ -122,7 +137,7 @@ def write_recipe(path: Path, catalog: Path, out: Path, backend: str, workers: in
             "precision": "fp32",
             "max_failures": 0,
         },
-        "stages": [{"id": "masked", "uses": "segment.product", "with": {}}],
+        "stages": stages,
     }
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
@@ -151,6 +166,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backends", default="onnxruntime,eager,compile", help="imgx backends to time")
     parser.add_argument("--workers", type=int, default=2, help="imgx workers (default 2)")
     parser.add_argument("--batch-size", type=int, default=4, help="imgx execution.batch_size (default 4)")
+    parser.add_argument(
+        "--png",
+        default="fast,6",
+        help="imgx output.png_compression settings to time, comma-separated (default fast,6; the loop writes level 6)",
+    )
+    parser.add_argument(
+        "--cutout", action="store_true", help="imgx runs segment.cutout after segment.product (the loop: putalpha)"
+    )
     parser.add_argument("--work-dir", type=Path, default=REPO / "build", help="catalog and run folders")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/segment-<host>-<date>.json)")
     parser.add_argument("--loop", nargs=2, type=Path, metavar=("CATALOG", "OUT"), help=argparse.SUPPRESS)
@@ -177,14 +200,20 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
     configs: list[dict[str, Any]] = [{"label": "onnxruntime loop", "kind": "loop"}]
+    pngs = [x.strip() if x.strip() == "fast" else int(x) for x in args.png.split(",") if x.strip()]
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        configs.append({"label": f"imgx {backend} w{args.workers}", "kind": "imgx", "backend": backend})
+        for png in pngs:
+            label = f"imgx {backend} w{args.workers} png {png}"
+            configs.append({"label": label, "kind": "imgx", "backend": backend, "png": png})
 
     def command(config: dict[str, Any], source: Path, out: Path) -> list[str]:
         if config["kind"] == "loop":
             return [sys.executable, str(Path(__file__).resolve()), "--loop", str(source), str(out)]
         name = f"{config['label'].replace(' ', '-')}-{out.name}.yaml"
-        return imgx_command(write_recipe(runs / name, source, out, config["backend"], args.workers, args.batch_size))
+        recipe = write_recipe(
+            runs / name, source, out, config["backend"], args.workers, args.batch_size, config["png"], args.cutout
+        )
+        return imgx_command(recipe)
 
     failed = warm_up(configs, command, warm, runs, env)
     if "error" in configs[0]:
@@ -222,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "batch_size": args.batch_size,
             "precision": "fp32",
-            "stage": {"segment.product": {}},
+            "stages": {"segment.product": {}, **({"segment.cutout": {}} if args.cutout else {})},
+            "png": pngs,
             "target_ratio": TARGET_RATIO,
         },
         "configs": configs,
@@ -232,15 +262,16 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
 
-    print(f"\n{args.count} x {args.size}px JPEG -> RGBA PNG, segment.product, FP32, {machine.get('cpu_model', '?')}")
-    print(f"{'configuration':<24} {'median s':>9} {'masks/s':>9} {'vs loop':>9} {'mask diff':>9}")
+    what = "segment.product + segment.cutout" if args.cutout else "segment.product"
+    print(f"\n{args.count} x {args.size}px JPEG -> RGBA PNG, {what}, FP32, {machine.get('cpu_model', '?')}")
+    print(f"{'configuration':<32} {'median s':>9} {'masks/s':>9} {'vs loop':>9} {'mask diff':>9}")
     for config in configs:
         print(
-            f"{config['label']:<24} {config['median_seconds']:>9.2f} {config['masks_per_second']:>9.3f} "
+            f"{config['label']:<32} {config['median_seconds']:>9.2f} {config['masks_per_second']:>9.3f} "
             f"{config['ratio_vs_loop']:>8.2f}x {config.get('mask_max_abs_diff_vs_loop', 0):>9}"
         )
     for config in failed:
-        print(f"{config['label']:<24} failed: {config['error']}")
+        print(f"{config['label']:<32} failed: {config['error']}")
     print(f"wrote {out}")
     return 0
 
