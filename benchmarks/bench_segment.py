@@ -137,7 +137,7 @@ def write_recipe(
             "backend": backend,
             "precision": "fp32",
             # segment.cutout fails an item whose mask is empty (no product found: the loop writes a clear PNG)
-            "max_failures": "10%" if cutout else 0,
+            "max_failures": "99%" if cutout else 0,
         },
         "stages": stages,
     }
