@@ -57,28 +57,40 @@ def product_box(alpha: np.ndarray, margin: float = 0.0) -> tuple[int, int, int, 
     return max(0, y0 - grow), min(h, y1 + grow), max(0, x0 - grow), min(w, x1 + grow)
 
 
-def _local_mean(image: np.ndarray, weight: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted box-blur mean of ``(H, W, 3)`` float32 ``image`` with ``(H, W)`` float32 ``weight``; and where any
-    weight was in reach (``(H, W)`` bool)."""
+def _local_sums(image: np.ndarray, weight: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Box-blurred ``image * weight`` (``(H, W, 3)`` float32) and box-blurred ``weight`` (``(H, W)`` float32): their
+    ratio is the weighted local mean of the image, wherever the blurred weight is above zero."""
     size = (2 * radius + 1, 2 * radius + 1)
     total = cv2.blur(weight, size, borderType=cv2.BORDER_REFLECT)
     summed = cv2.blur(image * weight[:, :, None], size, borderType=cv2.BORDER_REFLECT)
-    found = total > 1e-6
-    return summed / np.maximum(total, 1e-6)[:, :, None], found
+    return summed, total
 
 
-def _solve_foreground(rgb: np.ndarray, alpha: np.ndarray, radius: int) -> np.ndarray:
-    """The decontaminated colour of every pixel of one window: ``(h, w, 3)`` uint8 RGB and ``(h, w)`` uint8 alpha ->
-    ``(h, w, 3)`` float32 (meaningful where ``0 < alpha < 255``)."""
+def _mean_at(summed: np.ndarray, total: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted local mean at the flat pixel indices ``at`` (``(N, 3)`` float32) and whether any weight was in
+    reach there (``(N,)`` bool)."""
+    weight = total.reshape(-1).take(at)
+    return summed.reshape(-1, 3).take(at, axis=0) / np.maximum(weight, 1e-6)[:, None], weight > 1e-6
+
+
+def _solve_foreground(rgb: np.ndarray, alpha: np.ndarray, radius: int, where: np.ndarray) -> np.ndarray:
+    """The decontaminated colour of the pixels ``where`` (``(h, w)`` bool) of one window, in row-major order:
+    ``(h, w, 3)`` uint8 RGB and ``(h, w)`` uint8 alpha -> ``(N, 3)`` float32 (meaningful where ``0 < alpha < 255``).
+    The local means need the whole window; the per-pixel solve runs on the asked pixels only (the edge: often a
+    third of a tile)."""
     image = rgb.astype(np.float32)
-    a = alpha.astype(np.float32) / 255.0
-    background, has_bg = _local_mean(image, (alpha == 0).astype(np.float32), radius)
-    product, has_fg = _local_mean(image, (alpha == 255).astype(np.float32), radius)
-    safe_a = np.maximum(a, 1.0 / 255.0)[:, :, None]
-    solved = np.clip((image - (1.0 - a[:, :, None]) * background) / safe_a, 0.0, 255.0)
-    solved = np.where(has_bg[:, :, None], solved, image)
-    blend = np.clip(a / SMALL_ALPHA, 0.0, 1.0)[:, :, None]
-    near = np.where(has_fg[:, :, None], product, solved)
+    bg_sum, bg_total = _local_sums(image, (alpha == 0).astype(np.float32), radius)
+    fg_sum, fg_total = _local_sums(image, (alpha == 255).astype(np.float32), radius)
+    at = np.flatnonzero(where)
+    background, has_bg = _mean_at(bg_sum, bg_total, at)
+    product, has_fg = _mean_at(fg_sum, fg_total, at)
+    pixels = image.reshape(-1, 3).take(at, axis=0)
+    a = alpha.reshape(-1).take(at).astype(np.float32) / 255.0
+    safe_a = np.maximum(a, 1.0 / 255.0)[:, None]
+    solved = np.clip((pixels - (1.0 - a[:, None]) * background) / safe_a, 0.0, 255.0)
+    solved = np.where(has_bg[:, None], solved, pixels)
+    blend = np.clip(a / SMALL_ALPHA, 0.0, 1.0)[:, None]
+    near = np.where(has_fg[:, None], product, solved)
     return blend * solved + (1.0 - blend) * near
 
 
@@ -110,10 +122,10 @@ def decontaminate_edges(image: np.ndarray, alpha: np.ndarray, radius: int = 8) -
     out = image.copy()
     for y0, y1, x0, x1 in _edge_tiles(edge):
         wy0, wy1, wx0, wx1 = max(0, y0 - radius), min(h, y1 + radius), max(0, x0 - radius), min(w, x1 + radius)
-        solved = _solve_foreground(image[wy0:wy1, wx0:wx1], alpha[wy0:wy1, wx0:wx1], radius)
-        core = solved[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0]
-        here = edge[y0:y1, x0:x1]
-        out[y0:y1, x0:x1][here] = (core[here] + 0.5).astype(np.uint8)
+        here = np.zeros((wy1 - wy0, wx1 - wx0), bool)  # the tile's edge pixels, in the window's coordinates
+        here[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0] = edge[y0:y1, x0:x1]
+        solved = _solve_foreground(image[wy0:wy1, wx0:wx1], alpha[wy0:wy1, wx0:wx1], radius, here)
+        out[y0:y1, x0:x1][edge[y0:y1, x0:x1]] = (solved + 0.5).astype(np.uint8)
     return out
 
 
@@ -134,8 +146,8 @@ def cutout_array(image: np.ndarray, alpha: np.ndarray, params: CutoutParams) -> 
         y0, y1, x0, x1 = box
         image, alpha = image[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
     rgb = decontaminate_edges(image, alpha, params.radius) if params.decontaminate else image
-    if params.clear_transparent:
-        rgb = np.where((alpha == 0)[:, :, None], np.uint8(0), rgb)
+    if params.clear_transparent:  # black where alpha is 0 (OpenCV's masked AND: a new array, ~4x numpy's where)
+        rgb = cv2.bitwise_and(rgb, rgb, mask=(alpha != 0).view(np.uint8))
     return np.ascontiguousarray(rgb), np.ascontiguousarray(alpha)
 
 

@@ -88,7 +88,7 @@ def test_decontamination_by_edge_tiles_equals_the_whole_image_solve() -> None:
     assert edge[EDGE_TILE - 2 : EDGE_TILE + 2].any() and not edge[h // 2, w // 2]
     for radius in (1, 8, 40):
         whole = image.copy()
-        whole[edge] = (_solve_foreground(image, alpha, radius)[edge] + 0.5).astype(np.uint8)
+        whole[edge] = (_solve_foreground(image, alpha, radius, edge) + 0.5).astype(np.uint8)
         tiled = decontaminate_edges(image, alpha, radius)
         assert np.array_equal(tiled, whole), (radius, int((tiled != whole).sum()))
         assert not np.array_equal(tiled[edge], image[edge])  # the solve did change the edge
