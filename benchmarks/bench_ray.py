@@ -84,12 +84,22 @@ def _pool_init(out_dir: Path) -> None:
 
 
 def hand_pool(catalog: Path, out_dir: Path, workers: int, chunksize: int, limit: int | None = None) -> dict[str, Any]:
+    import cv2
+
     tasks = bench_engine.list_catalog(catalog)[:limit]
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_pool_init, initargs=(out_dir,)) as pool:
-        for _ in pool.imap_unordered(hand_process, tasks, chunksize=chunksize):
-            pass
-        pool.close()
-        pool.join()
+    # A child forked from a process whose OpenCV thread pool has run hangs in its first OpenCV call (building the
+    # catalog in this process on a fresh machine does that): with one thread the pool holds none (imgx's local
+    # executor does the same around its own fork)
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_pool_init, initargs=(out_dir,)) as pool:
+            for _ in pool.imap_unordered(hand_process, tasks, chunksize=chunksize):
+                pass
+            pool.close()
+            pool.join()
+    finally:
+        cv2.setNumThreads(previous)
     return {"images": len(tasks)}
 
 
