@@ -116,8 +116,8 @@ def grabcut(mask: np.ndarray, image: np.ndarray, iterations: int, side: int = GR
     between start as probable product (>= 0.5) or probable background and are decided by colour models of the photo
     and its edges. Where GrabCut's decision agrees with the mask's (>= 0.5), the soft value is kept; where it
     disagrees, the pixel becomes 1 or 0. Repeatable (OpenCV's random generator is seeded before each call). Runs on
-    the box of the undecided pixels (plus a margin) scaled to at most ``side`` px on its long side, so the cost does
-    not grow with the photo.
+    the box of the product and its soft edge (mask >= 0.1) plus a margin, scaled to at most ``side`` px on its long
+    side, so the cost does not grow with the photo.
 
     :param mask: ``(H, W)`` float32 in 0..1.
     :param image: ``(H, W, 3)`` uint8 RGB, the photo.
