@@ -44,7 +44,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_style import build_catalog, imgx_command, timed_rounds, warm_up  # noqa: E402
+from bench_style import build_catalog, imgx_command, png_settings, timed_rounds, warm_up  # noqa: E402
 
 SCHEMA = 1
 TARGET_RATIO = 1.5
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
     configs: list[dict[str, Any]] = [{"label": "onnxruntime loop", "kind": "loop"}]
-    pngs = [x.strip() if x.strip() == "fast" else int(x) for x in args.png.split(",") if x.strip()]
+    pngs = png_settings(args.png)
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         for png in pngs:
             label = f"imgx {backend} w{args.workers} png {png}"

@@ -138,6 +138,11 @@ def write_recipe(
     return path
 
 
+def png_settings(text: str) -> list[str | int]:
+    """``output.png_compression`` values from a comma-separated option: ``fast`` (fpng) or zlib levels as ints."""
+    return [x.strip() if x.strip() == "fast" else int(x) for x in text.split(",") if x.strip()]
+
+
 def imgx_command(recipe: Path) -> list[str]:
     return [str(Path(sys.executable).with_name("imgx")), "run", str(recipe), "--no-progress"]
 
@@ -320,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.configs:
         pairs = [(item.split(":")[0].strip(), int(item.split(":")[1])) for item in args.configs.split(",")]
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-    for level in [x.strip() if x.strip() == "fast" else int(x) for x in args.png_levels.split(",")]:
+    for level in png_settings(args.png_levels):
         for backend, workers in pairs:
             for precision in precisions:
                 label = f"imgx {backend} w{workers}" + ("" if level == "fast" else f" png{level}")
