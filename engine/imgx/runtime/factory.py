@@ -8,7 +8,8 @@ one line. The order is not fixed here: each registered backend states its rank p
 on a quiet machine ``torch.compile`` was 1.8-2.1x eager at FP32 and ONNX Runtime 1.5-2.0x, so compile was 5-18 %
 ahead of ONNX Runtime in steady state. ``auto`` still puts ONNX Runtime first at FP32, because the two are not equal
 in what a run gets: ONNX Runtime takes any image size (dynamic axes) with a build of under 2 s, so every image runs at
-its own size; ``torch.compile`` builds per shape (5-40 s per shape bucket and batch size, cold), so images are padded
+its own size; compile builds per shape (5-40 s per shape bucket and batch size, cold; on the CPU kept as a package
+that later runs load in under a second), so images are padded
 to shape buckets, and for networks with instance norm (the style network) that padding changes the output (mean
 absolute difference 0.03-0.06 for photos 25-45 % smaller than their bucket). ``execution.backend: compile`` is there
 for long runs of bucket-sized images. At BF16/FP16 on the CPU eager (any size) comes first for the same reason, then

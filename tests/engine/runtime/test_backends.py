@@ -216,3 +216,90 @@ def test_the_exported_graph_is_readable_as_the_umask_allows(tiny_net, tmp_path: 
         os.umask(old)
     assert backend.onnx_file is not None and backend.onnx_file.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in (tmp_path / "onnx").iterdir()] == [backend.onnx_file.name]  # no temp file left
+
+
+def test_compile_builds_a_shape_once_and_the_next_backend_and_process_load_it(tiny_net, tmp_path: Path) -> None:
+    """On the CPU, ``compile`` builds each input shape ahead of time into a package in the engine cache: a second
+    backend for the same module, and a second process, load it (nothing built) and give the same pixels; another
+    shape or precision is another package."""
+    import subprocess
+    import sys
+
+    from imgx.runtime.compile import PackageCounter
+
+    options = BackendOptions(precision="bf16", cache_dir=tmp_path, model_key="tiny")
+    x = photo_tensor(("chelsea",))
+    before = PackageCounter.count
+    first = create_backend("compile", tiny_net, options, default_registry())
+    out = first.infer(x)
+    assert PackageCounter.count == before + 1
+    package = first.package_path(tuple(x.shape))
+    assert package.is_file() and [p.name for p in package.parent.iterdir()] == [package.name]  # no temp left
+    with torch.inference_mode():
+        assert compare(tiny_net(x), out)["mean_abs"] <= MEAN_TOLERANCE["bf16"]
+
+    second = create_backend("compile", tiny_net, options, default_registry())
+    assert torch.equal(second.infer(x), out) and PackageCounter.count == before + 1
+    assert second.package_path((1, 3, 64, 64)) != package
+    fp32 = create_backend("compile", tiny_net, dataclasses.replace(options, precision="fp32"), default_registry())
+    assert fp32.package_path(tuple(x.shape)) != package
+
+    torch.save({"x": x, "out": out}, tmp_path / "expected.pt")
+    net_folder = Path(sys.modules[type(tiny_net).__module__].__file__).parent
+    script = textwrap.dedent(
+        f"""
+        import sys, torch
+        sys.path.insert(0, {str(net_folder)!r})
+        from imgx_test_tinynet import trained_like
+        from imgx import load_registry
+        from imgx.runtime import BackendOptions, create_backend
+        from imgx.runtime.compile import PackageCounter
+
+        saved = torch.load({str(tmp_path / "expected.pt")!r})
+        net = trained_like()
+        options = BackendOptions(precision="bf16", cache_dir={str(tmp_path)!r}, model_key="tiny")
+        out = create_backend("compile", net, options, load_registry()).infer(saved["x"])
+        print("built", PackageCounter.count, "equal", torch.equal(out, saved["out"]))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["built", "0", "equal", "True"]
+
+
+def test_compile_keys_packages_by_the_cpu_features_kernels_use(tiny_net, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package built where the CPU lists AMX must not be loaded where it lists only AVX2 (VMs with the same CPU
+    model name differ in their flags); flags that do not change kernels leave the key as it is."""
+    import imgx.machine
+
+    backend = create_backend("compile", tiny_net, BackendOptions(model_key="tiny"), default_registry())
+    paths = {}
+    for name, flags in {
+        "avx2": {"avx2", "fma"},
+        "amx": {"avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"},
+        "avx2-in-a-vm": {"avx2", "fma", "hypervisor", "rdrand"},
+    }.items():
+        monkeypatch.setattr(imgx.machine, "cpu_flags", lambda flags=flags: frozenset(flags))
+        paths[name] = backend.package_path((1, 3, 32, 32))
+    assert paths["avx2"] != paths["amx"] and paths["avx2"] == paths["avx2-in-a-vm"]
+
+
+class DataDependent(torch.nn.Module):
+    """A module whose branch depends on its input's values: ``torch.export`` cannot trace it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if float(x.mean()) > 0.5:
+            return 1.0 - x
+        return x * 0.5
+
+
+def test_compile_runs_a_module_export_cannot_trace_through_torch_compile_and_says_so(tmp_path: Path) -> None:
+    options = BackendOptions(cache_dir=tmp_path, model_key="branchy")
+    backend = create_backend("compile", DataDependent().eval(), options, default_registry())
+    x = photo_tensor(("coffee",))
+    with pytest.warns(RuntimeWarning, match=r"DataDependent could not be compiled ahead of time.*torch.compile"):
+        out = backend.infer(x)
+    assert torch.allclose(out, DataDependent()(x), atol=1e-6)
+    assert not list((tmp_path / "inductor").glob("*.pt2"))
+    bright = torch.full((1, 3, 16, 16), 0.9)  # the other branch: torch.compile guards on the value and recompiles
+    assert torch.allclose(backend.infer(bright), 1.0 - bright, atol=1e-6)
