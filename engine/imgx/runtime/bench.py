@@ -3,7 +3,9 @@
 Every configuration (backend x precision x size x batch) gets the same input: real photos (scikit-image's coffee,
 astronaut, chelsea, rocket...) resized and centre-cropped to ``size`` x ``size``, as a ``(B, C, size, size)`` float32
 tensor. Each backend is loaded and built first (its build/compile seconds are recorded), warmed up, and checked
-against eager FP32 on that input (max/mean absolute difference, NaN/Inf count). Then the timed runs are interleaved:
+against eager FP32 on that input (max/mean absolute difference, NaN/Inf count); after the timed runs a new backend
+of each configuration is loaded and run once more, from what the first one left on disk (``cached_start_seconds``:
+what the next worker or run pays). Then the timed runs are interleaved:
 each repeat runs every configuration once, so drift in the machine's speed hits all of them alike. A row reports the
 median and p90 latency of a batch, images/s, the speed-up against eager FP32 at the same size and batch measured in
 this run, and the peak memory one inference added. A backend that cannot run here gets a row with the reason and no
@@ -82,6 +84,7 @@ class _Config:
     status: str = "ok"  # ok | unavailable | failed
     reason: str = ""
     build_seconds: float | None = None
+    cached_start_seconds: float | None = None
     peak_memory_mb: float | None = None
     added_memory_mb: float | None = None
     parity: dict[str, Any] | None = None
@@ -193,6 +196,22 @@ def _describe(exc: BaseException) -> str:
 # The run
 
 
+def _cached_start(cls: type, module: torch.nn.Module, options: Any, shape: tuple[int, ...]) -> float | None:
+    """Seconds a new backend of ``cls`` takes to load and run its first input of ``shape`` once the build is on disk
+    (an ONNX export, a compiled package, an engine): what the next worker or run pays, torch's import aside. ``None``
+    when it fails (the configuration's own row already ran)."""
+    again = cls(module, options)
+    try:
+        start = time.perf_counter()
+        again.load()
+        again.warmup(shape)
+        return round(time.perf_counter() - start, 3)
+    except Exception:
+        return None
+    finally:
+        again.close()
+
+
 def _resolve_device(device: str) -> str:
     import torch
 
@@ -300,6 +319,10 @@ def run_bench(options: BenchOptions, registry: Registry, log: Callable[[str], No
             config.runs.append(time.perf_counter() - start)
     for runner in {id(c.runner): c.runner for c in runnable}.values():
         runner.close()
+    log("timing each configuration's start from its cached build")
+    for config in runnable:
+        shape = tuple(inputs[(config.size, config.batch)].shape)
+        config.cached_start_seconds = _cached_start(type(config.runner), module, config.runner.options, shape)
 
     medians = {(c.size, c.batch): statistics.median(c.runs) for c in runnable if (c.backend, c.precision) == REFERENCE}
     rows = []
@@ -326,6 +349,7 @@ def run_bench(options: BenchOptions, registry: Registry, log: Callable[[str], No
             megapixels_per_second=round(c.batch * c.size * c.size / 1e6 / median, 4),
             speedup_vs_eager_fp32=round(reference / median, 3) if reference else None,
             build_seconds=c.build_seconds,
+            cached_start_seconds=c.cached_start_seconds,
             peak_memory_mb=c.peak_memory_mb,
             added_memory_mb=c.added_memory_mb,
             parity=c.parity,
@@ -413,6 +437,7 @@ TABLE_COLUMNS = (
     "median/p90 ms",
     "vs eager fp32",
     "build s",
+    "cached s",
     "peak MB",
     "max/mean abs diff",
     "NaN",
@@ -426,7 +451,7 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     for r in report["rows"]:
         head = (r["backend"], r["precision"], str(r["size"]), str(r["batch"]))
         if r["status"] != "ok":
-            out.append((*head, r["status"], "-", "-", "-", "-", "-", "-"))
+            out.append((*head, r["status"], "-", "-", "-", "-", "-", "-", "-"))
             continue
         parity = r["parity"] or {}
         out.append(
@@ -436,6 +461,7 @@ def table_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
                 f"{r['median_seconds'] * 1000:.0f}/{r['p90_seconds'] * 1000:.0f}",
                 f"{r['speedup_vs_eager_fp32']:.2f}x" if r["speedup_vs_eager_fp32"] else "",
                 f"{r['build_seconds']:.1f}",
+                "" if r.get("cached_start_seconds") is None else f"{r['cached_start_seconds']:.2f}",
                 "" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:.0f}",
                 f"{parity.get('max_abs', float('nan')):.1e}/{parity.get('mean_abs', float('nan')):.1e}",
                 str(parity.get("nonfinite", "")),
