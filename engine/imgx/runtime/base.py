@@ -108,6 +108,12 @@ class Backend(abc.ABC):
         Default ``False``."""
         return False
 
+    def builds_on_disk(self) -> bool:
+        """Whether what :meth:`warmup` builds is kept on disk for the next backend, worker or run to load (an ONNX
+        export, a compiled package, an engine); ``imgx bench`` then times a second start from it. Default ``False``.
+        """
+        return False
+
     def warmup(self, shape: tuple[int, int, int, int]) -> float:
         """Build or load what this input shape needs and run it once; return the seconds it took."""
         import time

@@ -4,7 +4,7 @@ Every configuration (backend x precision x size x batch) gets the same input: re
 astronaut, chelsea, rocket...) resized and centre-cropped to ``size`` x ``size``, as a ``(B, C, size, size)`` float32
 tensor. Each backend is loaded and built first (its build/compile seconds are recorded), warmed up, and checked
 against eager FP32 on that input (max/mean absolute difference, NaN/Inf count); after the timed runs a new backend
-of each configuration is loaded and run once more, from what the first one left on disk (``cached_start_seconds``:
+of each configuration that keeps its build on disk is loaded and run once more from it (``cached_start_seconds``:
 what the next worker or run pays). Then the timed runs are interleaved:
 each repeat runs every configuration once, so drift in the machine's speed hits all of them alike. A row reports the
 median and p90 latency of a batch, images/s, the speed-up against eager FP32 at the same size and batch measured in
@@ -321,6 +321,8 @@ def run_bench(options: BenchOptions, registry: Registry, log: Callable[[str], No
         runner.close()
     log("timing each configuration's start from its cached build")
     for config in runnable:
+        if not config.runner.builds_on_disk():
+            continue  # eager, or torch.compile on CUDA: nothing on disk, a second start would build again
         shape = tuple(inputs[(config.size, config.batch)].shape)
         config.cached_start_seconds = _cached_start(type(config.runner), module, config.runner.options, shape)
 

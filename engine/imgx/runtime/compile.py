@@ -133,6 +133,9 @@ class CompileBackend(EagerBackend):
         """Whether shapes are compiled into cached packages (the CPU) rather than by ``torch.compile``."""
         return not self.options.device.startswith("cuda")
 
+    def builds_on_disk(self) -> bool:
+        return self.ahead_of_time
+
     @classmethod
     def unavailable(cls, options: BackendOptions) -> str | None:
         problem = super().unavailable(options)

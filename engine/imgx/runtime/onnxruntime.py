@@ -90,6 +90,9 @@ class OnnxRuntimeBackend(Backend):
     def prepare(self, channels: int) -> None:
         self._session(channels)
 
+    def builds_on_disk(self) -> bool:
+        return True  # the ONNX export
+
     def holds_weights(self) -> bool:
         return self.session is not None  # one session takes any size (dynamic axes)
 

@@ -155,6 +155,9 @@ class TensorRTBackend(Backend):
         torch.cuda.synchronize(self.options.device)
         return time.perf_counter() - start
 
+    def builds_on_disk(self) -> bool:
+        return True  # the serialized engines and the timing cache
+
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         import torch
 

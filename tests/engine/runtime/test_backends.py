@@ -234,6 +234,7 @@ def test_compile_builds_a_shape_once_and_the_next_backend_and_process_load_it(ti
     out = first.infer(x)
     assert PackageCounter.count == before + 1
     package = first.package_path(tuple(x.shape))
+    assert first.builds_on_disk()
     assert package.is_file() and [p.name for p in package.parent.iterdir()] == [package.name]  # no temp left
     with torch.inference_mode():
         assert compare(tiny_net(x), out)["mean_abs"] <= MEAN_TOLERANCE["bf16"]
