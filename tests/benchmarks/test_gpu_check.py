@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from _support import REPO
+from _support import REPO, default_registry
+from imgx.models import ensure_files, get_spec
 
 SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
 
@@ -32,6 +33,9 @@ def test_without_a_gpu_it_says_so_and_measures_nothing() -> None:
 
 @pytest.mark.slow
 def test_its_steps_run_end_to_end_on_the_cpu_when_asked(tmp_path) -> None:
+    # the script fetches nothing (IMGX_OFFLINE=1, as on a GPU machine without a network): the weights are pulled here
+    # first, as `imgx models pull zero_dce` would, so the test does not depend on another having run before it
+    ensure_files(get_spec("zero_dce", default_registry()), registry=default_registry())
     result = _run(GPU_CHECK_ALLOW_CPU="1", GPU_CHECK_MODELS="zero_dce", GPU_CHECK_SECONDS="600")
     try:
         assert result.returncode == 0, result.stdout + result.stderr
