@@ -3,10 +3,10 @@
 Every configuration (backend x precision x size x batch) gets the same input: real photos (scikit-image's coffee,
 astronaut, chelsea, rocket...) resized and centre-cropped to ``size`` x ``size``, as a ``(B, C, size, size)`` float32
 tensor. Each backend is loaded and built first (its build/compile seconds are recorded), warmed up, and checked
-against eager FP32 on that input (max/mean absolute difference, NaN/Inf count); after the timed runs a new backend
-of each configuration that keeps its build on disk is loaded and run once more from it (``cached_start_seconds``:
-what the next worker or run pays). Then the timed runs are interleaved:
-each repeat runs every configuration once, so drift in the machine's speed hits all of them alike. A row reports the
+against eager FP32 on that input (max/mean absolute difference, NaN/Inf count). Then the timed runs are interleaved:
+each repeat runs every configuration once, so drift in the machine's speed hits all of them alike. After them, a new
+backend of each configuration that keeps its build on disk is loaded and run once from it (``cached_start_seconds``:
+what the next worker or run pays). A row reports the
 median and p90 latency of a batch, images/s, the speed-up against eager FP32 at the same size and batch measured in
 this run, and the peak memory one inference added. A backend that cannot run here gets a row with the reason and no
 number.

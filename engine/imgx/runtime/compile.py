@@ -122,7 +122,7 @@ class CompileBackend(EagerBackend):
     def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
         super().__init__(module, options)
         self._packages: dict[tuple[int, ...], Any] = {}
-        self._jit: Any = None  # torch.compile of the module: CUDA, or a module torch.export cannot trace
+        self._jitted = False  # the runner is torch.compile's: CUDA, or a module torch.export cannot trace
 
     @property
     def channels_last(self) -> bool:
@@ -162,7 +162,8 @@ class CompileBackend(EagerBackend):
         for knob in ("recompile_limit", "cache_size_limit"):
             if hasattr(dynamo, knob):
                 setattr(dynamo, knob, max(getattr(dynamo, knob), RECOMPILE_LIMIT))
-        self._jit = torch.compile(self._runner, mode=self.mode, dynamic=False)
+        self._runner = torch.compile(self._runner, mode=self.mode, dynamic=False)
+        self._jitted = True
 
     def package_path(self, shape: tuple[int, ...]) -> Path:
         """Where the package for a ``(B, C, H, W)`` input of ``shape`` is cached."""
@@ -235,32 +236,26 @@ class CompileBackend(EagerBackend):
         PackageCounter.count += 1
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """On the CPU, the shape's package; else (CUDA, or a module that could not be exported) the eager backend's
+        run of the module through ``torch.compile``."""
         import torch
-
-        from ._common import torch_dtype
 
         if self._runner is None:
             self.load()
-        shape = tuple(x.shape)
-        runner = self._jit
-        if self.ahead_of_time and runner is None:
+        if not self._jitted:
+            shape = tuple(x.shape)
             if shape not in self._packages:
                 self._packages[shape] = self._package(shape)
-            runner = self._packages[shape]
-            if runner is None:
-                self._use_jit()
-                runner = self._jit
-            else:
+            package = self._packages[shape]
+            if package is not None:
                 with torch.inference_mode():
-                    return runner(x.to(device="cpu", dtype=torch.float32).contiguous()).to(x.device).contiguous()
-        batch = x.to(device=self.options.device, dtype=torch_dtype(self.options.precision)).contiguous()
-        with torch.inference_mode():
-            out = runner(batch)
-        return out.to(device=x.device, dtype=torch.float32).contiguous()
+                    return package(x.to(device="cpu", dtype=torch.float32).contiguous()).to(x.device).contiguous()
+            self._use_jit()
+        return super().infer(x)
 
     def close(self) -> None:
         self._packages.clear()
-        self._jit = None
+        self._jitted = False
         super().close()
 
 
