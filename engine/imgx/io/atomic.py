@@ -8,6 +8,7 @@ model cache, exported ONNX graphs, TensorRT engines and the sample catalogs.
   ``torch.onnx.export``): it yields a temp path and renames it onto the target when the block ends without an error.
 - :func:`create_temp` and :func:`publish` are its two halves, for a writer that decides after writing whether to keep
   the file (the model cache checks a sha256 first).
+- :func:`file_lock` makes concurrent writers of one costly file (a model download, a compiled package) make it once.
 
 The file ends with mode ``0o666`` minus the umask, like a plain ``open`` (``0o644`` under umask ``022``), not
 ``mkstemp``'s ``0o600``: outputs and a shared model cache stay readable by whoever the umask allows. The temp file
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 
 from ..errors import OutputError
 
-__all__ = ["atomic_path", "atomic_write", "create_temp", "publish"]
+__all__ = ["atomic_path", "atomic_write", "create_temp", "file_lock", "publish"]
 
 _PathLike = str | os.PathLike[str]
 
@@ -145,3 +146,23 @@ def _output_error(path: pathlib.Path, exc: OSError, *, tmp: _PathLike | None, tm
         where = f"tmp_dir {tmp_dir}" if tmp_dir is not None else "the temp file"
         reason += f" ({where} must be on the same file system as the output)"
     return OutputError(f"could not write {path}: {reason}")
+
+
+@contextlib.contextmanager
+def file_lock(target: _PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``<folder>/.<name>.lock`` while making ``target`` (a no-op without fcntl), so of
+    several processes that would make the same file (a model download, a compiled package) one makes it and the
+    others, once they hold the lock, find it made."""
+    target = pathlib.Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: the atomic rename alone keeps the cache correct
+        yield
+        return
+    with (target.parent / f".{target.name}.lock").open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

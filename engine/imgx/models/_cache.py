@@ -23,7 +23,6 @@ __all__ = [
     "MODELS_PATH_ENV",
     "OFFLINE_ENV",
     "cache_path",
-    "file_lock",
     "file_state",
     "imgx_home",
     "install",
@@ -104,23 +103,6 @@ def search_models_path(filename: str, sha256: str) -> tuple[Path | None, list[st
                 return candidate, notes
             notes.append(f"{candidate} has sha256 {digest}")
     return None, notes
-
-
-@contextlib.contextmanager
-def file_lock(target: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<folder>/.<name>.lock`` while fetching ``target`` (a no-op without fcntl)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: the atomic rename alone keeps the cache correct
-        yield
-        return
-    with (target.parent / f".{target.name}.lock").open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ModelError
+from ..io.atomic import file_lock
 from . import _cache
 from .spec import ModelSpec, WeightFile
 
@@ -93,7 +94,7 @@ def fetch_model(spec: ModelSpec, *, registry: Registry, pull: bool = True) -> li
         if _cache.file_state(target, weight.sha256) == "cached":
             fetched.append(Fetched(role, target, None, target.stat().st_size))
             continue
-        with _cache.file_lock(target):
+        with file_lock(target):
             fetched.append(_fetch_file(spec, role, weight, target, registry, remote=remote))
     return fetched
 
