@@ -48,8 +48,9 @@ class Backend(abc.ABC):
     Class attributes: ``name`` (what ``execution.backend`` and ``imgx bench --backends`` select), ``precisions``
     (those it can run at all; :meth:`unavailable` says whether it can run here) and ``dynamic_shapes`` (True when any
     input size runs at no extra cost, as in eager PyTorch or an ONNX graph with dynamic axes: model stages then run
-    each image at its own size, padded to the network's stride only; False when each shape is compiled or built, as
-    in ``torch.compile`` and TensorRT: images are padded to shape buckets so a run builds a handful).
+    each image at its own size, padded to the network's stride only; False when a new shape may cost a build, as in
+    ``torch.compile`` and TensorRT: images are then padded to shape buckets so a run builds a handful, unless
+    :meth:`any_shape` says the backend keeps its builds few itself).
     ``auto_ranks`` places the backend in ``auto``'s order: ``{(device kind, precision): rank}``, device kind ``"cpu"``
     or ``"cuda"``; ``auto`` tries the backends registered for a (device, precision) from the lowest rank up and takes
     the first that runs here; a pair that is not listed is never picked by ``auto``. A plugin backend sets its own.
@@ -76,6 +77,13 @@ class Backend(abc.ABC):
         """Where ``auto`` tries this backend on ``device_kind`` (``"cpu"``/``"cuda"``) at ``precision``: lower first;
         ``None``: never."""
         return cls.auto_ranks.get((device_kind, precision))
+
+    @classmethod
+    def any_shape(cls, options: BackendOptions) -> bool:
+        """Whether model stages give this backend, run with ``options``, each image at its own size (padded to the
+        network's stride only) rather than padded to a shape bucket. Default :attr:`dynamic_shapes`; a backend that
+        builds per shape but keeps its builds few by other means says so (``compile`` on the CPU)."""
+        return cls.dynamic_shapes
 
     def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
         self.module = module

@@ -7,15 +7,13 @@ one line. The order is not fixed here: each registered backend states its rank p
 ``imgx bench`` of the style network on the 2-core CI machine (``benchmarks/results/bench-multistyle26-vm-*.json``):
 on a quiet machine ``torch.compile`` was 1.8-2.1x eager at FP32 and ONNX Runtime 1.5-2.0x, so compile was 5-18 %
 ahead of ONNX Runtime in steady state. ``auto`` still puts ONNX Runtime first at FP32, because the two are not equal
-in what a run gets: ONNX Runtime takes any image size (dynamic axes) with a build of under 2 s, so every image runs at
-its own size; compile builds per shape (5-40 s per shape bucket and batch size, cold; on the CPU kept as a package
-that later runs load in under a second), so images are padded
-to shape buckets, and for networks with instance norm (the style network) that padding changes the output (mean
-absolute difference 0.03-0.06 for photos 25-45 % smaller than their bucket). ``execution.backend: compile`` is there
-for long runs of bucket-sized images. At BF16/FP16 on the CPU eager (any size) comes first for the same reason, then
-compile (3.8-5.0x eager FP32 at BF16 on that CPU, whose flags then listed AMX and AVX-512 BF16; the same VM showed
-only ``avx512_bf16`` on 2026-12-05). The precision is settled per model before the backend is chosen
-(``execution.precision: auto``: :meth:`imgx.models.ModelSpec.precision_for`).
+in what a run gets: ONNX Runtime takes any image size (dynamic axes) after an export of under 2 s, while compile's
+first run of a model on a machine builds two packages (one for the first shape, one with dynamic shapes for the
+rest; 16-50 s each on 2 cores), which a short run never earns back; later runs load them in under a second.
+``execution.backend: compile`` is there for long runs. At BF16/FP16 on the CPU eager (any size, no build) comes first
+for the same reason, then compile (3.8-5.0x eager FP32 at BF16 on that CPU, whose flags then listed AMX and AVX-512
+BF16; the same VM showed only ``avx512_bf16`` on 2026-12-05). The precision is settled per model before the backend
+is chosen (``execution.precision: auto``: :meth:`imgx.models.ModelSpec.precision_for`).
 """
 
 from __future__ import annotations

@@ -252,8 +252,8 @@ class ModelStage(Stage):
 
     @property
     def uses_buckets(self) -> bool:
-        """Whether this stage's backend builds per shape (so inputs are padded to shape buckets)."""
-        return not type(self.backend).dynamic_shapes
+        """Whether this stage's inputs are padded to shape buckets (:meth:`imgx.runtime.Backend.any_shape`)."""
+        return not type(self.backend).any_shape(self.backend.options)
 
     def call_batch(self, H: int, W: int) -> int:
         """How many ``(H, W)`` inputs go to the backend in one call: the context's ``batch_size``, except on the CPU,
@@ -282,9 +282,10 @@ class ModelStage(Stage):
         Images are grouped by padded shape, reflect-padded to it (bottom and right), stacked into batches of at most
         :meth:`call_batch` images (the context's ``batch_size``; on the CPU, one image of 256 x 256 or more) as
         ``(B, C, H, W)`` float32 tensors, run by the backend, and cropped back. The padded shape is the image's shape
-        bucket on backends that build per shape (``compile``, ``tensorrt``), and its own size rounded up to the stride
-        on backends with dynamic shapes (``eager``, ``onnxruntime``): a network with instance norm sees the padding in
-        its statistics, so no more is added than a build needs.
+        bucket on backends that build per shape (``tensorrt``, ``compile`` on CUDA), and its own size rounded up to
+        the stride on the others (:meth:`imgx.runtime.Backend.any_shape`: ``eager``, ``onnxruntime``, ``compile`` on
+        the CPU): a network with instance norm sees the padding in its statistics, so no more is added than a build
+        needs.
         """
         import numpy as np
         import torch

@@ -100,7 +100,7 @@ def plan_model_nodes(
             choice = choose_backend(settings.backend, options, registry)
             backend, reason = choice.name, choice.reason
             precision, where = choice.options.precision, choice.options.device
-            bucketed = not registry.get_backend(backend).dynamic_shapes
+            bucketed = not registry.get_backend(backend).any_shape(choice.options)
         except ImgxError as exc:
             backend, reason, precision, where = "error", str(exc), wanted, device
         if why:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -235,7 +236,8 @@ def test_compile_builds_a_shape_once_and_the_next_backend_and_process_load_it(ti
     assert PackageCounter.count == before + 1
     package = first.package_path(tuple(x.shape))
     assert first.builds_on_disk()
-    assert package.is_file() and [p.name for p in package.parent.iterdir()] == [package.name]  # no temp left
+    assert package.is_file()
+    assert [p.name for p in package.parent.iterdir() if not p.name.endswith(".lock")] == [package.name]  # no temp
     with torch.inference_mode():
         assert compare(tiny_net(x), out)["mean_abs"] <= MEAN_TOLERANCE["bf16"]
 
@@ -266,6 +268,58 @@ def test_compile_builds_a_shape_once_and_the_next_backend_and_process_load_it(ti
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["built", "0", "equal", "True"]
+
+
+def test_compile_runs_later_shapes_through_one_dynamic_package_at_their_own_size(tiny_net, tmp_path: Path) -> None:
+    """The first shape gets a package of its own; the next shape builds one package with dynamic batch, height and
+    width, which every later shape, batch size and backend then runs: two builds for a catalog of mixed sizes, and
+    no image padded to a shape bucket (the network's instance norm would see the padding)."""
+    from imgx.runtime.compile import PackageCounter
+
+    options = BackendOptions(cache_dir=tmp_path, model_key="tiny-dynamic")
+    first = create_backend("compile", tiny_net, options, default_registry())
+    assert type(first).any_shape(options) and not type(first).any_shape(dataclasses.replace(options, device="cuda"))
+    photos = photo_tensor(("coffee", "astronaut", "chelsea"), side=96)
+    inputs = [photos[:1, :, :64, :96], photos[1:2, :, :96, :48], photos[:, :, :72, :88]]
+    before = PackageCounter.count
+    outputs = [first.infer(x) for x in inputs]
+    assert PackageCounter.count == before + 2  # the first shape's own package, then the dynamic one
+    assert first.package_path(None, 3).is_file()
+    with torch.inference_mode():
+        for x, out in zip(inputs, outputs, strict=True):
+            assert out.shape == x.shape and compare(tiny_net(x), out)["max_abs"] <= TOLERANCE["fp32"]
+    again = create_backend("compile", tiny_net, options, default_registry())
+    assert torch.equal(again.infer(inputs[2]), outputs[2]) and PackageCounter.count == before + 2
+
+
+class ShapeBranch(torch.nn.Module):
+    """A module whose branch depends on its input's width: exported for one width, it is wrong for the other."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0.5 if x.shape[-1] > 100 else 1.0 - x
+
+
+def test_compile_checks_the_dynamic_package_and_builds_per_shape_where_it_is_wrong(tmp_path: Path) -> None:
+    """A dynamic-shape package that differs from eager (U2-Netp's returned NaN) is not kept: the cache marks it
+    unusable, the run warns once and each shape gets a package of its own, and the next backend does not try again."""
+    from imgx.runtime.compile import PackageCounter
+
+    options = BackendOptions(cache_dir=tmp_path, model_key="branchy-width")
+    backend = create_backend("compile", ShapeBranch().eval(), options, default_registry())
+    narrow, wide, wider = torch.rand(1, 3, 16, 64), torch.rand(1, 3, 16, 160), torch.rand(1, 3, 16, 200)
+    before = PackageCounter.count
+    assert torch.allclose(backend.infer(narrow), 1.0 - narrow)
+    with pytest.warns(RuntimeWarning, match=r"ShapeBranch with dynamic shapes is unusable \(16 x 64: .*mean diff"):
+        assert torch.allclose(backend.infer(wide), wide * 0.5)
+    assert PackageCounter.count == before + 2  # two shapes' own packages; the dynamic one was not kept
+    assert not backend.package_path(None, 3).exists()
+    assert "mean difference" in backend.package_path(None, 3).with_suffix(".unusable").read_text()
+    again = create_backend("compile", ShapeBranch().eval(), options, default_registry())
+    assert torch.allclose(again.infer(narrow), 1.0 - narrow) and PackageCounter.count == before + 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second attempt, no second warning
+        assert torch.allclose(again.infer(wider), wider * 0.5)
+    assert PackageCounter.count == before + 3
 
 
 def test_compile_keys_packages_by_the_cpu_features_kernels_use(tiny_net, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -102,16 +102,28 @@ def style_recipe(tmp_path: Path, catalog: Path, backend: str) -> Path:
 
 
 def test_plan_shows_the_buckets_of_a_backend_that_builds_per_shape(
-    mixed_catalog: Path, tmp_path: Path, monkeypatch
+    mixed_catalog: Path, tmp_path: Path, monkeypatch, tiny_model_plugin
 ) -> None:
+    """A plugin backend that builds per shape (``eager-static`` from the test plugin) gets the catalog's buckets."""
     monkeypatch.setenv("COLUMNS", "250")
-    result = CliRunner().invoke(app, ["plan", str(style_recipe(tmp_path, mixed_catalog, "compile"))])
+    recipe = style_recipe(tmp_path, mixed_catalog, "eager-static")
+    result = CliRunner().invoke(app, ["plan", str(recipe), "-p", "imgx_test_tinymodel"])
     assert result.exit_code == 0, result.output
     # sides 256/512/768/1024..., stride 4, short side in quarter steps; d (1000x800) is stylized at 768x614
     assert "384x512: 2, 768x576: 1, 768x768: 1, 512x384: 1" in result.output
-    assert "compile fp32 on cpu" in result.output and "compile (requested)" in result.output
+    assert "eager-static fp32 on cpu" in result.output and "eager-static (requested)" in result.output
     assert "shapes from the headers of 5 image(s)" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_plan_shows_exact_shapes_for_compile_on_the_cpu(mixed_catalog: Path, tmp_path: Path, monkeypatch) -> None:
+    """``compile`` on the CPU runs each image at its own size (a package for the first shape, one dynamic-shape
+    package for the rest), so the plan shows no buckets."""
+    monkeypatch.setenv("COLUMNS", "250")
+    result = CliRunner().invoke(app, ["plan", str(style_recipe(tmp_path, mixed_catalog, "compile"))])
+    assert result.exit_code == 0, result.output
+    assert "compile fp32 on cpu" in result.output and "compile (requested)" in result.output
+    assert "any size, padded to the stride (5 shapes): " in result.output and "768x616: 1" in result.output
 
 
 def test_plan_shows_auto_and_exact_shapes_on_a_dynamic_shape_backend(
