@@ -4,10 +4,16 @@ This is the engine's inner loop, shared by every executor. One bad item never st
 a stage raising on one item (the batch is retried item by item to find it), unsafe output names and encoder errors
 each become a failed ledger row naming the stage and the reason, while the item's other outputs still go through when
 they do not depend on the failed node.
+
+Sources and outputs in an object store or behind HTTP wait on the network, not on a core: a batch's remote sources
+are fetched :data:`IO_THREADS` at a time before it is decoded, and its outputs to an object store are written that
+many at a time while the worker encodes the next, each item journaled once all its outputs are written (at the latest
+when the batch ends). Local files are read and written in turn, as before: there the core does the work.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -39,6 +45,10 @@ __all__ = [
     "describe_error",
     "io_measured",
 ]
+
+#: requests a worker keeps in flight to remote sources and outputs (object stores, HTTP): enough to hide a request's
+#: latency (tens of milliseconds to a cloud store) behind the others, few enough for one worker's connections
+IO_THREADS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,14 +178,24 @@ class BatchProcessor:
                 self.close()
                 raise ImgxError(f"stage {node.uses} (node {node.id!r}) failed to start: {describe_error(exc)}") from exc
         self.ledger = LedgerWriter(self.paths, spec.run_id, worker, compact_rows=spec.compact_rows)
+        self.remote_outputs = not fs.is_local(spec.out_dir)
+        self._io: concurrent.futures.ThreadPoolExecutor | None = None  # started at the first remote read or write
         self.batched = any(node.stage.batchable for node in self.plan.nodes)
         self.released_after = self.plan.released_after()
 
     def close(self) -> None:
         for stage in self.stages.values():
             stage.close()
+        if getattr(self, "_io", None) is not None:
+            self._io.shutdown(wait=True)
+            self._io = None
         if hasattr(self, "ledger"):
             self.ledger.close()
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._io is None:
+            self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="imgx-io")
+        return self._io
 
     def __call__(self, units: Sequence[WorkUnit]) -> BatchResult:
         """Process a batch. With a batchable stage in the plan (a model), every node runs on the whole batch at once;
@@ -185,29 +205,64 @@ class BatchProcessor:
         stage_seconds: dict[str, float] = {}
         work: dict[str, float] = {}
         groups = [list(units)] if self.batched else [[unit] for unit in units]
+        fetched = self.fetch(units) if len(groups) > 1 else None  # one item at a time: fetch the batch's first
         rows: list[LedgerRow] = []
         failed_items = 0
         io_seconds = megapixels = 0.0
+        pending: list[_Pending] = []
         for group in groups:
-            states = self.prepare(group)
+            states = self.prepare(group, fetched)
             for node_id, seconds in self.run_nodes(states, self.plan.nodes).items():
                 stage_seconds[node_id] = stage_seconds.get(node_id, 0.0) + seconds
             add_work(work, states)
             started = time.perf_counter()
-            group_rows, group_failed = self.finish(states)
+            pending.extend(self._submit(state) for state in states)
+            group_rows, group_failed = self._journal(pending, wait=False)  # the items already written
             seconds, pixels = io_measured(states, time.perf_counter() - started)
             io_seconds += seconds
             megapixels += pixels
             rows.extend(group_rows)
             failed_items += group_failed
+        started = time.perf_counter()
+        group_rows, group_failed = self._journal(pending, wait=True)
+        io_seconds += time.perf_counter() - started
+        rows.extend(group_rows)
+        failed_items += group_failed
         return BatchResult(rows, stage_seconds, len(units), failed_items, work, io_seconds, megapixels)
 
-    def prepare(self, units: Sequence[WorkUnit]) -> list[ItemState]:
-        """Check output names, read and decode each unit (failures are recorded in its state, never raised)."""
+    def prepare(self, units: Sequence[WorkUnit], fetched: Fetched | None = None) -> list[ItemState]:
+        """Check output names, read and decode each unit (failures are recorded in its state, never raised).
+
+        :param fetched: ``units``' remote sources, already fetched (:meth:`fetch`); ``None``: fetched here."""
+        if fetched is None:
+            fetched = self.fetch(units)
         states = [ItemState(unit) for unit in units]
         for state in states:
-            self._prepare(state)
+            self._prepare(state, fetched.get(state.unit.ref.source))
         return states
+
+    def fetch(self, units: Sequence[WorkUnit]) -> Fetched:
+        """The bytes (or the read's error) of ``units``' remote sources (object stores, HTTP), fetched
+        :data:`IO_THREADS` at a time, each with its share of the wall time they took together; local files are left
+        to :meth:`prepare`, which reads them as it decodes them."""
+        sources = list(dict.fromkeys(u.ref.source for u in units if not u.ref.error and not fs.is_local(u.ref.source)))
+        if not sources:
+            return {}
+        started = time.perf_counter()
+        futures = [self._pool().submit(self._read, source) for source in sources]
+        results: list[bytes | BaseException] = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except Exception as exc:
+                results.append(exc)
+        share = (time.perf_counter() - started) / len(sources)
+        return {source: (result, share) for source, result in zip(sources, results, strict=True)}
+
+    def _read(self, source: str) -> bytes:
+        return read_source(
+            source, allowed_hosts=self.plan.settings.allowed_hosts, max_bytes=self.plan.settings.max_download_bytes
+        )
 
     def run_nodes(self, states: Sequence[ItemState], nodes: Sequence[Node]) -> dict[str, float]:
         """Run ``nodes`` (in plan order; their stages must be built here) on the states whose inputs are ready;
@@ -223,12 +278,24 @@ class BatchProcessor:
         return seconds
 
     def finish(self, states: Sequence[ItemState]) -> tuple[list[LedgerRow], int]:
-        """Encode and write each state's outputs and journal their rows: ``(rows, failed items)``."""
+        """Encode and write each state's outputs (to an object store, :data:`IO_THREADS` at a time) and journal each
+        item's rows once its outputs are written: ``(rows, failed items)``."""
+        pending = [self._submit(state) for state in states]
+        return self._journal(pending, wait=True)
+
+    def _submit(self, state: ItemState) -> _Pending:
+        """Encode ``state``'s outputs and start writing them; its images are released."""
+        pending = self._finish(state)
+        state.values.clear()
+        return pending
+
+    def _journal(self, pending: list[_Pending], *, wait: bool) -> tuple[list[LedgerRow], int]:
+        """Journal the items of ``pending`` whose outputs are all written (``wait``: all of them, waiting for their
+        writes), in order, removing them from ``pending``: ``(their rows, how many of them failed)``."""
         rows: list[LedgerRow] = []
         failed_items = 0
-        for state in states:
-            item_rows = self._finish(state)
-            state.values.clear()
+        while pending and (wait or all(future.done() for future in pending[0].writes.values())):
+            item_rows = pending.pop(0).rows_when_written()
             self.ledger.write(item_rows)
             rows.extend(item_rows)
             failed_items += any(row.status == "failed" for row in item_rows)
@@ -236,8 +303,9 @@ class BatchProcessor:
 
     # -- steps ---------------------------------------------------------------------------------------------------
 
-    def _prepare(self, state: ItemState) -> bool:
-        """Check output names, then read and decode. False if nothing is left to do for this item."""
+    def _prepare(self, state: ItemState, fetched: tuple[bytes | BaseException, float] | None = None) -> bool:
+        """Check output names, then read (or take ``fetched``: the bytes or the read's error, and the seconds the
+        read is charged) and decode. False if nothing is left to do for this item."""
         ref = state.unit.ref
         if ref.error:
             state.failed["source"] = ("catalog", ref.error)
@@ -253,14 +321,18 @@ class BatchProcessor:
         if not wanted:
             return False
         start = time.perf_counter()
+        if fetched is not None:
+            start -= fetched[1]
         try:
-            data = read_source(
-                ref.source,
-                allowed_hosts=self.plan.settings.allowed_hosts,
-                max_bytes=self.plan.settings.max_download_bytes,
-            )
+            if fetched is None:
+                data = self._read(ref.source)
+            elif isinstance(fetched[0], BaseException):
+                raise fetched[0]
+            else:
+                data = fetched[0]
         except Exception as exc:
             state.failed["source"] = ("read", describe_error(exc))
+            state.elapsed["source"] = time.perf_counter() - start
             return False
         try:
             state.values["source"] = decode_image(data, sku=ref.sku, source=ref.source, max_pixels=self.max_pixels)
@@ -323,10 +395,11 @@ class BatchProcessor:
                 errors.append(describe_error(exc))
         return outputs, errors
 
-    def _finish(self, state: ItemState) -> list[LedgerRow]:
-        """Encode and write each wanted output; one ledger row per output."""
+    def _finish(self, state: ItemState) -> _Pending:
+        """Encode each wanted output and start its write (done at once for a local file); one ledger row per output,
+        made when its write is done."""
         ref = state.unit.ref
-        rows = []
+        pending = _Pending()
         base_ms = state.elapsed.get("source", 0.0) * 1000.0
         for out in state.unit.outputs:
             digest = self.plan.output_hashes[out]
@@ -336,14 +409,15 @@ class BatchProcessor:
             if failure is None:
                 failure = next((state.failed[n] for n in lineage if n in state.failed), None)
             if failure is not None:
-                rows.append(LedgerRow(ref.sku, ref.source, out, "", "failed", failure[0], failure[1], duration, digest))
+                pending.rows.append(
+                    LedgerRow(ref.sku, ref.source, out, "", "failed", failure[0], failure[1], duration, digest)
+                )
                 continue
             if not self.plan.settings.write:  # an audit: the row, its flags and metrics, and no file
-                rows.append(_ok_row(ref, out, "", duration, digest, state.values[out]))
+                pending.rows.append(_ok_row(ref, out, "", duration, digest, state.values[out]))
                 continue
             path = state.paths[out]
             start = time.perf_counter()
-            stage, error = "encode", ""
             try:
                 settings = self.encoding[out]
                 item = state.values[out]
@@ -354,17 +428,68 @@ class BatchProcessor:
                     background=parse_color(settings.background),
                     png_compress_level=settings.png_compression,
                 )
-                stage = "write"
-                fs.write_bytes_atomic(str(path), data, tmp_dir=self.paths.tmp)
             except Exception as exc:
-                error = describe_error(exc)
+                duration += (time.perf_counter() - start) * 1000.0
+                pending.rows.append(
+                    LedgerRow(ref.sku, ref.source, out, "", "failed", "encode", describe_error(exc), duration, digest)
+                )
+                continue
             duration += (time.perf_counter() - start) * 1000.0
-            relative = _relative(path, self.spec.out_dir)
-            if error:
-                rows.append(LedgerRow(ref.sku, ref.source, out, "", "failed", stage, error, duration, digest))
+            row = _ok_row(ref, out, _relative(path, self.spec.out_dir), duration, digest, item)
+            if self.remote_outputs:
+                pending.writes[len(pending.rows)] = self._pool().submit(self._write, str(path), data)
             else:
-                rows.append(_ok_row(ref, out, relative, duration, digest, state.values[out]))
+                pending.writes[len(pending.rows)] = _done(self._write(str(path), data))
+            pending.rows.append(row)
+        return pending
+
+    def _write(self, path: str, data: bytes) -> tuple[str, float]:
+        """Write ``data`` to ``path`` atomically: ``("" or the error line, seconds)``."""
+        start = time.perf_counter()
+        try:
+            fs.write_bytes_atomic(path, data, tmp_dir=self.paths.tmp)
+            error = ""
+        except Exception as exc:
+            error = describe_error(exc)
+        return error, time.perf_counter() - start
+
+
+class _Pending:
+    """One item's ledger rows, some of them waiting for their output's write: ``writes`` maps a row's index to the
+    write's future (``("" or the error, seconds)``); :meth:`rows` makes the final rows once all are done."""
+
+    __slots__ = ("rows", "writes")
+
+    def __init__(self) -> None:
+        self.rows: list[LedgerRow] = []
+        self.writes: dict[int, concurrent.futures.Future[tuple[str, float]]] = {}
+
+    def rows_when_written(self) -> list[LedgerRow]:
+        """The rows, each written output's with its write's time added, or failed at ``write`` with the reason."""
+        rows = list(self.rows)
+        for index, future in self.writes.items():
+            error, seconds = future.result()
+            row = rows[index]
+            duration = row.duration_ms + seconds * 1000.0
+            if error:
+                rows[index] = LedgerRow(
+                    row.sku, row.source, row.output, "", "failed", "write", error, duration, row.recipe_hash
+                )
+            else:
+                rows[index] = dataclasses.replace(row, duration_ms=duration)
         return rows
+
+
+def _done(result: tuple[str, float]) -> concurrent.futures.Future[tuple[str, float]]:
+    """A future already holding ``result`` (a local write, done in turn)."""
+    future: concurrent.futures.Future[tuple[str, float]] = concurrent.futures.Future()
+    future.set_result(result)
+    return future
+
+
+#: a batch's remote sources fetched ahead (:meth:`BatchProcessor.fetch`): source -> (bytes or the read's error,
+#: seconds charged to it)
+Fetched = dict[str, tuple[bytes | BaseException, float]]
 
 
 def _ok_row(ref: ItemRef, out: str, relative: str, duration: float, digest: str, item: Item) -> LedgerRow:
