@@ -163,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="image side in pixels")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        default=None,
+        help="also run the object-store case from this checkout of imgx (a git worktree of an earlier commit: its "
+        "engine/ and plugins/ go first on PYTHONPATH), so a before/after pair shares one session",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON to write (default: results/storage-<host>-<date>)")
     args = parser.parse_args(argv)
 
@@ -181,16 +188,23 @@ def main(argv: list[str] | None = None) -> int:
     client.create_bucket(Bucket=bucket)
     upload(client, bucket, catalog, "catalog")
     env = s3_env(endpoint)
-    seconds: dict[str, list[float]] = {"local": [], "s3": []}
+    envs = {"local": env, "s3": env}
+    if args.baseline_tree is not None:
+        tree = args.baseline_tree.resolve()
+        path = os.pathsep.join([str(tree / "engine"), str(tree / "plugins"), env.get("PYTHONPATH", "")])
+        envs["s3 baseline"] = {**env, "PYTHONPATH": path.rstrip(os.pathsep)}
+    seconds: dict[str, list[float]] = {kind: [] for kind in envs}
     try:
         for repeat in range(args.repeats):
-            for kind in ("local", "s3"):
-                out = f"s3://{bucket}/out-{repeat}" if kind == "s3" else str(work / f"out-{repeat}")
-                source = f"s3://{bucket}/catalog" if kind == "s3" else str(catalog)
-                path = work / f"recipe-{kind}-{repeat}.yaml"
+            for kind, kind_env in envs.items():
+                remote = kind.startswith("s3")
+                tag = f"{kind.replace(' ', '-')}-{repeat}"
+                out = f"s3://{bucket}/out-{tag}" if remote else str(work / f"out-{repeat}")
+                source = f"s3://{bucket}/catalog" if remote else str(catalog)
+                path = work / f"recipe-{tag}.yaml"
                 path.write_text(recipe(source, out, args.workers, args.size))
-                seconds[kind].append(timed_run(path, env))
-                written = count_outputs(client, bucket, out) if kind == "s3" else len(list(Path(out).rglob("*.webp")))
+                seconds[kind].append(timed_run(path, kind_env))
+                written = count_outputs(client, bucket, out) if remote else len(list(Path(out).rglob("*.webp")))
                 if written != 2 * args.items:
                     raise SystemExit(f"{kind} run {repeat + 1} wrote {written} outputs, not {2 * args.items}")
                 print(f"{kind:5} run {repeat + 1}: {seconds[kind][-1]:.2f} s", flush=True)
@@ -198,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    local, s3 = statistics.median(seconds["local"]), statistics.median(seconds["s3"])
+    medians = {kind: statistics.median(values) for kind, values in seconds.items()}
+    local, s3 = medians["local"], medians["s3"]
     result: dict[str, Any] = {
         "benchmark": "storage",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -209,14 +224,17 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "server": "moto (python -m moto.server) on 127.0.0.1, its own process",
         "seconds": seconds,
-        "median_seconds": {"local": local, "s3": s3},
-        "items_per_second": {"local": args.items / local, "s3": args.items / s3},
+        "median_seconds": medians,
+        "items_per_second": {kind: args.items / median for kind, median in medians.items()},
         "s3_over_local_time": s3 / local,
         "server_request_ms": request_ms,
         "note": "server_request_ms: one PUT / GET of an image-sized object through pyarrow.fs, serial, measured on the "
         "same server after the runs; each item costs one GET and two PUTs, so moto's own request time accounts for "
         "most of the gap",
     }
+    if args.baseline_tree is not None:
+        result["baseline_tree"] = str(args.baseline_tree)
+        result["s3_baseline_over_s3_time"] = medians["s3 baseline"] / s3
     from imgx.machine import machine_info
 
     result["machine"] = machine_info("cpu")
