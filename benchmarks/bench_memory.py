@@ -243,10 +243,10 @@ def breakdown(recipe_path: Path, catalog: Path, work_dir: Path, extra: list[str]
 
         return wrapper
 
-    originals = {name: getattr(BatchProcessor, name) for name in ("prepare", "_run_node", "finish")}
-    BatchProcessor.prepare = measured(lambda units: "read+decode", originals["prepare"])
+    originals = {name: getattr(BatchProcessor, name) for name in ("prepare", "_run_node", "_submit")}
+    BatchProcessor.prepare = measured(lambda *_: "read+decode", originals["prepare"])
     BatchProcessor._run_node = measured(lambda node, ready: f"{node.id} ({node.uses})", originals["_run_node"])
-    BatchProcessor.finish = measured(lambda states: "encode+write", originals["finish"])
+    BatchProcessor._submit = measured(lambda state: "encode+write", originals["_submit"])
     tracemalloc.start()
     try:
         with tempfile.TemporaryDirectory(dir=work_dir, prefix="memory-breakdown-") as out:
