@@ -9,8 +9,9 @@
 # Settings (environment): PYTHON (default .venv/bin/python, else python3); IMGX_HOME (the model cache: a GPU
 # machine without a network needs the weights there already: `imgx models pull` where there is one, then copy the
 # cache over; IMGX_OFFLINE=1 is set here so nothing is fetched); GPU_CHECK_MODELS (default: every registered model);
-# GPU_CHECK_SECONDS (per-model limit, default 60); GPU_CHECK_ALLOW_CPU=1 runs the same steps on the CPU at a tiny size
-# (to try the script where there is no GPU: the results then say cpu and prove nothing about a GPU).
+# GPU_CHECK_SECONDS (per-model limit, default 60); GPU_CHECK_BACKENDS (default eager,compile, plus tensorrt when it is
+# installed); GPU_CHECK_ALLOW_CPU=1 runs the same steps on the CPU at a tiny size (to try the script where there is no
+# GPU: the results then say cpu and prove nothing about a GPU).
 # Exit status: 0 when every step ran, 3 when no CUDA GPU is visible (and GPU_CHECK_ALLOW_CPU is not set), 1 when a
 # test failed or a model's bench did not finish.
 set -uo pipefail
@@ -37,9 +38,9 @@ out=benchmarks/results/gpu-$(hostname -s)-$(date -u +%Y%m%d)
 mkdir -p "$out"
 { nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1 || echo "nvidia-smi: not available"; } >"$out/device.csv"
 
-backends=eager,compile
+backends=${GPU_CHECK_BACKENDS:-eager,compile}
 if "$PY" -c 'import tensorrt' 2>/dev/null; then
-    backends=$backends,tensorrt
+    [ -n "${GPU_CHECK_BACKENDS:-}" ] || backends=$backends,tensorrt
 else
     echo "gpu_check: TensorRT is not installed (pip install 'imgx[tensorrt]'): its rows will say so" | tee "$out/tensorrt.txt"
 fi
