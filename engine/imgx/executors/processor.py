@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from ..color import parse_color
 from ..errors import ImgxError
@@ -46,6 +46,9 @@ __all__ = [
     "io_measured",
 ]
 
+#: on the CPU, the decoded pixels a group of items holds while a batched plan's model nodes run on it together
+#: (16 photos of 512 px, 4 of 1024 px, one 4000 px photo)
+CPU_GROUP_PIXELS = 1 << 22
 #: requests a worker keeps in flight to remote sources and outputs (object stores, HTTP): enough to hide a request's
 #: latency (tens of milliseconds to a cloud store) behind the others, few enough for one worker's connections
 IO_THREADS = 8
@@ -180,7 +183,11 @@ class BatchProcessor:
         self.ledger = LedgerWriter(self.paths, spec.run_id, worker, compact_rows=spec.compact_rows)
         self.remote_outputs = not fs.is_local(spec.out_dir)
         self._io: concurrent.futures.ThreadPoolExecutor | None = None  # started at the first remote read or write
-        self.batched = any(node.stage.batchable for node in self.plan.nodes)
+        batchable = [i for i, node in enumerate(self.plan.nodes) if node.stage.batchable]
+        self.batched = bool(batchable)
+        # a batched plan runs its nodes up to the last batchable one on the whole batch, the rest item by item
+        split = batchable[-1] + 1 if batchable else 0
+        self.batch_nodes, self.item_nodes = self.plan.nodes[:split], self.plan.nodes[split:]
         self.released_after = self.plan.released_after()
 
     def close(self) -> None:
@@ -198,37 +205,70 @@ class BatchProcessor:
         return self._io
 
     def __call__(self, units: Sequence[WorkUnit]) -> BatchResult:
-        """Process a batch. With a batchable stage in the plan (a model), every node runs on the whole batch at once;
-        otherwise each item goes through the whole DAG and is written and released before the next, so only one
-        item's images are alive at a time (a batch of full-size images costs page faults and cache misses, and
-        nothing is gained from batching per-item stages)."""
+        """Process a batch. With a batchable stage in the plan (a model), the nodes up to the last batchable one run
+        on a group of items at once: the whole batch on a GPU, where the batch is the inference batch; on the CPU as
+        many items as hold :data:`CPU_GROUP_PIXELS` decoded pixels (at least one), since there a network runs one
+        large image per call anyway and a batch of 4000 px photos would only hold their memory. Every other node
+        runs item by item, each item written and released before the next, so only one item's later images are
+        alive at a time (a batch of full-size images costs memory, page faults and cache misses, and nothing is
+        gained from batching per-item stages)."""
         stage_seconds: dict[str, float] = {}
         work: dict[str, float] = {}
-        groups = [list(units)] if self.batched else [[unit] for unit in units]
-        fetched = self.fetch(units) if len(groups) > 1 else None  # one item at a time: fetch the batch's first
         rows: list[LedgerRow] = []
         failed_items = 0
         io_seconds = megapixels = 0.0
         pending: list[_Pending] = []
-        for group in groups:
-            states = self.prepare(group, fetched)
-            for node_id, seconds in self.run_nodes(states, self.plan.nodes).items():
-                stage_seconds[node_id] = stage_seconds.get(node_id, 0.0) + seconds
-            add_work(work, states)
-            started = time.perf_counter()
-            pending.extend(self._submit(state) for state in states)
-            group_rows, group_failed = self._journal(pending, wait=False)  # the items already written
-            seconds, pixels = io_measured(states, time.perf_counter() - started)
-            io_seconds += seconds
-            megapixels += pixels
-            rows.extend(group_rows)
-            failed_items += group_failed
+        fetched = self.fetch(units)
+        for group in self._groups(units, fetched):
+            if self.batched:
+                self._add_seconds(stage_seconds, self.run_nodes(group, self.batch_nodes))
+            while group:
+                states = [group.pop(0)]  # released once written
+                self._add_seconds(stage_seconds, self.run_nodes(states, self.item_nodes))
+                add_work(work, states)
+                started = time.perf_counter()
+                pending.append(self._submit(states[0]))
+                group_rows, group_failed = self._journal(pending, wait=False)  # the items already written
+                seconds, pixels = io_measured(states, time.perf_counter() - started)
+                io_seconds += seconds
+                megapixels += pixels
+                rows.extend(group_rows)
+                failed_items += group_failed
         started = time.perf_counter()
         group_rows, group_failed = self._journal(pending, wait=True)
         io_seconds += time.perf_counter() - started
         rows.extend(group_rows)
         failed_items += group_failed
         return BatchResult(rows, stage_seconds, len(units), failed_items, work, io_seconds, megapixels)
+
+    def _groups(self, units: Sequence[WorkUnit], fetched: Fetched) -> Iterator[list[ItemState]]:
+        """``units`` prepared (read and decoded) in the groups :meth:`__call__` runs: one item at a time for a plan
+        without a batchable stage; else the whole batch on a GPU, on the CPU up to :data:`CPU_GROUP_PIXELS` decoded
+        pixels (the item that would overflow a group is held, decoded, while that group runs)."""
+        if not self.batched:
+            for unit in units:
+                yield self.prepare([unit], fetched)
+            return
+        if self.spec.device != "cpu":
+            yield self.prepare(units, fetched)
+            return
+        group: list[ItemState] = []
+        pixels = 0
+        for unit in units:
+            state = self.prepare([unit], fetched)[0]
+            size = state.size[0] * state.size[1]
+            if group and pixels + size > CPU_GROUP_PIXELS:
+                yield group
+                group, pixels = [], 0
+            group.append(state)
+            pixels += size
+        if group:
+            yield group
+
+    @staticmethod
+    def _add_seconds(total: dict[str, float], seconds: dict[str, float]) -> None:
+        for node_id, value in seconds.items():
+            total[node_id] = total.get(node_id, 0.0) + value
 
     def prepare(self, units: Sequence[WorkUnit], fetched: Fetched | None = None) -> list[ItemState]:
         """Check output names, read and decode each unit (failures are recorded in its state, never raised).
