@@ -229,7 +229,10 @@ class CompileBackend(EagerBackend):
         unusable = path.with_suffix(".unusable")
         self._dynamic = _load(path)
         if self._dynamic is None and build and not unusable.is_file():
-            self._dynamic = self._built(path, lambda folder: self._build_dynamic(folder, shape, unusable))
+            # under the lock, a worker that waited for another's build may find it was judged unusable meanwhile
+            self._dynamic = self._built(
+                path, lambda folder: None if unusable.is_file() else self._build_dynamic(folder, shape, unusable)
+            )
         return self._dynamic
 
     def _built(self, path: Path, build: Callable[[str], str | None]) -> Any:
