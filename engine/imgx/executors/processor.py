@@ -496,7 +496,8 @@ class BatchProcessor:
 
 class _Pending:
     """One item's ledger rows, some of them waiting for their output's write: ``writes`` maps a row's index to the
-    write's future (``("" or the error, seconds)``); :meth:`rows` makes the final rows once all are done."""
+    write's future (``("" or the error, seconds)``); :meth:`rows_when_written` makes the final rows once all are
+    done."""
 
     __slots__ = ("rows", "writes")
 

@@ -228,8 +228,8 @@ class CompileBackend(EagerBackend):
         path = self.package_path(None, shape[1])
         unusable = path.with_suffix(".unusable")
         self._dynamic = _load(path)
-        if self._dynamic is None and build and not unusable.is_file():
-            # under the lock, a worker that waited for another's build may find it was judged unusable meanwhile
+        if self._dynamic is None and build:
+            # the mark is read under the build's lock: a worker that waited for another's build then sees its verdict
             self._dynamic = self._built(
                 path, lambda folder: None if unusable.is_file() else self._build_dynamic(folder, shape, unusable)
             )
