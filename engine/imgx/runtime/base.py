@@ -54,6 +54,8 @@ class Backend(abc.ABC):
     ``auto_ranks`` places the backend in ``auto``'s order: ``{(device kind, precision): rank}``, device kind ``"cpu"``
     or ``"cuda"``; ``auto`` tries the backends registered for a (device, precision) from the lowest rank up and takes
     the first that runs here; a pair that is not listed is never picked by ``auto``. A plugin backend sets its own.
+    ``ready_ranks``: the rank ``auto`` gives the backend instead where :meth:`ready` says that it has nothing left to
+    build for the model (``compile`` on the CPU once its packages are in the engine cache).
     """
 
     registers_as: ClassVar[str] = "backend"
@@ -61,6 +63,7 @@ class Backend(abc.ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     dynamic_shapes: ClassVar[bool] = False
     auto_ranks: ClassVar[dict[tuple[str, str], int]] = {}
+    ready_ranks: ClassVar[dict[tuple[str, str], int]] = {}
 
     @classmethod
     def registration_problem(cls) -> str | None:
@@ -77,6 +80,13 @@ class Backend(abc.ABC):
         """Where ``auto`` tries this backend on ``device_kind`` (``"cpu"``/``"cuda"``) at ``precision``: lower first;
         ``None``: never."""
         return cls.auto_ranks.get((device_kind, precision))
+
+    @classmethod
+    def ready(cls, options: BackendOptions, channels: int) -> bool:
+        """Whether inputs of ``channels`` channels of any size would run with ``options`` (whose ``model_key`` names
+        the module) with nothing to build first: what the backend builds is on disk from an earlier run or from
+        ``imgx build``. Asked only where :attr:`ready_ranks` lists the device kind and precision. Default ``False``."""
+        return False
 
     @classmethod
     def any_shape(cls, options: BackendOptions) -> bool:

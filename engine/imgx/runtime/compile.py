@@ -134,6 +134,10 @@ class CompileBackend(EagerBackend):
         ("cpu", "fp16"): 20,
         ("cpu", "bf16"): 20,
     }
+    # with its dynamic-shape package cached (nothing to build for any size), first at reduced precision on the CPU:
+    # the style network at BF16, one thread, AMX Xeon: 320 ms per 1024 x 1024 image against eager's 785 ms; at FP32
+    # it ran on par with ONNX Runtime (796 vs 920 ms at 1024 x 1024, 682 vs 612 at 768 x 1024), which stays first
+    ready_ranks: ClassVar[dict[tuple[str, str], int]] = {("cpu", "fp16"): 5, ("cpu", "bf16"): 5}
 
     def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
         super().__init__(module, options)
@@ -144,6 +148,13 @@ class CompileBackend(EagerBackend):
     @classmethod
     def any_shape(cls, options: BackendOptions) -> bool:
         return not options.device.startswith("cuda")  # the CPU's packages: see the module doc
+
+    @classmethod
+    def ready(cls, options: BackendOptions, channels: int) -> bool:
+        """On the CPU, whether the module's dynamic-shape package (any size, no build) is in the engine cache."""
+        if options.device.startswith("cuda") or not options.model_key:
+            return False
+        return _package_file(options, options.model_key, None, channels).is_file()
 
     @property
     def channels_last(self) -> bool:
@@ -189,21 +200,9 @@ class CompileBackend(EagerBackend):
     def package_path(self, shape: tuple[int, ...] | None, channels: int = 0) -> Path:
         """Where the package for a ``(B, C, H, W)`` input of ``shape`` is cached; ``shape=None``: the dynamic-shape
         package for inputs of ``channels`` channels."""
-        from ..machine import cpu_flags
-        from ._common import cache_dir_of, module_key
-        from .keys import cache_key
+        from ._common import module_key
 
-        flags = ",".join(flag for flag in ISA_FLAGS if flag in cpu_flags())
-        key = cache_key(
-            "inductor-aot",
-            self.options.model_key or module_key(self.module),
-            "x".join(map(str, shape)) if shape is not None else f"dynamic-c{channels}",
-            self.options.precision,
-            self.options.device,
-            f"isa={flags}",
-            "freezing",
-        )
-        return cache_dir_of(self.options.cache_dir) / "inductor" / f"{key}.pt2"
+        return _package_file(self.options, self.options.model_key or module_key(self.module), shape, channels)
 
     def _package(self, shape: tuple[int, ...]) -> Any:
         """The package that runs ``shape``: its own from the cache; else the dynamic-shape package from the cache;
@@ -358,6 +357,26 @@ class CompileBackend(EagerBackend):
         self._dynamic = None
         self._jitted = False
         super().close()
+
+
+def _package_file(options: BackendOptions, model_key: str, shape: tuple[int, ...] | None, channels: int = 0) -> Path:
+    """Where the package of the module ``model_key`` for ``options`` and a ``(B, C, H, W)`` input of ``shape`` is
+    cached; ``shape=None``: the dynamic-shape package for inputs of ``channels`` channels."""
+    from ..machine import cpu_flags
+    from ._common import cache_dir_of
+    from .keys import cache_key
+
+    flags = ",".join(flag for flag in ISA_FLAGS if flag in cpu_flags())
+    key = cache_key(
+        "inductor-aot",
+        model_key,
+        "x".join(map(str, shape)) if shape is not None else f"dynamic-c{channels}",
+        options.precision,
+        options.device,
+        f"isa={flags}",
+        "freezing",
+    )
+    return cache_dir_of(options.cache_dir) / "inductor" / f"{key}.pt2"
 
 
 def _load(path: Path) -> _Package | None:

@@ -47,22 +47,39 @@ class BackendChoice:
         return self.reason.startswith("auto: fell back")
 
 
-def auto_order(registry: Registry, device_kind: str, precision: str) -> tuple[str, ...]:
+def auto_order(
+    registry: Registry, device_kind: str, precision: str, options: BackendOptions | None = None, channels: int = 0
+) -> tuple[str, ...]:
     """The backends ``auto`` tries on ``device_kind`` (``"cpu"``/``"cuda"``) at ``precision``, in order: every
-    registered backend that ranks itself there, lowest rank first (ties by name)."""
+    registered backend that ranks itself there, lowest rank first (ties by name). With ``options`` and ``channels``
+    (the module's input channels), a backend that is :meth:`~imgx.runtime.Backend.ready` for them takes its
+    ``ready_ranks`` rank."""
+    return tuple(name for _, name, _ in _ranked(registry, device_kind, precision, options, channels))
+
+
+def _ranked(
+    registry: Registry, device_kind: str, precision: str, options: BackendOptions | None, channels: int
+) -> list[tuple[int, str, bool]]:
+    """``(rank, name, ready)`` of each backend ``auto`` may try, sorted (see :func:`auto_order`)."""
     ranked = []
     for name, entry in registry.backends.items():
         rank = entry.obj.auto_rank(device_kind, precision)
+        ready_rank = entry.obj.ready_ranks.get((device_kind, precision))
+        ready = bool(options and channels and ready_rank is not None and entry.obj.ready(options, channels))
+        if ready:
+            rank = ready_rank
         if rank is not None:
-            ranked.append((rank, name))
-    return tuple(name for _, name in sorted(ranked))
+            ranked.append((rank, name, ready))
+    return sorted(ranked)
 
 
-def choose_backend(name: str, options: BackendOptions, registry: Registry) -> BackendChoice:
+def choose_backend(name: str, options: BackendOptions, registry: Registry, channels: int = 0) -> BackendChoice:
     """Resolve ``name`` (``"auto"`` or a registered backend) for ``options``.
 
     A named backend that cannot run here raises :class:`BackendError` with its reason; ``auto`` falls back to eager
-    FP32 (on the CPU if the device cannot be used) and says what it skipped.
+    FP32 (on the CPU if the device cannot be used) and says what it skipped. ``channels``: the module's input
+    channels, with which ``auto`` puts first a backend that has its builds for the module on disk already
+    (:func:`auto_order`).
     """
     if name != "auto":
         problem = registry.get_backend(name).unavailable(options)
@@ -74,15 +91,16 @@ def choose_backend(name: str, options: BackendOptions, registry: Registry) -> Ba
         return BackendChoice(name, options, f"{name} (requested)")
     kind = "cuda" if options.device.startswith("cuda") else "cpu"
     skipped = []
-    for candidate in auto_order(registry, kind, options.precision):
+    for _, candidate, ready in _ranked(registry, kind, options.precision, options, channels):
         problem = registry.get_backend(candidate).unavailable(options)
         if problem is None:
             note = f"; skipped {'; '.join(skipped)}" if skipped else ""
-            return BackendChoice(
-                candidate,
-                options,
-                f"auto: {candidate}, the first of auto's order for {options.precision} on {kind} that runs here{note}",
+            why = (
+                "its builds for this model are in the engine cache, so it starts with nothing to build"
+                if ready
+                else f"the first of auto's order for {options.precision} on {kind} that runs here"
             )
+            return BackendChoice(candidate, options, f"auto: {candidate}, {why}{note}")
         skipped.append(f"{candidate} ({problem})")
     fallback = dataclasses.replace(options, precision="fp32")
     if registry.get_backend("eager").unavailable(fallback):
@@ -118,17 +136,20 @@ def model_precision(
     return precision, why
 
 
-def resolve_backend(name: str, options: BackendOptions, registry: Registry) -> str:
+def resolve_backend(name: str, options: BackendOptions, registry: Registry, channels: int = 0) -> str:
     """The backend name ``name`` resolves to (what ``auto`` picks here); :func:`choose_backend` gives the reason."""
-    return choose_backend(name, options, registry).name
+    return choose_backend(name, options, registry, channels).name
 
 
-def create_backend(name: str, module: torch.nn.Module, options: BackendOptions, registry: Registry) -> Backend:
-    """The backend ``name`` (or what ``auto`` picks) wrapping ``module``, not yet loaded: call ``load()``.
+def create_backend(
+    name: str, module: torch.nn.Module, options: BackendOptions, registry: Registry, channels: int = 0
+) -> Backend:
+    """The backend ``name`` (or what ``auto`` picks, see :func:`choose_backend` for ``channels``) wrapping ``module``,
+    not yet loaded: call ``load()``.
 
     The returned backend's ``choice`` attribute is the :class:`BackendChoice` (with the reason) it was made from.
     """
-    choice = choose_backend(name, options, registry)
+    choice = choose_backend(name, options, registry, channels)
     backend: Any = registry.get_backend(choice.name)(module, choice.options)
     backend.choice = choice
     return backend

@@ -78,10 +78,7 @@ class ModelStage(Stage):
         self.spec = registry.get_model(self.model_name())
         base = load_module(self.spec, registry=registry)
         self.module = self.build_module(base).eval()
-        extra = self.model_key_extra()
-        model_key = weights_key(self.spec)
-        if extra:
-            model_key = hashlib.sha256(f"{model_key}:{extra}".encode()).hexdigest()
+        model_key = _module_key(weights_key(self.spec), self.model_key_extra())
         cache_dir = Path(self.context.cache_dir) / "engines" if self.context.cache_dir else engines_dir()
         device = run_device(self.context)
         precision, why = model_precision(self.context.backend, self.spec, self.context.precision, device, registry)
@@ -98,7 +95,8 @@ class ModelStage(Stage):
             max_batch=max(1, self.context.batch_size),
             threads=self.context.threads,
         )
-        self.backend: Backend = create_backend(self.context.backend, self.module, options, registry)
+        channels = self.in_channels or self.spec.in_channels
+        self.backend: Backend = create_backend(self.context.backend, self.module, options, registry, channels)
         self.choice: BackendChoice = self.backend.choice  # type: ignore[attr-defined]
         if self.choice.fell_back and precision != "fp32":
             warnings.warn(f"{self.name}: {self.choice.reason}", RuntimeWarning, stacklevel=2)
@@ -174,8 +172,12 @@ class ModelStage(Stage):
             model_key=model_key,  # the key the stage's own backend uses: an ONNX export made here is reused
             threads=self.context.threads,
         )
-        low = create_backend(self.context.backend, self.module, dataclasses.replace(base, precision="bf16"), registry)
-        full = create_backend(self.context.backend, self.module, dataclasses.replace(base, precision="fp32"), registry)
+        channels = self.in_channels or self.spec.in_channels
+        backend, module = self.context.backend, self.module
+        low, full = (
+            create_backend(backend, module, dataclasses.replace(base, precision=p), registry, channels)
+            for p in ("bf16", "fp32")
+        )
         try:
             race_key = f"{key}:{low.name}:{full.name}:threads={self.context.threads}"
             return bf16_race(race_key, low, full, self.in_channels or self.spec.in_channels)
@@ -206,6 +208,19 @@ class ModelStage(Stage):
         strips of the trunk's features so its full-resolution feature maps are never all in memory. Default: none.
         """
         return {}
+
+    @classmethod
+    def cache_key(cls, spec: ModelSpec, params: StageParams) -> str:
+        """The key under which backends cache what they build for the module an instance with ``params`` runs (the
+        weights' key with :meth:`model_key_extra`), found without loading the weights (``imgx plan``).
+
+        :raises Exception: whatever a plugin's :meth:`model_key_extra` raises when it reads more than its params.
+        """
+        from ..models import weights_key
+
+        probe = cls.__new__(cls)
+        Stage.__init__(probe, params)  # the params alone, which is what model_key_extra reads
+        return _module_key(weights_key(spec), probe.model_key_extra())
 
     def model_key_extra(self) -> str:
         """Text that, with the weights' hash, keys cached graphs and engines (the bound style weights).
@@ -352,3 +367,8 @@ class ModelStage(Stage):
         for backend in [getattr(self, "backend", None), *getattr(self, "parts", {}).values()]:
             if backend is not None:
                 backend.close()
+
+
+def _module_key(weights: str, extra: str) -> str:
+    """The cache key of a module: its weights' key, with :meth:`ModelStage.model_key_extra` where there is one."""
+    return hashlib.sha256(f"{weights}:{extra}".encode()).hexdigest() if extra else weights

@@ -95,9 +95,10 @@ def plan_model_nodes(
             wanted, why = model_precision(settings.backend, spec, settings.precision, device, registry)
         except ImgxError as exc:
             wanted, why, model_problem = settings.precision, "", str(exc)
-        options = BackendOptions(device=device, precision=wanted)
+        options = BackendOptions(device=device, precision=wanted, model_key=_cache_key(stage, spec, node.params))
         try:
-            choice = choose_backend(settings.backend, options, registry)
+            channels = stage.in_channels or (spec.in_channels if spec is not None else 0)
+            choice = choose_backend(settings.backend, options, registry, channels)
             backend, reason = choice.name, choice.reason
             precision, where = choice.options.precision, choice.options.device
             bucketed = not registry.get_backend(backend).any_shape(choice.options)
@@ -128,3 +129,14 @@ def plan_model_nodes(
             )
         )
     return result
+
+
+def _cache_key(stage: type[ModelStage], spec: ModelSpec | None, params: object) -> str:
+    """The stage's :meth:`~imgx.runtime.ModelStage.cache_key`, or ``""`` where it cannot be had without running the
+    stage (the plan's ``auto`` then leaves cached builds out, where a worker would count them)."""
+    if spec is None:
+        return ""
+    try:
+        return stage.cache_key(spec, params)  # type: ignore[arg-type]
+    except Exception:  # a plugin's model_key_extra that reads more than its params
+        return ""
