@@ -10,6 +10,7 @@ import typer
 from .. import __version__
 from ._common import print_warning
 from .bench import bench_command
+from .build import build_command
 from .demo import demo_catalog_command
 from .inspect import plan_command, validate_command
 from .models import app as models_app
@@ -39,6 +40,7 @@ app.command("sheet")(sheet_command)
 app.command("review")(review_command)
 app.command("demo-catalog")(demo_catalog_command)
 app.command("bench")(bench_command)
+app.command("build")(build_command)
 app.add_typer(models_app, name="models")
 BUILTIN_COMMANDS = frozenset({c.name for c in app.registered_commands} | {g.name for g in app.registered_groups})
 
