@@ -315,6 +315,60 @@ def test_a_plugin_backend_joins_autos_order_by_its_rank(tmp_path: Path) -> None:
     assert auto_order(load_registry(), "cpu", "fp32") == ("onnxruntime", "eager", "compile")
 
 
+READY_BACKEND = """
+    import imgx
+    from imgx.runtime import Backend
+
+    class Prebuilt(Backend):
+        # last of auto's order at BF16 unless its build for the module is on disk (a file named by the model key)
+        name = "prebuilt"
+        precisions = ("bf16",)
+        auto_ranks = {("cpu", "bf16"): 90}
+        ready_ranks = {("cpu", "bf16"): 1}
+        asked = []
+
+        @classmethod
+        def ready(cls, options, channels):
+            cls.asked.append((options.model_key, channels))
+            return (options.cache_dir / f"{options.model_key}-c{channels}.built").is_file()
+
+        @classmethod
+        def unavailable(cls, options):
+            return None
+
+        def load(self):
+            pass
+
+        def infer(self, x):
+            return self.module(x)
+
+    @imgx.hookimpl
+    def imgx_backends():
+        return [Prebuilt]
+"""
+
+
+def test_a_plugin_backend_with_its_build_on_disk_goes_first_in_autos_order(tmp_path: Path) -> None:
+    """``ready_ranks`` applies where ``ready`` finds the backend's build for the module and its input channels; ``auto``
+    says why it picked it. Without channels (the module unknown) ``ready`` is not asked."""
+    from imgx.runtime import BackendOptions, auto_order, choose_backend
+
+    write_plugin(tmp_path / "dir", "prebuilt", READY_BACKEND)
+    registry = load_registry(PluginConfig(plugins_dirs=(str(tmp_path / "dir"),)))
+    prebuilt = registry.get_backend("prebuilt")
+    options = BackendOptions(precision="bf16", cache_dir=tmp_path, model_key="abc")
+    assert auto_order(registry, "cpu", "bf16", options, 3) == ("eager", "compile", "prebuilt")
+    assert choose_backend("auto", options, registry, 3).name == "eager"
+    (tmp_path / "abc-c3.built").touch()
+    assert auto_order(registry, "cpu", "bf16", options, 3) == ("prebuilt", "eager", "compile")
+    choice = choose_backend("auto", options, registry, 3)
+    assert choice.name == "prebuilt" and "its builds for this model are in the engine cache" in choice.reason
+    assert choose_backend("auto", options, registry, 4).name == "eager"  # built for 3 channels only
+    asked = len(prebuilt.asked)
+    assert choose_backend("auto", options, registry).name == "eager" and len(prebuilt.asked) == asked
+    assert prebuilt.asked[-1] == ("abc", 4)
+
+
 EXECUTOR = """
     import pydantic
     import imgx

@@ -65,14 +65,17 @@ def trained_like(seed=0):
 
 PLUGIN_SOURCE = '''
 """A test plugin: the tiny network as model ``tiny-style`` with a real weights file (file:// source), and backend
-``eager-static``: eager PyTorch declared as building per shape, so model stages pad its inputs to shape buckets."""
+``eager-static``: eager PyTorch declared as building per shape, so model stages pad its inputs to shape buckets; and
+stage ``tiny.style``, which runs the network on each image."""
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import imgx
 from imgx.models import ModelSpec, WeightFile
+from imgx.runtime import ModelStage
 from imgx.runtime.eager import EagerBackend
 
 from {net} import TinyStyleNet
@@ -102,9 +105,27 @@ class StaticEager(EagerBackend):
     dynamic_shapes = False
 
 
+class TinyStyle(ModelStage):
+    name = "tiny.style"
+    summary = "The tiny style network on each image (test plugin)."
+    model = "tiny-style"
+
+    def __call__(self, batch, *more):
+        outputs = self.infer_images([item.image.astype(np.float32) / 255 for item in batch])
+        return [
+            item.replace(image=np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8))
+            for item, out in zip(batch, outputs, strict=True)
+        ]
+
+
 @imgx.hookimpl
 def imgx_models():
     return [SPEC]
+
+
+@imgx.hookimpl
+def imgx_stages():
+    return [TinyStyle]
 
 
 @imgx.hookimpl

@@ -1,0 +1,80 @@
+"""``imgx build``: a recipe's model stage built ahead through the real CLI (the test plugin's ``tiny.style`` stage and
+``tiny-style`` network, compiled by AOTInductor at BF16), after which ``auto`` runs ``compile`` with nothing to build
+and writes what eager writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from _support import real_photo, write_recipe
+from imgx.cli import app
+from imgx.runtime import BackendOptions
+from imgx.runtime.compile import CompileBackend, PackageCounter
+
+pytestmark = pytest.mark.skipif(
+    CompileBackend.unavailable(BackendOptions()) is not None, reason="compile cannot run here (no C++ compiler)"
+)
+
+
+def recipe(tmp_path: Path, catalog: Path, out: str, backend: str = "auto") -> Path:
+    return write_recipe(
+        tmp_path,
+        {
+            "version": 1,
+            "name": "tiny",
+            "input": {"path": str(catalog), "pattern": "*.png"},
+            "output": {"dir": str(tmp_path / out), "format": "png", "naming": "{sku}.{ext}"},
+            "execution": {"workers": 1, "batch_size": 2, "device": "cpu", "backend": backend, "precision": "bf16"},
+            "stages": [{"id": "styled", "uses": "tiny.style"}],
+        },
+        name=f"{out}.yaml",
+    )
+
+
+def test_build_makes_auto_run_compile_with_nothing_to_build(tiny_model_plugin, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    for name, side in (("astronaut", 96), ("coffee", 96), ("chelsea", 120)):  # 96x96, 64x96, 80x120
+        Image.fromarray(real_photo(name, long_side=side)).save(catalog / f"{name}.png")
+    runner = CliRunner()
+    plugin = ["-p", "imgx_test_tinymodel"]
+    auto = recipe(tmp_path, catalog, "auto")
+
+    before = runner.invoke(app, ["plan", str(auto), "--no-estimate", *plugin])
+    assert before.exit_code == 0, before.output
+    assert "eager bf16 on cpu" in before.output
+
+    built = runner.invoke(app, ["build", str(auto), *plugin])
+    assert built.exit_code == 0, built.output
+    assert "compile bf16 on cpu" in built.output and "yes" in built.output
+    packages = Path(tmp_path / "home" / "engines" / "inductor")
+    made = {p.name: p.stat().st_mtime_ns for p in packages.glob("*.pt2")}
+    assert len(made) == 2  # the most common shape's own package and the dynamic-shape one
+
+    after = runner.invoke(app, ["plan", str(auto), "--no-estimate", *plugin])
+    assert after.exit_code == 0, after.output
+    assert "compile bf16 on cpu" in after.output
+    assert "in the engine cache" in after.output.replace("\n", " ").replace("│", "")
+
+    count = PackageCounter.count
+    ran = runner.invoke(app, ["run", str(auto), "--no-progress", *plugin])
+    assert ran.exit_code == 0, ran.output
+    assert PackageCounter.count == count  # nothing built
+    assert {p.name: p.stat().st_mtime_ns for p in packages.glob("*.pt2")} == made
+
+    eager = runner.invoke(
+        app, ["run", str(recipe(tmp_path, catalog, "eager", backend="eager")), "--no-progress", *plugin]
+    )
+    assert eager.exit_code == 0, eager.output
+    for name in ("astronaut", "coffee", "chelsea"):
+        got = np.asarray(Image.open(tmp_path / "auto" / f"{name}.png"), dtype=np.float32)
+        want = np.asarray(Image.open(tmp_path / "eager" / f"{name}.png"), dtype=np.float32)
+        source = np.asarray(Image.open(catalog / f"{name}.png"), dtype=np.float32)
+        assert got.shape == want.shape == source.shape
+        assert np.abs(got - want).mean() < 2.0  # BF16 kernels of two backends, 0..255
+        assert np.abs(got - source).mean() > 5.0  # the network ran
