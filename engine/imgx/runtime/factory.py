@@ -12,8 +12,11 @@ first run of a model on a machine builds two packages (one for the first shape, 
 rest; 16-50 s each on 2 cores), which a short run never earns back; later runs load them in under a second.
 ``execution.backend: compile`` is there for long runs. At BF16/FP16 on the CPU eager (any size, no build) comes first
 for the same reason, then compile (3.8-5.0x eager FP32 at BF16 on that CPU, whose flags then listed AMX and AVX-512
-BF16; the same VM showed only ``avx512_bf16`` on 2026-12-05). The precision is settled per model before the backend
-is chosen (``execution.precision: auto``: :meth:`imgx.models.ModelSpec.precision_for`).
+BF16; the same VM showed only ``avx512_bf16`` on 2026-12-05). ``imgx build`` makes compile's packages before a run,
+and a backend with nothing left to build for the module (:meth:`~imgx.runtime.Backend.ready`) takes its
+``ready_ranks`` rank instead: compile goes first at BF16/FP16 on the CPU once its dynamic-shape package is cached,
+where eager's only advantage is gone. The precision is settled per model before the backend is chosen
+(``execution.precision: auto``: :meth:`imgx.models.ModelSpec.precision_for`).
 """
 
 from __future__ import annotations
