@@ -110,6 +110,22 @@ def add_work(total: dict[str, float], states: Iterable[ItemState]) -> None:
             total[node_id] = total.get(node_id, 0.0) + units
 
 
+def pixel_groups(states: Iterable[ItemState]) -> Iterator[list[ItemState]]:
+    """``states`` in runs of consecutive items holding at most :data:`CPU_GROUP_PIXELS` decoded pixels (at least
+    one item each), taken from ``states`` lazily: the item that would overflow a group is held while that group runs."""
+    group: list[ItemState] = []
+    pixels = 0
+    for state in states:
+        size = state.size[0] * state.size[1]
+        if group and pixels + size > CPU_GROUP_PIXELS:
+            yield group
+            group, pixels = [], 0
+        group.append(state)
+        pixels += size
+    if group:
+        yield group
+
+
 def io_measured(states: Iterable[ItemState], finish_seconds: float) -> tuple[float, float]:
     """``(seconds, megapixels)`` of reading, decoding, encoding and writing ``states``' items: their read and decode
     time, ``finish_seconds`` of encoding and writing them, and their decoded megapixels (for the ETA)."""
@@ -252,18 +268,7 @@ class BatchProcessor:
         if self.spec.device != "cpu":
             yield self.prepare(units, fetched)
             return
-        group: list[ItemState] = []
-        pixels = 0
-        for unit in units:
-            state = self.prepare([unit], fetched)[0]
-            size = state.size[0] * state.size[1]
-            if group and pixels + size > CPU_GROUP_PIXELS:
-                yield group
-                group, pixels = [], 0
-            group.append(state)
-            pixels += size
-        if group:
-            yield group
+        yield from pixel_groups(self.prepare([unit], fetched)[0] for unit in units)
 
     @staticmethod
     def _add_seconds(total: dict[str, float], seconds: dict[str, float]) -> None:

@@ -34,7 +34,7 @@ from ..item import freeze
 from ..ledger import LedgerRow, StatePaths, read_ledger
 from ..plan import Node
 from ..registry import PluginConfig, load_registry
-from .processor import BatchProcessor, BatchResult, ItemState, WorkUnit, add_work, io_measured
+from .processor import BatchProcessor, BatchResult, ItemState, WorkUnit, add_work, io_measured, pixel_groups
 from .ray_layout import StageGroup
 
 __all__ = ["ModelGroup", "Payload", "chunk_markers", "run_cpu_group"]
@@ -178,9 +178,15 @@ class ModelGroup:
         self.nodes = [self.processor.plan.node(node_id) for node_id in payload.groups[index].nodes]
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        """Run the group's nodes on every chunk of ``batch``: on a GPU all its items at once (the inference batch),
+        on the CPU in groups of at most :data:`~imgx.executors.processor.CPU_GROUP_PIXELS` decoded pixels, as the
+        local executor runs them (a network runs one large image per call there anyway, and the stages' working
+        copies of a whole batch of 4000 px photos would only hold memory)."""
         chunks = batch.column("chunk").to_pylist()
         per_chunk = [_load_states(blob) for blob in batch.column("states").to_pylist()]
-        self.processor.run_nodes([state for states in per_chunk for state in states], self.nodes)
+        states = [state for chunk_states in per_chunk for state in chunk_states]
+        for group in [states] if self.processor.spec.device != "cpu" else pixel_groups(states):
+            self.processor.run_nodes(group, self.nodes)
         return _table(chunks, "states", [_dump(states) for states in per_chunk])
 
 

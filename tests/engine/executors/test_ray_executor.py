@@ -191,6 +191,40 @@ def test_a_model_stage_runs_in_an_actor_pool_and_loads_once_per_actor(
     assert modelled.mean() < 0.85 * enhanced.mean()
 
 
+def test_on_ray_a_model_actor_runs_its_nodes_on_groups_within_the_pixel_budget(
+    tmp_path: Path, model_plugin_dir: Path, ray_address: str
+) -> None:
+    """As the local executor does on the CPU, a model stage's actor runs its nodes on at most ``CPU_GROUP_PIXELS``
+    decoded pixels of the chunks it gets (at least one item): 1500 px photos one at a time, small ones together."""
+    from imgx.executors.processor import CPU_GROUP_PIXELS
+
+    assert 1500 * 1500 <= CPU_GROUP_PIXELS < 2 * 1500 * 1500
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    rng = np.random.default_rng(0)
+    for name, side in [("a-big", 1500), ("b-big", 1500), ("c-big", 1500), *((f"d-small-{i}", 200) for i in range(4))]:
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(catalog / f"{name}.png")
+    log = tmp_path / "log"
+    recipe = {
+        "version": 1,
+        "name": "groups",
+        "input": {"path": str(catalog), "pattern": "*.png"},
+        "output": {"dir": str(tmp_path / "out"), "format": "png", "naming": "{sku}.{ext}"},
+        "execution": {"workers": 1, "batch_size": 8, "device": "cpu"},
+        "stages": [{"id": "m", "uses": "test.model", "with": {"log_dir": str(log)}}],
+    }
+    options = RunOptions(plugin_config=PluginConfig(plugins_dirs=(str(model_plugin_dir),)))
+    summary = run_recipe(write_recipe(tmp_path, on_ray(recipe, ray_address, concurrency=1)), options)
+    assert summary.items_done == 7 and summary.items_failed == 0
+    (calls,) = log.glob("calls-*")
+    assert [json.loads(line) for line in calls.read_text().splitlines()] == [
+        ["a-big"],
+        ["b-big"],
+        ["c-big", "d-small-0", "d-small-1", "d-small-2", "d-small-3"],
+    ]
+    assert len(list((tmp_path / "out").glob("*.png"))) == 7
+
+
 def _skus(catalog: Path) -> list[str]:
     return [str(p.relative_to(catalog)) for p in catalog.rglob("*.jpg")]
 
