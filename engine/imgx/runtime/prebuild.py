@@ -6,8 +6,10 @@ a worker would (same module, cache key, precision check and engine cache), with 
 ``auto``, ``--backend`` (``compile`` by default), and runs it on the input shapes the catalog's image headers give:
 the most common shape first, then a second (the next most common, or the first with another height) so that a
 backend with a dynamic-shape build (``compile``) makes it. A network that always runs at one size (U2-Netp at 320 x
-320) gets its one shape only. Once ``compile``'s dynamic-shape package is cached, ``auto`` picks ``compile`` at
-BF16/FP16 on the CPU (:meth:`imgx.runtime.Backend.ready`), where it would otherwise run eager PyTorch.
+320) gets its one shape only. A stage's other parts (Real-ESRGAN's upsampler) are built where the backend builds them
+at start (ONNX Runtime's sessions), else on their first use in the run. Once ``compile``'s dynamic-shape package is
+cached, ``auto`` picks ``compile`` at BF16/FP16 on the CPU (:meth:`imgx.runtime.Backend.ready`), where it would
+otherwise run eager PyTorch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from ..errors import ImgxError
 from ..stage import StageContext
 from .model_stage import ModelStage
 from .shape_report import plan_model_nodes
@@ -82,7 +85,10 @@ def build_ahead(
         stage_class: type[ModelStage] = node.stage  # type: ignore[assignment]
         log(f"{node.id}: starting {stage_class.name} on {name}")
         start = time.perf_counter()
-        stage = stage_class(node.params, context)
+        try:
+            stage = stage_class(node.params, context)
+        except Exception as exc:
+            raise ImgxError(f"stage {node.uses} (node {node.id!r}) failed to start: {exc}") from exc
         started = time.perf_counter() - start
         try:
             spec = stage.spec

@@ -78,3 +78,15 @@ def test_build_makes_auto_run_compile_with_nothing_to_build(tiny_model_plugin, t
         assert got.shape == want.shape == source.shape
         assert np.abs(got - want).mean() < 2.0  # BF16 kernels of two backends, 0..255
         assert np.abs(got - source).mean() > 5.0  # the network ran
+
+
+def test_build_of_a_recipe_without_a_model_stage_builds_nothing(tmp_path: Path) -> None:
+    from _support import basic_recipe
+
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    Image.fromarray(real_photo("coffee", long_side=64)).save(catalog / "coffee.jpg")
+    result = CliRunner().invoke(app, ["build", str(write_recipe(tmp_path, basic_recipe(catalog, tmp_path / "out")))])
+    assert result.exit_code == 0, result.output
+    assert "no model stage, nothing to build" in result.output
+    assert not (tmp_path / "out").exists()
