@@ -358,7 +358,8 @@ def test_a_plugin_backend_with_its_build_on_disk_goes_first_in_autos_order(tmp_p
     prebuilt = registry.get_backend("prebuilt")
     options = BackendOptions(precision="bf16", cache_dir=tmp_path, model_key="abc")
     assert auto_order(registry, "cpu", "bf16", options, 3) == ("eager", "compile", "prebuilt")
-    assert choose_backend("auto", options, registry, 3).name == "eager"
+    choice = choose_backend("auto", options, registry, 3)
+    assert choice.name == "eager" and "prebuilt would go first once built (imgx build)" in choice.reason
     (tmp_path / "abc-c3.built").touch()
     assert auto_order(registry, "cpu", "bf16", options, 3) == ("prebuilt", "eager", "compile")
     choice = choose_backend("auto", options, registry, 3)

@@ -94,7 +94,7 @@ def choose_backend(name: str, options: BackendOptions, registry: Registry, chann
         return BackendChoice(name, options, f"{name} (requested)")
     kind = "cuda" if options.device.startswith("cuda") else "cpu"
     skipped = []
-    for _, candidate, ready in _ranked(registry, kind, options.precision, options, channels):
+    for rank, candidate, ready in _ranked(registry, kind, options.precision, options, channels):
         problem = registry.get_backend(candidate).unavailable(options)
         if problem is None:
             note = f"; skipped {'; '.join(skipped)}" if skipped else ""
@@ -103,6 +103,8 @@ def choose_backend(name: str, options: BackendOptions, registry: Registry, chann
                 if ready
                 else f"the first of auto's order for {options.precision} on {kind} that runs here"
             )
+            if channels and not ready:
+                note += _once_built(registry, kind, options, rank)
             return BackendChoice(candidate, options, f"auto: {candidate}, {why}{note}")
         skipped.append(f"{candidate} ({problem})")
     fallback = dataclasses.replace(options, precision="fp32")
@@ -110,6 +112,17 @@ def choose_backend(name: str, options: BackendOptions, registry: Registry, chann
         fallback = dataclasses.replace(fallback, device="cpu")
     why = "; ".join(skipped) or f"no backend runs {options.precision} on {options.device}"
     return BackendChoice("eager", fallback, f"auto: fell back to eager fp32 on {fallback.device}: {why}")
+
+
+def _once_built(registry: Registry, kind: str, options: BackendOptions, rank: int) -> str:
+    """``"; compile would go first once built (imgx build)"`` for the backends that run here and would rank ahead of
+    ``rank`` once their builds for the module were cached; ``""`` when none would."""
+    ahead = [
+        name
+        for name, entry in registry.backends.items()
+        if entry.obj.ready_ranks.get((kind, options.precision), rank) < rank and entry.obj.unavailable(options) is None
+    ]
+    return f"; {', '.join(sorted(ahead))} would go first once built (imgx build)" if ahead else ""
 
 
 def model_precision(
