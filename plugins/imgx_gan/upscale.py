@@ -130,6 +130,9 @@ class Upscale(ModelStage):
     def model_key_extra(self) -> str:
         return "features"  # not the whole network's cached graph
 
+    def parity_module(self, base: torch.nn.Module) -> torch.nn.Module:
+        return base  # the 4x image, which realesrgan_x4plus's tolerance is declared for, not the trunk's features
+
     def build_parts(self, base: torch.nn.Module) -> dict[str, torch.nn.Module]:
         from .network_rrdbnet import RRDBPart
 

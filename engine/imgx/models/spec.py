@@ -63,6 +63,9 @@ class ModelSpec:
     :param tolerance: the mean absolute difference from eager FP32 that keeps this model's result (what a user of
         its output would not see); ``None``: none is declared, and ``auto`` never leaves FP32 for it. ``auto`` picks
         BF16 only where ``parity["bf16"]`` is within it (and BF16 is among ``precisions``).
+    :param probe_sides: square sides of the real photos a model stage checks this model's BF16 on, on this CPU (all
+        of them), and races it against FP32 at (the largest); empty: 256 and 512 for the check, 1024 for the race
+        (:mod:`imgx.runtime.bf16_check`). A network whose cost grows steeply with size names smaller ones.
     """
 
     name: str
@@ -79,6 +82,7 @@ class ModelSpec:
     precisions: tuple[str, ...] = ("fp32", "fp16", "bf16")
     parity: Mapping[str, float] = dataclasses.field(default_factory=dict)
     tolerance: float | None = None
+    probe_sides: tuple[int, ...] = ()
 
     registers_as: ClassVar[str] = "model"
 

@@ -90,17 +90,24 @@ def _key(model_key: str) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def bf16_check(module: torch.nn.Module, model_key: str, tolerance: float, channels: int = 3) -> Bf16Verdict:
+def bf16_check(
+    module: torch.nn.Module,
+    model_key: str,
+    tolerance: float,
+    channels: int = 3,
+    sides: tuple[int, ...] = CHECK_SIDES,
+) -> Bf16Verdict:
     """Whether ``module`` (``(B, channels, H, W)`` float32 in 0..1 -> float output) computes correctly at BF16 on
     this CPU (:func:`judge` against ``tolerance``), from the cache under ``model_key`` or measured now on real photos
-    (:func:`imgx.runtime.bench.bench_input`)."""
+    of ``sides`` px (:func:`imgx.runtime.bench.bench_input`)."""
     return _cached(
-        engines_dir() / "checks" / f"bf16-{_key(model_key)}.json", lambda: _measure(module, tolerance, channels)
+        engines_dir() / "checks" / f"bf16-{_key(model_key)}.json", lambda: _measure(module, tolerance, channels, sides)
     )
 
 
-def bf16_race(key: str, bf16: Backend, fp32: Backend, channels: int = 3) -> Bf16Verdict:
-    """Whether ``bf16`` (a backend at BF16) runs a real ``RACE_SIDE`` px photo at least :data:`FASTER_BY` times as
+def bf16_race(key: str, bf16: Backend, fp32: Backend, channels: int = 3, side: int = RACE_SIDE) -> Bf16Verdict:
+    """Whether ``bf16`` (a backend at BF16) runs a real ``side`` px photo (``RACE_SIDE`` by default) at least
+    :data:`FASTER_BY` times as
     fast as ``fp32`` (the backend FP32 would use) here, as ``auto`` needs before it trades exactness for speed: on
     this 2-core AMX VM eager BF16 of the style network was 1.86x eager FP32, yet the CLI ran 1.29x the peer with it
     against 1.64x with ONNX Runtime FP32. Each is loaded, run once, then timed three times, alternating (median);
@@ -112,7 +119,7 @@ def bf16_race(key: str, bf16: Backend, fp32: Backend, channels: int = 3) -> Bf16
 
         from .bench import bench_input
 
-        x = bench_input(RACE_SIDE, 1, channels)
+        x = bench_input(side, 1, channels)
         times: dict[str, list[float]] = {"bf16": [], "fp32": []}
         for backend in (bf16, fp32):
             backend.load()
@@ -125,7 +132,7 @@ def bf16_race(key: str, bf16: Backend, fp32: Backend, channels: int = 3) -> Bf16
         low, full = statistics.median(times["bf16"]), statistics.median(times["fp32"])
         said = (
             f"BF16 on {bf16.name} {low * 1000:.0f} ms against FP32 on {fp32.name} {full * 1000:.0f} ms per "
-            f"{RACE_SIDE} px photo here"
+            f"{side} px photo here"
         )
         return Bf16Verdict(low * FASTER_BY <= full, said)
 
@@ -149,7 +156,7 @@ def _cached(path: Path, measure: Callable[[], Bf16Verdict]) -> Bf16Verdict:
     return verdict
 
 
-def _measure(module: torch.nn.Module, tolerance: float, channels: int) -> Bf16Verdict:
+def _measure(module: torch.nn.Module, tolerance: float, channels: int, sides: tuple[int, ...]) -> Bf16Verdict:
     import torch
 
     from ._common import module_copy, torch_dtype
@@ -159,7 +166,7 @@ def _measure(module: torch.nn.Module, tolerance: float, channels: int) -> Bf16Ve
     low = module_copy(module, "cpu", "bf16")
     reference, first, second = [], [], []
     with torch.inference_mode():
-        for side in CHECK_SIDES:
+        for side in sides:
             x = bench_input(side, 1, channels)
             reference.append(module(x))
             first.append(low(x.to(torch_dtype("bf16"))).float())

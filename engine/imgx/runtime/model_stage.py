@@ -83,7 +83,7 @@ class ModelStage(Stage):
         device = run_device(self.context)
         precision, why = model_precision(self.context.backend, self.spec, self.context.precision, device, registry)
         if precision == "bf16" and device == "cpu":
-            precision, why = self._check_bf16(model_key, why, cache_dir)
+            precision, why = self._check_bf16(model_key, why, cache_dir, self.parity_module(base))
         self.precision_reason = why  # auto's choice (always said), or why a named precision was not kept
         if why and self.context.precision != "auto":
             warnings.warn(f"{self.name}: {why}", RuntimeWarning, stacklevel=2)
@@ -135,18 +135,22 @@ class ModelStage(Stage):
         trim_heap()  # the emptied tensors' memory: most of Real-ESRGAN's convolutions are below the mmap threshold
         return True
 
-    def _check_bf16(self, model_key: str, why: str, cache_dir: Path) -> tuple[str, str]:
-        """BF16 on the CPU: check the module at BF16 on this CPU (:func:`imgx.runtime.bf16_check.bf16_check`; within
-        the model's tolerance, or only finite and repeatable for a model without one). ``auto``'s BF16 is kept only
-        if it passes; BF16 asked for by name is kept with a warning saying what failed."""
+    def _check_bf16(self, model_key: str, why: str, cache_dir: Path, checked: torch.nn.Module) -> tuple[str, str]:
+        """BF16 on the CPU: check ``checked`` (:meth:`parity_module`) at BF16 on this CPU
+        (:func:`imgx.runtime.bf16_check.bf16_check`; within the model's tolerance, or only finite and repeatable for
+        a model without one), on photos of the model's ``probe_sides``. ``auto``'s BF16 is kept only if it passes
+        and the stage's own module runs faster at BF16 here; BF16 asked for by name is kept with a warning saying
+        what failed."""
         import math
 
         from ._common import module_key
-        from .bf16_check import bf16_check
+        from .bf16_check import CHECK_SIDES, bf16_check
 
         tolerance = self.spec.tolerance if self.spec.tolerance is not None else math.inf
-        key = f"{self.name}:{model_key}:{module_key(self.module)}"  # the module as built, not only its weights
-        verdict = bf16_check(self.module, key, tolerance, self.in_channels or self.spec.in_channels)
+        sides = self.spec.probe_sides or CHECK_SIDES
+        # the modules as built, not only their weights, and the probes' sides
+        key = f"{self.name}:{model_key}:{module_key(checked)}:{module_key(self.module)}:{sides}"
+        verdict = bf16_check(checked, key, tolerance, self.in_channels or self.spec.in_channels, sides)
         if verdict.ok and self.context.precision == "auto":
             race = self._race_bf16(key, model_key, cache_dir)
             if not race.ok:
@@ -162,7 +166,7 @@ class ModelStage(Stage):
     def _race_bf16(self, key: str, model_key: str, cache_dir: Path) -> Any:
         """:func:`imgx.runtime.bf16_check.bf16_race` of the backends the recipe's ``execution.backend`` gives at BF16
         and at FP32 for this module, with this worker's threads."""
-        from .bf16_check import bf16_race
+        from .bf16_check import RACE_SIDE, bf16_race
         from .factory import create_backend
 
         registry = self.context.require_registry(self.name)
@@ -180,7 +184,8 @@ class ModelStage(Stage):
         )
         try:
             race_key = f"{key}:{low.name}:{full.name}:threads={self.context.threads}"
-            return bf16_race(race_key, low, full, self.in_channels or self.spec.in_channels)
+            side = max(self.spec.probe_sides or (RACE_SIDE,))
+            return bf16_race(race_key, low, full, self.in_channels or self.spec.in_channels, side)
         finally:
             low.close()
             full.close()
@@ -221,6 +226,12 @@ class ModelStage(Stage):
         probe = cls.__new__(cls)
         Stage.__init__(probe, params)  # the params alone, which is what model_key_extra reads
         return _module_key(weights_key(spec), probe.model_key_extra())
+
+    def parity_module(self, base: torch.nn.Module) -> torch.nn.Module:
+        """The module whose BF16 output is held to the model's tolerance on this CPU, given the registry's reference
+        ``base``: the stage's own module (default), or, for a stage that runs the network in parts, the whole network,
+        whose output the tolerance was declared for."""
+        return self.module
 
     def model_key_extra(self) -> str:
         """Text that, with the weights' hash, keys cached graphs and engines (the bound style weights).
