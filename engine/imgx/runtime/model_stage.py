@@ -78,6 +78,10 @@ class ModelStage(Stage):
         self.spec = registry.get_model(self.model_name())
         base = load_module(self.spec, registry=registry)
         self.module = self.build_module(base).eval()
+        parts = self.build_parts(base)
+        # auto may put first a backend whose builds for the module are cached (Backend.ready): only for a stage that
+        # runs one module, since its parts' builds are not what that backend found
+        self._ready_channels = 0 if parts else self.in_channels or self.spec.in_channels
         model_key = _module_key(weights_key(self.spec), self.model_key_extra())
         cache_dir = Path(self.context.cache_dir) / "engines" if self.context.cache_dir else engines_dir()
         device = run_device(self.context)
@@ -95,14 +99,15 @@ class ModelStage(Stage):
             max_batch=max(1, self.context.batch_size),
             threads=self.context.threads,
         )
-        channels = self.in_channels or self.spec.in_channels
-        self.backend: Backend = create_backend(self.context.backend, self.module, options, registry, channels)
+        self.backend: Backend = create_backend(
+            self.context.backend, self.module, options, registry, self._ready_channels
+        )
         self.choice: BackendChoice = self.backend.choice  # type: ignore[attr-defined]
         if self.choice.fell_back and precision != "fp32":
             warnings.warn(f"{self.name}: {self.choice.reason}", RuntimeWarning, stacklevel=2)
         self.backend.load()
         self.parts: dict[str, Backend] = {}
-        for part, module in self.build_parts(base).items():  # same backend and options, a key of their own
+        for part, module in parts.items():  # same backend and options, a key of their own
             key = hashlib.sha256(f"{model_key}:part:{part}".encode()).hexdigest()
             self.parts[part] = create_backend(
                 self.choice.name, module.eval(), dataclasses.replace(self.choice.options, model_key=key), registry
@@ -176,8 +181,7 @@ class ModelStage(Stage):
             model_key=model_key,  # the key the stage's own backend uses: an ONNX export made here is reused
             threads=self.context.threads,
         )
-        channels = self.in_channels or self.spec.in_channels
-        backend, module = self.context.backend, self.module
+        backend, module, channels = self.context.backend, self.module, self._ready_channels
         low, full = (
             create_backend(backend, module, dataclasses.replace(base, precision=p), registry, channels)
             for p in ("bf16", "fp32")

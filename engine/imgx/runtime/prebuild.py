@@ -101,7 +101,8 @@ def build_ahead(
             options = stage.backend.options
             kind = "cuda" if options.device.startswith("cuda") else "cpu"
             cls = type(stage.backend)
-            ready = (kind, options.precision) in cls.ready_ranks and cls.ready(options, channels)
+            ready = bool(stage._ready_channels) and (kind, options.precision) in cls.ready_ranks
+            ready = ready and cls.ready(options, channels)
             done.append(
                 Built(
                     node=node.id,
