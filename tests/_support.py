@@ -152,3 +152,32 @@ def as_if_in_a_terminal(command: list[str]) -> list[str]:
         "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
     )
     return [sys.executable, "-c", restore, *command]
+
+
+#: The calls a model stage gets over :func:`pixel_budget_recipe`'s catalog when it runs on groups of at most
+#: ``CPU_GROUP_PIXELS`` decoded pixels: 1500 px photos one at a time, the last with the small ones.
+PIXEL_BUDGET_CALLS = [["a-big"], ["b-big"], ["c-big", "d-small-0", "d-small-1", "d-small-2", "d-small-3"]]
+
+
+def pixel_budget_recipe(tmp_path: Path, log: Path) -> dict[str, Any]:
+    """A catalog of three 1500 x 1500 photos and four of 200 x 200 (random pixels, PNG) and a one-batch recipe of
+    the test plugin's ``test.model`` over it, logging each call's SKUs into ``log``."""
+    import numpy as np
+    from PIL import Image
+
+    from imgx.executors.processor import CPU_GROUP_PIXELS
+
+    assert 1500 * 1500 <= CPU_GROUP_PIXELS < 2 * 1500 * 1500
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    rng = np.random.default_rng(0)
+    for name, side in [("a-big", 1500), ("b-big", 1500), ("c-big", 1500), *((f"d-small-{i}", 200) for i in range(4))]:
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(catalog / f"{name}.png")
+    return {
+        "version": 1,
+        "name": "groups",
+        "input": {"path": str(catalog), "pattern": "*.png"},
+        "output": {"dir": str(tmp_path / "out"), "format": "png", "naming": "{sku}.{ext}"},
+        "execution": {"workers": 1, "batch_size": 8, "device": "cpu"},
+        "stages": [{"id": "m", "uses": "test.model", "with": {"log_dir": str(log)}}],
+    }

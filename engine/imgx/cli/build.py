@@ -59,7 +59,7 @@ def build_command(
     for column in ("node", "model", "backend", "inputs (H x W: seconds)", "auto picks it"):
         table.add_column(column)
     for b in built:
-        inputs = ", ".join(f"{s[2]}x{s[3]}: {t:.1f}" for s, t in zip(b.shapes, b.seconds, strict=True))
+        inputs = ", ".join(f"{s[2]}x{s[3]}: {t:.1f}" for s, t in zip(b.shapes, b.seconds, strict=True)) or b.skipped
         picks = "yes" if b.ready else "no" if plan.settings.backend == "auto" else "(named in the recipe)"
         table.add_row(*map(escape, (b.node, b.model, f"{b.backend} {b.precision} on {b.device}", inputs, picks)))
     out_console.print(table)

@@ -219,6 +219,12 @@ class ModelStage(Stage):
         return {}
 
     @classmethod
+    def runs_in_parts(cls) -> bool:
+        """Whether the stage runs its network in parts (it overrides :meth:`build_parts`), known without building
+        it (``imgx plan``, ``imgx build``); such a stage keeps ``auto``'s usual order (see ``__init__``)."""
+        return cls.build_parts is not ModelStage.build_parts
+
+    @classmethod
     def cache_key(cls, spec: ModelSpec, params: StageParams) -> str:
         """The key under which backends cache what they build for the module an instance with ``params`` runs (the
         weights' key with :meth:`model_key_extra`), found without loading the weights (``imgx plan``).

@@ -6,8 +6,9 @@ a worker would (same module, cache key, precision check and engine cache), with 
 ``auto``, ``--backend`` (``compile`` by default), and runs it on the input shapes the catalog's image headers give:
 the most common shape first, then a second (the next most common, or the first with another height) so that a
 backend with a dynamic-shape build (``compile``) makes it. A network that always runs at one size (U2-Netp at 320 x
-320) gets its one shape only. A stage's other parts (Real-ESRGAN's upsampler) are built where the backend builds them
-at start (ONNX Runtime's sessions), else on their first use in the run. Once ``compile``'s dynamic-shape package is
+320) gets its one shape only. A stage that runs its network in parts (Real-ESRGAN's trunk and upsampler) is left alone
+where the recipe says ``auto``, which keeps its usual order for such a stage; with a named backend its other parts are
+built where the backend builds them at start (ONNX Runtime's sessions), else on their first use in the run. Once ``compile``'s dynamic-shape package is
 cached, ``auto`` picks ``compile`` at BF16/FP16 on the CPU (:meth:`imgx.runtime.Backend.ready`), where it would
 otherwise run eager PyTorch.
 """
@@ -40,6 +41,7 @@ class Built:
         run), the stage's start (weights, precision check) excluded; ``start_seconds``: that start.
     :param ready: whether ``auto`` now finds the backend's builds for this module cached (:meth:`Backend.ready`)
         and ranks it first for its precision on this device.
+    :param skipped: why nothing was built for the node (``""`` when it was).
     """
 
     node: str
@@ -51,6 +53,7 @@ class Built:
     seconds: tuple[float, ...]
     start_seconds: float
     ready: bool
+    skipped: str = ""
 
 
 def build_ahead(
@@ -83,6 +86,11 @@ def build_ahead(
         if node.id not in reports:
             continue
         stage_class: type[ModelStage] = node.stage  # type: ignore[assignment]
+        if settings.backend == "auto" and stage_class.runs_in_parts():
+            why = "runs its network in parts, for which auto keeps its usual order: nothing to build ahead"
+            done.append(Built(node.id, stage_class.model, "auto", settings.precision, device, (), (), 0.0, False, why))
+            log(f"{node.id}: {why}")
+            continue
         log(f"{node.id}: starting {stage_class.name} on {name}")
         start = time.perf_counter()
         try:

@@ -98,7 +98,7 @@ def plan_model_nodes(
         options = BackendOptions(device=device, precision=wanted, model_key=_cache_key(stage, spec, node.params))
         try:
             channels = stage.in_channels or (spec.in_channels if spec is not None else 0)
-            if stage.build_parts is not ModelStage.build_parts:
+            if stage.runs_in_parts():
                 channels = 0  # a stage run in parts keeps auto's order (ModelStage.__init__)
             choice = choose_backend(settings.backend, options, registry, channels)
             backend, reason = choice.name, choice.reason

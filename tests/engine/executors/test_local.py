@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _support import basic_recipe, write_recipe
+from _support import PIXEL_BUDGET_CALLS, basic_recipe, pixel_budget_recipe, write_recipe
 from imgx import ImgxError
 from imgx.executors.base import ExecutorOptions
 from imgx.executors.local import LocalExecutor
@@ -507,30 +507,10 @@ def test_on_the_cpu_a_model_node_takes_as_many_items_as_fit_its_pixel_budget(tmp
     """A batched plan on the CPU runs its model node on groups of at most ``CPU_GROUP_PIXELS`` decoded pixels (at
     least one item): photos of 1500 x 1500 one at a time, small ones together, so a batch of large photos is never
     held in memory whole; every item still gets its output."""
-    from imgx.executors.processor import CPU_GROUP_PIXELS
-
-    assert 1500 * 1500 <= CPU_GROUP_PIXELS < 2 * 1500 * 1500
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    rng = np.random.default_rng(0)
-    for name, side in [("a-big", 1500), ("b-big", 1500), ("c-big", 1500), *((f"d-small-{i}", 200) for i in range(4))]:
-        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(catalog / f"{name}.png")
     log = tmp_path / "log"
-    recipe = {
-        "version": 1,
-        "name": "groups",
-        "input": {"path": str(catalog), "pattern": "*.png"},
-        "output": {"dir": str(tmp_path / "out"), "format": "png", "naming": "{sku}.{ext}"},
-        "execution": {"workers": 1, "batch_size": 8, "device": "cpu"},
-        "stages": [{"id": "m", "uses": "test.model", "with": {"log_dir": str(log)}}],
-    }
     options = RunOptions(plugin_config=PluginConfig(plugins_dirs=(str(model_plugin_dir),)))
-    summary = run_recipe(write_recipe(tmp_path, recipe), options)
+    summary = run_recipe(write_recipe(tmp_path, pixel_budget_recipe(tmp_path, log)), options)
     assert summary.items_done == 7 and summary.items_failed == 0
     (calls,) = log.glob("calls-*")
-    assert [json.loads(line) for line in calls.read_text().splitlines()] == [
-        ["a-big"],
-        ["b-big"],
-        ["c-big", "d-small-0", "d-small-1", "d-small-2", "d-small-3"],
-    ]
+    assert [json.loads(line) for line in calls.read_text().splitlines()] == PIXEL_BUDGET_CALLS
     assert len(list((tmp_path / "out").glob("*.png"))) == 7

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _support import basic_recipe, write_recipe
+from _support import PIXEL_BUDGET_CALLS, basic_recipe, pixel_budget_recipe, write_recipe
 from imgx import ImgxError
 from imgx.ledger import read_ledger
 from imgx.progress import IO_WORK, Reporter
@@ -196,32 +196,13 @@ def test_on_ray_a_model_actor_runs_its_nodes_on_groups_within_the_pixel_budget(
 ) -> None:
     """As the local executor does on the CPU, a model stage's actor runs its nodes on at most ``CPU_GROUP_PIXELS``
     decoded pixels of the chunks it gets (at least one item): 1500 px photos one at a time, small ones together."""
-    from imgx.executors.processor import CPU_GROUP_PIXELS
-
-    assert 1500 * 1500 <= CPU_GROUP_PIXELS < 2 * 1500 * 1500
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    rng = np.random.default_rng(0)
-    for name, side in [("a-big", 1500), ("b-big", 1500), ("c-big", 1500), *((f"d-small-{i}", 200) for i in range(4))]:
-        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(catalog / f"{name}.png")
     log = tmp_path / "log"
-    recipe = {
-        "version": 1,
-        "name": "groups",
-        "input": {"path": str(catalog), "pattern": "*.png"},
-        "output": {"dir": str(tmp_path / "out"), "format": "png", "naming": "{sku}.{ext}"},
-        "execution": {"workers": 1, "batch_size": 8, "device": "cpu"},
-        "stages": [{"id": "m", "uses": "test.model", "with": {"log_dir": str(log)}}],
-    }
+    recipe = on_ray(pixel_budget_recipe(tmp_path, log), ray_address, concurrency=1)
     options = RunOptions(plugin_config=PluginConfig(plugins_dirs=(str(model_plugin_dir),)))
-    summary = run_recipe(write_recipe(tmp_path, on_ray(recipe, ray_address, concurrency=1)), options)
+    summary = run_recipe(write_recipe(tmp_path, recipe), options)
     assert summary.items_done == 7 and summary.items_failed == 0
     (calls,) = log.glob("calls-*")
-    assert [json.loads(line) for line in calls.read_text().splitlines()] == [
-        ["a-big"],
-        ["b-big"],
-        ["c-big", "d-small-0", "d-small-1", "d-small-2", "d-small-3"],
-    ]
+    assert [json.loads(line) for line in calls.read_text().splitlines()] == PIXEL_BUDGET_CALLS
     assert len(list((tmp_path / "out").glob("*.png"))) == 7
 
 

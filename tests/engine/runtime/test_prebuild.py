@@ -98,3 +98,25 @@ def test_build_of_a_recipe_without_a_model_stage_builds_nothing(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "no model stage, nothing to build" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_build_leaves_a_stage_run_in_parts_to_autos_usual_order(tmp_path: Path) -> None:
+    """gan.upscale runs Real-ESRGAN as a trunk and an upsampler: a cached build of one part would not make auto's
+    choice for the stage, so ``imgx build`` of an ``auto`` recipe builds nothing for it and says why."""
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    Image.fromarray(real_photo("coffee", long_side=64)).save(catalog / "coffee.png")
+    body = {
+        "version": 1,
+        "name": "parts",
+        "input": {"path": str(catalog), "pattern": "*.png"},
+        "output": {"dir": str(tmp_path / "out"), "format": "png"},
+        "execution": {"device": "cpu", "backend": "auto", "precision": "auto"},
+        "stages": [{"id": "up", "uses": "gan.upscale", "with": {"scale": 4}}],
+    }
+    home = tmp_path / "home"  # nothing is loaded or built, so an empty IMGX_HOME stays empty
+    env = {"COLUMNS": "400", "IMGX_HOME": str(home)}
+    result = CliRunner().invoke(app, ["build", str(write_recipe(tmp_path, body))], env=env)
+    assert result.exit_code == 0, result.output
+    assert "runs its network in parts, for which auto keeps its usual order" in result.output
+    assert not home.exists() or not any(home.rglob("*"))

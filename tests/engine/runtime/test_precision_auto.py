@@ -26,6 +26,23 @@ WITHOUT_BF16 = frozenset({"sse4_2", "avx2", "avx512f", "avx512_vnni"})  # e.g. C
 HERE = "bf16" if native_bf16(cpu_flags()) else "fp32"  # what auto must pick for the style network on this machine
 
 
+def at_fp32_and_auto(make, photo, registry) -> tuple[dict, dict]:
+    """A real model stage (``make(context)``) on eager at precision fp32 and at auto, run on ``photo``: its output
+    (0..1 float64) and ``(precision run, reason)`` per precision; every part of the stage runs at the main one's."""
+    outs, reasons = {}, {}
+    for precision in ("fp32", "auto"):
+        stage = make(StageContext(backend="eager", precision=precision, device="cpu", registry=registry))
+        try:
+            reasons[precision] = (stage.backend.options.precision, stage.precision_reason)
+            assert {part.options.precision for part in stage.parts.values()} <= {stage.backend.options.precision}
+            (out,) = stage([Item("chelsea", "memory", photo, None)])
+            outs[precision] = out.image.astype(np.float64) / 255
+        finally:
+            stage.close()
+    assert reasons["fp32"][0] == "fp32"
+    return outs, reasons
+
+
 def test_native_bf16_reads_the_flag_set() -> None:
     assert native_bf16(AVX512_BF16_ONLY) is None
     assert native_bf16(SAPPHIRE_RAPIDS) == "amx_bf16"
@@ -60,27 +77,16 @@ def test_auto_considers_bf16_for_real_esrgan_on_amx_only() -> None:
     assert spec.probe_sides and max(spec.probe_sides) <= 128
 
 
-def test_an_upscale_stage_at_auto_checks_the_whole_network_and_keeps_its_output_within_the_tolerance(
-    tmp_path, monkeypatch
-) -> None:
+def test_an_upscale_stage_at_auto_checks_the_whole_network_and_keeps_its_output_within_the_tolerance() -> None:
     """The real gan.upscale stage at ``auto`` on a real photo. It runs Real-ESRGAN in two parts (trunk, then the 4x
     upsampler on strips); its BF16 is held to the tolerance on the whole network's 4x output (the trunk's features
     are not what the tolerance is declared for), on the model's small probe photos, then raced on the trunk. Where it
     runs BF16 that is said; either way the stage's pixels stay within the tolerance of the FP32 stage's."""
     from imgx_gan import Upscale, UpscaleParams
 
-    monkeypatch.setenv("IMGX_HOME", str(tmp_path / "home"))
     registry = default_registry()
     photo = frozen(real_photo("chelsea", long_side=96))
-    outs, reasons = {}, {}
-    for precision in ("fp32", "auto"):
-        context = StageContext(backend="eager", precision=precision, device="cpu", registry=registry)
-        stage = Upscale(UpscaleParams(scale=4), context)
-        reasons[precision] = (stage.backend.options.precision, stage.precision_reason)
-        assert {part.options.precision for part in stage.parts.values()} == {stage.backend.options.precision}
-        (out,) = stage([Item("chelsea", "memory", photo, None)])
-        outs[precision] = out.image.astype(np.float64) / 255
-        stage.close()
+    outs, reasons = at_fp32_and_auto(lambda context: Upscale(UpscaleParams(scale=4), context), photo, registry)
     ran, why = reasons["auto"]
     if HERE == "fp32":
         assert ran == "fp32" and "no AMX BF16" in why
@@ -143,16 +149,9 @@ def test_a_style_stage_at_auto_runs_bf16_only_where_its_check_passed_and_stays_w
 
     registry = default_registry()
     photo = frozen(real_photo("chelsea", long_side=256))
-    outs, reasons = {}, {}
-    for precision in ("fp32", "auto"):
-        context = StageContext(backend="eager", precision=precision, device="cpu", registry=registry)
-        stage = StyleTransfer(StyleTransferParams(style=7), context)
-        reasons[precision] = (stage.backend.options.precision, stage.precision_reason)
-        (out,) = stage([Item("chelsea", "memory", photo, None)])
-        outs[precision] = out.image.astype(np.float64) / 255
-        stage.close()
+    params = StyleTransferParams(style=7)
+    outs, reasons = at_fp32_and_auto(lambda context: StyleTransfer(params, context), photo, registry)
     ran, why = reasons["auto"]
-    assert reasons["fp32"][0] == "fp32"
     if HERE == "fp32":
         assert ran == "fp32" and "no AMX BF16" in why
     elif ran == "bf16":
