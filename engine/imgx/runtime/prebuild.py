@@ -8,9 +8,9 @@ the most common shape first, then a second (the next most common, or the first w
 backend with a dynamic-shape build (``compile``) makes it. A network that always runs at one size (U2-Netp at 320 x
 320) gets its one shape only. A stage that runs its network in parts (Real-ESRGAN's trunk and upsampler) is left alone
 where the recipe says ``auto``, which keeps its usual order for such a stage; with a named backend its other parts are
-built where the backend builds them at start (ONNX Runtime's sessions), else on their first use in the run. Once ``compile``'s dynamic-shape package is
-cached, ``auto`` picks ``compile`` at BF16/FP16 on the CPU (:meth:`imgx.runtime.Backend.ready`), where it would
-otherwise run eager PyTorch.
+built where the backend builds them at start (ONNX Runtime's sessions), else on their first use in the run. Once
+``compile``'s dynamic-shape package is cached, ``auto`` picks ``compile`` at BF16/FP16 on the CPU
+(:meth:`imgx.runtime.Backend.ready`), where it would otherwise run eager PyTorch.
 """
 
 from __future__ import annotations
