@@ -178,22 +178,28 @@ class Throughput:
 
     @property
     def eta(self) -> float | None:
-        """Seconds left (counting down since the last result), or ``None`` while unknown: by the work left (see the
-        class) where it is known, else by the items left at the current rate."""
+        """Seconds left, or ``None`` while unknown: by the work left (see the class) where it is known, else by the
+        items left at the current rate. It counts down from the last result for as long as results have come apart
+        on average in the window, then holds until the next one: a batch running longer than those before it has
+        not made progress the ETA can see (a costly-first run's ETA fell to half the truth while its last costly
+        batch ran)."""
         left = self.total - self.done
         if left <= 0:
             return 0.0
         since = self._points[-1][0] if self._points else self.started
+        elapsed = self.clock() - since
+        if len(self._points) > 1:
+            elapsed = min(elapsed, (self._points[-1][0] - self._points[0][0]) / (len(self._points) - 1))
         stage_left = self.stage_seconds_left()
         if stage_left:  # 0 with items left: the headers' sample fell short; the item count knows better
             window = self._window()
             speed = (window[1][2] - window[0][2]) / (window[1][0] - window[0][0]) if window else self.workers
             if speed > 0:
-                return max(0.0, stage_left / speed - (self.clock() - since))
+                return max(0.0, stage_left / speed - elapsed)
         rate = self.rate
         if not rate:
             return None
-        return max(0.0, left / rate - (self.clock() - since))
+        return max(0.0, left / rate - elapsed)
 
     def line(self) -> str:
         """``40/200 images (20%), 3.2 images/s, ETA 50s, 1 failed, 10 skipped``: one plain progress line."""

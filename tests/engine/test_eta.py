@@ -176,3 +176,23 @@ def test_without_work_reports_or_before_a_node_has_done_any_the_eta_counts_items
     assert meter.stage_seconds_left() == pytest.approx(2.0 / 0.4 * 0.6 + 4.0 / 0.5 * 0.5)
     meter.add(skipped=5)  # half the catalog done before: half its expected work is all that is left to do
     assert meter.stage_seconds_left() == pytest.approx(2.0 / 0.4 * 0.1 + 0.0)
+
+
+def test_the_eta_holds_while_a_result_is_overdue() -> None:
+    """Results every 10 s, then a batch that takes 40 s: the ETA counts down for the usual 10 s after the last result,
+    then holds there (the batch's progress cannot be seen) instead of running on towards zero; the next result
+    re-estimates it."""
+    clock = FakeClock()
+    meter = Throughput(100, clock=clock, workers=1)
+    for _ in range(5):
+        clock.now += 10.0
+        meter.add(processed=10)
+    at_result = meter.eta
+    assert at_result == pytest.approx(50.0)  # 50 items at 1 item/s
+    clock.now += 5.0
+    assert meter.eta == pytest.approx(45.0)  # counting down
+    clock.now += 25.0  # 30 s after the last result, 20 s overdue
+    assert meter.eta == pytest.approx(40.0)  # held at the result's ETA less one usual interval
+    clock.now += 10.0
+    meter.add(processed=10)  # the slow batch lands: 40 s for 10 items
+    assert meter.eta is not None and meter.eta > 0
