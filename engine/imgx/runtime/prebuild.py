@@ -6,11 +6,13 @@ a worker would (same module, cache key, precision check and engine cache), with 
 ``auto``, ``--backend`` (``compile`` by default), and runs it on the input shapes the catalog's image headers give:
 the most common shape first, then a second (the next most common, or the first with another height) so that a
 backend with a dynamic-shape build (``compile``) makes it. A network that always runs at one size (U2-Netp at 320 x
-320) gets its one shape only. A stage that runs its network in parts (Real-ESRGAN's trunk and upsampler) is left alone
-where the recipe says ``auto``, which keeps its usual order for such a stage; with a named backend its other parts are
-built where the backend builds them at start (ONNX Runtime's sessions), else on their first use in the run. Once
-``compile``'s dynamic-shape package is cached, ``auto`` picks ``compile`` at BF16/FP16 on the CPU
-(:meth:`imgx.runtime.Backend.ready`), where it would otherwise run eager PyTorch.
+320) gets its one shape only. For an ``auto`` recipe two kinds of stage are left alone, since ``auto`` would not run
+them on the built backend even with its builds cached: one at a precision the backend has no ready rank for (U2-Netp
+at FP32, where ONNX Runtime stays first), and one that runs its network in parts (Real-ESRGAN's trunk and
+upsampler). With a named backend a stage's other parts are built where the backend builds them at start (ONNX
+Runtime's sessions), else on their first use in the run. Once ``compile``'s dynamic-shape package is cached,
+``auto`` picks ``compile`` at BF16/FP16 on the CPU (:meth:`imgx.runtime.Backend.ready`), where it would otherwise
+run eager PyTorch.
 """
 
 from __future__ import annotations
@@ -100,15 +102,24 @@ def build_ahead(
         started = time.perf_counter() - start
         try:
             spec = stage.spec
+            options = stage.backend.options
+            kind = "cuda" if options.device.startswith("cuda") else "cpu"
+            cls = type(stage.backend)
+            if settings.backend == "auto" and (kind, options.precision) not in cls.ready_ranks:
+                why = (
+                    f"auto runs it at {options.precision} on {kind}, where {stage.choice.name} does not go first "
+                    "even when built: nothing to build ahead"
+                )
+                done.append(Built(node.id, spec.name, stage.choice.name, options.precision, options.device, (), (),
+                                  started, False, why))  # fmt: skip
+                log(f"{node.id}: {why}")
+                continue
             channels = stage.in_channels or spec.in_channels or 3
             shapes = [(1, channels, h, w) for h, w in _two_shapes(stage_class, stage, reports[node.id].buckets)]
             seconds = []
             for shape in shapes:
                 log(f"{node.id}: {stage.choice.name} {stage.backend.options.precision} at {shape[2]} x {shape[3]}")
                 seconds.append(stage.backend.warmup(shape))
-            options = stage.backend.options
-            kind = "cuda" if options.device.startswith("cuda") else "cpu"
-            cls = type(stage.backend)
             ready = bool(stage._ready_channels) and (kind, options.precision) in cls.ready_ranks
             ready = ready and cls.ready(options, channels)
             done.append(

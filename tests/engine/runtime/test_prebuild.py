@@ -27,7 +27,7 @@ def flat(output: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[│┃]", " ", output))
 
 
-def recipe(tmp_path: Path, catalog: Path, out: str, backend: str = "auto") -> Path:
+def recipe(tmp_path: Path, catalog: Path, out: str, backend: str = "auto", precision: str = "bf16") -> Path:
     return write_recipe(
         tmp_path,
         {
@@ -35,7 +35,7 @@ def recipe(tmp_path: Path, catalog: Path, out: str, backend: str = "auto") -> Pa
             "name": "tiny",
             "input": {"path": str(catalog), "pattern": "*.png"},
             "output": {"dir": str(tmp_path / out), "format": "png", "naming": "{sku}.{ext}"},
-            "execution": {"workers": 1, "batch_size": 2, "device": "cpu", "backend": backend, "precision": "bf16"},
+            "execution": {"workers": 1, "batch_size": 2, "device": "cpu", "backend": backend, "precision": precision},
             "stages": [{"id": "styled", "uses": "tiny.style"}],
         },
         name=f"{out}.yaml",
@@ -120,3 +120,20 @@ def test_build_leaves_a_stage_run_in_parts_to_autos_usual_order(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "runs its network in parts, for which auto keeps its usual order" in result.output
     assert not home.exists() or not any(home.rglob("*"))
+
+
+def test_build_of_an_auto_recipe_at_fp32_builds_nothing_auto_would_not_run(tiny_model_plugin, tmp_path: Path) -> None:
+    """At FP32 ONNX Runtime stays first in auto's order even where compile's packages are cached (compile has no
+    ready rank there), so building them would cost minutes for nothing: the stage starts (weights, precision) and
+    ``imgx build`` says why it built nothing."""
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    Image.fromarray(real_photo("coffee", long_side=96)).save(catalog / "coffee.png")
+    result = CliRunner().invoke(
+        app,
+        ["build", str(recipe(tmp_path, catalog, "fp32", precision="fp32")), "-p", "imgx_test_tinymodel"],
+        env={"COLUMNS": "400"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "auto runs it at fp32 on cpu, where compile does not go first even when built" in result.output
+    assert not list((tmp_path / "home").rglob("*.pt2"))
