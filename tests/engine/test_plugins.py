@@ -276,30 +276,45 @@ def test_tryfirst_wins_over_a_plugin_loaded_later(tmp_path: Path) -> None:
     assert registry.stage_plugin("shop.tint").endswith("a_first.py")
 
 
-FAST_BACKEND = """
-    import imgx
-    from imgx.runtime import Backend
+BACKEND_PLUGIN = """\
+import imgx
+from imgx.runtime import Backend
 
-    class Reference(Backend):
-        name = "reference-plus"
-        precisions = ("fp32",)
-        dynamic_shapes = True
-        auto_ranks = {("cpu", "fp32"): 1}
 
-        @classmethod
-        def unavailable(cls, options):
-            return None
+class {cls}(Backend):
+{body}
+    @classmethod
+    def unavailable(cls, options):
+        return None
 
-        def load(self):
-            pass
+    def load(self):
+        pass
 
-        def infer(self, x):
-            return self.module(x)
+    def infer(self, x):
+        return self.module(x)
 
-    @imgx.hookimpl
-    def imgx_backends():
-        return [Reference]
+
+@imgx.hookimpl
+def imgx_backends():
+    return [{cls}]
 """
+
+
+def backend_plugin(cls: str, body: str) -> str:
+    """A plugin module registering backend ``cls``, which runs the module as it is and is available everywhere;
+    ``body``: its class attributes and further methods (indented as in a class)."""
+    return BACKEND_PLUGIN.format(cls=cls, body=textwrap.indent(textwrap.dedent(body), "    "))
+
+
+FAST_BACKEND = backend_plugin(
+    "Reference",
+    """
+    name = "reference-plus"
+    precisions = ("fp32",)
+    dynamic_shapes = True
+    auto_ranks = {("cpu", "fp32"): 1}
+    """,
+)
 
 
 def test_a_plugin_backend_joins_autos_order_by_its_rank(tmp_path: Path) -> None:
@@ -315,37 +330,22 @@ def test_a_plugin_backend_joins_autos_order_by_its_rank(tmp_path: Path) -> None:
     assert auto_order(load_registry(), "cpu", "fp32") == ("onnxruntime", "eager", "compile")
 
 
-READY_BACKEND = """
-    import imgx
-    from imgx.runtime import Backend
+READY_BACKEND = backend_plugin(
+    "Prebuilt",
+    """
+    # last of auto's order at BF16 unless its build for the module is on disk (a file named by the model key)
+    name = "prebuilt"
+    precisions = ("bf16",)
+    auto_ranks = {("cpu", "bf16"): 90}
+    ready_ranks = {("cpu", "bf16"): 1}
+    asked = []
 
-    class Prebuilt(Backend):
-        # last of auto's order at BF16 unless its build for the module is on disk (a file named by the model key)
-        name = "prebuilt"
-        precisions = ("bf16",)
-        auto_ranks = {("cpu", "bf16"): 90}
-        ready_ranks = {("cpu", "bf16"): 1}
-        asked = []
-
-        @classmethod
-        def ready(cls, options, channels):
-            cls.asked.append((options.model_key, channels))
-            return (options.cache_dir / f"{options.model_key}-c{channels}.built").is_file()
-
-        @classmethod
-        def unavailable(cls, options):
-            return None
-
-        def load(self):
-            pass
-
-        def infer(self, x):
-            return self.module(x)
-
-    @imgx.hookimpl
-    def imgx_backends():
-        return [Prebuilt]
-"""
+    @classmethod
+    def ready(cls, options, channels):
+        cls.asked.append((options.model_key, channels))
+        return (options.cache_dir / f"{options.model_key}-c{channels}.built").is_file()
+    """,
+)
 
 
 def test_a_plugin_backend_with_its_build_on_disk_goes_first_in_autos_order(tmp_path: Path) -> None:
