@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Backend", "BackendOptions"]
+__all__ = ["Backend", "BackendOptions", "device_kind"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +39,11 @@ class BackendOptions:
     model_key: str = ""
     threads: int | None = None
     max_batch: int = 8
+
+
+def device_kind(device: str) -> str:
+    """``"cuda"`` for ``"cuda"``/``"cuda:N"``, else ``"cpu"``: the device kind of ``auto_ranks`` and ``ready_ranks``."""
+    return "cuda" if device.startswith("cuda") else "cpu"
 
 
 class Backend(abc.ABC):

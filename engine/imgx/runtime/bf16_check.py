@@ -107,11 +107,10 @@ def bf16_check(
 
 def bf16_race(key: str, bf16: Backend, fp32: Backend, channels: int = 3, side: int = RACE_SIDE) -> Bf16Verdict:
     """Whether ``bf16`` (a backend at BF16) runs a real ``side`` px photo (``RACE_SIDE`` by default) at least
-    :data:`FASTER_BY` times as
-    fast as ``fp32`` (the backend FP32 would use) here, as ``auto`` needs before it trades exactness for speed: on
-    this 2-core AMX VM eager BF16 of the style network was 1.86x eager FP32, yet the CLI ran 1.29x the peer with it
-    against 1.64x with ONNX Runtime FP32. Each is loaded, run once, then timed three times, alternating (median);
-    the verdict is cached under ``key`` (say the backends and threads in it)."""
+    :data:`FASTER_BY` times as fast as ``fp32`` (the backend FP32 would use) here, as ``auto`` needs before it trades
+    exactness for speed: on this 2-core AMX VM eager BF16 of the style network was 1.86x eager FP32, yet the CLI ran
+    1.29x the peer with it against 1.64x with ONNX Runtime FP32. Each is loaded, run once, then timed three times,
+    alternating (median); the verdict is cached under ``key`` (say the backends and threads in it)."""
 
     def race() -> Bf16Verdict:
         import statistics

@@ -25,7 +25,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError
-from .base import Backend, BackendOptions
+from .base import Backend, BackendOptions, device_kind
 
 if TYPE_CHECKING:
     import torch
@@ -92,7 +92,7 @@ def choose_backend(name: str, options: BackendOptions, registry: Registry, chann
                 "Use execution.backend: auto to fall back, or another backend (imgx bench shows which run here)"
             )
         return BackendChoice(name, options, f"{name} (requested)")
-    kind = "cuda" if options.device.startswith("cuda") else "cpu"
+    kind = device_kind(options.device)
     skipped = []
     for rank, candidate, ready in _ranked(registry, kind, options.precision, options, channels):
         problem = registry.get_backend(candidate).unavailable(options)

@@ -78,10 +78,6 @@ class ModelStage(Stage):
         self.spec = registry.get_model(self.model_name())
         base = load_module(self.spec, registry=registry)
         self.module = self.build_module(base).eval()
-        parts = self.build_parts(base)
-        # auto may put first a backend whose builds for the module are cached (Backend.ready): only for a stage that
-        # runs one module, since its parts' builds are not what that backend found
-        self._ready_channels = 0 if parts else self.in_channels or self.spec.in_channels
         model_key = _module_key(weights_key(self.spec), self.model_key_extra())
         cache_dir = Path(self.context.cache_dir) / "engines" if self.context.cache_dir else engines_dir()
         device = run_device(self.context)
@@ -99,15 +95,14 @@ class ModelStage(Stage):
             max_batch=max(1, self.context.batch_size),
             threads=self.context.threads,
         )
-        self.backend: Backend = create_backend(
-            self.context.backend, self.module, options, registry, self._ready_channels
-        )
+        ready = self.ready_channels(self.spec)
+        self.backend: Backend = create_backend(self.context.backend, self.module, options, registry, ready)
         self.choice: BackendChoice = self.backend.choice  # type: ignore[attr-defined]
         if self.choice.fell_back and precision != "fp32":
             warnings.warn(f"{self.name}: {self.choice.reason}", RuntimeWarning, stacklevel=2)
         self.backend.load()
         self.parts: dict[str, Backend] = {}
-        for part, module in parts.items():  # same backend and options, a key of their own
+        for part, module in self.build_parts(base).items():  # same backend and options, a key of their own
             key = hashlib.sha256(f"{model_key}:part:{part}".encode()).hexdigest()
             self.parts[part] = create_backend(
                 self.choice.name, module.eval(), dataclasses.replace(self.choice.options, model_key=key), registry
@@ -153,8 +148,9 @@ class ModelStage(Stage):
 
         tolerance = self.spec.tolerance if self.spec.tolerance is not None else math.inf
         sides = self.spec.probe_sides or CHECK_SIDES
-        # the modules as built, not only their weights, and the probes' sides
-        key = f"{self.name}:{model_key}:{module_key(checked)}:{module_key(self.module)}:{sides}"
+        # the modules as built (checked, and raced where that is another), not only their weights, and the sides
+        modules = ":".join(module_key(m) for m in dict.fromkeys((checked, self.module)))
+        key = f"{self.name}:{model_key}:{modules}:{sides}"
         verdict = bf16_check(checked, key, tolerance, self.in_channels or self.spec.in_channels, sides)
         if verdict.ok and self.context.precision == "auto":
             race = self._race_bf16(key, model_key, cache_dir)
@@ -181,7 +177,7 @@ class ModelStage(Stage):
             model_key=model_key,  # the key the stage's own backend uses: an ONNX export made here is reused
             threads=self.context.threads,
         )
-        backend, module, channels = self.context.backend, self.module, self._ready_channels
+        backend, module, channels = self.context.backend, self.module, self.ready_channels(self.spec)
         low, full = (
             create_backend(backend, module, dataclasses.replace(base, precision=p), registry, channels)
             for p in ("bf16", "fp32")
@@ -221,8 +217,15 @@ class ModelStage(Stage):
     @classmethod
     def runs_in_parts(cls) -> bool:
         """Whether the stage runs its network in parts (it overrides :meth:`build_parts`), known without building
-        it (``imgx plan``, ``imgx build``); such a stage keeps ``auto``'s usual order (see ``__init__``)."""
+        it (``imgx plan``, ``imgx build``)."""
         return cls.build_parts is not ModelStage.build_parts
+
+    @classmethod
+    def ready_channels(cls, spec: ModelSpec) -> int:
+        """The input channels with which ``auto`` may put first a backend that has its builds for the stage's module
+        cached (:meth:`imgx.runtime.Backend.ready`); 0, so that it keeps its usual order, for a stage that runs its
+        network in parts, since the parts' builds are not what such a backend found."""
+        return 0 if cls.runs_in_parts() else cls.in_channels or spec.in_channels
 
     @classmethod
     def cache_key(cls, spec: ModelSpec, params: StageParams) -> str:

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import ImgxError
 from ..stage import StageContext
+from .base import device_kind
+from .factory import choose_backend
 from .model_stage import ModelStage
 from .shape_report import plan_model_nodes
 
@@ -103,9 +105,8 @@ def build_ahead(
         try:
             spec = stage.spec
             options = stage.backend.options
-            kind = "cuda" if options.device.startswith("cuda") else "cpu"
-            cls = type(stage.backend)
-            if settings.backend == "auto" and (kind, options.precision) not in cls.ready_ranks:
+            kind = device_kind(options.device)
+            if settings.backend == "auto" and (kind, options.precision) not in type(stage.backend).ready_ranks:
                 why = (
                     f"auto runs it at {options.precision} on {kind}, where {stage.choice.name} does not go first "
                     "even when built: nothing to build ahead"
@@ -120,8 +121,8 @@ def build_ahead(
             for shape in shapes:
                 log(f"{node.id}: {stage.choice.name} {stage.backend.options.precision} at {shape[2]} x {shape[3]}")
                 seconds.append(stage.backend.warmup(shape))
-            ready = bool(stage._ready_channels) and (kind, options.precision) in cls.ready_ranks
-            ready = ready and cls.ready(options, channels)
+            # what auto would pick now for the module, with the builds just made
+            ready = choose_backend("auto", options, registry, stage.ready_channels(spec)).name == stage.choice.name
             done.append(
                 Built(
                     node=node.id,

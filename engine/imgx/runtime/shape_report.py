@@ -97,9 +97,7 @@ def plan_model_nodes(
             wanted, why, model_problem = settings.precision, "", str(exc)
         options = BackendOptions(device=device, precision=wanted, model_key=_cache_key(stage, spec, node.params))
         try:
-            channels = stage.in_channels or (spec.in_channels if spec is not None else 0)
-            if stage.runs_in_parts():
-                channels = 0  # a stage run in parts keeps auto's order (ModelStage.__init__)
+            channels = stage.ready_channels(spec) if spec is not None else 0
             choice = choose_backend(settings.backend, options, registry, channels)
             backend, reason = choice.name, choice.reason
             precision, where = choice.options.precision, choice.options.device
