@@ -146,7 +146,6 @@ def write_recipe(
 
 def own_home(runs: Path, name: str) -> Path:
     """An IMGX_HOME of its own under ``runs`` (an empty engine cache), its models linked from the current home."""
-    sys.path.insert(0, str(REPO / "engine"))
     from imgx.models import models_dir
 
     home = runs / f"home-{name.replace(' ', '-')}"
@@ -161,8 +160,10 @@ def png_settings(text: str) -> list[str | int]:
     return [x.strip() if x.strip() == "fast" else int(x) for x in text.split(",") if x.strip()]
 
 
-def imgx_command(recipe: Path) -> list[str]:
-    return [str(Path(sys.executable).with_name("imgx")), "run", str(recipe), "--no-progress"]
+def imgx_command(recipe: Path, verb: str = "run") -> list[str]:
+    """``imgx run RECIPE`` without progress, or another command on the recipe (``verb="build"``)."""
+    quiet = ["--no-progress"] if verb == "run" else []
+    return [str(Path(sys.executable).with_name("imgx")), verb, str(recipe), *quiet]
 
 
 def stl_command(stl_bin: Path, catalog: Path, out: Path) -> list[str]:
@@ -372,14 +373,15 @@ def main(argv: list[str] | None = None) -> int:
                         "precision": precision,
                     }
                 )
+                own = configs[-1]
                 if args.baseline_tree:
-                    configs.append({**configs[-1], "label": f"{label} baseline", "tree": str(args.baseline_tree)})
-                if args.build and backend == "auto":
-                    plain = {**configs[-1], "label": f"{label} empty-cache", "home": str(own_home(runs, "plain"))}
-                    built = {**configs[-1], "label": f"{label} built", "home": str(own_home(runs, label))}
+                    configs.append({**own, "label": f"{label} baseline", "tree": str(args.baseline_tree)})
+                if args.build and backend == "auto":  # this tree's imgx: an older one may have no imgx build
+                    plain = {**own, "label": f"{label} empty-cache", "home": str(own_home(runs, "plain"))}
+                    built = {**own, "label": f"{label} built", "home": str(own_home(runs, label)), "build": True}
                     configs.extend([plain, built])
 
-    def command(config: dict[str, Any], source: Path, out: Path) -> list[str]:
+    def command(config: dict[str, Any], source: Path, out: Path, verb: str = "run") -> list[str]:
         if config["kind"] == "stl":
             return stl_command(args.stl, source, out)
         recipe = write_recipe(
@@ -394,15 +396,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         home = [f"IMGX_HOME={config['home']}"] if "home" in config else []
         if "tree" not in config:
-            return ["env", *home, *imgx_command(recipe)]
+            return ["env", *home, *imgx_command(recipe, verb)]
         tree = Path(config["tree"])
-        return ["env", *home, f"PYTHONPATH={tree / 'engine'}{os.pathsep}{tree / 'plugins'}", *imgx_command(recipe)]
+        path = f"PYTHONPATH={tree / 'engine'}{os.pathsep}{tree / 'plugins'}"
+        return ["env", *home, path, *imgx_command(recipe, verb)]
 
     for config in configs:  # imgx build, where asked: once, on the timed catalog, before the warm-up
-        if config.get("label", "").endswith(" built"):
-            argv = command(config, catalog, runs / "build-out")
-            argv[argv.index("run")] = "build"
-            argv.remove("--no-progress")
+        if config.get("build"):
+            argv = command(config, catalog, runs / "build-out", verb="build")
             start = time.perf_counter()
             done = subprocess.run(argv, env=env, capture_output=True, text=True)
             config["build_seconds"] = round(time.perf_counter() - start, 1)
