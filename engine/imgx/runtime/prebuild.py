@@ -53,10 +53,10 @@ class Built:
     backend: str
     precision: str
     device: str
-    shapes: tuple[tuple[int, int, int, int], ...]
-    seconds: tuple[float, ...]
-    start_seconds: float
-    ready: bool
+    shapes: tuple[tuple[int, int, int, int], ...] = ()
+    seconds: tuple[float, ...] = ()
+    start_seconds: float = 0.0
+    ready: bool = False
     skipped: str = ""
 
 
@@ -92,7 +92,7 @@ def build_ahead(
         stage_class: type[ModelStage] = node.stage  # type: ignore[assignment]
         if settings.backend == "auto" and stage_class.runs_in_parts():
             why = "runs its network in parts, for which auto keeps its usual order: nothing to build ahead"
-            done.append(Built(node.id, stage_class.model, "auto", settings.precision, device, (), (), 0.0, False, why))
+            done.append(Built(node.id, stage_class.model, "auto", settings.precision, device, skipped=why))
             log(f"{node.id}: {why}")
             continue
         log(f"{node.id}: starting {stage_class.name} on {name}")
@@ -111,8 +111,17 @@ def build_ahead(
                     f"auto runs it at {options.precision} on {kind}, where {stage.choice.name} does not go first "
                     "even when built: nothing to build ahead"
                 )
-                done.append(Built(node.id, spec.name, stage.choice.name, options.precision, options.device, (), (),
-                                  started, False, why))  # fmt: skip
+                done.append(
+                    Built(
+                        node.id,
+                        spec.name,
+                        stage.choice.name,
+                        options.precision,
+                        options.device,
+                        start_seconds=started,
+                        skipped=why,
+                    )
+                )
                 log(f"{node.id}: {why}")
                 continue
             channels = stage.in_channels or spec.in_channels or 3
