@@ -38,19 +38,28 @@ def check_available(mode: str) -> None:
         )
 
 
-def trimap(mask: np.ndarray, band: int) -> np.ndarray:
-    """The trimap of a ``(H, W)`` float32 mask (0..1): ``(H, W)`` float64, 1 = sure product, 0 = sure background,
-    0.5 = unknown: the mask's soft pixels and everything within ``band`` pixels of its 0.5 edge."""
+UNKNOWN = 128  # the code of an unknown pixel in :func:`_codes`' uint8 trimap (0 background, 255 product)
+
+
+def _codes(mask: np.ndarray, band: int) -> np.ndarray:
+    """:func:`trimap` as ``(H, W)`` uint8 codes (0, :data:`UNKNOWN`, 255): a byte a pixel, where the float trimap of
+    a 4000 px photo would take 96 MB."""
     if mask.ndim != 2:
         raise ValueError(f"got mask {mask.dtype} {mask.shape}; expected (H, W) float32 in 0..1")
     size = 2 * band + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    sure_fg = cv2.erode((mask >= SURE).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
-    sure_bg = cv2.erode((mask <= 1.0 - SURE).astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
-    out = np.full(mask.shape, 0.5, np.float64)
-    out[sure_fg] = 1.0
-    out[sure_bg] = 0.0
+    out = cv2.erode((mask >= SURE).view(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
+    out *= 255
+    sure_bg = cv2.erode((mask <= 1.0 - SURE).view(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
+    out[sure_bg == 0] |= UNKNOWN  # neither sure background nor (already 255) sure product: unknown
     return out
+
+
+def trimap(mask: np.ndarray, band: int) -> np.ndarray:
+    """The trimap of a ``(H, W)`` float32 mask (0..1): ``(H, W)`` float64, 1 = sure product, 0 = sure background,
+    0.5 = unknown: the mask's soft pixels and everything within ``band`` pixels of its 0.5 edge."""
+    codes = _codes(mask, band)
+    return np.where(codes == UNKNOWN, 0.5, codes / 255.0)
 
 
 def _solve(image: np.ndarray, tri: np.ndarray, mode: str) -> np.ndarray:
@@ -78,26 +87,44 @@ def matte(image: np.ndarray, mask: np.ndarray, mode: str, band: int = 6, side: i
     check_available(mode)
     if image.shape[:2] != mask.shape:
         raise ValueError(f"got image {image.shape} for a mask {mask.shape}; expected the same height and width")
-    tri = trimap(mask, band)
-    unknown = tri == 0.5
-    if not unknown.any() or not (tri == 1.0).any():
+    codes = _codes(mask, band)
+    unknown = codes == UNKNOWN
+    rows, cols = np.flatnonzero(unknown.any(axis=1)), np.flatnonzero(unknown.any(axis=0))
+    if rows.size == 0 or not (codes == 255).any():
         return mask  # no edge to matte, or nothing sure to anchor the product's colours
-    ys, xs = np.nonzero(unknown)
     h, w = mask.shape
-    y0, y1 = max(0, int(ys.min()) - band), min(h, int(ys.max()) + band + 1)
-    x0, x1 = max(0, int(xs.min()) - band), min(w, int(xs.max()) + band + 1)
+    y0, y1 = max(0, int(rows[0]) - band), min(h, int(rows[-1]) + band + 1)
+    x0, x1 = max(0, int(cols[0]) - band), min(w, int(cols[-1]) + band + 1)
     crop_h, crop_w = y1 - y0, x1 - x0
     scale = min(1.0, side / max(crop_h, crop_w))
     small = (max(1, round(crop_w * scale)), max(1, round(crop_h * scale)))
-    pixels = image[y0:y1, x0:x1].astype(np.float64) / 255.0
-    small_tri = tri[y0:y1, x0:x1]
+    # everything at full size stays a byte a pixel: the photo is scaled down as uint8 (area averaging), the solver's
+    # alpha is read back only at the unknown pixels (bilinear), so a 4000 px photo costs the solve and its band
+    pixels = image[y0:y1, x0:x1]
+    small_codes = codes[y0:y1, x0:x1]
     if scale < 1.0:
-        pixels = np.clip(cv2.resize(pixels, small, interpolation=cv2.INTER_AREA), 0.0, 1.0)  # area sums round up
-        small_tri = cv2.resize(small_tri, small, interpolation=cv2.INTER_NEAREST)
-    alpha = np.clip(_solve(pixels, small_tri, mode), 0.0, 1.0).astype(np.float32)
-    if scale < 1.0:
-        alpha = cv2.resize(alpha, (crop_w, crop_h), interpolation=cv2.INTER_LINEAR)
+        pixels = cv2.resize(pixels, small, interpolation=cv2.INTER_AREA)
+        small_codes = cv2.resize(small_codes, small, interpolation=cv2.INTER_NEAREST)
+    tri = np.where(small_codes == UNKNOWN, 0.5, small_codes / 255.0)
+    alpha = np.clip(_solve(pixels.astype(np.float64) / 255.0, tri, mode), 0.0, 1.0).astype(np.float32)
+    ys, xs = np.nonzero(unknown[y0:y1, x0:x1])
     out = mask.copy()
-    region = unknown[y0:y1, x0:x1]
-    out[y0:y1, x0:x1][region] = alpha[region]
+    out[ys + y0, xs + x0] = _bilinear(alpha, ys, xs, (crop_h, crop_w))
     return out
+
+
+def _bilinear(values: np.ndarray, ys: np.ndarray, xs: np.ndarray, full: tuple[int, int]) -> np.ndarray:
+    """``values`` (an ``(h, w)`` float32 map of a ``full`` = ``(H, W)`` region scaled down) read at the region's pixels
+    ``(ys, xs)``: what ``cv2.resize(values, (W, H), INTER_LINEAR)`` holds there (half-pixel centres, edges clamped),
+    without making the full-size map."""
+    h, w = values.shape
+    if (h, w) == full:
+        return values[ys, xs]
+    fy = np.clip((ys + 0.5) * (h / full[0]) - 0.5, 0.0, h - 1.0).astype(np.float32)
+    fx = np.clip((xs + 0.5) * (w / full[1]) - 0.5, 0.0, w - 1.0).astype(np.float32)
+    y0, x0 = fy.astype(np.intp), fx.astype(np.intp)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    dy, dx = fy - y0, fx - x0
+    top = values[y0, x0] * (1 - dx) + values[y0, x1] * dx
+    bottom = values[y1, x0] * (1 - dx) + values[y1, x1] * dx
+    return top * (1 - dy) + bottom * dy
