@@ -13,9 +13,9 @@ item with a clear message. An input that already has alpha follows ``existing_al
 network's mask), ``keep`` (the item passes through untouched, no inference), ``intersect`` (the per-pixel minimum of
 both, e.g. to trim an existing rough matte).
 
-``matting`` (:mod:`imgx_segment.matting`, optional pymatting package): ``closed_form`` or ``knn`` re-estimate alpha
-from the photo's colours in a band of ``matting_band`` pixels around the mask's edge (on a crop scaled to at most
-192 px), after the island and hole clean-ups and before the guided filter and threshold.
+``matting`` (:mod:`imgx_segment.matting`; ``knn`` needs the optional pymatting package): ``closed_form`` or ``knn``
+re-estimate alpha from the photo's colours in a band of ``matting_band`` pixels around the mask's edge (on a crop
+scaled to at most 192 px), after the island and hole clean-ups and before the guided filter and threshold.
 
 Every image, whatever its size, runs at 320 x 320: a batch of mixed sizes is one network shape (``tta:
 flip_scales`` adds a 384 x 384 shape).
@@ -96,7 +96,7 @@ class SegmentProductParams(StageParams):
     matting: Matting = Field(
         "none",
         description="alpha matting of the mask's edge band from the photo's colours: none, closed_form or knn "
-        "(needs the pymatting package)",
+        "(knn needs the pymatting package)",
     )
     matting_band: int = Field(
         6, ge=1, le=64, description="matting: half-width in pixels of the uncertain band around the mask's edge"
@@ -115,7 +115,7 @@ class SegmentProductParams(StageParams):
 
     @model_validator(mode="after")
     def _matting_installed(self) -> SegmentProductParams:
-        # a recipe asking for matting without pymatting fails when it is read, not on its first item
+        # a recipe asking for knn matting without pymatting fails when it is read, not on its first item
         try:
             check_available(self.matting)
         except RuntimeError as exc:
