@@ -699,22 +699,25 @@ def sweep(testset: list, backend: str = "onnxruntime", batch_size: int = 8) -> d
     return {"summary": best, "rows": rows, "confidence_spearman": correlation}
 
 
+RECIPE_KNOBS = {"min_island": 0.05, "refine_radius": 4}  # segment.product in the shipped recipes (marketplace-white)
 QUALITY_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("u2netp plain (today's default)", "none", {}),
-    ("refine_radius 2", "none", {"refine_radius": 2}),
-    ("refine_radius 4, eps 1e-3", "none", {"refine_radius": 4, "refine_eps": 1e-3}),
-    ("min_island 0.05 + fill_holes", "none", {"min_island": 0.05, "fill_holes": True}),
-    ("matting closed_form", "none", {"matting": "closed_form"}),
-    ("matting closed_form band 3", "none", {"matting": "closed_form", "matting_band": 3}),
+    ("u2netp plain (rembg's post-processing)", "none", {"matting": "none"}),
+    ("default (matting closed_form band 3)", "none", {}),
+    ("refine_radius 2", "none", {"matting": "none", "refine_radius": 2}),
+    ("refine_radius 4, eps 1e-3", "none", {"matting": "none", "refine_radius": 4, "refine_eps": 1e-3}),
+    ("min_island 0.05 + fill_holes", "none", {"matting": "none", "min_island": 0.05, "fill_holes": True}),
+    ("recipes' min_island 0.05 + refine_radius 4, no matting", "none", {"matting": "none", **RECIPE_KNOBS}),
+    ("recipes' min_island 0.05 + refine_radius 4 + default", "none", dict(RECIPE_KNOBS)),
+    ("matting closed_form band 6", "none", {"matting": "closed_form", "matting_band": 6}),
     ("matting closed_form band 12", "none", {"matting": "closed_form", "matting_band": 12}),
-    ("matting knn", "none", {"matting": "knn"}),
-    ("grabcut 3", "none", {"grabcut": 3}),
-    ("grabcut 3 + matting closed_form band 3", "none", {"grabcut": 3, "matting": "closed_form", "matting_band": 3}),
-    ("tta flip", "flip", {}),
-    ("tta flip + refine_radius 2", "flip", {"refine_radius": 2}),
-    ("tta flip + matting closed_form", "flip", {"matting": "closed_form"}),
-    ("tta flip_scales", "flip_scales", {}),
-    ("tta flip_scales + refine_radius 2", "flip_scales", {"refine_radius": 2}),
+    ("matting knn band 3", "none", {"matting": "knn"}),
+    ("grabcut 3, no matting", "none", {"matting": "none", "grabcut": 3}),
+    ("grabcut 3 + default", "none", {"grabcut": 3}),
+    ("tta flip, no matting", "flip", {"matting": "none"}),
+    ("tta flip + default", "flip", {}),
+    ("tta flip + refine_radius 2, no matting", "flip", {"matting": "none", "refine_radius": 2}),
+    ("tta flip_scales, no matting", "flip_scales", {"matting": "none"}),
+    ("tta flip_scales + refine_radius 2, no matting", "flip_scales", {"matting": "none", "refine_radius": 2}),
 )
 """The rows of ``--quality``: a label, the ``tta`` and the other ``segment.product`` parameters."""
 
@@ -867,7 +870,7 @@ def main(argv: list[str] | None = None) -> int:
         options = QUALITY_OPTIONS
         if args.options:
             words = [w.strip() for w in args.options.split(",") if w.strip()]
-            options = tuple(o for i, o in enumerate(options) if i == 0 or any(w in o[0] for w in words))
+            options = tuple(o for i, o in enumerate(options) if i < 2 or any(w in o[0] for w in words))
         result = {
             "parameters": vars(args),
             **quality(items, options, backend=args.backend, batch_size=args.batch_size),

@@ -122,7 +122,7 @@ class SegmentOnnx(Stage):
     Params: ClassVar[type[StageParams]] = SegmentOnnxParams
     summary: ClassVar[str] = "Mask the product with your own ONNX network (BiRefNet, ISNet, RMBG, U2-Net presets)."
     example: ClassVar[dict] = {"model": "u2netp", "preset": "u2net", "min_island": 0.05}
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: segment.product's closed-form matting by default (1: none)
     batchable: ClassVar[bool] = True
     produces_alpha: ClassVar[bool] = True
     params: SegmentOnnxParams

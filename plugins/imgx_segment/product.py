@@ -94,12 +94,12 @@ class SegmentProductParams(StageParams):
         None, ge=0.0, le=1.0, description="flag items whose mask confidence (metric 'confidence') is below this"
     )
     matting: Matting = Field(
-        "none",
-        description="alpha matting of the mask's edge band from the photo's colours: none, closed_form or knn "
-        "(knn needs the pymatting package)",
+        "closed_form",
+        description="alpha matting of the mask's edge band from the photo's colours: closed_form (default), knn "
+        "(needs the pymatting package) or none (rembg's plain mask)",
     )
     matting_band: int = Field(
-        6, ge=1, le=64, description="matting: half-width in pixels of the uncertain band around the mask's edge"
+        3, ge=1, le=64, description="matting: half-width in pixels of the uncertain band around the mask's edge"
     )
     grabcut: int = Field(
         0,
@@ -199,7 +199,7 @@ class SegmentProduct(ModelStage):
     Params: ClassVar[type[StageParams]] = SegmentProductParams
     summary: ClassVar[str] = "Mask the product (U2-Netp, rembg's model) into the alpha channel; the image is unchanged."
     example: ClassVar[dict] = {"min_island": 0.05, "refine_radius": 2}
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: closed-form matting of a 3 px band by default (1: none)
     model: ClassVar[str] = "u2netp"
     multiple: ClassVar[int] = 1
     produces_alpha: ClassVar[bool] = True  # the mask is the item's alpha: segment.cutout and compose.background read it

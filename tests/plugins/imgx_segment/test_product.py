@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -185,27 +183,31 @@ def test_a_bf16_run_keeps_the_mask_network_at_fp32_and_says_so(photos) -> None:
     assert np.array_equal(run(stage, image)[0].alpha, run(reference, image)[0].alpha)
 
 
-def test_matting_is_added_later_so_earlier_hashes_hold() -> None:
-    base = SegmentProductParams().fingerprint()
+def test_matting_is_on_by_default_and_the_stage_version_says_so() -> None:
+    """Closed-form matting of a 3 px band is the default since version 2: the default's fingerprint leaves the
+    matting fields out (like every added_later field), so the version is what keeps version-1 outputs (no matting)
+    from being taken for new ones; a recipe asking for rembg's plain mask says matting: none and hashes it."""
+    assert SegmentProduct.version == "2"
+    params = SegmentProductParams()
+    assert (params.matting, params.matting_band) == ("closed_form", 3)
+    base = params.fingerprint()
     assert "matting" not in base and "matting_band" not in base
-    if importlib.util.find_spec("pymatting") is None:
-        pytest.skip("pymatting is not installed (optional)")
-    matted = SegmentProductParams(matting="closed_form", matting_band=4).fingerprint()
-    assert matted["matting"] == "closed_form" and matted["matting_band"] == 4
-    assert {k: v for k, v in matted.items() if not k.startswith("matting")} == base
+    plain = SegmentProductParams(matting="none").fingerprint()
+    assert plain["matting"] == "none"
+    assert {k: v for k, v in plain.items() if k != "matting"} == base
+    wider = SegmentProductParams(matting_band=6).fingerprint()
+    assert wider["matting_band"] == 6 and "matting" not in wider
 
 
 def test_matting_follows_soft_edges_the_network_misses() -> None:
     """Feathered and fur-fringed objects of the quality set through the real network: closed-form matting brings the
     mask's edge band closer to the true matte and the product's IoU up (measured: band error 0.24 -> 0.06, IoU
     0.63 -> 0.92 on the feathered horse), and the image stays unchanged."""
-    if importlib.util.find_spec("pymatting") is None:
-        pytest.skip("pymatting is not installed (optional)")
     from segment_eval import alpha_error, build_quality_set, edge_band
 
     soft = [item for item in build_quality_set(seed=0, per_category=2) if item.category == "soft"]
-    plain = run(make(), *[item.image for item in soft])
-    matted = run(make(matting="closed_form"), *[item.image for item in soft])
+    plain = run(make(matting="none"), *[item.image for item in soft])
+    matted = run(make(matting="closed_form", matting_band=6), *[item.image for item in soft])
     for item, p, m in zip(soft, plain, matted, strict=True):
         band = edge_band(item.alpha)
         assert alpha_error(m.alpha, item.alpha, band) < alpha_error(p.alpha, item.alpha, band), item.name
