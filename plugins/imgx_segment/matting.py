@@ -32,6 +32,7 @@ MATTING_MODES: tuple[str, ...] = ("none", "closed_form", "knn")
 MATTING_SIDE = 192  # long side in pixels of the crop the solver runs on (cost ~ its pixel count)
 CF_EPSILON = 1e-7  # closed-form matting's colour-line regulariser (pymatting's default)
 RIDGE = 1e-9  # the diagonal added to the closed-form system so a band no sure pixel reaches is not singular
+READ_ROWS = 256  # rows of the crop whose unknown pixels are read back from the solver's alpha at a time
 SURE = 0.9  # mask values at or above this (below 1 - this) are sure product (background) before the band is cut
 
 
@@ -50,16 +51,18 @@ UNKNOWN = 128  # the code of an unknown pixel in :func:`_codes`' uint8 trimap (0
 
 def _codes(mask: np.ndarray, band: int) -> np.ndarray:
     """:func:`trimap` as ``(H, W)`` uint8 codes (0, :data:`UNKNOWN`, 255): a byte a pixel, where the float trimap of
-    a 4000 px photo would take 96 MB."""
+    a 4000 px photo would take 96 MB; built in two byte planes, each eroded in place."""
     if mask.ndim != 2:
         raise ValueError(f"got mask {mask.dtype} {mask.shape}; expected (H, W) float32 in 0..1")
     size = 2 * band + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    out = cv2.erode((mask >= SURE).view(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
-    out *= 255
-    sure_bg = cv2.erode((mask <= 1.0 - SURE).view(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
-    out[sure_bg == 0] |= UNKNOWN  # neither sure background nor (already 255) sure product: unknown
-    return out
+    product = cv2.compare(mask, SURE, cv2.CMP_GE)  # 255 where sure product
+    cv2.erode(product, kernel, dst=product, borderType=cv2.BORDER_REPLICATE)
+    rest = cv2.compare(mask, 1.0 - SURE, cv2.CMP_GT)  # 255 where not sure background
+    cv2.dilate(rest, kernel, dst=rest, borderType=cv2.BORDER_REPLICATE)  # = not the eroded sure background
+    np.bitwise_and(rest, UNKNOWN, out=rest)
+    np.bitwise_or(product, rest, out=product)  # sure product stays 255, the rest of the band becomes UNKNOWN
+    return product
 
 
 def trimap(mask: np.ndarray, band: int) -> np.ndarray:
@@ -130,7 +133,15 @@ def _solve(image: np.ndarray, tri: np.ndarray, mode: str) -> np.ndarray:
     raise ValueError(f"got matting {mode!r}; expected one of {', '.join(MATTING_MODES)}")
 
 
-def matte(image: np.ndarray, mask: np.ndarray, mode: str, band: int = 6, side: int = MATTING_SIDE) -> np.ndarray:
+def matte(
+    image: np.ndarray,
+    mask: np.ndarray,
+    mode: str,
+    band: int = 6,
+    side: int = MATTING_SIDE,
+    *,
+    inplace: bool = False,
+) -> np.ndarray:
     """The mask with its uncertain band re-estimated by alpha matting.
 
     :param image: ``(H, W, 3)`` uint8 RGB, the photo.
@@ -138,6 +149,7 @@ def matte(image: np.ndarray, mask: np.ndarray, mode: str, band: int = 6, side: i
     :param mode: ``none`` (the mask is returned), ``closed_form`` or ``knn``.
     :param band: half-width in image pixels of the unknown band around the mask's edge.
     :param side: the solver's crop is scaled down to at most this long side.
+    :param inplace: write the band into ``mask`` and return it, instead of a copy.
     :return: ``(H, W)`` float32 in 0..1.
     """
     if mode == "none":
@@ -148,7 +160,8 @@ def matte(image: np.ndarray, mask: np.ndarray, mode: str, band: int = 6, side: i
     codes = _codes(mask, band)
     unknown = codes == UNKNOWN
     rows, cols = np.flatnonzero(unknown.any(axis=1)), np.flatnonzero(unknown.any(axis=0))
-    if rows.size == 0 or not (codes == 255).any():
+    del unknown
+    if rows.size == 0 or cv2.countNonZero(cv2.compare(codes, 255, cv2.CMP_EQ)) == 0:
         return mask  # no edge to matte, or nothing sure to anchor the product's colours
     h, w = mask.shape
     y0, y1 = max(0, int(rows[0]) - band), min(h, int(rows[-1]) + band + 1)
@@ -165,9 +178,13 @@ def matte(image: np.ndarray, mask: np.ndarray, mode: str, band: int = 6, side: i
         small_codes = cv2.resize(small_codes, small, interpolation=cv2.INTER_NEAREST)
     tri = np.where(small_codes == UNKNOWN, 0.5, small_codes / 255.0)
     alpha = np.clip(_solve(pixels.astype(np.float64) / 255.0, tri, mode), 0.0, 1.0).astype(np.float32)
-    ys, xs = np.nonzero(unknown[y0:y1, x0:x1])
-    out = mask.copy()
-    out[ys + y0, xs + x0] = _bilinear(alpha, ys, xs, (crop_h, crop_w))
+    out = mask if inplace else mask.copy()
+    # the unknown pixels a strip of rows at a time: a soft mask of a 4000 px photo can have millions, and each costs
+    # ~60 bytes of coordinates and weights while it is read
+    for top in range(0, crop_h, READ_ROWS):
+        ys, xs = np.nonzero(codes[y0 + top : y0 + min(crop_h, top + READ_ROWS), x0:x1] == UNKNOWN)
+        ys += top
+        out[ys + y0, xs + x0] = _bilinear(alpha, ys, xs, (crop_h, crop_w))
     return out
 
 

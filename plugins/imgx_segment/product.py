@@ -154,6 +154,7 @@ def mask_from_prediction(image: np.ndarray, prediction: np.ndarray, params: Segm
         matting=params.matting,
         matting_band=params.matting_band,
         grabcut_iterations=params.grabcut,
+        owned=True,  # the upsampled mask is this call's own
     )
     return to_uint8(mask)
 

@@ -181,6 +181,7 @@ def refine(
     matting: str = "none",
     matting_band: int = 6,
     grabcut_iterations: int = 0,
+    owned: bool = False,
 ) -> np.ndarray:
     """The clean-ups in order: islands (``min_island`` fraction of the largest object) or the largest object only,
     hole filling, GrabCut on the undecided pixels (``grabcut_iterations``; 0 = off), alpha matting (``matting``:
@@ -189,8 +190,11 @@ def refine(
 
     :param mask: ``(H, W)`` float32 in 0..1.
     :param image: ``(H, W, 3)`` uint8 RGB, the guide of the guided filter.
+    :param owned: the caller gives ``mask`` up, so a step may write into it (matting does: a copy of a 4000 px
+        photo's mask is 46 MB); otherwise ``mask`` is left as it was.
     :return: ``(H, W)`` float32 in 0..1.
     """
+    given = mask
     if largest_only:
         mask = keep_largest(mask)
     elif min_island > 0:
@@ -200,7 +204,7 @@ def refine(
     if grabcut_iterations > 0:
         mask = grabcut(mask, image, grabcut_iterations)
     if matting != "none":
-        mask = matte(image, mask, matting, matting_band)
+        mask = matte(image, mask, matting, matting_band, inplace=owned or mask is not given)
     if guided_radius > 0:
         mask = guided_edges(mask, image, guided_radius, guided_eps)
     if level is not None:

@@ -63,6 +63,10 @@ def test_matting_brings_a_hard_mask_closer_to_the_true_soft_matte(soft_items, mo
         assert after < 0.8 * before, (item.name, before, after)
         tri = trimap(hard, 6)
         assert np.array_equal(out[tri != 0.5], hard[tri != 0.5])  # sure pixels keep the mask's values
+        assert np.array_equal(hard, (item.alpha >= 128).astype(np.float32))  # the input is left as it was
+        given = hard.copy()
+        assert matte(item.image, given, mode, band=6, inplace=True) is given  # or written into, when given up
+        assert np.array_equal(given, out)
 
 
 def test_a_large_image_is_solved_on_a_bounded_crop(soft_items) -> None:
