@@ -33,6 +33,7 @@ MATTING_SIDE = 192  # long side in pixels of the crop the solver runs on (cost ~
 CF_EPSILON = 1e-7  # closed-form matting's colour-line regulariser (pymatting's default)
 RIDGE = 1e-9  # the diagonal added to the closed-form system so a band no sure pixel reaches is not singular
 READ_ROWS = 256  # rows of the crop whose unknown pixels are read back from the solver's alpha at a time
+UNKNOWN = 128  # the code of an unknown pixel in :func:`_codes`' uint8 trimap (0 background, 255 product)
 SURE = 0.9  # mask values at or above this (below 1 - this) are sure product (background) before the band is cut
 
 
@@ -44,9 +45,6 @@ def check_available(mode: str) -> None:
             f"matting: {mode} needs the pymatting package, which is not installed; install it with "
             "pip install 'pymatting>=1.1.16' (or set matting: none)"
         )
-
-
-UNKNOWN = 128  # the code of an unknown pixel in :func:`_codes`' uint8 trimap (0 background, 255 product)
 
 
 def _codes(mask: np.ndarray, band: int) -> np.ndarray:

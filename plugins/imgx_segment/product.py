@@ -3,9 +3,10 @@
 What a catalog user gets: the image unchanged and its alpha set to the mask of the salient object (255 = product), so
 ``segment.cutout``, ``compose.background`` or ``geometry.center`` downstream read it from ``Item.alpha``. The mask is
 rembg's U2-Netp mask (320 x 320 network input, min-max normalised output, bicubic upsampling: see
-:mod:`imgx_segment.preprocess`), optionally cleaned up (:mod:`imgx_segment.refine`): small islands or everything but
-the largest object removed, holes filled, undecided pixels decided by GrabCut, edges snapped to the image with a
-guided filter, a threshold for a hard mask.
+:mod:`imgx_segment.preprocess`) whose edge band is re-estimated from the photo's colours by closed-form matting
+(the default since version 2; ``matting: none`` keeps rembg's mask as it is), optionally cleaned up
+(:mod:`imgx_segment.refine`): small islands or everything but the largest object removed, holes filled, undecided
+pixels decided by GrabCut, edges snapped to the image with a guided filter, a threshold for a hard mask.
 
 No product: a flat image (every pixel the same colour) or one where the network's peak saliency stays under
 ``min_confidence`` gets an empty mask (all 0) rather than min-max-amplified noise; ``segment.cutout`` then fails that

@@ -179,7 +179,7 @@ def refine(
     guided_eps: float = 1e-2,
     level: float | None = None,
     matting: str = "none",
-    matting_band: int = 6,
+    matting_band: int = 3,
     grabcut_iterations: int = 0,
     owned: bool = False,
 ) -> np.ndarray:
