@@ -15,7 +15,10 @@ sessions run them (every value can still be given alone and wins over the preset
 
 The prediction then goes through ``segment.product``'s post-processing, unchanged: min-max normalisation, bicubic
 upsampling, islands, holes, guided refinement and threshold (:func:`imgx_segment.product.mask_from_prediction`), so a
-U2-Netp file run here gives ``segment.product``'s masks (tested with rembg's ``u2netp.onnx``). Only the ``u2net``
+U2-Netp file run here gives ``segment.product``'s masks (tested with rembg's ``u2netp.onnx``). One default differs:
+``matting`` is ``none`` here, where ``segment.product`` mattes its U2-Netp mask's edge band (closed-form, on a crop of
+at most 192 px): a network that draws its own fine edge at 1024 px (BiRefNet, RMBG) would have that edge re-estimated
+at a lower resolution, which is measured for U2-Netp only; ``matting: closed_form`` asks for it. Only the ``u2net``
 preset is checked against a real file here; the others follow rembg's sessions and are the starting point for the
 family's own file.
 
@@ -40,6 +43,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from imgx import Item, Stage, StageError, StageParams, recipe_path
 from imgx.runtime import onnx_run_options
 
+from .matting import Matting
 from .preprocess import network_input
 from .product import LOW_CONFIDENCE, SegmentProductParams, mask_from_prediction
 from .tta import masks_with_confidence, predict
@@ -71,6 +75,11 @@ class SegmentOnnxParams(SegmentProductParams):
     std: tuple[float, float, float] | None = Field(None, description="per-channel std after dividing by the max")
     output: int | None = Field(None, ge=0, description="index of the graph output that holds the mask")
     sigmoid: bool | None = Field(None, description="the output is a logit: apply a sigmoid first")
+    matting: Matting = Field(
+        "none",
+        description="alpha matting of the mask's edge band: none (default here: the network's own edge), closed_form "
+        "(segment.product's default) or knn (needs the pymatting package)",
+    )
 
     @field_validator("model_file", mode="after")
     @classmethod
@@ -122,7 +131,7 @@ class SegmentOnnx(Stage):
     Params: ClassVar[type[StageParams]] = SegmentOnnxParams
     summary: ClassVar[str] = "Mask the product with your own ONNX network (BiRefNet, ISNet, RMBG, U2-Net presets)."
     example: ClassVar[dict] = {"model": "u2netp", "preset": "u2net", "min_island": 0.05}
-    version: ClassVar[str] = "2"  # 2: segment.product's closed-form matting by default (1: none)
+    version: ClassVar[str] = "1"
     batchable: ClassVar[bool] = True
     produces_alpha: ClassVar[bool] = True
     params: SegmentOnnxParams

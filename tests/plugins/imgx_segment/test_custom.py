@@ -45,7 +45,8 @@ def assert_same_masks(ours: list[np.ndarray], built_in: list[np.ndarray]) -> Non
 
 @pytest.mark.parametrize("how", ["model_file", "model", "explicit"])
 def test_rembg_u2netp_through_the_onnx_path_gives_segment_products_masks(photos, onnx_file: Path, how: str) -> None:
-    post = {"min_island": 0.05, "refine_radius": 2}
+    # segment.product's default closed-form matting, asked for here (segment.onnx leaves the network's edge alone)
+    post = {"min_island": 0.05, "refine_radius": 2, "matting": "closed_form"}
     given = {
         "model_file": {"model_file": str(onnx_file), "preset": "u2net"},
         "model": {"model": "u2netp", "preset": "u2net"},
@@ -61,7 +62,7 @@ def test_tta_flip_through_the_onnx_path_gives_segment_products_masks_and_confide
     """The same ``tta: flip`` and ``min_mask_confidence`` on both stages: the same masks (the plain path's tolerance),
     the same confidence per photo, the same ``low_confidence`` flag; and the flip does change the masks."""
     images = [photos["coffee"], photos["rocket"], photos["astronaut"]]
-    post = {"min_island": 0.05, "refine_radius": 2}
+    post = {"min_island": 0.05, "refine_radius": 2, "matting": "none"}
     plain = run(SegmentProduct(SegmentProductParams(**post), context()), images)
     built_in = run(SegmentProduct(SegmentProductParams(**post, tta="flip"), context()), images)
     ranked = sorted(item.metrics["confidence"] for item in built_in)
@@ -86,6 +87,10 @@ def test_tta_flip_through_the_onnx_path_gives_segment_products_masks_and_confide
 
 def test_every_item_gets_a_confidence_and_the_new_parameters_keep_the_hash(photos) -> None:
     params = SegmentOnnxParams(model="u2netp", preset="u2net")
+    assert params.matting == "none" and "matting" not in params.fingerprint()  # the network's own edge, as before
+    assert SegmentOnnxParams(model="u2netp", preset="u2net", matting="closed_form").fingerprint()["matting"] == (
+        "closed_form"
+    )
     (item,) = run(SegmentOnnx(params, context()), [photos["coffee"]])
     (reference,) = run(SegmentProduct(SegmentProductParams(), context()), [photos["coffee"]])
     assert item.metrics["confidence"] == pytest.approx(reference.metrics["confidence"], abs=2e-3)
