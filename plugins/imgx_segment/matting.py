@@ -111,8 +111,9 @@ def closed_form_alpha(image: np.ndarray, tri: np.ndarray, epsilon: float = CF_EP
     laplacian = coo_matrix((values.ravel(), (rows, cols)), shape=(h * w, h * w)).tocsr()
     u = np.flatnonzero(~known.ravel())
     k = np.flatnonzero(known.ravel())
-    a_uu = laplacian[u][:, u]
-    rhs = -(laplacian[u][:, k] @ tri.ravel()[k])
+    coupled = laplacian[u]  # the rows of the unknown pixels, cut once for both blocks
+    a_uu = coupled[:, u]
+    rhs = -(coupled[:, k] @ tri.ravel()[k])
     # a ridge far below the Laplacian's entries: an unknown region no sure pixel reaches is singular without it and
     # settles at 0.5 with it; everywhere else it moves alpha by ~1e-9
     ridge = RIDGE * identity(u.size, format="csr")

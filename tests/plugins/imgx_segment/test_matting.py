@@ -128,6 +128,9 @@ def test_an_unknown_region_out_of_reach_of_sure_pixels_stays_undecided() -> None
     lone[0, 0] = 1.0
     lone[9, 9] = 0.0
     assert np.isfinite(closed_form_alpha(np.random.default_rng(0).random((10, 10, 3)), lone)).all()
+    nothing_sure = np.full((10, 10), 0.5)  # every pixel unknown: no sure pixel reaches any of them
+    settled = closed_form_alpha(np.random.default_rng(0).random((10, 10, 3)), nothing_sure)
+    assert np.allclose(settled, 0.5, atol=1e-6)
 
 
 def test_knn_without_pymatting_is_refused_when_the_parameters_are_read() -> None:
