@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import resource
@@ -121,6 +122,7 @@ def write_recipe(
     batch_size: int,
     png_compression: int | str = "fast",
     precision: str = "fp32",
+    overlap: str = "auto",
 ) -> Path:
     import yaml
 
@@ -137,6 +139,7 @@ def write_recipe(
             "backend": backend,
             "precision": precision,
             "max_failures": 0,
+            "overlap": {"on": True, "off": False}.get(overlap, overlap),
         },
         "stages": [{"id": "styled", "uses": "style.transfer", "with": {"style": STYLE, "max_side": 1024}}],
     }
@@ -311,6 +314,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=4, help="imgx execution.batch_size (default 4)")
     parser.add_argument(
+        "--overlap",
+        default="auto",
+        help="imgx execution.overlap settings to time: auto, on, off (default auto: on for one worker on a machine of "
+        "more cores, off where every core has a worker)",
+    )
+    parser.add_argument(
         "--baseline-tree",
         type=Path,
         default=None,
@@ -358,11 +367,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.configs:
         pairs = [(item.split(":")[0].strip(), int(item.split(":")[1])) for item in args.configs.split(",")]
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    overlaps = [o.strip() for o in args.overlap.split(",") if o.strip()]
     for level in png_settings(args.png_levels):
         for backend, workers in pairs:
-            for precision in precisions:
+            for precision, overlap in itertools.product(precisions, overlaps):
                 label = f"imgx {backend} w{workers}" + ("" if level == "fast" else f" png{level}")
                 label += "" if precision == "fp32" else f" {precision}"
+                label += "" if overlap == "auto" else f" overlap-{overlap}"
                 configs.append(
                     {
                         "label": label,
@@ -371,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                         "workers": workers,
                         "png": level,
                         "precision": precision,
+                        "overlap": overlap,
                     }
                 )
                 own = configs[-1]
@@ -393,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             args.batch_size,
             config["png"],
             config["precision"],
+            config["overlap"],
         )
         home = [f"IMGX_HOME={config['home']}"] if "home" in config else []
         if "tree" not in config:
@@ -458,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             "baseline_tree": str(args.baseline_tree) if args.baseline_tree else None,
             "baseline_commit": _commit(args.baseline_tree) if args.baseline_tree else None,
             "precisions": precisions,
+            "overlap": overlaps,
             "targets": {"ratio": TARGET_RATIO, "mad": TARGET_MAD},
         },
         "configs": configs,

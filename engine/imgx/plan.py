@@ -103,6 +103,8 @@ class RunSettings:
     :param workers: worker processes (``"auto"``: every core).
     :param start_method: multiprocessing start method of local workers, ``None`` for the default.
     :param max_failures: the failure budget (a fraction of items, or a count).
+    :param overlap: decode ahead and encode behind on helper threads in each worker: ``True``, ``False`` or
+        ``"auto"`` (resolved from the cores per worker and the device: :func:`imgx.runner.resolve_overlap`).
     """
 
     encodings: Mapping[str, EncodeSettings]
@@ -120,6 +122,7 @@ class RunSettings:
     start_method: str | None
     max_failures: float | int
     write: bool = True
+    overlap: bool | str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -393,6 +396,7 @@ def build_plan(loaded: LoadedRecipe, registry: Registry) -> Plan:
         workers=execution.workers,
         start_method=execution.start_method,
         max_failures=execution.max_failures,
+        overlap=execution.overlap,
     )
     return Plan(
         name=recipe.name,

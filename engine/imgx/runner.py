@@ -92,6 +92,21 @@ def resolve_workers(value: int | str) -> int:
     return int(value)
 
 
+def worker_threads(workers: int) -> int:
+    """Each worker's share of the cores, the CPU threads its models run on: two workers with an all-core thread pool
+    each would oversubscribe the machine."""
+    return max(1, resolve_workers("auto") // workers)
+
+
+def resolve_overlap(setting: bool | str, *, device: str, threads: int) -> bool:
+    """``execution.overlap`` resolved: as written, or for ``auto`` on where a worker runs its models on a GPU (the
+    CPU decodes and encodes while the GPU computes) or has more than one core to itself (``threads``), off where every
+    core already runs a worker of its own: there a helper thread would only take a core from another worker."""
+    if setting != "auto":
+        return bool(setting)
+    return device != "cpu" or threads > 1
+
+
 def resolve_device(plan: Plan) -> str:
     """The device stages run on: the plan's, with ``auto`` resolved to ``cuda`` when a stage is placed on the GPU and
     torch sees one, else ``cpu``."""
@@ -234,13 +249,15 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
         summary.items = scan.items
         summary.max_failures = plan.settings.max_failures
         summary.failure_budget = _budget(summary.max_failures, summary.items)
+        device = resolve_device(plan)
+        threads = worker_threads(workers)
         spec = RunSpec(
             plan=plan,
             out_dir=out_dir,
             run_id=summary.run_id,
-            device=resolve_device(plan),
-            # each worker's share of the cores: two workers with an all-core thread pool each would oversubscribe
-            threads=max(1, resolve_workers("auto") // workers),
+            device=device,
+            threads=threads,
+            overlap=resolve_overlap(plan.settings.overlap, device=device, threads=threads),
         )
         executor_cls = registry.get_executor(plan.settings.executor)
         # workers import the plugins the plan uses, not every one installed (start-up time and memory per worker)

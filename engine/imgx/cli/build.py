@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..io import fs
 from ..io.catalog import open_catalog
-from ..runner import RunOptions, prepare, resolve_device, resolve_workers
+from ..runner import RunOptions, prepare, resolve_device, resolve_workers, worker_threads
 from ._common import Overrides, Plugin, PluginsDir, err_console, guarded, out_console, plugin_config, print_warning
 
 RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file.", dir_okay=False)]
@@ -43,7 +43,7 @@ def build_command(
         return
     skip = fs.absolute(loaded.recipe.output.dir, loaded.base_dir)
     catalog = guarded(lambda: open_catalog(loaded, registry, skip_dirs=(skip,)))
-    threads = max(1, resolve_workers("auto") // resolve_workers(plan.settings.workers))
+    threads = worker_threads(resolve_workers(plan.settings.workers))
     built = guarded(
         lambda: build_ahead(
             plan,

@@ -17,7 +17,7 @@ from ..io.encode import FORMATS
 from ..io.naming import output_path, split_output
 from ..ledger import StatePaths
 from ..progress import Reporter
-from ..runner import RunOptions, prepare, resolve_device, resolve_workers
+from ..runner import RunOptions, prepare, resolve_device, resolve_overlap, resolve_workers, worker_threads
 from ._common import Overrides, Plugin, PluginsDir, err_console, guarded, out_console, plugin_config, print_warning
 
 RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file.", dir_okay=False)]
@@ -88,9 +88,12 @@ def plan_command(
     if first:
         out_console.print("first items: " + escape(", ".join(ref.sku for ref in first)), soft_wrap=True)
     asked = f" ({settings.device})" if settings.device != device else ""
+    overlapped = resolve_overlap(settings.overlap, device=device, threads=worker_threads(workers))
+    overlap = "on (decode ahead, encode behind)" if overlapped else "off"
+    overlap += " (auto)" if settings.overlap == "auto" else ""
     out_console.print(
         f"execution: {settings.executor} executor, {workers} worker(s), batch size {settings.batch_size}, "
-        f"device {device}{asked}, max_failures {settings.max_failures:g}"
+        f"device {device}{asked}, max_failures {settings.max_failures:g}, overlap {overlap}"
     )
     varied = [split_output(node.id) for node in plan.nodes if split_output(node.id)[1]]
     if varied:
@@ -210,7 +213,7 @@ def _print_estimate(plan, registry, catalog, *, workers: int, device: str, calib
 
     items = guarded(catalog.count)
     sizes = guarded(lambda: catalog_sizes(iter(catalog), items))
-    threads = max(1, resolve_workers("auto") // workers)  # as the runner divides the cores
+    threads = worker_threads(workers)
     book = CostBook()
     if book.problem:
         print_warning(book.problem)

@@ -9,17 +9,24 @@ Sources and outputs in an object store or behind HTTP wait on the network, not o
 are fetched :data:`IO_THREADS` at a time before it is decoded, and its outputs to an object store are written that
 many at a time while the worker encodes the next, each item journaled once all its outputs are written (at the latest
 when the batch ends). Local files are read and written in turn, as before: there the core does the work.
+
+With ``RunSpec.overlap`` (a worker with a core to spare, or a GPU), decoding and encoding move off the stages' thread:
+a helper thread reads and decodes the next group of items while the stages run on this one, another encodes and writes
+the items already done (at most :data:`ENCODE_BEHIND` waiting), so the decoder, the network and the encoder each keep
+a core busy; OpenCV, Pillow, ONNX Runtime and torch release the GIL in their heavy calls.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from ..color import parse_color
 from ..errors import ImgxError
@@ -52,6 +59,11 @@ CPU_GROUP_PIXELS = 1 << 22
 #: requests a worker keeps in flight to remote sources and outputs (object stores, HTTP): enough to hide a request's
 #: latency (tens of milliseconds to a cloud store) behind the others, few enough for one worker's connections
 IO_THREADS = 8
+T = TypeVar("T")
+
+#: with overlap, items whose stages are done waiting for the encoder thread besides the one it encodes: enough to
+#: ride out an item that encodes slowly, few enough that a worker holds at most that many more items' images
+ENCODE_BEHIND = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +78,8 @@ class RunSpec:
     :param device: the device stages run on, resolved from the plan's ``auto`` (``cpu`` / ``cuda``).
     :param compact_rows: ledger rows per Parquet part.
     :param threads: CPU threads per worker for model inference (the cores divided among the workers); ``None``: all.
+    :param overlap: decode the next items and encode the finished ones on helper threads while the stages run
+        (resolved from ``execution.overlap``: :func:`imgx.runner.resolve_overlap`).
     """
 
     plan: Plan
@@ -74,6 +88,7 @@ class RunSpec:
     device: str = "cpu"
     compact_rows: int = 5000
     threads: int | None = None
+    overlap: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -199,6 +214,8 @@ class BatchProcessor:
         self.ledger = LedgerWriter(self.paths, spec.run_id, worker, compact_rows=spec.compact_rows)
         self.remote_outputs = not fs.is_local(spec.out_dir)
         self._io: concurrent.futures.ThreadPoolExecutor | None = None  # started at the first remote read or write
+        # with overlap: one thread decoding ahead, one encoding behind (started at the first batch)
+        self._helpers: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
         batchable = [i for i, node in enumerate(self.plan.nodes) if node.stage.batchable]
         self.batched = bool(batchable)
         # a batched plan runs its nodes up to the last batchable one on the whole batch, the rest item by item
@@ -212,6 +229,10 @@ class BatchProcessor:
         if getattr(self, "_io", None) is not None:
             self._io.shutdown(wait=True)
             self._io = None
+        for helper in getattr(self, "_helpers", {}).values():
+            helper.shutdown(wait=True)
+        if hasattr(self, "_helpers"):
+            self._helpers.clear()
         if hasattr(self, "ledger"):
             self.ledger.close()
 
@@ -220,6 +241,12 @@ class BatchProcessor:
             self._io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="imgx-io")
         return self._io
 
+    def _helper(self, name: str) -> concurrent.futures.ThreadPoolExecutor:
+        """The overlap's one-thread pool ``name`` (``decode`` or ``encode``)."""
+        if name not in self._helpers:
+            self._helpers[name] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"imgx-{name}")
+        return self._helpers[name]
+
     def __call__(self, units: Sequence[WorkUnit]) -> BatchResult:
         """Process a batch. With a batchable stage in the plan (a model), the nodes up to the last batchable one run
         on a group of items at once: the whole batch on a GPU, where the batch is the inference batch; on the CPU as
@@ -227,37 +254,61 @@ class BatchProcessor:
         large image per call anyway and a batch of 4000 px photos would only hold their memory. Every other node
         runs item by item, each item written and released before the next, so only one item's later images are
         alive at a time (a batch of full-size images costs memory, page faults and cache misses, and nothing is
-        gained from batching per-item stages)."""
+        gained from batching per-item stages).
+
+        With ``RunSpec.overlap`` the next group is read and decoded, and the finished items encoded and written, on
+        helper threads while the stages run; the ledger still journals items in order, each once it is written."""
         stage_seconds: dict[str, float] = {}
         work: dict[str, float] = {}
         rows: list[LedgerRow] = []
         failed_items = 0
         io_seconds = megapixels = 0.0
-        pending: list[_Pending] = []
+        pending: list[concurrent.futures.Future[_Pending]] = []
         fetched = self.fetch(units)
-        for group in self._groups(units, fetched):
-            if self.batched:
-                self._add_seconds(stage_seconds, self.run_nodes(group, self.batch_nodes))
-            while group:
-                states = [group.pop(0)]  # released once written
-                self._add_seconds(stage_seconds, self.run_nodes(states, self.item_nodes))
-                add_work(work, states)
-                started = time.perf_counter()
-                pending.append(self._submit(states[0]))
-                group_rows, group_failed = self._journal(pending, wait=False)  # the items already written
-                seconds, pixels = io_measured(states, time.perf_counter() - started)
-                io_seconds += seconds
-                megapixels += pixels
-                rows.extend(group_rows)
-                failed_items += group_failed
+        groups = self._groups(units, fetched)
+        if self.spec.overlap:
+            groups = self._ahead(groups)
+        try:
+            for group in groups:
+                if self.batched:
+                    self._add_seconds(stage_seconds, self.run_nodes(group, self.batch_nodes))
+                while group:
+                    states = [group.pop(0)]  # released once written
+                    self._add_seconds(stage_seconds, self.run_nodes(states, self.item_nodes))
+                    add_work(work, states)
+                    started = time.perf_counter()
+                    pending.append(self._submit(states[0], pending))
+                    group_rows, group_failed, encoded = self._journal(pending, wait=False)  # the items written
+                    seconds, pixels = io_measured(states, time.perf_counter() - started + encoded)
+                    io_seconds += seconds
+                    megapixels += pixels
+                    rows.extend(group_rows)
+                    failed_items += group_failed
+        except BaseException:  # Ctrl-C or an error: the items already encoded and written are journaled first
+            with contextlib.suppress(Exception):
+                self._journal(pending, wait=True)
+            raise
+        finally:
+            groups.close()  # the decode-ahead thread stops
         started = time.perf_counter()
-        group_rows, group_failed = self._journal(pending, wait=True)
-        io_seconds += time.perf_counter() - started
+        group_rows, group_failed, encoded = self._journal(pending, wait=True)
+        io_seconds += time.perf_counter() - started + encoded
         rows.extend(group_rows)
         failed_items += group_failed
         return BatchResult(rows, stage_seconds, len(units), failed_items, work, io_seconds, megapixels)
 
-    def _groups(self, units: Sequence[WorkUnit], fetched: Fetched) -> Iterator[list[ItemState]]:
+    def _ahead(self, groups: Iterator[list[ItemState]]) -> Generator[list[ItemState], None, None]:
+        """``groups``, each read and decoded on the decode thread while the one before it is in the stages."""
+        helper = self._helper("decode")
+        future = helper.submit(next, groups, None)
+        try:
+            while (group := future.result()) is not None:
+                future = helper.submit(next, groups, None)
+                yield group
+        finally:
+            concurrent.futures.wait([future])  # the generator is left alone before it is closed
+
+    def _groups(self, units: Sequence[WorkUnit], fetched: Fetched) -> Generator[list[ItemState], None, None]:
         """``units`` prepared (read and decoded) in the groups :meth:`__call__` runs: one item at a time for a plan
         without a batchable stage; else the whole batch on a GPU, on the CPU up to :data:`CPU_GROUP_PIXELS` decoded
         pixels (the item that would overflow a group is held, decoded, while that group runs)."""
@@ -325,26 +376,49 @@ class BatchProcessor:
     def finish(self, states: Sequence[ItemState]) -> tuple[list[LedgerRow], int]:
         """Encode and write each state's outputs (to an object store, :data:`IO_THREADS` at a time) and journal each
         item's rows once its outputs are written: ``(rows, failed items)``."""
-        pending = [self._submit(state) for state in states]
-        return self._journal(pending, wait=True)
+        pending: list[concurrent.futures.Future[_Pending]] = []
+        for state in states:
+            pending.append(self._submit(state, pending))
+        rows, failed_items, _ = self._journal(pending, wait=True)
+        return rows, failed_items
 
-    def _submit(self, state: ItemState) -> _Pending:
-        """Encode ``state``'s outputs and start writing them; its images are released."""
+    def _submit(
+        self, state: ItemState, pending: Sequence[concurrent.futures.Future[_Pending]]
+    ) -> concurrent.futures.Future[_Pending]:
+        """Encode ``state``'s outputs and start writing them; its images are released once encoded. With overlap on
+        the encode thread, after waiting while more than :data:`ENCODE_BEHIND` items of ``pending`` (the items
+        submitted before it) wait for it; else here and now."""
+        if not self.spec.overlap:
+            return _done(self._encode(state))
+        queued = [future for future in pending if not future.done()]
+        if len(queued) > ENCODE_BEHIND:
+            concurrent.futures.wait(queued[: len(queued) - ENCODE_BEHIND])
+        return self._helper("encode").submit(self._encode, state)
+
+    def _encode(self, state: ItemState) -> _Pending:
+        started = time.perf_counter()
         pending = self._finish(state)
         state.values.clear()
+        pending.seconds = time.perf_counter() - started
         return pending
 
-    def _journal(self, pending: list[_Pending], *, wait: bool) -> tuple[list[LedgerRow], int]:
-        """Journal the items of ``pending`` whose outputs are all written (``wait``: all of them, waiting for their
-        writes), in order, removing them from ``pending``: ``(their rows, how many of them failed)``."""
+    def _journal(
+        self, pending: list[concurrent.futures.Future[_Pending]], *, wait: bool
+    ) -> tuple[list[LedgerRow], int, float]:
+        """Journal the items of ``pending`` whose outputs are encoded and written (``wait``: all of them, waiting for
+        them), in order, removing them from ``pending``: ``(their rows, how many of them failed, the seconds they were
+        encoded for on the encode thread)`` (without overlap that time is the caller's own, and 0 here)."""
         rows: list[LedgerRow] = []
         failed_items = 0
-        while pending and (wait or all(future.done() for future in pending[0].writes.values())):
-            item_rows = pending.pop(0).rows_when_written()
+        encoded = 0.0
+        while pending and (wait or (pending[0].done() and pending[0].result().written())):
+            item = pending.pop(0).result()
+            item_rows = item.rows_when_written()
             self.ledger.write(item_rows)
             rows.extend(item_rows)
             failed_items += any(row.status == "failed" for row in item_rows)
-        return rows, failed_items
+            encoded += item.seconds if self.spec.overlap else 0.0
+        return rows, failed_items, encoded
 
     # -- steps ---------------------------------------------------------------------------------------------------
 
@@ -504,11 +578,15 @@ class _Pending:
     write's future (``("" or the error, seconds)``); :meth:`rows_when_written` makes the final rows once all are
     done."""
 
-    __slots__ = ("rows", "writes")
+    __slots__ = ("rows", "seconds", "writes")
 
     def __init__(self) -> None:
         self.rows: list[LedgerRow] = []
         self.writes: dict[int, concurrent.futures.Future[tuple[str, float]]] = {}
+        self.seconds = 0.0  # encoding and starting the writes
+
+    def written(self) -> bool:
+        return all(future.done() for future in self.writes.values())
 
     def rows_when_written(self) -> list[LedgerRow]:
         """The rows, each written output's with its write's time added, or failed at ``write`` with the reason."""
@@ -526,9 +604,9 @@ class _Pending:
         return rows
 
 
-def _done(result: tuple[str, float]) -> concurrent.futures.Future[tuple[str, float]]:
-    """A future already holding ``result`` (a local write, done in turn)."""
-    future: concurrent.futures.Future[tuple[str, float]] = concurrent.futures.Future()
+def _done(result: T) -> concurrent.futures.Future[T]:
+    """A future already holding ``result`` (a local write, done in turn; an item encoded without overlap)."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
     future.set_result(result)
     return future
 

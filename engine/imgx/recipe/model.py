@@ -230,6 +230,13 @@ class ExecutionSpec(_Model):
         description="Failure budget: a fraction of items (0.05 or '5%') or a count (10). "
         "More failed items than this makes the run exit with code 1.",
     )
+    overlap: Literal["auto"] | bool = Field(
+        default="auto",
+        description="Overlap inside a worker: the next item is read and decoded and the last one encoded and written "
+        "on two helper threads while the stages run on the current one (the heavy calls release the GIL). 'auto': on "
+        "where a worker has more than one core of its own (workers fewer than cores) or runs its models on a GPU, "
+        "off where every core already has a worker. Holds one more item's images per worker.",
+    )
     start_method: Literal["fork", "spawn", "forkserver"] | None = Field(
         default=None,
         description="multiprocessing start method of workers; default fork for CPU-only plans, forkserver for "

@@ -99,7 +99,10 @@ def test_plan_shows_nodes_placement_outputs_and_hashes(imgx, photo_catalog, tmp_
     first = skus[0]
     assert f"first items: {', '.join(skus[:3])}\n" in text
     # device auto resolves to the CPU: a plan of CPU stages never runs on a GPU, and the plan says where it runs
-    assert "execution: local executor, 1 worker(s), batch size 3, device cpu (auto), max_failures 0.05" in text
+    assert "execution: local executor, 1 worker(s), batch size 3, device cpu (auto), max_failures 0.05, overlap" in text
+    # one worker on a machine of more cores has a core to spare for decoding and encoding
+    cores = len(os.sched_getaffinity(0))
+    assert ("overlap on (decode ahead, encode behind) (auto)" if cores > 1 else "overlap off (auto)") in text
     for node in plan.nodes:
         needs = ", ".join(node.needs) or "(catalog image)"
         batch = "batched" if node.stage.batchable else "per item"
