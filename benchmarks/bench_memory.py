@@ -243,14 +243,16 @@ def breakdown(recipe_path: Path, catalog: Path, work_dir: Path, extra: list[str]
 
         return wrapper
 
-    originals = {name: getattr(BatchProcessor, name) for name in ("prepare", "_run_node", "_submit")}
+    originals = {name: getattr(BatchProcessor, name) for name in ("prepare", "_run_node", "_encode")}
     BatchProcessor.prepare = measured(lambda *_: "read+decode", originals["prepare"])
     BatchProcessor._run_node = measured(lambda node, ready: f"{node.id} ({node.uses})", originals["_run_node"])
-    BatchProcessor._submit = measured(lambda state: "encode+write", originals["_submit"])
+    BatchProcessor._encode = measured(lambda state: "encode+write", originals["_encode"])
     tracemalloc.start()
     try:
         with tempfile.TemporaryDirectory(dir=work_dir, prefix="memory-breakdown-") as out:
+            # one step at a time, in this thread: without overlap (on by default for one worker of several cores)
             overrides = (f"input.path={catalog}", f"output.dir={out}", "execution.batch_size=1", *extra)
+            overrides += ("execution.overlap=false",)
             run_recipe(recipe_path, RunOptions(overrides=overrides, workers=1))
     finally:
         tracemalloc.stop()

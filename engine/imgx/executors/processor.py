@@ -64,6 +64,10 @@ T = TypeVar("T")
 #: with overlap, items whose stages are done waiting for the encoder thread besides the one it encodes: enough to
 #: ride out an item that encodes slowly, few enough that a worker holds at most that many more items' images
 ENCODE_BEHIND = 1
+#: with overlap, a group of items (or an item) of at least this many decoded pixels is neither decoded ahead of the one
+#: before it nor encoded behind the one after it: a 4000 px photo's images are never held twice, so the peak memory
+#: per worker stays that of a run without overlap (where the time goes to the stages anyway)
+OVERLAP_MAX_PIXELS = CPU_GROUP_PIXELS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +143,11 @@ def pixel_groups(states: Iterable[ItemState]) -> Iterator[list[ItemState]]:
         pixels += size
     if group:
         yield group
+
+
+def _pixels(states: Iterable[ItemState]) -> int:
+    """The decoded pixels of ``states``' sources."""
+    return sum(state.size[0] * state.size[1] for state in states)
 
 
 def io_measured(states: Iterable[ItemState], finish_seconds: float) -> tuple[float, float]:
@@ -298,13 +307,18 @@ class BatchProcessor:
         return BatchResult(rows, stage_seconds, len(units), failed_items, work, io_seconds, megapixels)
 
     def _ahead(self, groups: Iterator[list[ItemState]]) -> Generator[list[ItemState], None, None]:
-        """``groups``, each read and decoded on the decode thread while the one before it is in the stages."""
+        """``groups``, each read and decoded on the decode thread while the one before it is in the stages, unless
+        that one holds :data:`OVERLAP_MAX_PIXELS` or more (then the next is decoded once it is done)."""
         helper = self._helper("decode")
         future = helper.submit(next, groups, None)
         try:
             while (group := future.result()) is not None:
-                future = helper.submit(next, groups, None)
+                small = _pixels(group) < OVERLAP_MAX_PIXELS
+                if small:
+                    future = helper.submit(next, groups, None)
                 yield group
+                if not small:
+                    future = helper.submit(next, groups, None)
         finally:
             concurrent.futures.wait([future])  # the generator is left alone before it is closed
 
@@ -387,13 +401,18 @@ class BatchProcessor:
     ) -> concurrent.futures.Future[_Pending]:
         """Encode ``state``'s outputs and start writing them; its images are released once encoded. With overlap on
         the encode thread, after waiting while more than :data:`ENCODE_BEHIND` items of ``pending`` (the items
-        submitted before it) wait for it; else here and now."""
+        submitted before it) wait for it; an item of :data:`OVERLAP_MAX_PIXELS` or more waits for every earlier one
+        and is encoded before this returns. Without overlap here and now."""
         if not self.spec.overlap:
             return _done(self._encode(state))
         queued = [future for future in pending if not future.done()]
-        if len(queued) > ENCODE_BEHIND:
-            concurrent.futures.wait(queued[: len(queued) - ENCODE_BEHIND])
-        return self._helper("encode").submit(self._encode, state)
+        large = _pixels([state]) >= OVERLAP_MAX_PIXELS
+        if len(queued) > (0 if large else ENCODE_BEHIND):
+            concurrent.futures.wait(queued[: len(queued) - (0 if large else ENCODE_BEHIND)])
+        future = self._helper("encode").submit(self._encode, state)
+        if large:  # encoded before the next item is decoded: one large item's images at a time
+            concurrent.futures.wait([future])
+        return future
 
     def _encode(self, state: ItemState) -> _Pending:
         started = time.perf_counter()
