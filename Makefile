@@ -20,8 +20,12 @@ demo: $(STAMP)
 	$(BIN)/imgx demo-catalog build/demo-catalog
 	$(BIN)/imgx run recipes/demo.yaml
 
+# Two pytest-xdist workers: the CI machine's two cores each run a test (Ray's tests one at a time on one worker);
+# TEST_WORKERS=0 runs them in this process, one after another.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

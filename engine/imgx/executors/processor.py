@@ -53,14 +53,14 @@ __all__ = [
     "io_measured",
 ]
 
+T = TypeVar("T")
+
 #: on the CPU, the decoded pixels a group of items holds while a batched plan's model nodes run on it together
 #: (16 photos of 512 px, 4 of 1024 px, one 4000 px photo)
 CPU_GROUP_PIXELS = 1 << 22
 #: requests a worker keeps in flight to remote sources and outputs (object stores, HTTP): enough to hide a request's
 #: latency (tens of milliseconds to a cloud store) behind the others, few enough for one worker's connections
 IO_THREADS = 8
-T = TypeVar("T")
-
 #: with overlap, items whose stages are done waiting for the encoder thread besides the one it encodes: enough to
 #: ride out an item that encodes slowly, few enough that a worker holds at most that many more items' images
 ENCODE_BEHIND = 1

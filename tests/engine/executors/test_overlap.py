@@ -120,8 +120,9 @@ class _Recorder:
         return {sku: (thread, start, end) for kind, sku, thread, start, end in self.calls if kind == what}
 
 
-SLOW_LOG = '''
-"""A stage that sleeps per item and logs when, by the process's perf_counter (an in-process run shares it)."""
+STAGES = '''
+"""Test stages: one sleeps per item and logs when, by the process's perf_counter (an in-process run shares it);
+one raises a Ctrl-C at one SKU."""
 import time
 from pathlib import Path
 
@@ -148,10 +149,35 @@ class SlowLog(imgx.Stage):
         return item
 
 
+class InterruptParams(imgx.StageParams):
+    sku: str = Field(description="The SKU the Ctrl-C comes at.")
+
+
+class Interrupt(imgx.Stage):
+    """Passes items through and raises KeyboardInterrupt (a Ctrl-C) on one SKU."""
+
+    name = "test.interrupt"
+    Params = InterruptParams
+    summary = "Ctrl-C at one SKU."
+
+    def process(self, item):
+        if item.sku == self.params.sku:
+            raise KeyboardInterrupt
+        return item
+
+
 @imgx.hookimpl
 def imgx_stages():
-    return [SlowLog]
+    return [SlowLog, Interrupt]
 '''
+
+
+def _plugins(tmp_path: Path) -> PluginConfig:
+    """A --plugins-dir holding the test stages above."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "overlap_stages.py").write_text(STAGES)
+    return PluginConfig(plugins_dirs=(str(folder),))
 
 
 @pytest.mark.parametrize("mode", ["on", "off", "large"])
@@ -167,16 +193,12 @@ def test_the_next_item_is_decoded_and_the_last_encoded_while_a_stage_runs(
     overlap = mode != "off"
     if mode == "large":
         monkeypatch.setattr(processor_module, "OVERLAP_MAX_PIXELS", 1)
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "slow_log.py").write_text(SLOW_LOG)
     log = tmp_path / "slow.log"
     recipe = basic_recipe(photo_catalog, tmp_path / "out", batch_size=8, overlap=overlap)
     recipe["stages"] = [{"id": "slow", "uses": "test.slow_log", "with": {"log": str(log)}}]
     recipe["outputs"] = ["slow"]
     recorder = _Recorder(monkeypatch, delay=0.1)
-    options = RunOptions(plugin_config=PluginConfig(plugins_dirs=(str(plugins),)))
-    summary = run_recipe(write_recipe(tmp_path, recipe), options)
+    summary = run_recipe(write_recipe(tmp_path, recipe), RunOptions(plugin_config=_plugins(tmp_path)))
     assert summary.items_done == 8
     stages = {}
     for line in log.read_text().splitlines():
@@ -201,48 +223,16 @@ def test_the_next_item_is_decoded_and_the_last_encoded_while_a_stage_runs(
             assert encodes[earlier][2] <= stages[later][0]
 
 
-INTERRUPT = '''
-"""A stage that passes items through and raises KeyboardInterrupt (a Ctrl-C) on one SKU."""
-from pydantic import Field
-
-import imgx
-
-
-class InterruptParams(imgx.StageParams):
-    sku: str = Field(description="The SKU the Ctrl-C comes at.")
-
-
-class Interrupt(imgx.Stage):
-    name = "test.interrupt"
-    Params = InterruptParams
-    summary = "Ctrl-C at one SKU."
-
-    def process(self, item):
-        if item.sku == self.params.sku:
-            raise KeyboardInterrupt
-        return item
-
-
-@imgx.hookimpl
-def imgx_stages():
-    return [Interrupt]
-'''
-
-
 def test_a_ctrl_c_in_a_stage_keeps_the_items_already_encoded_in_the_ledger(photo_catalog: Path, tmp_path: Path) -> None:
     """With overlap the item before the interrupted one is still on the encode thread when the Ctrl-C comes: it is
     written and journaled before the run stops, so ``--resume`` redoes only what was not written."""
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "interrupt.py").write_text(INTERRUPT)
     skus = sorted(str(p.relative_to(photo_catalog).with_suffix("")) for p in photo_catalog.rglob("*.jpg"))
     out = tmp_path / "out"
     recipe = basic_recipe(photo_catalog, out, batch_size=8, overlap=True)
     recipe["stages"] = [{"id": "passed", "uses": "test.interrupt", "with": {"sku": skus[4]}}]
     recipe["outputs"] = ["passed"]
-    options = RunOptions(plugin_config=PluginConfig(plugins_dirs=(str(plugins),)))
     with pytest.raises(KeyboardInterrupt):
-        run_recipe(write_recipe(tmp_path, recipe), options)
+        run_recipe(write_recipe(tmp_path, recipe), RunOptions(plugin_config=_plugins(tmp_path)))
     rows = read_ledger(out).to_pylist()
     assert sorted(row["sku"] for row in rows) == skus[:4]  # a folder catalog runs in SKU order
     assert all(row["status"] == "ok" and (out / row["path"]).is_file() for row in rows)
