@@ -235,7 +235,8 @@ class ExecutionSpec(_Model):
         description="Overlap inside a worker: the next item is read and decoded and the last one encoded and written "
         "on two helper threads while the stages run on the current one (the heavy calls release the GIL). 'auto': on "
         "where a worker has more than one core of its own (workers fewer than cores) or runs its models on a GPU, "
-        "off where every core already has a worker. Holds one more item's images per worker.",
+        "off where every core already has a worker. Holds one more item's images per worker; an item of 4 MP or more "
+        "runs without it (a 4000 px photo's images are never held twice).",
     )
     start_method: Literal["fork", "spawn", "forkserver"] | None = Field(
         default=None,
