@@ -132,7 +132,7 @@ import imgx
 
 
 class SlowLogParams(imgx.StageParams):
-    seconds: float = Field(default=0.3, description="Sleep per item.")
+    seconds: float = Field(default=0.4, description="Sleep per item.")
     log: str = Field(description="File each item's start and end are appended to.")
 
 
@@ -184,8 +184,8 @@ def _plugins(tmp_path: Path) -> PluginConfig:
 def test_the_next_item_is_decoded_and_the_last_encoded_while_a_stage_runs(
     photo_catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    """A stage sleeping 0.3 s per item (the GIL released, as in a network's call), the real decoder and encoder each
-    0.1 s slower: with overlap, each item after the first is decoded on the decode thread while the item before it
+    """A stage sleeping 0.4 s per item (the GIL released, as in a network's call), the real decoder and encoder each
+    0.15 s slower: with overlap, each item after the first is decoded on the decode thread while the item before it
     is in the stage, and each item's encoding is still going when the next item's stage begins; without it, an item
     is decoded only after the stage is done with the one before, and the next stage waits for the encoding. With
     overlap on and items of ``OVERLAP_MAX_PIXELS`` or more (``large``: the bar lowered to one pixel, as a 4000 px
@@ -197,7 +197,7 @@ def test_the_next_item_is_decoded_and_the_last_encoded_while_a_stage_runs(
     recipe = basic_recipe(photo_catalog, tmp_path / "out", batch_size=8, overlap=overlap)
     recipe["stages"] = [{"id": "slow", "uses": "test.slow_log", "with": {"log": str(log)}}]
     recipe["outputs"] = ["slow"]
-    recorder = _Recorder(monkeypatch, delay=0.1)
+    recorder = _Recorder(monkeypatch, delay=0.15)
     summary = run_recipe(write_recipe(tmp_path, recipe), RunOptions(plugin_config=_plugins(tmp_path)))
     assert summary.items_done == 8
     stages = {}
