@@ -3,8 +3,11 @@ functions included), and plugins use only what ``imgx`` and its documented publi
 
 from __future__ import annotations
 
-import ast
+import functools
 import importlib
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,21 +44,46 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
+#: run in a fresh interpreter: every file's import statements as ``[level, module, names or None]``
+_STATEMENTS = """
+import ast, json, sys
+found = {}
+for path in sys.argv[1:]:
+    rows = []
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+        if isinstance(node, ast.Import):
+            rows += [[0, alias.name, None] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            rows.append([node.level, node.module, [alias.name for alias in node.names]])
+    found[path] = rows
+print(json.dumps(found))
+"""
+
+
+@functools.cache
+def _statements() -> dict[str, list]:
+    """Every module's import statements, parsed in a fresh interpreter: CPython 3.11 before 3.11.9 can fail
+    ``ast.parse`` with "AST constructor recursion depth mismatch" once something earlier in the same process left the
+    AST converter's depth counter off (gh-106905), which a run of the suite on pytest-xdist workers met."""
+    done = subprocess.run(
+        [sys.executable, "-c", _STATEMENTS, *map(str, MODULES.values())], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout)
+
+
 def _imports(name: str, path: Path) -> list[tuple[str, tuple[str, ...]]]:
     """``(module, names)`` for every import statement of the file, relative ones resolved."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found += [(alias.name, ()) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                target = ".".join([*base, node.module] if node.module else base)
-            else:
-                target = node.module or ""
-            found.append((target, tuple(alias.name for alias in node.names)))
+    for level, module, names in _statements()[str(path)]:
+        if names is None:  # import x.y
+            found.append((module, ()))
+        elif level:
+            base = package.split(".")
+            base = base[: len(base) - level + 1]
+            found.append((".".join([*base, module] if module else base), tuple(names)))
+        else:
+            found.append((module or "", tuple(names)))
     return found
 
 

@@ -18,7 +18,8 @@ from imgx.executors.processor import IO_THREADS
 from imgx.ledger import read_ledger
 from imgx.runner import RunOptions, run_recipe
 
-HOLD_SECONDS = 0.3  # each response waits this long, so requests sent one after another would never overlap
+HOLD_SECONDS = 1.0  # each response waits this long, so requests sent one after another would never overlap, and
+# eight sent together are all in flight at once even on a loaded 2-core machine (0.3 s was too short for that)
 
 
 class _Counting(http.server.ThreadingHTTPServer):
