@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import pathlib
-import time
 
 import cv2
 import numpy as np
@@ -50,14 +49,13 @@ def test_other_seed_gives_other_products(demo, tmp_path):
     assert product.path.read_bytes() != next(c for c in other if c.sku == product.sku).path.read_bytes()
 
 
-def test_second_build_is_fast_and_rewrites_nothing(demo):
+def test_second_build_returns_the_existing_catalog_and_rewrites_nothing(demo):
+    """No file is written again (their modification times stand); no wall-clock bound, which a loaded machine
+    would make flaky: speed is measured in benchmarks/, not asserted in tests."""
     directory, images = demo
     before = {p: p.stat().st_mtime_ns for p in directory.rglob("*") if p.is_file()}
-    start = time.perf_counter()
     again = build_demo_catalog(directory, synthetic=SYNTHETIC, size=SIZE, seed=3)
-    elapsed = time.perf_counter() - start
     assert again == images
-    assert elapsed < 0.5, f"second build took {elapsed:.2f}s; expected it to return the existing catalog"
     assert {p: p.stat().st_mtime_ns for p in directory.rglob("*") if p.is_file()} == before
 
 
