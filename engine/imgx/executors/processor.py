@@ -129,13 +129,18 @@ def add_work(total: dict[str, float], states: Iterable[ItemState]) -> None:
             total[node_id] = total.get(node_id, 0.0) + units
 
 
+def _pixels(states: Iterable[ItemState]) -> int:
+    """The decoded pixels of ``states``' sources."""
+    return sum(state.size[0] * state.size[1] for state in states)
+
+
 def pixel_groups(states: Iterable[ItemState]) -> Iterator[list[ItemState]]:
     """``states`` in runs of consecutive items holding at most :data:`CPU_GROUP_PIXELS` decoded pixels (at least
     one item each), taken from ``states`` lazily: the item that would overflow a group is held while that group runs."""
     group: list[ItemState] = []
     pixels = 0
     for state in states:
-        size = state.size[0] * state.size[1]
+        size = _pixels([state])
         if group and pixels + size > CPU_GROUP_PIXELS:
             yield group
             group, pixels = [], 0
@@ -143,11 +148,6 @@ def pixel_groups(states: Iterable[ItemState]) -> Iterator[list[ItemState]]:
         pixels += size
     if group:
         yield group
-
-
-def _pixels(states: Iterable[ItemState]) -> int:
-    """The decoded pixels of ``states``' sources."""
-    return sum(state.size[0] * state.size[1] for state in states)
 
 
 def io_measured(states: Iterable[ItemState], finish_seconds: float) -> tuple[float, float]:
@@ -238,10 +238,9 @@ class BatchProcessor:
         if getattr(self, "_io", None) is not None:
             self._io.shutdown(wait=True)
             self._io = None
-        for helper in getattr(self, "_helpers", {}).values():
-            helper.shutdown(wait=True)
-        if hasattr(self, "_helpers"):
-            self._helpers.clear()
+        helpers = getattr(self, "_helpers", {})  # absent when a stage failed to start
+        while helpers:
+            helpers.popitem()[1].shutdown(wait=True)
         if hasattr(self, "ledger"):
             self.ledger.close()
 
