@@ -20,13 +20,13 @@ demo: $(STAMP)
 	$(BIN)/imgx demo-catalog build/demo-catalog
 	$(BIN)/imgx run recipes/demo.yaml
 
-# Two pytest-xdist workers by default, as CI runs it (Ray's tests one at a time on one of them, `loadgroup`): on a
+# Two pytest-xdist workers by default, as CI runs it (a worker that runs a Ray test starts its own local Ray): on a
 # 2-core AVX2 EPYC VM 24.4 minutes against 34 in one process. TEST_WORKERS=0 runs one process (for a debugger, or a
 # machine with too little memory for two workers that each build models).
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

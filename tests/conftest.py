@@ -141,11 +141,3 @@ def s3_bucket(s3_server: MotoS3, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh bucket on the loopback server, with ``AWS_ENDPOINT_URL`` and test credentials set for this test."""
     s3_environment(monkeypatch, s3_server)
     return new_bucket(s3_server)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``pytest -n 2`` (pytest-xdist, ``--dist loadgroup``): every Ray test runs on one worker, one at a time,
-    as they would without xdist; a local Ray or a two-node cluster per worker at once would only fight for the cores."""
-    for item in items:
-        if item.get_closest_marker("ray") is not None:
-            item.add_marker(pytest.mark.xdist_group("ray"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib
 import importlib.metadata
 import os
@@ -10,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
@@ -41,21 +44,49 @@ def _forget_module() -> None:
     importlib.invalidate_caches()
 
 
+@contextlib.contextmanager
+def _install_users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
+    """How many pytest processes use the installed plugin, as ``[count]``, under an exclusive lock; the count is
+    written back on leaving. The file sits in the folder the session's temp folders share: under pytest-xdist every
+    worker shares one virtual environment, and this module's tests may be split between workers."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # popen-gw0, popen-gw1, ...: one folder per session
+    with open(shared / "example-plugin.users", "a+", encoding="ascii") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        handle.seek(0)
+        users = [int(handle.read() or 0)]
+        yield users
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(users[0]))
+
+
 @pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    """``pip install`` the plugin (non-editable, from a copy so the source tree stays clean); uninstall afterwards."""
-    source = tmp_path_factory.mktemp("plugin-src") / PLUGIN_SOURCE.name
-    shutil.copytree(PLUGIN_SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    installed = _pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(source))
-    assert installed.returncode == 0, f"pip install failed:\n{installed.stdout}\n{installed.stderr}"
+def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """``pip install`` the plugin (non-editable, from a copy so the source tree stays clean); uninstall afterwards.
+
+    The first process in installs, the last one out uninstalls: with the module's tests split over two xdist workers,
+    one worker's uninstall once pulled the plugin from under the other's CLI tests (`imgx stages example.border`:
+    unknown stage)."""
+    with _install_users(tmp_path_factory) as users:
+        if users[0] == 0:
+            source = tmp_path_factory.mktemp("plugin-src") / PLUGIN_SOURCE.name
+            shutil.copytree(PLUGIN_SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+            installed = _pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(source))
+            assert installed.returncode == 0, f"pip install failed:\n{installed.stdout}\n{installed.stderr}"
+        users[0] += 1
     _forget_module()
     try:
         yield importlib.import_module("imgx_example")
     finally:
         _forget_module()
-        removed = _pip("uninstall", "-y", DISTRIBUTION)
-        importlib.invalidate_caches()
-        assert removed.returncode == 0, f"pip uninstall failed:\n{removed.stdout}\n{removed.stderr}"
+        with _install_users(tmp_path_factory) as users:
+            users[0] -= 1
+            if users[0] == 0:
+                removed = _pip("uninstall", "-y", DISTRIBUTION)
+                importlib.invalidate_caches()
+                assert removed.returncode == 0, f"pip uninstall failed:\n{removed.stdout}\n{removed.stderr}"
 
 
 def make_item(height: int = 5, width: int = 7, *, alpha: bool = False, seed: int = 0) -> imgx.Item:
