@@ -21,9 +21,10 @@ demo: $(STAMP)
 	$(BIN)/imgx run recipes/demo.yaml
 
 # Two pytest-xdist workers by default, as CI runs it (a worker that runs a Ray test starts its own local Ray): on a
-# 2-core AVX2 EPYC VM 24.4 minutes against 34 in one process. TEST_WORKERS=0 runs one process (for a debugger, or a
-# machine with too little memory for two workers that each build models).
-TEST_WORKERS ?= 2
+# 2-core AVX2 EPYC VM 24.4 minutes against 34 in one process, the machine's memory in use peaking at 6.8 GiB. One
+# process (0) on a machine with fewer than 2 cores or less than 12 GiB of memory, where two workers that each build
+# models could run out; TEST_WORKERS=0 or =2 chooses.
+TEST_WORKERS ?= $(shell [ $$(nproc) -ge 2 ] && awk '/MemTotal/ {exit !($$2 >= 12582912)}' /proc/meminfo && echo 2 || echo 0)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load
