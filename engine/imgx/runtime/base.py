@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -151,6 +152,14 @@ class Backend(abc.ABC):
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """Run a ``(B, C, H, W)`` float32 tensor (on the CPU or on the backend's device); return the float32 output on
         the same device as ``x``."""
+
+    def infer_series(self, inputs: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """:meth:`infer` of each input of a series of calls of one shape, in order, as each is asked for.
+
+        Default: one :meth:`infer` per input. A backend whose scratch memory between calls is worth keeping within a
+        series and giving back after it overrides this (ONNX Runtime keeps its arena until the series' last call)."""
+        for x in inputs:
+            yield self.infer(x)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release device memory, sessions and engines."""

@@ -320,14 +320,14 @@ class ModelStage(Stage):
 
         Images are grouped by padded shape, reflect-padded to it (bottom and right), stacked into batches of at most
         :meth:`call_batch` images (the context's ``batch_size``; on the CPU, one image of 256 x 256 or more) as
-        ``(B, C, H, W)`` float32 tensors, run by the backend, and cropped back. The padded shape is the image's shape
+        ``(B, C, H, W)`` float32 tensors, run by the backend (the calls of one shape as one
+        :meth:`~imgx.runtime.Backend.infer_series`), and cropped back. The padded shape is the image's shape
         bucket on backends that build per shape (``tensorrt``, ``compile`` on CUDA), and its own size rounded up to
         the stride on the others (:meth:`imgx.runtime.Backend.any_shape`: ``eager``, ``onnxruntime``, ``compile`` on
         the CPU): a network with instance norm sees the padding in its statistics, so no more is added than a build
         needs.
         """
         import numpy as np
-        import torch
 
         buckets = self.uses_buckets
         channels = self.in_channels or self.spec.in_channels
@@ -343,19 +343,28 @@ class ModelStage(Stage):
         results: list[Any] = [None] * len(images)
         for (H, W), indices in groups.items():
             size = self.call_batch(H, W)
-            for start in range(0, len(indices), size):
-                chunk = indices[start : start + size]
-                batch = torch.stack(
-                    [pad_to(torch.from_numpy(np.ascontiguousarray(images[i].transpose(2, 0, 1))), H, W) for i in chunk]
-                )
-                self.shapes_seen[tuple(batch.shape)] += 1
-                out = self._finite(self.backend.infer(batch), self.backend)
+            chunks = [indices[start : start + size] for start in range(0, len(indices), size)]
+            series = self.backend.infer_series(self._stacked(images, chunk, H, W) for chunk in chunks)
+            for chunk, raw in zip(chunks, series, strict=True):
+                out = self._finite(raw, self.backend)
                 out_h, out_w = out.shape[-2:]
                 for row, i in enumerate(chunk):
                     h, w = images[i].shape[:2]
                     kept = crop(out[row], round(h * out_h / H), round(w * out_w / W))
                     results[i] = np.ascontiguousarray(kept.permute(1, 2, 0).float().cpu().numpy())
         return results
+
+    def _stacked(self, images: Sequence[np.ndarray], chunk: list[int], H: int, W: int) -> torch.Tensor:
+        """The ``(B, C, H, W)`` float32 batch of ``images[chunk]``, each reflect-padded to ``(H, W)``; counted in
+        :attr:`shapes_seen`."""
+        import numpy as np
+        import torch
+
+        batch = torch.stack(
+            [pad_to(torch.from_numpy(np.ascontiguousarray(images[i].transpose(2, 0, 1))), H, W) for i in chunk]
+        )
+        self.shapes_seen[tuple(batch.shape)] += 1
+        return batch
 
     def run_part(self, part: str, x: np.ndarray) -> np.ndarray:
         """Run the :meth:`build_parts` module ``part`` on one ``(B, C, H, W)`` float32 array as it is (no buckets,

@@ -8,6 +8,7 @@ which imgx does not build: those precisions are reported unavailable rather than
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -97,12 +98,30 @@ class OnnxRuntimeBackend(Backend):
         return self.session is not None  # one session takes any size (dynamic axes)
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, shrink=True)
+
+    def infer_series(self, inputs: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Each input's output; the CPU arena is kept between the series' calls and shrunk after its last one.
+
+        Shrinking after every call gives the arena's pages back to the system and faults them in again on the next
+        call: U2-Netp at 320 x 320 on one thread took 575 ms a call shrunk each time against 530 ms kept (43,000
+        page faults a call against 5,400; 2-vCPU AMD EPYC, AVX2). Calls of one shape need the same arena, so keeping
+        it through the series does not raise the peak; shrinking after the last call still leaves the memory free for
+        the stages that run next. The next input is prepared before each call, so the last one is known."""
+        pending = iter(inputs)
+        x = next(pending, None)
+        while x is not None:
+            following = next(pending, None)
+            yield self._run(x, shrink=following is None)
+            x = following
+
+    def _run(self, x: torch.Tensor, *, shrink: bool) -> torch.Tensor:
         import numpy as np
         import torch
 
         session = self._session(int(x.shape[1]))
         batch = np.ascontiguousarray(x.detach().to(device="cpu", dtype=torch.float32).numpy())
-        (out,) = session.run(["y"], {"x": batch}, onnx_run_options())
+        (out,) = session.run(["y"], {"x": batch}, onnx_run_options() if shrink else None)
         return torch.from_numpy(out).to(x.device)
 
     def close(self) -> None:

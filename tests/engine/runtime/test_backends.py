@@ -349,3 +349,65 @@ def test_compile_runs_a_module_export_cannot_trace_through_torch_compile_and_say
     assert not list((tmp_path / "inductor").glob("*.pt2"))
     bright = torch.full((1, 3, 16, 16), 0.9)  # the other branch: torch.compile guards on the value and recompiles
     assert torch.allclose(backend.infer(bright), 1.0 - bright, atol=1e-6)
+
+
+SERIES_SCRIPT = """
+import json, resource, sys
+import torch
+from imgx.heap import return_large_frees
+from imgx.runtime import BackendOptions, create_backend
+from _support import default_registry, real_photo
+import imgx_test_tinynet
+
+return_large_frees()  # as every worker does: large frees go back to the system, so a shrunk arena is faulted in again
+options = BackendOptions(cache_dir=sys.argv[1], model_key="series")
+backend = create_backend("onnxruntime", imgx_test_tinynet.trained_like(), options, registry=default_registry())
+photo = torch.from_numpy(real_photo("chelsea", long_side=512)[None].transpose(0, 3, 1, 2) / 255.0).float()
+reference = backend.infer(photo).clone()
+
+def per_call(outputs):
+    counts, same = [], True
+    while True:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        out = next(outputs, None)  # each output is made when asked for: the faults are that call's
+        if out is None:
+            return counts, same
+        counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        same = same and torch.equal(out, reference)  # outputs are not kept: they may hold arena memory
+        del out
+
+shrunk, same_single = per_call(backend.infer(photo) for _ in range(4))
+kept, same_series = per_call(backend.infer_series(iter([photo] * 4)))
+after, _ = per_call(backend.infer(photo) for _ in range(1))
+same = same_single and same_series
+print(json.dumps({"shrunk": shrunk, "kept": kept, "after": after, "same": same, "shape": list(photo.shape)}))
+"""
+
+
+def test_onnxruntime_keeps_its_arena_through_a_series_and_gives_it_back_after_the_last_call(
+    net_module, tmp_path: Path
+) -> None:
+    """A series of calls of one shape gives what one call each gives; its arena is faulted in once for the series
+    (kept between its calls), where a call that shrinks the arena has it faulted in again by the next call; after the
+    series' last call the arena is given back. Measured in a fresh process set up as a worker (page faults per call)."""
+    import json
+    import subprocess
+    import sys
+
+    tests = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(Path(net_module.__file__).parent)])}
+    done = subprocess.run(
+        [sys.executable, "-c", SERIES_SCRIPT, str(tmp_path / "engines")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    faults = json.loads(done.stdout.strip().splitlines()[-1])
+    assert faults["same"]
+    shrunk, kept, after = faults["shrunk"], faults["kept"], faults["after"]
+    # after each series' first call, kept calls fault a small part of what calls after a shrink do (thousands of
+    # pages against a few)
+    assert max(kept[1:]) * 10 < min(shrunk[1:]), faults
+    assert after[0] * 3 > min(shrunk[1:]) * 2, faults  # the series' last call gave the arena back
