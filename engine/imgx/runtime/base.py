@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 __all__ = ["Backend", "BackendOptions", "device_kind"]
@@ -101,7 +102,16 @@ class Backend(abc.ABC):
         builds per shape but keeps its builds few by other means says so (``compile`` on the CPU)."""
         return cls.dynamic_shapes
 
-    def __init__(self, module: torch.nn.Module, options: BackendOptions) -> None:
+    @classmethod
+    def runs_without_module(cls, options: BackendOptions, channels: int) -> bool:
+        """Whether a backend made with ``options`` (whose ``model_key`` names the module) would run inputs of
+        ``channels`` channels of any size from what it built on disk alone, never reading the module: a model stage
+        then creates it with ``module=None`` and never builds the module, so a worker needs no PyTorch for it
+        (ONNX Runtime with its export cached). Default ``False``."""
+        return False
+
+    def __init__(self, module: torch.nn.Module | None, options: BackendOptions) -> None:
+        """``module``: the network to run; ``None`` only where :meth:`runs_without_module` said so."""
         self.module = module
         self.options = options
 
@@ -153,13 +163,22 @@ class Backend(abc.ABC):
         """Run a ``(B, C, H, W)`` float32 tensor (on the CPU or on the backend's device); return the float32 output on
         the same device as ``x``."""
 
-    def infer_series(self, inputs: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
-        """:meth:`infer` of each input of a series of calls of one shape, in order, as each is asked for.
+    def infer_array(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`infer` of a ``(B, C, H, W)`` float32 array on the CPU, returning the float32 output as an array on the
+        CPU. Default: through a tensor; a backend that runs arrays itself overrides it (ONNX Runtime: no PyTorch)."""
+        import numpy as np
+        import torch
 
-        Default: one :meth:`infer` per input. A backend whose scratch memory between calls is worth keeping within a
-        series and giving back after it overrides this (ONNX Runtime keeps its arena until the series' last call)."""
+        return np.ascontiguousarray(self.infer(torch.from_numpy(x)).float().cpu().numpy())
+
+    def infer_series(self, inputs: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """:meth:`infer_array` of each input of a series of calls of one shape, in order, as each is asked for.
+
+        Default: one :meth:`infer_array` per input. A backend whose scratch memory between calls is worth keeping
+        within a series and giving back after it overrides this (ONNX Runtime keeps its arena until the series' last
+        call)."""
         for x in inputs:
-            yield self.infer(x)
+            yield self.infer_array(x)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release device memory, sessions and engines."""

@@ -7,11 +7,15 @@ of that side; both are multiples of the network's stride. A 1000 x 750 photo and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 if TYPE_CHECKING:
     import torch
+
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, "torch.Tensor")
 
 __all__ = ["bucket_shape", "crop", "pad_to", "round_up"]
 
@@ -49,32 +53,47 @@ def bucket_shape(h: int, w: int, *, sides: Sequence[int], multiple: int, steps: 
     return (side, short_side) if h >= w else (short_side, side)
 
 
-def pad_to(x: torch.Tensor, H: int, W: int, mode: str = "reflect") -> torch.Tensor:
-    """Pad a ``(B, C, h, w)`` (or ``(C, h, w)``) tensor at the bottom and right to ``(H, W)``.
+def pad_to(x: ArrayOrTensor, H: int, W: int, mode: str = "reflect") -> ArrayOrTensor:
+    """Pad a ``(B, C, h, w)`` (or ``(C, h, w)``) tensor or NumPy array at the bottom and right to ``(H, W)``.
 
     ``reflect`` mirrors the image (no hard edge for the network to react to); a pad wider than the image mirrors the
-    mirrored image again, so any size can be reached. Other modes are those of :func:`torch.nn.functional.pad`.
+    mirrored image again, so any size can be reached. Other modes are those of :func:`torch.nn.functional.pad` (a
+    NumPy array: ``reflect`` only). A NumPy array gives a NumPy array, padded the same way without importing torch.
     """
-    import torch.nn.functional as F
-
     h, w = x.shape[-2:]
     if h > H or w > W:
         raise ValueError(f"got target {H} x {W} for a {h} x {w} tensor; expected a target at least as large")
+    if isinstance(x, np.ndarray):
+        if mode != "reflect":
+            raise ValueError(f"got mode {mode!r} for a NumPy array; expected 'reflect'")
+        return _reflect(x, H, W, _pad_array)
+    import torch.nn.functional as F
+
     squeeze = x.dim() == 3
     if squeeze:
         x = x.unsqueeze(0)
-    if mode != "reflect":
-        x = F.pad(x, (0, W - w, 0, H - h), mode=mode)
-    else:
-        while x.shape[-2] < H or x.shape[-1] < W:
-            ch, cw = x.shape[-2:]
-            # reflect needs pad < size; a 1-pixel side can only be repeated
-            pad_h = min(H - ch, ch - 1) if ch > 1 else H - ch
-            pad_w = min(W - cw, cw - 1) if cw > 1 else W - cw
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if ch > 1 and cw > 1 else "replicate")
+    x = F.pad(x, (0, W - w, 0, H - h), mode=mode) if mode != "reflect" else _reflect(x, H, W, F.pad)
     return x.squeeze(0) if squeeze else x
 
 
-def crop(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """The top-left ``(h, w)`` of a ``(..., H, W)`` tensor: undoes :func:`pad_to`."""
+def _pad_array(x: np.ndarray, pads: tuple[int, int, int, int], mode: str) -> np.ndarray:
+    """:func:`torch.nn.functional.pad`'s ``(left, right, top, bottom)`` on the last two axes of an array."""
+    left, right, top, bottom = pads
+    width = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
+    return np.pad(x, width, mode="reflect" if mode == "reflect" else "edge")
+
+
+def _reflect(x: ArrayOrTensor, H: int, W: int, pad: Callable[..., Any]) -> ArrayOrTensor:
+    """Mirror ``x`` at the bottom and right until it is ``(H, W)``: reflect needs a pad smaller than the side, so a
+    wide pad takes several rounds; a 1-pixel side can only be repeated."""
+    while x.shape[-2] < H or x.shape[-1] < W:
+        ch, cw = x.shape[-2:]
+        pad_h = min(H - ch, ch - 1) if ch > 1 else H - ch
+        pad_w = min(W - cw, cw - 1) if cw > 1 else W - cw
+        x = pad(x, (0, pad_w, 0, pad_h), mode="reflect" if ch > 1 and cw > 1 else "replicate")
+    return x
+
+
+def crop(x: ArrayOrTensor, h: int, w: int) -> ArrayOrTensor:
+    """The top-left ``(h, w)`` of a ``(..., H, W)`` tensor or array: undoes :func:`pad_to`."""
     return x[..., :h, :w]

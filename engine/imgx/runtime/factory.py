@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     from ..models.spec import ModelSpec
     from ..registry import Registry
 
-__all__ = ["BackendChoice", "auto_order", "choose_backend", "create_backend", "model_precision", "resolve_backend"]
+__all__ = [
+    "BackendChoice",
+    "auto_order",
+    "backend_for",
+    "choose_backend",
+    "create_backend",
+    "model_precision",
+    "resolve_backend",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +173,12 @@ def create_backend(
 
     The returned backend's ``choice`` attribute is the :class:`BackendChoice` (with the reason) it was made from.
     """
-    choice = choose_backend(name, options, registry, channels)
+    return backend_for(choose_backend(name, options, registry, channels), module, registry)
+
+
+def backend_for(choice: BackendChoice, module: torch.nn.Module | None, registry: Registry) -> Backend:
+    """The backend ``choice`` names, made with its options around ``module`` (``None`` only where the backend
+    :meth:`~imgx.runtime.Backend.runs_without_module`), not yet loaded; its ``choice`` attribute is ``choice``."""
     backend: Any = registry.get_backend(choice.name)(module, choice.options)
     backend.choice = choice
     return backend

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import warnings
 from collections.abc import Iterable, Sequence
@@ -21,6 +22,7 @@ from ..errors import StageError
 from ..stage import Stage, StageContext, StageParams
 from .base import Backend, BackendOptions
 from .buckets import bucket_shape, crop, pad_to, round_up
+from .factory import backend_for
 from .keys import engines_dir
 
 if TYPE_CHECKING:
@@ -71,19 +73,17 @@ class ModelStage(Stage):
 
     def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:
         super().__init__(params, context)
-        from ..models import load_module, weights_key
-        from .factory import create_backend, model_precision
+        from ..models import weights_key
+        from .factory import choose_backend, model_precision
 
         registry = self.context.require_registry(self.name)
         self.spec = registry.get_model(self.model_name())
-        base = load_module(self.spec, registry=registry)
-        self.module = self.build_module(base).eval()
         model_key = _module_key(weights_key(self.spec), self.model_key_extra())
         cache_dir = Path(self.context.cache_dir) / "engines" if self.context.cache_dir else engines_dir()
         device = run_device(self.context)
         precision, why = model_precision(self.context.backend, self.spec, self.context.precision, device, registry)
         if precision == "bf16" and device == "cpu":
-            precision, why = self._check_bf16(model_key, why, cache_dir, self.parity_module(base))
+            precision, why = self._check_bf16(model_key, why, cache_dir, self.parity_module(self.base_module))
         self.precision_reason = why  # auto's choice (always said), or why a named precision was not kept
         if why and self.context.precision != "auto":
             warnings.warn(f"{self.name}: {why}", RuntimeWarning, stacklevel=2)
@@ -95,21 +95,58 @@ class ModelStage(Stage):
             max_batch=max(1, self.context.batch_size),
             threads=self.context.threads,
         )
-        ready = self.ready_channels(self.spec)
-        self.backend: Backend = create_backend(self.context.backend, self.module, options, registry, ready)
-        self.choice: BackendChoice = self.backend.choice  # type: ignore[attr-defined]
+        self.choice: BackendChoice = choose_backend(
+            self.context.backend, options, registry, self.ready_channels(self.spec)
+        )
         if self.choice.fell_back and precision != "fp32":
             warnings.warn(f"{self.name}: {self.choice.reason}", RuntimeWarning, stacklevel=2)
+        part_keys = {
+            part: hashlib.sha256(f"{model_key}:part:{part}".encode()).hexdigest() for part in self.part_channels
+        }
+        #: Whether the stage runs from the backends' builds on disk alone: its module is then never built (nor PyTorch
+        #: imported for it) unless something reads :attr:`module`.
+        self.without_module = self._runs_without_module(registry, part_keys)
+        module = None if self.without_module else self.module
+        self.backend: Backend = backend_for(self.choice, module, registry)
         self.backend.load()
         self.parts: dict[str, Backend] = {}
-        for part, module in self.build_parts(base).items():  # same backend and options, a key of their own
-            key = hashlib.sha256(f"{model_key}:part:{part}".encode()).hexdigest()
-            self.parts[part] = create_backend(
-                self.choice.name, module.eval(), dataclasses.replace(self.choice.options, model_key=key), registry
-            )
+        parts = dict.fromkeys(self.part_channels) if self.without_module else self.build_parts(self.base_module)
+        for part, part_module in parts.items():  # same backend and options, a key of their own
+            key = part_keys.get(part) or hashlib.sha256(f"{model_key}:part:{part}".encode()).hexdigest()
+            choice = dataclasses.replace(self.choice, options=dataclasses.replace(self.choice.options, model_key=key))
+            self.parts[part] = backend_for(choice, part_module.eval() if part_module is not None else None, registry)
             self.parts[part].load()
         self.shapes_seen: collections.Counter[tuple[int, ...]] = collections.Counter()
         self.weights_freed = self._free_weights()
+
+    @functools.cached_property
+    def base_module(self) -> torch.nn.Module:
+        """The registry's reference module of :meth:`model_name`, loaded when first read."""
+        from ..models import load_module
+
+        return load_module(self.spec, registry=self.context.require_registry(self.name))
+
+    @functools.cached_property
+    def module(self) -> torch.nn.Module:
+        """The module the backend runs (:meth:`build_module` of :attr:`base_module`), built when first read: a stage
+        that runs :attr:`without_module` never builds it unless asked."""
+        return self.build_module(self.base_module).eval()
+
+    def _runs_without_module(self, registry: Registry, part_keys: dict[str, str]) -> bool:
+        """Whether the chosen backend runs the stage's module, and each of its parts (named by
+        :attr:`part_channels`, which must then name them all), from its builds on disk alone
+        (:meth:`imgx.runtime.Backend.runs_without_module`)."""
+        kind = registry.get_backend(self.choice.name)
+        options = self.choice.options
+        channels = self.in_channels or self.spec.in_channels
+        if not kind.runs_without_module(options, channels):
+            return False
+        if self.runs_in_parts() and not self.part_channels:
+            return False  # the parts are known only by building them
+        return all(
+            kind.runs_without_module(dataclasses.replace(options, model_key=part_keys[part]), part_channels)
+            for part, part_channels in self.part_channels.items()
+        )
 
     def _free_weights(self) -> bool:
         """Where every backend of the stage can build its session for any input size now (ONNX Runtime), build them
@@ -124,6 +161,8 @@ class ModelStage(Stage):
         self.backend.prepare(channels)
         for name, part in self.parts.items():
             part.prepare(self.part_channels[name])
+        if self.without_module:
+            return True  # the sessions are made from the files: no PyTorch copy of the weights was ever loaded
         if not all(backend.holds_weights() for backend in backends):
             return False
         import torch
@@ -351,18 +390,15 @@ class ModelStage(Stage):
                 for row, i in enumerate(chunk):
                     h, w = images[i].shape[:2]
                     kept = crop(out[row], round(h * out_h / H), round(w * out_w / W))
-                    results[i] = np.ascontiguousarray(kept.permute(1, 2, 0).float().cpu().numpy())
+                    results[i] = np.ascontiguousarray(kept.transpose(1, 2, 0))
         return results
 
-    def _stacked(self, images: Sequence[np.ndarray], chunk: list[int], H: int, W: int) -> torch.Tensor:
+    def _stacked(self, images: Sequence[np.ndarray], chunk: list[int], H: int, W: int) -> np.ndarray:
         """The ``(B, C, H, W)`` float32 batch of ``images[chunk]``, each reflect-padded to ``(H, W)``; counted in
         :attr:`shapes_seen`."""
         import numpy as np
-        import torch
 
-        batch = torch.stack(
-            [pad_to(torch.from_numpy(np.ascontiguousarray(images[i].transpose(2, 0, 1))), H, W) for i in chunk]
-        )
+        batch = np.stack([pad_to(images[i].transpose(2, 0, 1), H, W) for i in chunk])
         self.shapes_seen[tuple(batch.shape)] += 1
         return batch
 
@@ -371,13 +407,11 @@ class ModelStage(Stage):
         padding or batching: a caller on a backend without :attr:`~imgx.runtime.Backend.dynamic_shapes` keeps to
         few shapes); return its output as a float32 array."""
         import numpy as np
-        import torch
 
         backend = self.parts[part]
-        out = self._finite(backend.infer(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))), backend)
-        return out.float().cpu().numpy()
+        return self._finite(backend.infer_array(np.ascontiguousarray(x, dtype=np.float32)), backend)
 
-    def _finite(self, out: torch.Tensor, backend: Backend) -> torch.Tensor:
+    def _finite(self, out: np.ndarray, backend: Backend) -> np.ndarray:
         """``out``, or a :class:`imgx.StageError` for the items of this call when it holds NaN or Inf (a network
         whose kernels fail at a reduced precision on this machine): a NaN becomes black or white pixels when
         converted, so it must never reach an output file.
@@ -385,9 +419,9 @@ class ModelStage(Stage):
         A NaN or Inf anywhere makes the float32 sum NaN or Inf, so a finite sum proves the output finite (a sum, ~1 ms
         for a 1024 px image, where ``isfinite(out).all()`` took ~36 ms); only a non-finite sum, which finite values
         too large to add up could also give, is checked value by value."""
-        import torch
+        import numpy as np
 
-        if bool(torch.isfinite(torch.sum(out, dtype=torch.float32))) or bool(torch.isfinite(out).all()):
+        if np.isfinite(np.sum(out, dtype=np.float32)) or np.isfinite(out).all():
             return out
         options = backend.options
         hint = " (run it at execution.precision: fp32)" if options.precision != "fp32" else ""

@@ -353,7 +353,7 @@ def test_compile_runs_a_module_export_cannot_trace_through_torch_compile_and_say
 
 SERIES_SCRIPT = """
 import json, resource, sys
-import torch
+import numpy as np
 from imgx.heap import return_large_frees
 from imgx.runtime import BackendOptions, create_backend
 from _support import default_registry, real_photo
@@ -362,8 +362,8 @@ import imgx_test_tinynet
 return_large_frees()  # as every worker does: large frees go back to the system, so a shrunk arena is faulted in again
 options = BackendOptions(cache_dir=sys.argv[1], model_key="series")
 backend = create_backend("onnxruntime", imgx_test_tinynet.trained_like(), options, registry=default_registry())
-photo = torch.from_numpy(real_photo("chelsea", long_side=512)[None].transpose(0, 3, 1, 2) / 255.0).float()
-reference = backend.infer(photo).clone()
+photo = np.ascontiguousarray(real_photo("chelsea", long_side=512)[None].transpose(0, 3, 1, 2) / 255.0, np.float32)
+reference = backend.infer_array(photo).copy()
 
 def per_call(outputs):
     counts, same = [], True
@@ -373,12 +373,12 @@ def per_call(outputs):
         if out is None:
             return counts, same
         counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-        same = same and torch.equal(out, reference)  # outputs are not kept: they may hold arena memory
+        same = same and np.array_equal(out, reference)  # outputs are not kept: they may hold arena memory
         del out
 
-shrunk, same_single = per_call(backend.infer(photo) for _ in range(4))
+shrunk, same_single = per_call(backend.infer_array(photo) for _ in range(4))
 kept, same_series = per_call(backend.infer_series(iter([photo] * 4)))
-after, _ = per_call(backend.infer(photo) for _ in range(1))
+after, _ = per_call(backend.infer_array(photo) for _ in range(1))
 same = same_single and same_series
 print(json.dumps({"shrunk": shrunk, "kept": kept, "after": after, "same": same, "shape": list(photo.shape)}))
 """
