@@ -421,7 +421,9 @@ class ModelStage(Stage):
         too large to add up could also give, is checked value by value."""
         import numpy as np
 
-        if np.isfinite(np.sum(out, dtype=np.float32)) or np.isfinite(out).all():
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is what the second check is for
+            total = np.sum(out, dtype=np.float32)
+        if np.isfinite(total) or np.isfinite(out).all():
             return out
         options = backend.options
         hint = " (run it at execution.precision: fp32)" if options.precision != "fp32" else ""
