@@ -50,6 +50,7 @@ def plugin_dir(tmp_path: Path) -> Path:
 
             class FailOnParams(imgx.StageParams):
                 sku_contains: str = Field(default="", description="Fail items whose SKU contains this.")
+                stage_error: bool = Field(default=False, description="Raise a StageError naming the stage.")
 
 
             class FailOn(imgx.Stage):
@@ -65,6 +66,8 @@ def plugin_dir(tmp_path: Path) -> Path:
                     if any(self.params.sku_contains and self.params.sku_contains in i.sku for i in batch):
                         if len(batch) > 1:
                             raise RuntimeError("batch contains a bad item")
+                        if self.params.stage_error:
+                            raise imgx.StageError(f"test.fail_on: item {batch[0].sku!r} refused")
                         raise ValueError(f"refusing {batch[0].sku}")
                     return [i.replace(image=np.ascontiguousarray(255 - i.image)) for i in batch]
 

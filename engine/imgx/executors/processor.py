@@ -505,7 +505,8 @@ class BatchProcessor:
             if error is None:
                 state.values[node.id] = _attribute(node.id, before, item)
             else:
-                state.failed[node.id] = (node.id, f"{node.uses}: {error}")
+                named = error.startswith(f"{node.uses}: ")  # StageError's messages name their stage already
+                state.failed[node.id] = (node.id, error if named else f"{node.uses}: {error}")
         return elapsed
 
     @staticmethod

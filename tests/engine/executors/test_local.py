@@ -131,6 +131,22 @@ def test_exit_code_follows_the_failure_budget(photo_catalog: Path, tmp_path: Pat
     assert run_with_budget(photo_catalog, tmp_path, "20%", plugin_dir) == 0
 
 
+def test_a_stage_error_that_names_its_stage_is_not_prefixed_twice(
+    photo_catalog: Path, tmp_path: Path, plugin_dir: Path
+) -> None:
+    recipe = basic_recipe(photo_catalog, tmp_path / "out", max_failures=5)
+    recipe["stages"][1] = {
+        "id": "square",
+        "uses": "test.fail_on",
+        "needs": ["enhanced"],
+        "with": {"sku_contains": "coffee", "stage_error": True},
+    }
+    options = RunOptions(plugin_config=PluginConfig(plugins_dirs=(str(plugin_dir),)))
+    run_recipe(write_recipe(tmp_path, recipe), options)
+    (bad,) = [r for r in ledger_rows(tmp_path / "out") if r["status"] == "failed"]
+    assert bad["error"] == "test.fail_on: item 'food/coffee' refused"  # as the stage wrote it, named once
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_stage_failing_on_one_item_fails_that_item_and_that_branch_only(
     photo_catalog: Path, tmp_path: Path, plugin_dir: Path, workers: int
