@@ -200,9 +200,11 @@ class SegmentOnnx(Stage):
                 )
         index = self.params.setting("output")
         out = []
-        for view in views:  # one image a run: exported networks often have a fixed batch of 1
+        for n, view in enumerate(views, 1):  # one image a run: exported networks often have a fixed batch of 1
             chw = np.ascontiguousarray(view.transpose(2, 0, 1))[None]
-            pred = np.asarray(session.run(None, {graph_input.name: chw}, onnx_run_options())[index], np.float32)
+            # the arena is kept between the batch's runs and given back after the last (as Backend.infer_series does)
+            shrink = onnx_run_options() if n == len(views) else None
+            pred = np.asarray(session.run(None, {graph_input.name: chw}, shrink)[index], np.float32)
             pred = pred.reshape(-1, *pred.shape[-2:])[0]
             if self.params.setting("sigmoid"):
                 pred = 1.0 / (1.0 + np.exp(-pred))
