@@ -1,8 +1,9 @@
 """``ModelStage``: the base class of stages that run a registered network through a backend.
 
-The base loads the reference module by its registry name, binds the stage's conditioning (``build_module``), picks
-the backend from the run's ``execution.backend`` / ``device`` / ``precision`` (``auto`` resolved per model by
-:meth:`imgx.models.ModelSpec.precision_for`) and offers
+The base picks the backend from the run's ``execution.backend`` / ``device`` / ``precision`` (``auto`` resolved per
+model by :meth:`imgx.models.ModelSpec.precision_for`), loads the reference module by its registry name and binds the
+stage's conditioning (``build_module``) where the backend needs the module (not where it runs from its builds on disk:
+:meth:`imgx.runtime.Backend.runs_without_module`), and offers
 :meth:`ModelStage.infer_images`, which groups a batch by shape bucket, pads, stacks, runs and crops back. A subclass
 only converts colours, alpha and sizes around it.
 """
