@@ -25,13 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import UPSAMPLER_REACH
-
 __all__ = [
     "RESIDUAL",
     "RRDB",
     "SLOPE",
-    "UPSAMPLER_REACH",
     "RRDBNet",
     "RRDBPart",
     "ResidualDenseBlock",
@@ -103,7 +100,8 @@ class RRDBNet(nn.Module):
 
     def upsample(self, feat: torch.Tensor) -> torch.Tensor:
         """The tail: ``(B, 64, H, W)`` features -> ``(B, 3, 4H, 4W)``. Little work, but its feature maps are 16x the
-        input's area (256 MiB each for one 256 px input): rows of it can run apart (see :data:`UPSAMPLER_REACH`)."""
+        input's area (256 MiB each for one 256 px input): rows of it can run apart (see
+        :data:`imgx_gan.models.UPSAMPLER_REACH`)."""
         feat = F.leaky_relu(self.conv_up1(F.interpolate(feat, scale_factor=2.0, mode="nearest")), SLOPE)
         feat = F.leaky_relu(self.conv_up2(F.interpolate(feat, scale_factor=2.0, mode="nearest")), SLOPE)
         return self.conv_last(F.leaky_relu(self.conv_hr(feat), SLOPE))
