@@ -6,7 +6,7 @@ execution provider on a CUDA device when ``onnxruntime-gpu`` provides it. FP16/B
 which imgx does not build: those precisions are reported unavailable rather than run at FP32 under their name.
 Once the export is on disk the backend runs without the module (:meth:`~imgx.runtime.Backend.runs_without_module`)
 and takes NumPy arrays (:meth:`~imgx.runtime.Backend.infer_array`): a worker running only such models never imports
-PyTorch (about 1.2 s of start-up and 270 MiB resident per worker).
+PyTorch (about 1.2 s of start-up and 200-270 MiB resident per worker).
 """
 
 from __future__ import annotations
