@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-from imgx import ImgxError, Item, ScopedParams, StageError, StageParams, recipe_path
+from imgx import ImgxError, Item, ScopedParams, StageContext, StageError, StageParams, recipe_path
 from imgx.arrays import apply_scope, flatten_alpha, pad_min, to_float, to_uint8, working_size
 from imgx.io import decode_image, open_picture, read_source
 from imgx.runtime import ModelStage
@@ -209,17 +209,31 @@ class StyleReference(ModelStage):
     in_channels: ClassVar[int] = STAGE_CHANNELS  # StylePlane: RGB + the style-vector plane (the registry's takes RGB)
     params: StyleReferenceParams
 
+    def __init__(self, params: StageParams | None = None, context: StageContext | None = None) -> None:
+        self.vectors: dict[str, np.ndarray] = {}
+        self.predictions = 0  # predictor runs (images), for the cache's tests and logs
+        super().__init__(params, context)
+
     def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
-        """The transformer as :class:`~imgx_style.network_reference.StylePlane` (the vector as a 4th plane); the
-        predictor is kept on the stage (:attr:`predictor`) for style vectors."""
-        from .network_reference import BoundStyleVector, StylePlane
+        """The transformer as :class:`~imgx_style.network_reference.StylePlane` (the vector as a 4th plane)."""
+        from .network_reference import StylePlane
+
+        return StylePlane(self._checked(base).transformer).eval()
+
+    def _checked(self, base: torch.nn.Module) -> Any:
+        """``base`` when it is the registry's :class:`~imgx_style.network_reference.BoundStyleVector` with its
+        predictor, else a :class:`StageError`."""
+        from .network_reference import BoundStyleVector
 
         if not isinstance(base, BoundStyleVector) or base.predictor is None:
             raise StageError(f"got {type(base).__name__} for model {self.model!r}; expected BoundStyleVector")
-        self.predictor = base.predictor
-        self.vectors: dict[str, np.ndarray] = {}
-        self.predictions = 0  # predictor runs (images), for the cache's tests and logs
-        return StylePlane(base.transformer).eval()
+        return base
+
+    @property
+    def predictor(self) -> torch.nn.Module:
+        """The style predictor (eager, CPU), from the registry's module, loaded when first needed: where the
+        transformer runs from its ONNX export, the stage builds no transformer module of its own."""
+        return self._checked(self.base_module).predictor
 
     def model_key_extra(self) -> str:
         return MODULE_FORM
