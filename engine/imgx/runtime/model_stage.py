@@ -244,7 +244,9 @@ class ModelStage(Stage):
 
     def build_module(self, base: torch.nn.Module) -> torch.nn.Module:
         """The single-input module the backend runs, built from the registry's reference ``base`` (bind conditioning
-        such as a style vector here). Default: ``base``."""
+        such as a style vector here). Default: ``base``. It may never be called (a backend that runs from its builds
+        on disk needs no module), so it only builds: state the stage needs belongs in its ``__init__`` or in a
+        property that reads :attr:`base_module`."""
         return base
 
     def build_parts(self, base: torch.nn.Module) -> dict[str, torch.nn.Module]:
