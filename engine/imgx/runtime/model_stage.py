@@ -101,20 +101,17 @@ class ModelStage(Stage):
         )
         if self.choice.fell_back and precision != "fp32":
             warnings.warn(f"{self.name}: {self.choice.reason}", RuntimeWarning, stacklevel=2)
-        part_keys = {
-            part: hashlib.sha256(f"{model_key}:part:{part}".encode()).hexdigest() for part in self.part_channels
-        }
         #: Whether the stage runs from the backends' builds on disk alone: its module is then never built (nor PyTorch
         #: imported for it) unless something reads :attr:`module`.
-        self.without_module = self._runs_without_module(registry, part_keys)
+        self.without_module = self._runs_without_module(registry, model_key)
         module = None if self.without_module else self.module
         self.backend: Backend = backend_for(self.choice, module, registry)
         self.backend.load()
         self.parts: dict[str, Backend] = {}
         parts = dict.fromkeys(self.part_channels) if self.without_module else self.build_parts(self.base_module)
         for part, part_module in parts.items():  # same backend and options, a key of their own
-            key = part_keys.get(part) or hashlib.sha256(f"{model_key}:part:{part}".encode()).hexdigest()
-            choice = dataclasses.replace(self.choice, options=dataclasses.replace(self.choice.options, model_key=key))
+            part_options = dataclasses.replace(self.choice.options, model_key=_part_key(model_key, part))
+            choice = dataclasses.replace(self.choice, options=part_options)
             self.parts[part] = backend_for(choice, part_module.eval() if part_module is not None else None, registry)
             self.parts[part].load()
         self.shapes_seen: collections.Counter[tuple[int, ...]] = collections.Counter()
@@ -133,7 +130,7 @@ class ModelStage(Stage):
         that runs :attr:`without_module` never builds it unless asked."""
         return self.build_module(self.base_module).eval()
 
-    def _runs_without_module(self, registry: Registry, part_keys: dict[str, str]) -> bool:
+    def _runs_without_module(self, registry: Registry, model_key: str) -> bool:
         """Whether the chosen backend runs the stage's module, and each of its parts (named by
         :attr:`part_channels`, which must then name them all), from its builds on disk alone
         (:meth:`imgx.runtime.Backend.runs_without_module`)."""
@@ -145,7 +142,7 @@ class ModelStage(Stage):
         if self.runs_in_parts() and not self.part_channels:
             return False  # the parts are known only by building them
         return all(
-            kind.runs_without_module(dataclasses.replace(options, model_key=part_keys[part]), part_channels)
+            kind.runs_without_module(dataclasses.replace(options, model_key=_part_key(model_key, part)), part_channels)
             for part, part_channels in self.part_channels.items()
         )
 
@@ -444,3 +441,8 @@ class ModelStage(Stage):
 def _module_key(weights: str, extra: str) -> str:
     """The cache key of a module: its weights' key, with :meth:`ModelStage.model_key_extra` where there is one."""
     return hashlib.sha256(f"{weights}:{extra}".encode()).hexdigest() if extra else weights
+
+
+def _part_key(model_key: str, part: str) -> str:
+    """The cache key of the :meth:`ModelStage.build_parts` module ``part`` of the module keyed ``model_key``."""
+    return hashlib.sha256(f"{model_key}:part:{part}".encode()).hexdigest()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..errors import BackendError
-from ._common import onnx_run_options
+from ._common import onnx_path, onnx_run_options
 from .base import Backend, BackendOptions
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class OnnxRuntimeBackend(Backend):
         import onnxruntime
 
         from ..heap import trim_heap
-        from ._common import ExportCounter, cpu_threads, export_onnx, onnx_path
+        from ._common import ExportCounter, cpu_threads, export_onnx
 
         path = onnx_path(self.module, self.options.model_key, self.options.cache_dir, channels)
         before = ExportCounter.count
@@ -113,8 +113,6 @@ class OnnxRuntimeBackend(Backend):
     def runs_without_module(cls, options: BackendOptions, channels: int) -> bool:
         """On the CPU, with a model key, once the export for ``channels`` channels is on disk: the session is made from
         the file."""
-        from ._common import onnx_path
-
         return (
             options.device == "cpu"
             and bool(options.model_key and channels)
@@ -124,7 +122,7 @@ class OnnxRuntimeBackend(Backend):
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         import torch
 
-        out = self._run(np.ascontiguousarray(x.detach().to(device="cpu", dtype=torch.float32).numpy()), shrink=True)
+        out = self._run(x.detach().to(device="cpu", dtype=torch.float32).numpy(), shrink=True)
         return torch.from_numpy(out).to(x.device)
 
     def infer_array(self, x: np.ndarray) -> np.ndarray:
