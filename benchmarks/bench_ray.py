@@ -10,6 +10,10 @@ Two measurements (``--only throughput|memory``; both by default):
   ``run_recipe`` with the Ray executor on a local Ray of ``--workers`` CPUs. Ray is started once, before the
   repeats: its start-up (``ray.init``) and the first run's worker start are reported separately, not in the runs.
   Targets: Ray >= 0.9x and local >= 0.97x the pool's throughput (medians of the same run).
+  With ``--via cli`` each run is a fresh process, as a user runs it: ``imgx run --executor local|ray`` against a
+  script around the same hand pool, each over the whole catalog and over ``--small`` images (default 8), whose time
+  (interpreter, imports, forking or starting a local Ray, the count pass, the ledger's last compaction) is subtracted
+  for the ratio; the ratio of whole runs is reported too.
 - **memory**: manifests of ``--memory-rows`` rows (default 10k, 50k, 100k) of small images (``--memory-size`` px;
   the rows point at a few hundred distinct files, every SKU unique), each run by ``imgx run --executor ray`` in a
   fresh process that starts its own local Ray. The driver's peak RSS (``ru_maxrss``) and its RSS sampled during the
@@ -161,6 +165,116 @@ def tree_cpu_seconds() -> float:
             continue
         ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+_POOL_CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, sys.argv[1])
+    import bench_ray
+
+    catalog, out, workers, chunksize, limit = sys.argv[2:7]
+    bench_ray.hand_pool(Path(catalog), Path(out), int(workers), int(chunksize), int(limit) or None)
+    """
+)
+
+
+def cli_command(name: str, recipe: Path, catalog: Path, out: Path, args: argparse.Namespace, limit: int) -> list[str]:
+    """The command line a user would type: ``imgx run`` for imgx's executors, a script around ``hand_pool`` for the
+    pool; each in a fresh process, so every run pays its own start-up (interpreter, imports, workers, Ray)."""
+    if name == "pool":
+        bench_dir = str(Path(__file__).resolve().parent)
+        return [sys.executable, "-c", _POOL_CHILD, bench_dir, str(catalog), str(out), str(args.workers),
+                str(args.batch_size), str(limit)]  # fmt: skip
+    imgx = str(Path(sys.executable).with_name("imgx"))
+    command = [imgx, "run", str(recipe), "--executor", name, "--workers", str(args.workers), "--no-progress"]
+    command += ["--set", f"output.dir={out}"] + (["--set", f"input.limit={limit}"] if limit else [])
+    return command
+
+
+def throughput_cli(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
+    """Each contender as a user runs it, in a fresh process per run: the whole catalog, and ``--small`` images to
+    measure its start-up and end (interpreter, imports, forking or starting Ray, the count pass, the ledger's last
+    compaction). The ratio compares the whole run less the small one, as the issue measured it; the plain ratio of
+    whole runs (start-up included) is reported next to it."""
+    work = Path(args.work_dir)
+    catalog_info = bench_engine.build_catalog(work, args.count, args.size, seed=0)
+    catalog = Path(catalog_info["dir"])
+    bench_engine.warm_page_cache(catalog)
+    runs_dir = work / "bench-ray-cli-runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    recipe = write_recipe(runs_dir, catalog, args.batch_size)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    names = ["pool", *args.executors]
+
+    def timed(name: str, limit: int, tag: str) -> tuple[float, float]:
+        out = runs_dir / f"{name}-{tag}"
+        bench_engine._settle(out)
+        before = tree_cpu_seconds()
+        start = time.perf_counter()
+        done = subprocess.run(cli_command(name, recipe, catalog, out, args, limit), capture_output=True, text=True,
+                              env=env)  # fmt: skip
+        seconds = time.perf_counter() - start
+        cpu_seconds = tree_cpu_seconds() - before
+        if done.returncode != 0:
+            raise SystemExit(f"{name} ({tag}) failed with exit code {done.returncode}:\n{done.stderr[-3000:]}")
+        written = sum(1 for _ in out.rglob("out.jpg"))
+        expected = limit or catalog_info["images"]
+        if written != expected:
+            raise SystemExit(f"{name} ({tag}) wrote {written} of {expected} outputs")
+        return seconds, cpu_seconds
+
+    for name in names:  # untimed: page cache, Python's bytecode cache, Ray's first start on this machine
+        timed(name, args.small, "warm")
+    raw: dict[str, dict[str, list[float]]] = {n: {"whole": [], "small": [], "cpu": [], "small_cpu": []} for n in names}
+    digests: dict[str, dict[str, str]] = {}
+    for repeat in range(args.repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            small, small_cpu = timed(name, args.small, f"small-{repeat}")
+            whole, cpu_seconds = timed(name, 0, f"whole-{repeat}")
+            if repeat == 0:
+                digests[name] = bench_engine._digest_outputs(runs_dir / f"{name}-whole-{repeat}")
+            for key, value in (("whole", whole), ("small", small), ("cpu", cpu_seconds), ("small_cpu", small_cpu)):
+                raw[name][key].append(round(value, 3))
+            log(
+                f"repeat {repeat + 1}/{args.repeats} {name:5s} whole {whole:7.2f} s  {args.small} images {small:5.2f} s"
+                f"  net {whole - small:7.2f} s  {cpu_seconds:6.2f} CPU s"
+            )
+            bench_engine._settle(runs_dir / f"{name}-whole-{repeat}")
+            bench_engine._settle(runs_dir / f"{name}-small-{repeat}")
+
+    def net(name: str) -> list[float]:
+        return [w - s for w, s in zip(raw[name]["whole"], raw[name]["small"], strict=True)]
+
+    result: dict[str, Any] = {
+        "catalog": catalog_info,
+        "via": "cli",
+        "small": args.small,
+        "cpu_note": "CPU seconds of the processes this harness reaps: a local Ray's raylet and workers are left to "
+        "init when the driver shuts Ray down, so the ray contender's CPU seconds leave them out",
+        "contenders": {},
+    }
+    pool_net, pool_whole = statistics.median(net("pool")), statistics.median(raw["pool"]["whole"])
+    for name in names:
+        entry: dict[str, Any] = {
+            "raw": raw[name],
+            "median_whole_seconds": round(statistics.median(raw[name]["whole"]), 3),
+            "median_small_seconds": round(statistics.median(raw[name]["small"]), 3),
+            "median_net_seconds": round(statistics.median(net(name)), 3),
+            "median_cpu_seconds": round(statistics.median(raw[name]["cpu"]), 3),
+        }
+        if name != "pool":
+            entry["ratio_to_pool_net"] = round(pool_net / statistics.median(net(name)), 4)
+            entry["paired_net_ratios"] = [round(p / s, 4) for p, s in zip(net("pool"), net(name), strict=True)]
+            entry["ratio_to_pool_whole"] = round(pool_whole / statistics.median(raw[name]["whole"]), 4)
+            entry["target"] = TARGETS[name]
+            entry["pass"] = entry["ratio_to_pool_net"] >= TARGETS[name]
+        result["contenders"][name] = entry
+    result["outputs_identical"] = all(digests[name] == digests["pool"] for name in names)
+    return result
 
 
 def throughput(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
@@ -361,6 +475,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8, help="execution.batch_size and the pool's chunksize")
     parser.add_argument("--only", choices=["throughput", "memory"], help="run one measurement")
     parser.add_argument(
+        "--via",
+        choices=["inprocess", "cli"],
+        default="inprocess",
+        help="throughput: run_recipe in this process with Ray started once (inprocess), or every run a fresh "
+        "process as a user types it, `imgx run` against a script around the pool, start-up subtracted (cli)",
+    )
+    parser.add_argument("--small", type=int, default=8, help="--via cli: images of the run whose time is subtracted")
+    parser.add_argument(
+        "--executors", type=lambda s: s.split(","), default=["local", "ray"], help="--via cli: imgx's contenders"
+    )
+    parser.add_argument(
         "--memory-rows", type=lambda s: [int(x) for x in s.split(",")], default=[10_000, 50_000, 100_000]
     )
     parser.add_argument(
@@ -391,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "repeats": args.repeats,
             "workers": args.workers,
             "batch_size": args.batch_size,
+            "via": args.via,
             "work": f"decode -> geometry.resize long_side {RESIZE_LONG_SIDE} -> color.contrast {CLAHE} -> "
             f"jpeg q{QUALITY}",
         },
@@ -398,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     started = time.perf_counter()
     if args.only in (None, "throughput"):
-        result["throughput"] = throughput(args, log)
+        result["throughput"] = (throughput_cli if args.via == "cli" else throughput)(args, log)
     if args.only in (None, "memory"):
         result["memory"] = memory(args, log)
     result["machine"]["load_average_at_end"] = list(os.getloadavg())
