@@ -24,7 +24,6 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import ndimage
 
 from imgx import Item
 
@@ -265,6 +264,8 @@ def _color_space(f: Facts, s: ColorSpace) -> Finding | None:
 
 
 def _white_background(f: Facts, s: WhiteBackground) -> Finding | None:
+    from scipy import ndimage  # here, not at the top: SciPy's 0.2 s import is every imgx command's that loads plugins
+
     margin = round(s.margin * max(f.width, f.height))
     near = ndimage.maximum_filter(f.mask.astype(np.uint8), size=2 * margin + 1) if margin else f.mask
     background = ~near.astype(bool)
@@ -325,6 +326,8 @@ def _cropped(f: Facts, s: Cropped) -> Finding | None:
 
 
 def _count(f: Facts, s: Count) -> Finding | None:
+    from scipy import ndimage
+
     labels, n = ndimage.label(f.mask)
     if n <= s.max:
         return None
@@ -373,6 +376,8 @@ def sharpness(image: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Variance of the Laplacian of the grey image (0..255) scaled so its longest side is 512 px (size-independent),
     taken inside the product's ``(H, W)`` bool ``mask`` (shrunk 2 px, so its outline, sharp on any cut-out, does not
     count) when it covers enough pixels, else over the whole image."""
+    from scipy import ndimage
+
     grey = Image.fromarray(image).convert("L")
     scale = 512 / max(grey.size)
     size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))

@@ -495,3 +495,23 @@ def test_a_plan_needs_the_plugins_of_the_models_its_stages_load() -> None:
     _, registry, plan = prepare(TESTS.parent / "recipes" / "restore-lowres.yaml", RunOptions())
     assert {"restore (imgx)", "gan (imgx)", "geometry (imgx)"} <= set(plan.plugins_used(registry))
     assert not {"segment (imgx)", "style (imgx)", "compliance (imgx)"} & set(plan.plugins_used(registry))
+
+
+def test_loading_the_first_party_plugins_imports_no_heavy_library() -> None:
+    """Every imgx command loads the installed plugins (``imgx --help`` as much as ``imgx run``): a plugin module that
+    imports SciPy, PyTorch or ONNX Runtime at its top makes every command wait for it (SciPy's ndimage took 0.2 s of
+    ``imgx run``'s start-up through ``imgx_compliance.rules``). They are imported where a stage first uses them."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import imgx
+
+        registry = imgx.load_registry()
+        assert registry.failures == [], registry.failures
+        heavy = ("scipy", "torch", "onnxruntime", "skimage", "sklearn", "matplotlib", "ray")
+        print(",".join(sorted(name for name in heavy if name in sys.modules)))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"imported at plugin load: {done.stdout.strip()}"
