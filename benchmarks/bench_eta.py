@@ -12,6 +12,10 @@ Scenarios (each over a catalog made from ``imgx demo-catalog``'s 21 images, in a
 
 - ``steady``: the demo's stages (``color.enhance`` -> ``geometry.fit`` 1024) over the 21 images copied 12 times
   (252 items), 2 workers, batches of 8: items of similar cost.
+- ``mixed``: the steady recipe over a costly-first catalog: the 21 images copied ``--copies`` times, the first
+  quarter of the copies enlarged to a long side of 3000 px (about 20x the pixels, decoded, enhanced and fitted
+  first), the rest as they are; 2 workers, batches of 8. Long enough (tens of seconds) that the batches' granularity
+  does not decide the score, unlike ``restore``'s 6 results.
 - ``restore``: ``recipes/restore-lowres.yaml``'s stages (``restore.denoise`` sigma auto -> ``gan.upscale`` 4x below
   640 px, tiles of 256 -> ``geometry.fit`` 1024), 1 worker, batches of 4, over the 21 images with the 12 product
   shots shrunk to a long side of 160 px (short enough for this 2-core machine; upscaled) and the 9 photos of 640 px
@@ -51,7 +55,8 @@ from imgx.runner import RunOptions, run_recipe  # noqa: E402
 SAMPLE_EVERY = 0.25
 WINDOW = (0.05, 0.95)  # the share of items processed between which the ETA is judged
 TOLERANCE = 0.20
-COPIES = 12  # steady: the demo images copied this many times
+COPIES = 12  # steady, mixed: the demo images copied this many times (--copies)
+LARGE_SIDE = 3000  # mixed: the long side of the costly first quarter
 
 
 class EtaRecorder(Reporter):
@@ -62,12 +67,15 @@ class EtaRecorder(Reporter):
         super().__init__(enabled=False)
         self.samples: list[tuple[float, int, float | None]] = []
         self.results: list[tuple[float, int]] = []
+        self.measured: list[dict[str, Any]] = []
+        self.seed: dict[str, Any] = {}
         self._sampling = threading.Event()
         self._thread: threading.Thread | None = None
         self.t0 = 0.0
 
     def start(self, total: int, description: str, **seed: Any) -> None:
         super().start(total, description, **seed)  # workers, expected, work: what the runner under test passes
+        self.seed = {"total": total, **seed}
         self.t0 = time.monotonic()
         self._thread = threading.Thread(target=self._sample_loop, daemon=True)
         self._thread.start()
@@ -85,6 +93,7 @@ class EtaRecorder(Reporter):
         super().advance(images, failed, **measured)  # seconds, work per node: what the runner under test passes
         assert self.meter is not None
         self.results.append((time.monotonic() - self.t0, self.meter.done))
+        self.measured.append({"images": images, "failed": failed, **measured})  # to replay the ETA rule offline
         self._sample()
 
     def stop(self) -> None:
@@ -121,7 +130,7 @@ def judge(samples: list[tuple[float, int, float | None]], total: int, end: float
     }
 
 
-def build_catalog(kind: str, folder: Path) -> Path:
+def build_catalog(kind: str, folder: Path, copies: int) -> Path:
     """The scenario's catalog, made from ``imgx demo-catalog``'s images."""
     from PIL import Image
 
@@ -131,12 +140,27 @@ def build_catalog(kind: str, folder: Path) -> Path:
     if not demo.exists():
         build_demo_catalog(demo)
     images = sorted(p for p in demo.rglob("*.jpg") if "_truth" not in p.parts)
-    catalog = folder / f"catalog-{kind}"
-    catalog.mkdir(parents=True, exist_ok=True)
+    catalog = folder / f"catalog-{kind}-{copies}"
+    if catalog.exists():
+        return catalog
+    catalog.mkdir(parents=True)
     if kind == "steady":
-        for copy in range(COPIES):
+        for copy in range(copies):
             for path in images:
-                Image.open(path).save(catalog / f"c{copy}-{path.parent.name}-{path.stem}.jpg", quality=92)
+                Image.open(path).save(catalog / f"c{copy:03d}-{path.parent.name}-{path.stem}.jpg", quality=92)
+    elif kind == "mixed":
+        costly = max(1, copies // 4)
+        for copy in range(copies):
+            for path in images:
+                image = Image.open(path).convert("RGB")
+                if copy < costly:  # sorted first: "a" before "b"
+                    ratio = LARGE_SIDE / max(image.size)
+                    size = (round(image.width * ratio), round(image.height * ratio))
+                    image.resize(size, Image.Resampling.BICUBIC).save(
+                        catalog / f"a{copy:03d}-{path.parent.name}-{path.stem}.jpg", quality=92
+                    )
+                else:
+                    image.save(catalog / f"b{copy:03d}-{path.parent.name}-{path.stem}.jpg", quality=92)
     else:
         for path in images:
             image = Image.open(path).convert("RGB")
@@ -147,7 +171,7 @@ def build_catalog(kind: str, folder: Path) -> Path:
 
 
 def recipe_for(kind: str, catalog: Path, out: Path) -> dict[str, Any]:
-    if kind == "steady":
+    if kind in ("steady", "mixed"):
         execution = {"workers": 2, "batch_size": 8}
         stages = [
             {"id": "enhanced", "uses": "color.enhance", "with": {"white_balance": "auto", "auto_contrast": True}},
@@ -178,10 +202,19 @@ def recipe_for(kind: str, catalog: Path, out: Path) -> dict[str, Any]:
     }
 
 
-def run_scenario(kind: str, folder: Path) -> dict[str, Any]:
+def _plain(value: Any) -> Any:
+    """``value`` with mappings as dicts and floats rounded to microseconds, for the JSON."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def run_scenario(kind: str, folder: Path, copies: int) -> dict[str, Any]:
     import yaml
 
-    catalog = build_catalog(kind, folder)
+    catalog = build_catalog(kind, folder, copies)
     out = folder / f"out-{kind}-{time.time_ns()}"
     recipe = folder / f"{kind}.yaml"
     recipe.write_text(yaml.safe_dump(recipe_for(kind, catalog, out), sort_keys=False), encoding="utf-8")
@@ -192,6 +225,7 @@ def run_scenario(kind: str, folder: Path) -> dict[str, Any]:
     total = summary.items
     return {
         "scenario": kind,
+        "copies": copies if kind != "restore" else None,
         "items": total,
         "workers": summary.workers,
         "seconds": round(summary.seconds, 2),
@@ -203,13 +237,16 @@ def run_scenario(kind: str, folder: Path) -> dict[str, Any]:
         "eta_5_to_95pct": judge(reporter.samples, total, end, WINDOW[1]),
         "eta_5_to_80pct": judge(reporter.samples, total, end, 0.80),
         "results": [(round(t, 2), done) for t, done in reporter.results],
+        "start": _plain(reporter.seed),
+        "measured": _plain(reporter.measured),
         "samples": [(round(t, 2), done, None if eta is None else round(eta, 1)) for t, done, eta in reporter.samples],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", default="steady,restore", help="comma-separated: steady, restore")
+    parser.add_argument("--scenarios", default="steady,restore", help="comma-separated: steady, mixed, restore")
+    parser.add_argument("--copies", type=int, default=COPIES, help="steady, mixed: copies of the demo's 21 images")
     parser.add_argument("--work", type=Path, default=None, help="folder for catalogs and outputs (default: a temp)")
     parser.add_argument("--label", default="", help="a name for this measurement (e.g. before, after)")
     parser.add_argument("--root", type=Path, default=REPO, help="the imgx source tree to measure (default: this one)")
@@ -218,8 +255,9 @@ def main() -> None:
     folder = args.work or Path(tempfile.mkdtemp(prefix="imgx-bench-eta-"))
     runs = []
     for kind in args.scenarios.split(","):
-        result = run_scenario(kind, folder)
-        print(json.dumps({k: v for k, v in result.items() if k not in ("samples", "results")}), flush=True)
+        result = run_scenario(kind, folder, args.copies)
+        shown = {k: v for k, v in result.items() if k not in ("samples", "results", "start", "measured")}
+        print(json.dumps(shown), flush=True)
         runs.append(result)
     out = args.out or REPO / "benchmarks" / "results" / f"eta-{socket.gethostname()}-{dt.date.today():%Y%m%d}.json"
     document: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"runs": []}

@@ -29,10 +29,14 @@ if TYPE_CHECKING:
     from .io.leftout import LeftOut
     from .summary import RunSummary
 
-__all__ = ["IO_WORK", "ConsoleLogHandler", "Reporter", "Throughput", "format_duration"]
+__all__ = ["IO_READ", "IO_WRITE", "ConsoleLogHandler", "Reporter", "Throughput", "format_duration"]
 
-#: The node name under which a run's read, decode, encode and write time and its decoded megapixels are weighed.
-IO_WORK = "(read, decode, encode, write)"
+#: The node name under which a run's reading and decoding time is weighed, by the decoded megapixels.
+IO_READ = "(read, decode)"
+#: The node name under which a run's encoding and writing time is weighed, by the items: outputs mostly have a size
+#: the recipe sets (a 1024 px square from a 6000 px photo as from a 600 px one), so their cost is per item, not per
+#: source pixel (weighed by the source's pixels, a costly-first catalog's ETA fell to 60 % of the truth).
+IO_WRITE = "(encode, write)"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -62,8 +66,9 @@ class Throughput:
     then large photos ran its first third at a fifth of its final rate). Given ``work``, what each node will do over
     the whole catalog in :meth:`imgx.Stage.work` units (from the catalog's headers), and each result's seconds and
     work per node, the ETA is the stage time still to come (each node's work left at the seconds per unit measured so
-    far) over the stage seconds done per second of the window (before that: one per worker). Reading, decoding,
-    encoding and writing count as one more node, :data:`IO_WORK`, whose work is the decoded megapixels. It falls back
+    far) over the stage seconds done per second of the window (before that: one per worker). Reading and decoding
+    count as one more node, :data:`IO_READ`, whose work is the decoded megapixels, encoding and writing as another,
+    :data:`IO_WRITE`, whose work is the items. It falls back
     to the item count while a node with work ahead has done none yet, and where no header was read.
 
     :param total: catalog items the run goes through (skipped ones included).

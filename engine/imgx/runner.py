@@ -36,7 +36,7 @@ from .ledger import DoneSet, Location, StatePaths, compact_ledger, recover_journ
 from .ledger_report import write_variants_manifest
 from .machine import cuda_possible
 from .plan import Plan, build_plan, document_problems, preflight_problems
-from .progress import IO_WORK, Reporter
+from .progress import IO_READ, IO_WRITE, Reporter
 from .recipe import LoadedRecipe, load_recipe
 from .recipe.loader import IncompleteRecipe, Override
 from .registry import PluginConfig, Registry, load_registry
@@ -274,10 +274,9 @@ def run_recipe(recipe: str | Path, options: RunOptions | None = None, reporter: 
 
         def on_result(result: BatchResult) -> None:
             _count(summary, result)
-            seconds = {**result.stage_seconds, IO_WORK: result.io_seconds}
-            reporter.advance(
-                result.items, result.failed_items, seconds=seconds, work={**result.work, IO_WORK: result.megapixels}
-            )
+            seconds = {**result.stage_seconds, IO_READ: result.read_seconds, IO_WRITE: result.write_seconds}
+            work = {**result.work, IO_READ: result.megapixels, IO_WRITE: float(result.items)}
+            reporter.advance(result.items, result.failed_items, seconds=seconds, work=work)
 
         try:
             size = work_batch(spec.batch_size, summary.items, workers, spec.device)
@@ -309,13 +308,13 @@ def _expected_cost(
 
 
 def _expected_work(plan: Plan, sizes: CatalogSizes | None) -> dict[str, float] | None:
-    """Each node's expected work over the catalog (:func:`imgx.costs.expected_work`) and the megapixels to read,
-    decode and encode (:data:`imgx.progress.IO_WORK`), which the ETA weighs items by; ``None`` when no header was
-    read: the ETA then counts items."""
+    """Each node's expected work over the catalog (:func:`imgx.costs.expected_work`), the megapixels to read and
+    decode (:data:`imgx.progress.IO_READ`) and the items to encode and write (:data:`imgx.progress.IO_WRITE`), which
+    the ETA weighs items by; ``None`` when no header was read: the ETA then counts items."""
     work = expected_work(plan, sizes) if sizes is not None else None
     if work is None or sizes is None or sizes.megapixels is None:
         return None
-    return {**work, IO_WORK: sizes.megapixels}
+    return {**work, IO_READ: sizes.megapixels, IO_WRITE: float(sizes.items)}
 
 
 def _record_costs(

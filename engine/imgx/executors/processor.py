@@ -117,8 +117,10 @@ class BatchResult:
     items: int
     failed_items: int
     work: dict[str, float] = dataclasses.field(default_factory=dict)
-    #: seconds outside the stages (read, decode, encode, write) and the decoded megapixels they were spent on
-    io_seconds: float = 0.0
+    #: seconds outside the stages: reading and decoding the sources (``megapixels``: what they decoded to), and
+    #: encoding and writing the items' outputs (whose size the recipe mostly sets, whatever the source's)
+    read_seconds: float = 0.0
+    write_seconds: float = 0.0
     megapixels: float = 0.0
 
 
@@ -150,15 +152,14 @@ def pixel_groups(states: Iterable[ItemState]) -> Iterator[list[ItemState]]:
         yield group
 
 
-def io_measured(states: Iterable[ItemState], finish_seconds: float) -> tuple[float, float]:
-    """``(seconds, megapixels)`` of reading, decoding, encoding and writing ``states``' items: their read and decode
-    time, ``finish_seconds`` of encoding and writing them, and their decoded megapixels (for the ETA)."""
-    seconds = finish_seconds
-    megapixels = 0.0
+def io_measured(states: Iterable[ItemState], finish_seconds: float) -> tuple[float, float, float]:
+    """``(read seconds, write seconds, megapixels)`` of ``states``' items: their read and decode time,
+    ``finish_seconds`` of encoding and writing them, and their decoded megapixels (for the ETA)."""
+    seconds = megapixels = 0.0
     for state in states:
         seconds += state.elapsed.get("source", 0.0)
         megapixels += state.size[0] * state.size[1] / 1e6
-    return seconds, megapixels
+    return seconds, finish_seconds, megapixels
 
 
 def describe_error(exc: BaseException) -> str:
@@ -270,7 +271,7 @@ class BatchProcessor:
         work: dict[str, float] = {}
         rows: list[LedgerRow] = []
         failed_items = 0
-        io_seconds = megapixels = 0.0
+        read_seconds = write_seconds = megapixels = 0.0
         pending: list[concurrent.futures.Future[_Pending]] = []
         fetched = self.fetch(units)
         groups = self._groups(units, fetched)
@@ -287,8 +288,9 @@ class BatchProcessor:
                     started = time.perf_counter()
                     pending.append(self._submit(states[0], pending))
                     group_rows, group_failed, encoded = self._journal(pending, wait=False)  # the items written
-                    seconds, pixels = io_measured(states, time.perf_counter() - started + encoded)
-                    io_seconds += seconds
+                    read, write, pixels = io_measured(states, time.perf_counter() - started + encoded)
+                    read_seconds += read
+                    write_seconds += write
                     megapixels += pixels
                     rows.extend(group_rows)
                     failed_items += group_failed
@@ -300,10 +302,10 @@ class BatchProcessor:
             groups.close()  # the decode-ahead thread stops
         started = time.perf_counter()
         group_rows, group_failed, encoded = self._journal(pending, wait=True)
-        io_seconds += time.perf_counter() - started + encoded
+        write_seconds += time.perf_counter() - started + encoded
         rows.extend(group_rows)
         failed_items += group_failed
-        return BatchResult(rows, stage_seconds, len(units), failed_items, work, io_seconds, megapixels)
+        return BatchResult(rows, stage_seconds, len(units), failed_items, work, read_seconds, write_seconds, megapixels)
 
     def _ahead(self, groups: Iterator[list[ItemState]]) -> Generator[list[ItemState], None, None]:
         """``groups``, each read and decoded on the decode thread while the one before it is in the stages, unless

@@ -238,7 +238,12 @@ class _ChunkWriter:
         remaining, recorded = self._remaining(chunk, units)
         result = self.processor(remaining)
         return _merge(
-            units, recorded, result.rows, result.stage_seconds, result.work, (result.io_seconds, result.megapixels)
+            units,
+            recorded,
+            result.rows,
+            result.stage_seconds,
+            result.work,
+            (result.read_seconds, result.write_seconds, result.megapixels),
         )
 
     def run_states(self, chunk: int, states: list[ItemState], nodes: Sequence[Node]) -> BatchResult:
@@ -271,7 +276,7 @@ def _merge(
     rows: list[LedgerRow],
     seconds: dict[str, float],
     work: dict[str, float],
-    io: tuple[float, float],
+    io: tuple[float, float, float],
 ) -> BatchResult:
     """One chunk's result: rows recorded by a dead attempt plus this attempt's rows, items counted once; ``io``:
     :func:`~imgx.executors.processor.io_measured` of this attempt."""

@@ -17,7 +17,7 @@ from PIL import Image
 from _support import PIXEL_BUDGET_CALLS, basic_recipe, pixel_budget_recipe, write_recipe
 from imgx import ImgxError
 from imgx.ledger import read_ledger
-from imgx.progress import IO_WORK, Reporter
+from imgx.progress import IO_READ, IO_WRITE, Reporter
 from imgx.registry import PluginConfig
 from imgx.runner import RunOptions, run_recipe
 from imgx.samples import write_bad_input_zoo
@@ -75,8 +75,9 @@ def test_ray_writes_the_same_bytes_and_ledger_rows_as_the_local_executor(
     recorder = WorkRecorder()
     summary = run_recipe(write_recipe(tmp_path, recipe, "ray.yaml"), reporter=recorder)
     assert summary.executor == "ray"
-    nodes = ("enhanced", "square", IO_WORK)  # read, decode, encode and write weigh in by the decoded megapixels
-    assert recorder.work == {node: pytest.approx(megapixels(photo_catalog)) for node in nodes}
+    nodes = ("enhanced", "square", IO_READ)  # reading and decoding weigh in by the decoded megapixels
+    expected = {node: pytest.approx(megapixels(photo_catalog)) for node in nodes}
+    assert recorder.work == {**expected, IO_WRITE: 8}  # encoding and writing by the items
     assert (summary.items, summary.items_done, summary.items_failed, summary.outputs_ok) == (8, 8, 0, 16)
     assert set(summary.stage_seconds) == {"enhanced", "square"} and all(s > 0 for s in summary.stage_seconds.values())
     assert output_files(tmp_path / "ray") == output_files(tmp_path / "local") and len(output_files(tmp_path / "ray"))
@@ -172,8 +173,9 @@ def test_a_model_stage_runs_in_an_actor_pool_and_loads_once_per_actor(
     summary = run_recipe(write_recipe(tmp_path, ray_recipe, "ray.yaml"), options, recorder)
     assert (summary.items_done, summary.outputs_ok) == (8, 24)
     # the work of every node, the actor pool's included, came back with the results (items handed between groups)
-    nodes = ("enhanced", "model", "square", IO_WORK)
-    assert recorder.work == {node: pytest.approx(megapixels(photo_catalog)) for node in nodes}
+    nodes = ("enhanced", "model", "square", IO_READ)
+    expected = {node: pytest.approx(megapixels(photo_catalog)) for node in nodes}
+    assert recorder.work == {**expected, IO_WRITE: 8}
     assert output_files(tmp_path / "ray") == output_files(tmp_path / "local")
     assert ledger_keys(tmp_path / "ray") == ledger_keys(tmp_path / "local")
 
