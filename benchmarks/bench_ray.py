@@ -181,6 +181,17 @@ _POOL_CHILD = textwrap.dedent(
 )
 
 
+def _setup(args: argparse.Namespace, folder: str) -> tuple[dict[str, Any], Path, Path, Path]:
+    """The throughput catalog (built once, in the page cache), the runs' folder and the recipe in it."""
+    work = Path(args.work_dir)
+    catalog_info = bench_engine.build_catalog(work, args.count, args.size, seed=0)
+    catalog = Path(catalog_info["dir"])
+    bench_engine.warm_page_cache(catalog)
+    runs_dir = work / folder
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    return catalog_info, catalog, runs_dir, write_recipe(runs_dir, catalog, args.batch_size)
+
+
 def cli_command(name: str, recipe: Path, catalog: Path, out: Path, args: argparse.Namespace, limit: int) -> list[str]:
     """The command line a user would type: ``imgx run`` for imgx's executors, a script around ``hand_pool`` for the
     pool; each in a fresh process, so every run pays its own start-up (interpreter, imports, workers, Ray)."""
@@ -199,13 +210,7 @@ def throughput_cli(args: argparse.Namespace, log: Callable[[str], None]) -> dict
     measure its start-up and end (interpreter, imports, forking or starting Ray, the count pass, the ledger's last
     compaction). The ratio compares the whole run less the small one, as the issue measured it; the plain ratio of
     whole runs (start-up included) is reported next to it."""
-    work = Path(args.work_dir)
-    catalog_info = bench_engine.build_catalog(work, args.count, args.size, seed=0)
-    catalog = Path(catalog_info["dir"])
-    bench_engine.warm_page_cache(catalog)
-    runs_dir = work / "bench-ray-cli-runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    recipe = write_recipe(runs_dir, catalog, args.batch_size)
+    catalog_info, catalog, runs_dir, recipe = _setup(args, "bench-ray-cli-runs")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     names = ["pool", *args.executors]
 
@@ -278,13 +283,7 @@ def throughput_cli(args: argparse.Namespace, log: Callable[[str], None]) -> dict
 
 
 def throughput(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
-    work = Path(args.work_dir)
-    catalog_info = bench_engine.build_catalog(work, args.count, args.size, seed=0)
-    catalog = Path(catalog_info["dir"])
-    bench_engine.warm_page_cache(catalog)
-    runs_dir = work / "bench-ray-runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    recipe = write_recipe(runs_dir, catalog, args.batch_size)
+    catalog_info, catalog, runs_dir, recipe = _setup(args, "bench-ray-runs")
 
     start = time.perf_counter()
     import ray
