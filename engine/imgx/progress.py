@@ -68,8 +68,8 @@ class Throughput:
     work per node, the ETA is the stage time still to come (each node's work left at the seconds per unit measured so
     far) over the stage seconds done per second of the window (before that: one per worker). Reading and decoding
     count as one more node, :data:`IO_READ`, whose work is the decoded megapixels, encoding and writing as another,
-    :data:`IO_WRITE`, whose work is the items. It falls back
-    to the item count while a node with work ahead has done none yet, and where no header was read.
+    :data:`IO_WRITE`, whose work is the items. It falls back to the item count while a node with work ahead has done
+    none yet, and where no header was read.
 
     :param total: catalog items the run goes through (skipped ones included).
     :param window: seconds of results the rate is measured over (at least ``workers + 1`` results are kept).
