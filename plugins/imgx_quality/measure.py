@@ -13,7 +13,19 @@ from imgx import Item, Stage, StageContext, StageError, StageParams
 
 from .brisque import BRISQUE_MODEL, Brisque
 
-__all__ = ["ALL_METRICS", "METRICS", "Metric", "MetricsParams", "QualityMetrics", "measure", "sharpness"]
+__all__ = [
+    "ALL_METRICS",
+    "CHUNK_PIXELS",
+    "METRICS",
+    "Metric",
+    "MetricsParams",
+    "QualityMetrics",
+    "measure",
+    "product_delta_e",
+    "psnr",
+    "sharpness",
+    "ssim",
+]
 
 Metric = Literal["ssim", "psnr", "product_delta_e", "sharpness", "brisque"]
 #: What ``quality.metrics`` measures by default (the output hashes of existing recipes depend on it: never extend it).
@@ -27,6 +39,75 @@ def sharpness(image: np.ndarray) -> float:
     uint8 RGB."""
     grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+#: Pixels per strip (rows of the image) or chunk (of product pixels) that the full-reference metrics go through, so a
+#: 4000 px photo's float64 copies are never made whole: on a 12 MP photo scikit-image's SSIM held ~1.5 GB at once and
+#: its CIEDE2000 of the product's pixels ~1 GB, which made ``recipes/audience-variants.yaml`` peak at 3.3 GB per
+#: worker. The values are scikit-image's, to within float summation order.
+CHUNK_PIXELS = 1 << 20
+_SSIM_PAD = 3  # scikit-image's default 7 x 7 window reads 3 pixels around each one and leaves them out of the mean
+
+
+def ssim(image: np.ndarray, reference: np.ndarray) -> float:
+    """scikit-image's ``structural_similarity(image, reference, channel_axis=2, data_range=255)`` (a 7 x 7 uniform
+    window, sample covariance, each channel's mean over the image less its 3 px border, averaged over channels) of
+    two ``(H, W, C)`` uint8 images of one size, computed over strips of rows of at most :data:`CHUNK_PIXELS` (each
+    with the 3 rows on either side that its windows read), so the float64 planes and their filtered copies exist a
+    strip at a time."""
+    from skimage.metrics import structural_similarity
+
+    h, w = image.shape[:2]
+    if h * w <= CHUNK_PIXELS:
+        return float(structural_similarity(image, reference, channel_axis=2, data_range=255))
+    rows = max(4 * _SSIM_PAD, CHUNK_PIXELS // w)
+    tops = list(range(0, h, rows))
+    if (
+        len(tops) > 1 and h - tops[-1] < 2 * _SSIM_PAD + 1
+    ):  # too few rows for a window of its own: joins the strip above
+        tops.pop()
+    inner = (h - 2 * _SSIM_PAD) * (w - 2 * _SSIM_PAD)
+    means = []
+    for channel in range(image.shape[2]):
+        total = 0.0
+        for top, bottom in zip(tops, [*tops[1:], h], strict=True):
+            lo, hi = max(0, top - _SSIM_PAD), min(h, bottom + _SSIM_PAD)
+            _, local = structural_similarity(
+                image[lo:hi, :, channel], reference[lo:hi, :, channel], data_range=255, full=True
+            )
+            first, last = max(top, _SSIM_PAD), min(bottom, h - _SSIM_PAD)  # this strip's rows of the measured area
+            if last > first:
+                total += float(local[first - lo : last - lo, _SSIM_PAD : w - _SSIM_PAD].sum(dtype=np.float64))
+        means.append(total / inner)
+    return float(np.mean(means))
+
+
+def psnr(image: np.ndarray, reference: np.ndarray) -> float | None:
+    """scikit-image's ``peak_signal_noise_ratio(reference, image, data_range=255)`` in dB from the exact sum of squared
+    differences (integers, a strip of rows at a time); ``None`` for identical images (JSON has no infinity)."""
+    h, w = image.shape[:2]
+    rows = max(1, CHUNK_PIXELS // w)
+    squares = 0
+    for top in range(0, h, rows):
+        diff = image[top : top + rows].astype(np.int32) - reference[top : top + rows]
+        squares += int(np.square(diff).sum(dtype=np.int64))  # at most 255 ** 2 each: exact in int32, summed in int64
+    if squares == 0:
+        return None
+    return float(10 * np.log10(255.0**2 / (squares / image.size)))
+
+
+def product_delta_e(image: np.ndarray, reference: np.ndarray, keep: np.ndarray) -> float:
+    """Mean CIEDE2000 (scikit-image's ``rgb2lab`` and ``deltaE_ciede2000``) between ``image`` and ``reference`` over
+    the pixels where ``keep`` is True (at least one), :data:`CHUNK_PIXELS` pixels at a time."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    ours, theirs = image[keep], reference[keep]  # (N, 3) uint8
+    total = 0.0
+    for start in range(0, len(ours), CHUNK_PIXELS):
+        lab_a = rgb2lab(ours[start : start + CHUNK_PIXELS][None])
+        lab_b = rgb2lab(theirs[start : start + CHUNK_PIXELS][None])
+        total += float(deltaE_ciede2000(lab_a, lab_b).sum(dtype=np.float64))
+    return total / len(ours)
 
 
 def _to_size(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -67,19 +148,13 @@ def measure(
         raise ValueError(f"got metrics {unknown}; expected some of {list(ALL_METRICS)}")
     if "brisque" in metrics and brisque is None:
         raise ValueError("got metric brisque and no scorer; expected brisque=Brisque.from_registry(registry)")
-    # imported here: scikit-image (with scipy) takes ~0.4 s to import, and every `imgx run` loads this plugin to know
-    # its stages, used or not
-    from skimage.color import deltaE_ciede2000, rgb2lab
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
     size = (image.shape[1], image.shape[0])
     ref = _to_size(reference, size)
     out: dict[str, float | None] = {}
     if "ssim" in metrics:
-        out["ssim"] = float(structural_similarity(image, ref, channel_axis=2, data_range=255))
+        out["ssim"] = ssim(image, ref)
     if "psnr" in metrics:
-        identical = np.array_equal(ref, image)  # skimage would divide by a zero error
-        out["psnr"] = None if identical else float(peak_signal_noise_ratio(ref, image, data_range=255))
+        out["psnr"] = psnr(image, ref)
     if "product_delta_e" in metrics:
         mask = alpha if alpha is not None else None
         if mask is None and reference_alpha is not None:
@@ -87,10 +162,7 @@ def measure(
         if mask is None or not (mask >= 128).any():
             out["product_delta_e"] = None
         else:
-            keep = mask >= 128
-            lab_a = rgb2lab(image[keep][None])
-            lab_b = rgb2lab(ref[keep][None])
-            out["product_delta_e"] = float(deltaE_ciede2000(lab_a, lab_b).mean())
+            out["product_delta_e"] = product_delta_e(image, ref, mask >= 128)
     if "sharpness" in metrics:
         out["sharpness"] = sharpness(image)
     if "brisque" in metrics and brisque is not None:
