@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from imgx import Item, Stage, StageContext, StageError, StageParams
+from imgx.arrays import by_row_strips
 
 from .brisque import BRISQUE_MODEL, Brisque
 
@@ -41,59 +42,54 @@ def sharpness(image: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
-#: Pixels per strip (rows of the image) or chunk (of product pixels) that the full-reference metrics go through, so a
-#: 4000 px photo's float64 copies are never made whole: on a 12 MP photo scikit-image's SSIM held ~1.5 GB at once and
-#: its CIEDE2000 of the product's pixels ~1 GB, which made ``recipes/audience-variants.yaml`` peak at 3.3 GB per
-#: worker. The values are scikit-image's, to within float summation order.
+#: Pixels per strip of rows (or chunk of product pixels) that the full-reference metrics go through
+#: (:func:`imgx.arrays.by_row_strips`), so a 4000 px photo's float64 copies are never made whole: on a 12 MP photo
+#: scikit-image's SSIM held ~1.5 GB at once and its CIEDE2000 of the product's pixels ~1 GB, which made
+#: ``recipes/audience-variants.yaml`` peak at 3.3 GB per worker. The values are scikit-image's, to within float
+#: summation order.
 CHUNK_PIXELS = 1 << 20
 _SSIM_PAD = 3  # scikit-image's default 7 x 7 window reads 3 pixels around each one and leaves them out of the mean
+
+
+def _rows(height: int, width: int, least: int = 1) -> int:
+    """Rows per strip: :data:`CHUNK_PIXELS` worth, and no last strip of fewer than ``least`` rows."""
+    rows = max(least, CHUNK_PIXELS // max(1, width))
+    while 0 < height % rows < least:
+        rows += 1
+    return rows
 
 
 def ssim(image: np.ndarray, reference: np.ndarray) -> float:
     """scikit-image's ``structural_similarity(image, reference, channel_axis=2, data_range=255)`` (a 7 x 7 uniform
     window, sample covariance, each channel's mean over the image less its 3 px border, averaged over channels) of
-    two ``(H, W, C)`` uint8 images of one size, computed over strips of rows of at most :data:`CHUNK_PIXELS` (each
-    with the 3 rows on either side that its windows read), so the float64 planes and their filtered copies exist a
-    strip at a time."""
+    two ``(H, W, C)`` uint8 images of one size: each channel's local SSIM is computed a strip of rows at a time (each
+    strip with the 3 rows on either side that its windows read), so only its float64 map is whole."""
     from skimage.metrics import structural_similarity
 
+    def local(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return structural_similarity(a, b, data_range=255, full=True)[1]
+
     h, w = image.shape[:2]
-    if h * w <= CHUNK_PIXELS:
-        return float(structural_similarity(image, reference, channel_axis=2, data_range=255))
-    rows = max(4 * _SSIM_PAD, CHUNK_PIXELS // w)
-    tops = list(range(0, h, rows))
-    if (
-        len(tops) > 1 and h - tops[-1] < 2 * _SSIM_PAD + 1
-    ):  # too few rows for a window of its own: joins the strip above
-        tops.pop()
-    inner = (h - 2 * _SSIM_PAD) * (w - 2 * _SSIM_PAD)
+    rows = _rows(h, w, least=2 * _SSIM_PAD + 1)
     means = []
     for channel in range(image.shape[2]):
-        total = 0.0
-        for top, bottom in zip(tops, [*tops[1:], h], strict=True):
-            lo, hi = max(0, top - _SSIM_PAD), min(h, bottom + _SSIM_PAD)
-            _, local = structural_similarity(
-                image[lo:hi, :, channel], reference[lo:hi, :, channel], data_range=255, full=True
-            )
-            first, last = max(top, _SSIM_PAD), min(bottom, h - _SSIM_PAD)  # this strip's rows of the measured area
-            if last > first:
-                total += float(local[first - lo : last - lo, _SSIM_PAD : w - _SSIM_PAD].sum(dtype=np.float64))
-        means.append(total / inner)
+        plane = by_row_strips(local, image[..., channel], reference[..., channel], reach=_SSIM_PAD, rows=rows)
+        means.append(plane[_SSIM_PAD : h - _SSIM_PAD, _SSIM_PAD : w - _SSIM_PAD].mean(dtype=np.float64))
     return float(np.mean(means))
 
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float | None:
-    """scikit-image's ``peak_signal_noise_ratio(reference, image, data_range=255)`` in dB from the exact sum of squared
-    differences (integers, a strip of rows at a time); ``None`` for identical images (JSON has no infinity)."""
-    h, w = image.shape[:2]
-    rows = max(1, CHUNK_PIXELS // w)
-    squares = 0
-    for top in range(0, h, rows):
-        diff = image[top : top + rows].astype(np.int32) - reference[top : top + rows]
-        squares += int(np.square(diff).sum(dtype=np.int64))  # at most 255 ** 2 each: exact in int32, summed in int64
-    if squares == 0:
+    """scikit-image's ``peak_signal_noise_ratio(reference, image, data_range=255)`` in dB, from the exact sum of
+    squared differences (integers, a strip of rows at a time); ``None`` for identical images (JSON has no infinity)."""
+
+    def squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        diff = a.astype(np.int32) - b  # at most 255 ** 2 squared: exact in int32, summed per row in int64
+        return np.square(diff).reshape(len(diff), -1).sum(axis=1, dtype=np.int64)
+
+    total = int(by_row_strips(squares, image, reference, rows=_rows(*image.shape[:2])).sum())
+    if total == 0:
         return None
-    return float(10 * np.log10(255.0**2 / (squares / image.size)))
+    return float(10 * np.log10(255.0**2 / (total / image.size)))
 
 
 def product_delta_e(image: np.ndarray, reference: np.ndarray, keep: np.ndarray) -> float:
@@ -101,13 +97,10 @@ def product_delta_e(image: np.ndarray, reference: np.ndarray, keep: np.ndarray) 
     the pixels where ``keep`` is True (at least one), :data:`CHUNK_PIXELS` pixels at a time."""
     from skimage.color import deltaE_ciede2000, rgb2lab
 
-    ours, theirs = image[keep], reference[keep]  # (N, 3) uint8
-    total = 0.0
-    for start in range(0, len(ours), CHUNK_PIXELS):
-        lab_a = rgb2lab(ours[start : start + CHUNK_PIXELS][None])
-        lab_b = rgb2lab(theirs[start : start + CHUNK_PIXELS][None])
-        total += float(deltaE_ciede2000(lab_a, lab_b).sum(dtype=np.float64))
-    return total / len(ours)
+    def delta_e(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return deltaE_ciede2000(rgb2lab(a[None]), rgb2lab(b[None]))[0]
+
+    return float(by_row_strips(delta_e, image[keep], reference[keep], rows=CHUNK_PIXELS).mean(dtype=np.float64))
 
 
 def _to_size(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
