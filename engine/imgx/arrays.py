@@ -201,9 +201,14 @@ def apply_scope(
         raise ValueError(f"got no alpha for scope {scope!r}; expected a product mask (segment.product upstream)")
     keep = feathered_mask(alpha, feather)
     keep = keep if scope == "background" else 1.0 - keep
-    k = keep[..., None]
-    mixed = original.astype(np.float32) * k + edited.astype(np.float32) * (1.0 - k)
-    return (mixed + 0.5).astype(np.uint8)
+
+    def mix(original: np.ndarray, edited: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        k = keep[..., None]
+        mixed = original.astype(np.float32) * k + edited.astype(np.float32) * (1.0 - k)
+        return (mixed + 0.5).astype(np.uint8)
+
+    # per pixel, a strip at a time: the float32 copies of a 12 MP photo were ~600 MB at once
+    return by_row_strips(mix, original, edited, keep)
 
 
 def by_row_strips(

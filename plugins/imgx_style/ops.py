@@ -13,6 +13,8 @@ from collections.abc import Mapping
 import numpy as np
 from PIL import Image
 
+from imgx.arrays import by_row_strips
+
 __all__ = [
     "MIN_SIDE",
     "STYLE_COUNT",
@@ -84,7 +86,12 @@ def blend(stylized: np.ndarray, original: np.ndarray, strength: float) -> np.nda
         return stylized
     if strength <= 0.0:
         return original
-    mixed = original.astype(np.float32)
-    mixed += np.float32(strength) * (stylized.astype(np.float32) - mixed)
-    mixed += 0.5
-    return mixed.astype(np.uint8)
+
+    def mix(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        mixed = original.astype(np.float32)
+        mixed += np.float32(strength) * (stylized.astype(np.float32) - mixed)
+        mixed += 0.5
+        return mixed.astype(np.uint8)
+
+    # per pixel, a strip at a time: the float32 copies of a 12 MP photo were ~430 MB at once
+    return by_row_strips(mix, original, stylized)
