@@ -199,16 +199,17 @@ def apply_scope(
         return edited
     if alpha is None:
         raise ValueError(f"got no alpha for scope {scope!r}; expected a product mask (segment.product upstream)")
-    keep = feathered_mask(alpha, feather)
-    keep = keep if scope == "background" else 1.0 - keep
 
-    def mix(original: np.ndarray, edited: np.ndarray, keep: np.ndarray) -> np.ndarray:
-        k = keep[..., None]
+    def mix(original: np.ndarray, edited: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        keep = feathered_mask(alpha, feather)
+        k = (keep if scope == "background" else 1.0 - keep)[..., None]
         mixed = original.astype(np.float32) * k + edited.astype(np.float32) * (1.0 - k)
         return (mixed + 0.5).astype(np.uint8)
 
-    # per pixel, a strip at a time: the float32 copies of a 12 MP photo were ~600 MB at once
-    return by_row_strips(mix, original, edited, keep)
+    # a strip at a time, each with the rows its blur reads (OpenCV's float32 Gaussian reaches 4 sigma): the mask and
+    # the float32 copies of a 12 MP photo were ~600 MB at once
+    reach = int(np.ceil(4 * feather / 2.0)) + 2 if feather > 0 else 0
+    return by_row_strips(mix, original, edited, alpha, reach=reach)
 
 
 def by_row_strips(

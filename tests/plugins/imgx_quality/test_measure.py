@@ -77,10 +77,10 @@ def test_in_strips_and_chunks_the_metrics_are_skimages_and_hold_a_strip_at_a_tim
     finally:
         tracemalloc.stop()
     expected_delta_e = deltaE_ciede2000(rgb2lab(distorted[keep][None]), rgb2lab(reference[keep][None])).mean()
-    assert got["ssim"] == pytest.approx(expected_ssim, abs=1e-12)
+    assert got["ssim"] == pytest.approx(expected_ssim, abs=1e-12)  # summed per row: the same to float rounding
     assert got["psnr"] == pytest.approx(peak_signal_noise_ratio(reference, distorted, data_range=255), abs=1e-9)
     assert got["product_delta_e"] == pytest.approx(expected_delta_e, rel=1e-12) and keep.sum() > 4096
-    assert strips_peak < whole_peak / 3, (strips_peak, whole_peak)  # the local SSIM map (float64) is whole
+    assert strips_peak < whole_peak / 4, (strips_peak, whole_peak)
 
 
 def test_distortions_rank_as_expected() -> None:
