@@ -118,10 +118,11 @@ class BatchResult:
     failed_items: int
     work: dict[str, float] = dataclasses.field(default_factory=dict)
     #: seconds outside the stages: reading and decoding the sources (``megapixels``: what they decoded to), and
-    #: encoding and writing the items' outputs (whose size the recipe mostly sets, whatever the source's)
-    read_seconds: float = 0.0
-    write_seconds: float = 0.0
-    megapixels: float = 0.0
+    #: encoding and writing the items' outputs (whose size the recipe mostly sets, whatever the source's); by keyword
+    #: only, so that a caller written for the one ``io_seconds`` these replaced fails loudly instead of misfiling
+    read_seconds: float = dataclasses.field(default=0.0, kw_only=True)
+    write_seconds: float = dataclasses.field(default=0.0, kw_only=True)
+    megapixels: float = dataclasses.field(default=0.0, kw_only=True)
 
 
 def add_work(total: dict[str, float], states: Iterable[ItemState]) -> None:
@@ -305,7 +306,16 @@ class BatchProcessor:
         write_seconds += time.perf_counter() - started + encoded
         rows.extend(group_rows)
         failed_items += group_failed
-        return BatchResult(rows, stage_seconds, len(units), failed_items, work, read_seconds, write_seconds, megapixels)
+        return BatchResult(
+            rows,
+            stage_seconds,
+            len(units),
+            failed_items,
+            work,
+            read_seconds=read_seconds,
+            write_seconds=write_seconds,
+            megapixels=megapixels,
+        )
 
     def _ahead(self, groups: Iterator[list[ItemState]]) -> Generator[list[ItemState], None, None]:
         """``groups``, each read and decoded on the decode thread while the one before it is in the stages, unless

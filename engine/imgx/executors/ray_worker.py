@@ -284,4 +284,14 @@ def _merge(
     for row in (*recorded, *rows):
         key = (row.sku, row.stage == "catalog")
         failed[key] = failed.get(key, False) or row.status == "failed"
-    return BatchResult([*recorded, *rows], seconds, len(units), sum(failed.values()), work, *io)
+    read_seconds, write_seconds, megapixels = io
+    return BatchResult(
+        [*recorded, *rows],
+        seconds,
+        len(units),
+        sum(failed.values()),
+        work,
+        read_seconds=read_seconds,
+        write_seconds=write_seconds,
+        megapixels=megapixels,
+    )
