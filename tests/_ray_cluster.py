@@ -7,6 +7,7 @@ touched (``ray stop`` would stop every Ray on the machine)."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import secrets
 import shutil
@@ -26,7 +27,8 @@ import pytest
 def two_node_cluster(extra_env: Mapping[str, str] = {}) -> Iterator[tuple[str, dict[str, str]]]:
     """``(address, env)`` of a running head + second node; ``env`` (this process's environment plus the cluster's
     token and ``extra_env``, which the nodes and so their workers also get) is what a driver joining it needs."""
-    pytest.importorskip("ray", reason="Ray is not installed: pip install 'imgx[ray]'")
+    if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads its auth token once, at its import
+        pytest.skip("Ray is not installed: pip install 'imgx[ray]'")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(extra_env)
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))  # this cluster's own token

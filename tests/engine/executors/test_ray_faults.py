@@ -3,7 +3,9 @@ and ``imgx run`` starting (and stopping) its own local Ray."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -131,36 +133,53 @@ def test_a_killed_ray_run_resumes_every_item_exactly_once(
 
 
 def test_imgx_run_starts_a_local_ray_and_shuts_it_down(photo_catalog: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ray", reason="Ray is not installed: pip install 'imgx[ray]'")
+    # not imported here: Ray reads its auth token once, at its import, and later tests of this worker need the session's
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("Ray is not installed: pip install 'imgx[ray]'")
     recipe = basic_recipe(photo_catalog, tmp_path / "out", workers=2)
     path = write_recipe(tmp_path, recipe)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    before = ray_processes()
-    run = subprocess.run(
-        [sys.executable, "-m", "imgx", "run", str(path), "--executor", "ray", "--no-progress"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    # a mark in the run's environment, which the Ray processes it starts inherit: another test's Ray on this machine
+    # (the session's cluster of another pytest-xdist worker) is not this run's
+    mark = f"imgx-test-{secrets.token_hex(8)}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"IMGX_TEST_RUN_MARK": mark}
+    assert not ray_processes(mark)
+    logs = [tmp_path / "stdout.txt", tmp_path / "stderr.txt"]  # files, not pipes: nothing blocks while it is watched
+    with logs[0].open("w") as out, logs[1].open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "imgx", "run", str(path), "--executor", "ray", "--no-progress"],
+            stdout=out,
+            stderr=err,
+            env=env,
+        )
+        seen: set[tuple[int, str]] = set()
+        deadline = time.monotonic() + 300
+        while process.poll() is None and time.monotonic() < deadline:
+            seen |= ray_processes(mark)  # the mark finds the run's own Ray: the check below can see a leftover
+            time.sleep(0.2)
+        process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    run = subprocess.CompletedProcess(process.args, process.returncode, logs[0].read_text(), logs[1].read_text())
+    assert any("raylet" in command for _, command in seen), seen
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ray executor" in run.stderr and "8" in run.stderr
     assert len(ok_pairs(tmp_path / "out")) == 16
     # Everything the run started (GCS, raylet, workers) ended with it.
     deadline = time.monotonic() + 10
-    while (left := ray_processes() - before) and time.monotonic() < deadline:
+    while (left := ray_processes(mark)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"processes of the run's local Ray outlived it: {left}"
 
 
-def ray_processes() -> set[tuple[int, str]]:
-    """``(pid, command)`` of live Ray processes on this machine (GCS, raylet, workers)."""
+def ray_processes(mark: str) -> set[tuple[int, str]]:
+    """``(pid, command)`` of live Ray processes on this machine (GCS, raylet, workers) whose environment holds
+    ``IMGX_TEST_RUN_MARK=mark``."""
     found = set()
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(name in command for name in ("gcs_server", "raylet", "default_worker.py", "ray::")):
+        marked = f"IMGX_TEST_RUN_MARK={mark}".encode() in environ
+        if marked and any(name in command for name in ("gcs_server", "raylet", "default_worker.py", "ray::")):
             found.add((int(entry), command[:80]))
     return found

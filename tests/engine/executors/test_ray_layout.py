@@ -132,8 +132,12 @@ def test_ray_options_are_typed_and_checked(tmp_path: Path, photo_catalog: Path, 
 
 
 @pytest.mark.ray
-def test_ray_data_runs_without_its_resource_reservation_and_gets_it_back_after() -> None:
-    """On a small cluster the reservation held a CPU back (one task at a time on 2 CPUs; benchmarks/README.md)."""
+def test_ray_data_runs_without_its_resource_reservation_and_gets_it_back_after(ray_address: str) -> None:
+    """On a small cluster the reservation held a CPU back (one task at a time on 2 CPUs; benchmarks/README.md).
+
+    ``ray_address`` (the session's cluster) is asked for so that its auth token is set before Ray is imported in this
+    process: Ray reads the token once, at its import, and a worker that imported it first failed every later test
+    that joins the session's cluster (``InvalidAuthToken``)."""
     ray = pytest.importorskip("ray", reason="needs Ray: pip install 'imgx[ray]'")
     from imgx.executors.ray_executor import _quiet_ray_data
 
