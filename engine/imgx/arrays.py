@@ -186,6 +186,12 @@ def feathered_mask(alpha: np.ndarray, feather: float) -> np.ndarray:
     return mask
 
 
+def _feather_reach(feather: float) -> int:
+    """Rows above and below a pixel that :func:`feathered_mask` reads (OpenCV's float32 Gaussian kernel reaches 4
+    sigma): what each strip of it needs (:func:`by_row_strips`)."""
+    return int(np.ceil(4 * feather / 2.0)) + 2 if feather > 0 else 0
+
+
 def apply_scope(
     edited: np.ndarray, original: np.ndarray, alpha: np.ndarray | None, scope: Scope, feather: float
 ) -> np.ndarray:
@@ -206,10 +212,9 @@ def apply_scope(
         mixed = original.astype(np.float32) * k + edited.astype(np.float32) * (1.0 - k)
         return (mixed + 0.5).astype(np.uint8)
 
-    # a strip at a time, each with the rows its blur reads (OpenCV's float32 Gaussian reaches 4 sigma): the mask and
-    # the float32 copies of a 12 MP photo were ~600 MB at once
-    reach = int(np.ceil(4 * feather / 2.0)) + 2 if feather > 0 else 0
-    return by_row_strips(mix, original, edited, alpha, reach=reach)
+    # a strip at a time, each with the rows its blur reads: the mask and the float32 copies of a 12 MP photo were
+    # ~600 MB at once
+    return by_row_strips(mix, original, edited, alpha, reach=_feather_reach(feather))
 
 
 def by_row_strips(
